@@ -1,0 +1,326 @@
+// `deno task bench [options]`: measures dxenstored against the echo floor,
+// cxenstored and oxenstored with the anchors' xsbench, in one run, and
+// prints one table per workload plus derived ratios.
+//
+// Like anchors/scripts/run-bench.sh: every target is started once and runs
+// side by side (each idle while another is measured); each workload then
+// runs against every target back to back, in an order that rotates, so
+// background load hits all targets alike. A target that fails to start,
+// errors or dies is reported in its row; the rest of the run goes on.
+
+import { selectWorkloads, WORKLOADS } from "./workloads.ts";
+import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } from "./targets.ts";
+import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
+
+const USAGE = `usage: deno task bench [options]
+
+  --quick              a few workloads, 1 s each (smoke test)
+  --seconds N          measured seconds per workload and target (default 3; --quick: 1)
+  --warmup N           unmeasured seconds first (default 0.5)
+  --only a,b           targets: echo (or floor), cxenstored, oxenstored, dxenstored (default: all)
+  --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
+  --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
+
+dxenstored is started as "bin/dxenstored --socket {socket}"; DXENSTORED_CMD overrides it.
+Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
+Output: .build/bench/<stamp>/{raw.jsonl,summary.md,<target>-daemon.log}`;
+
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const anchorsDir = Deno.env.get("ANCHORS_DIR") ?? `${root}/../shared/anchors`;
+const anchorsBuild = `${root}/.build/anchors`;
+const xsbench = `${anchorsBuild}/xsbench`;
+
+interface Options {
+  quick: boolean;
+  seconds: number;
+  warmup: number;
+  only?: string[];
+  workloads?: string[];
+  cpu: "same" | "split" | "none";
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, seconds: NaN, warmup: 0.5, cpu: "same" };
+  const list = (v: string | undefined) => (v ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case "--quick":
+        o.quick = true;
+        break;
+      case "--seconds":
+        o.seconds = Number(value());
+        break;
+      case "--warmup":
+        o.warmup = Number(value());
+        break;
+      case "--only":
+        o.only = list(value()).map((t) => t === "floor" ? FLOOR : t);
+        break;
+      case "--workloads":
+        o.workloads = list(value());
+        break;
+      case "--cpu": {
+        const c = value();
+        if (c !== "same" && c !== "split" && c !== "none") {
+          throw new Error("--cpu must be same, split or none");
+        }
+        o.cpu = c;
+        break;
+      }
+      case "-h":
+      case "--help":
+        console.log(USAGE);
+        Deno.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  if (Number.isNaN(o.seconds)) o.seconds = o.quick ? 1 : 3;
+  if (!(o.seconds > 0) || !(o.warmup >= 0)) throw new Error("--seconds must be > 0 and --warmup >= 0");
+  return o;
+}
+
+function targetSpecs(only: string[] | undefined): TargetSpec[] {
+  const dxCmd = Deno.env.get("DXENSTORED_CMD")?.trim().split(/\s+/) ??
+    [`${root}/bin/dxenstored`, "--socket", "{socket}"];
+  const all: TargetSpec[] = [
+    { name: FLOOR, kind: "echo" },
+    { name: "cxenstored", kind: "cxenstored" },
+    { name: "oxenstored", kind: "oxenstored" },
+    { name: "dxenstored", kind: "custom", cmd: dxCmd },
+  ];
+  const unknown = (only ?? []).filter((n) => !all.some((t) => t.name === n));
+  if (unknown.length) {
+    throw new Error(`unknown target ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`);
+  }
+  return all.filter((t) => !only || only.includes(t.name));
+}
+
+const log = (s: string) => console.error(s);
+
+async function sh(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, env, stdin: "null", stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ok: out.success, text: text.trim() };
+}
+
+/** The anchors' tools into .build/anchors (the anchors folder may be read-only). */
+async function buildAnchors() {
+  const r = await sh("make", ["-s", "-C", anchorsDir], { ANCHORS_BUILD: anchorsBuild });
+  if (!r.ok) throw new Error(`building the anchors in ${anchorsDir} failed:\n${r.text}`);
+}
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+}
+
+async function runXsbench(r: Running, floor: boolean, args: string[], o: Options, clientPin: string[]) {
+  const cmd = [
+    ...clientPin,
+    xsbench,
+    "--socket",
+    r.socket,
+    "--label",
+    r.spec.name,
+    "--daemon-pid",
+    String(r.pid),
+    "--seconds",
+    String(o.seconds),
+    "--warmup",
+    String(o.warmup),
+    ...(floor ? ["--floor"] : []),
+    ...args,
+  ];
+  // xsbench gives up on a reply after 20 s itself; this only guards against
+  // a wedged fill or setup (a 100k fill takes cxenstored ~20 s).
+  const signal = AbortSignal.timeout((o.seconds + o.warmup + 240) * 1000);
+  try {
+    const out = await new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal,
+    }).output();
+    const json = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("{")).pop();
+    if (json) return JSON.parse(json) as Record<string, unknown>;
+    const err = new TextDecoder().decode(out.stderr).trim();
+    return { ok: false, error: err || `xsbench ended with code ${out.code} ${out.signal ?? ""}` };
+  } catch (e) {
+    return { ok: false, error: signal.aborted ? "xsbench timed out" : String(e) };
+  }
+}
+
+async function main() {
+  const o = parseArgs(Deno.args);
+  const workloads = selectWorkloads(o.workloads, o.quick);
+  const specs = targetSpecs(o.only);
+  const out = `${root}/.build/bench/${stamp()}`;
+  Deno.mkdirSync(out, { recursive: true });
+  // Short socket paths (sun_path is 108 bytes): run folders live in /tmp.
+  const work = Deno.makeTempDirSync({ prefix: "dxbench." });
+  const rawPath = `${out}/raw.jsonl`;
+  const env: Env = {
+    anchorSh: `${anchorsDir}/scripts/anchor.sh`,
+    anchorsBuild,
+    daemonCpu: o.cpu === "none" ? undefined : 0,
+  };
+  const clientPin = o.cpu === "same"
+    ? ["taskset", "-c", "0"]
+    : o.cpu === "split"
+    ? ["taskset", "-c", "1"]
+    : [];
+
+  log(`building anchors into ${anchorsBuild}`);
+  await buildAnchors();
+
+  // Targets: running, or why not. Dead ones are restarted (a few times)
+  // before the next workload, so one crash does not blank the whole run.
+  const running = new Map<string, Running>();
+  const down = new Map<string, string>();
+  const starts = new Map<string, number>();
+  const exits = new Map<string, string>();
+  const stopOne = async (name: string) => {
+    const r = running.get(name);
+    if (!r) return;
+    running.delete(name);
+    const how = await stop(r, env);
+    if (how) exits.set(name, how);
+  };
+  const ensure = async (s: TargetSpec) => {
+    if (running.has(s.name)) return;
+    const n = (starts.get(s.name) ?? 0) + 1;
+    if (n > 3) return; // keep the last reason in `down`
+    starts.set(s.name, n);
+    // A missing bin/dxenstored is reported once, not retried (bare command names come from PATH).
+    if (s.kind === "custom" && s.cmd![0].includes("/") && !exists(s.cmd![0])) {
+      down.set(s.name, `${s.cmd![0]} not found`);
+      starts.set(s.name, 99);
+      return;
+    }
+    try {
+      const r = await start(s, `${work}/${s.name}-${n}`, env);
+      running.set(s.name, r);
+      down.delete(s.name);
+      log(`${s.name}: started${n > 1 ? ` again (#${n})` : ""}, socket=${r.socket} pid=${r.pid}`);
+    } catch (e) {
+      down.set(s.name, `failed to start: ${(e as Error).message}`);
+      log(`${s.name}: ${down.get(s.name)}`);
+    }
+  };
+
+  let stopping = false;
+  const cleanup = async () => {
+    stopping = true;
+    for (const name of [...running.keys()]) await stopOne(name);
+    Deno.removeSync(work, { recursive: true });
+  };
+  const onSignal = () => {
+    log("interrupted: stopping targets");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const results = new Map<string, Map<string, Row>>();
+  const raw = await Deno.open(rawPath, { create: true, append: true });
+  const t0 = Date.now();
+  try {
+    for (const s of specs) await ensure(s);
+    for (const [wi, w] of workloads.entries()) {
+      const rows = new Map<string, Row>();
+      results.set(w.id, rows);
+      for (let j = 0; j < specs.length && !stopping; j++) {
+        const s = specs[(j + wi) % specs.length];
+        await ensure(s);
+        const r = running.get(s.name);
+        let row: Row;
+        if (!r) {
+          row = {
+            ok: false,
+            target: s.name,
+            wl: w.id,
+            skipped: true,
+            error: down.get(s.name) ?? "not running",
+          };
+        } else {
+          const res = await runXsbench(r, s.kind === "echo", w.args, o, clientPin);
+          const load1 = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+          row = { ...res, ok: res.ok === true, target: s.name, wl: w.id, cpu: o.cpu, load1 } as Row;
+          if (!alive(r.pid) || r.exited) {
+            row.daemon_died = true;
+            const tail = logTail(r);
+            Deno.writeTextFileSync(`${out}/${s.name}-daemon.log`, `--- during ${w.id}\n${tail}\n`, {
+              append: true,
+            });
+            down.set(s.name, `died during ${w.id}`);
+            await stopOne(s.name);
+          }
+        }
+        rows.set(s.name, row);
+        await raw.write(new TextEncoder().encode(JSON.stringify(row) + "\n"));
+        log(
+          `[${w.id}] ${s.name}: ` + (row.ok
+            ? `${Math.round(row.ops_per_s as number)} ops/s, p50 ${row.p50_us} µs`
+            : `FAILED: ${String(row.error).split("\n")[0]}`) +
+            (row.daemon_died ? " (daemon died)" : ""),
+        );
+      }
+    }
+  } finally {
+    raw.close();
+    if (!stopping) await cleanup();
+    // Listeners would keep Deno's event loop (and so the process) alive.
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+
+  const names = specs.map((s) => s.name);
+  const meta = await machine();
+  const summary = [
+    `## dxenstored bench ${new Date().toISOString()}`,
+    "",
+    `- ${meta}`,
+    `- cpu ${o.cpu}, ${o.seconds} s measured + ${o.warmup} s warm-up per run, one run each, ` +
+    `${((Date.now() - t0) / 1000).toFixed(0)} s in all`,
+    "- × floor = echo-floor ops/s ÷ target ops/s (lower is better); raw data: raw.jsonl",
+    ...[...down].map(([n, why]) => `- **${n}**: ${why.split("\n")[0]}`),
+    "",
+    ...workloads.map((w) => workloadTable(w, results.get(w.id)!, names) + "\n"),
+    derivedTable(results, names, exits),
+    "",
+  ].join("\n");
+  Deno.writeTextFileSync(`${out}/summary.md`, summary);
+  console.log(summary);
+  log(`raw: ${rawPath}\nsummary: ${out}/summary.md`);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function machine(): Promise<string> {
+  const pkg = await sh("dpkg-query", ["-W", "-f", "${Package} ${Version}", "xen-utils-4.17"]);
+  const kernel = Deno.osRelease();
+  return `${navigator.hardwareConcurrency} CPUs, kernel ${kernel}, ${
+    pkg.ok ? pkg.text : "xen-utils-4.17 missing"
+  }, ` +
+    `deno ${Deno.version.deno}`;
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}`);
+  Deno.exit(1);
+}

@@ -1,0 +1,98 @@
+// dxenstored: the daemon's command line. Parses options, builds the core and serves the Unix socket
+// until SIGINT/SIGTERM, then removes the socket file.
+import { isLogLevel, log, setLogLevel } from "../common/log.ts";
+import { Core } from "../dispatch/core.ts";
+import { LegacyPolicy } from "../policy/legacy.ts";
+import { UnixServer } from "../server/unix_server.ts";
+import type { Client } from "../dispatch/client.ts";
+
+const USAGE = `Usage: dxenstored [options]
+
+  --socket PATH       Unix socket to serve (default: $XENSTORED_PATH, else
+                      $XENSTORED_RUNDIR/socket, else ./run/socket)
+  --log-level LEVEL   error | warn | info | debug (default: info)
+  -h, --help          this text
+`;
+
+export interface CliOptions {
+  socket: string;
+  logLevel: string;
+}
+
+export function parseArgs(
+  argv: readonly string[],
+  env: (k: string) => string | undefined,
+): CliOptions | string {
+  const rundir = env("XENSTORED_RUNDIR");
+  const opts: CliOptions = {
+    socket: env("XENSTORED_PATH") ?? (rundir ? `${rundir}/socket` : "./run/socket"),
+    logLevel: "info",
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const eq = a.indexOf("=");
+    const [flag, inline] = a.startsWith("--") && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    try {
+      switch (flag) {
+        case "--socket":
+          opts.socket = value();
+          break;
+        case "--log-level":
+          opts.logLevel = value();
+          if (!isLogLevel(opts.logLevel)) return `unknown log level "${opts.logLevel}"`;
+          break;
+        case "-h":
+        case "--help":
+          return "help";
+        default:
+          return `unknown option "${a}"`;
+      }
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return opts;
+}
+
+async function main(): Promise<number> {
+  const parsed = parseArgs(Deno.args, (k) => Deno.env.get(k));
+  if (parsed === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (typeof parsed === "string") {
+    console.error(`dxenstored: ${parsed}\n\n${USAGE}`);
+    return 2;
+  }
+  setLogLevel(parsed.logLevel as Parameters<typeof setLogLevel>[0]);
+  const core = new Core({ policy: new LegacyPolicy() });
+  const server = new UnixServer<Client>({ path: parsed.socket }, core);
+  const dir = parsed.socket.includes("/") ? parsed.socket.slice(0, parsed.socket.lastIndexOf("/")) : ".";
+  if (dir) Deno.mkdirSync(dir, { recursive: true });
+  try {
+    Deno.removeSync(parsed.socket); // a stale socket from a previous run
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  server.listen();
+  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  const stop = (sig: string) => () => {
+    log("info", `${sig} received, shutting down`);
+    server.stop();
+  };
+  Deno.addSignalListener("SIGINT", stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
+  await server.run();
+  try {
+    Deno.removeSync(parsed.socket);
+  } catch { /* already gone */ }
+  log("info", "stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

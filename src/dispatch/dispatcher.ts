@@ -1,0 +1,358 @@
+// The dispatcher: one request in, one reply out. It parses the payload, resolves paths against the
+// caller, asks the policy, and applies the operation to the store or the caller's transaction — in
+// that order, synchronously, so no other request can change what a decision was about before it is
+// applied. Every refusal is an XsError turned into an ERROR reply here, and nowhere else.
+import { XsError } from "../common/xs_error.ts";
+import { log } from "../common/log.ts";
+import type { Message } from "../protocol/codec.ts";
+import { parseRequest, type Request } from "../protocol/request.ts";
+import { MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
+import type { Capability, NodeAccess, Policy } from "../policy/policy.ts";
+import type { Database } from "../store/database.ts";
+import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from "../store/path.ts";
+import { Perms } from "../store/perms.ts";
+import { existingChain, lookup, type Node } from "../store/tree.ts";
+import {
+  commitToDatabase,
+  commitToParent,
+  OBS_CHILDREN,
+  OBS_EXISTS,
+  OBS_PERMS,
+  OBS_VALUE,
+  TxConflict,
+} from "../txn/transaction.ts";
+import type { WatchManager } from "../watch/manager.ts";
+import type { Client } from "./client.ts";
+import { DatabaseView, TransactionView, type View } from "./view.ts";
+
+const OK = "OK\0";
+
+/** Feature bits reported by GET_FEATURE (xs_wire.h XENSTORE_SERVER_FEATURE_*, plus our extension). */
+export const FEATURE_WATCH_DEPTH = 4;
+/** dxenstored extension: TRANSACTION_START with a non-zero tx_id starts a nested transaction. */
+export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
+export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
+
+export interface DispatcherStats {
+  requests: number;
+  errors: number;
+  commits: number;
+  conflicts: number;
+}
+
+export interface DispatcherLimits {
+  /** Watches per connection. */
+  readonly maxWatches: number;
+}
+
+export class Dispatcher {
+  readonly stats: DispatcherStats = { requests: 0, errors: 0, commits: 0, conflicts: 0 };
+  /** Work to do once the current reply is queued (the WATCH registration event). */
+  private readonly afterReply: Array<() => void> = [];
+
+  constructor(
+    readonly db: Database,
+    public policy: Policy,
+    readonly watches: WatchManager,
+    readonly limits: DispatcherLimits,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Handle one framed request from `c`; the reply (or ERROR) is sent through c.sink. */
+  handle(c: Client, m: Message): void {
+    this.stats.requests++;
+    let reply: string;
+    let type = m.type;
+    try {
+      const req = parseRequest(m);
+      reply = this.execute(c, req, m.txId);
+      if (reply.length > PAYLOAD_MAX) throw new XsError("E2BIG", "reply exceeds 4096 bytes");
+    } catch (e) {
+      this.afterReply.length = 0;
+      if (!(e instanceof XsError)) {
+        // A bug, not a client error: log it loudly, answer EIO, keep serving everyone else.
+        log("error", `internal error handling type ${m.type} from ${c.label}: ${(e as Error).stack ?? e}`);
+      }
+      this.stats.errors++;
+      type = MsgType.ERROR;
+      reply = `${e instanceof XsError ? e.errno : "EIO"}\0`;
+    }
+    c.sink.send(type, m.reqId, m.txId, reply);
+    while (this.afterReply.length > 0) this.afterReply.shift()!();
+  }
+
+  private execute(c: Client, req: Request, txId: number): string {
+    switch (req.op) {
+      case MsgType.READ:
+      case MsgType.WRITE:
+      case MsgType.MKDIR:
+      case MsgType.RM:
+      case MsgType.DIRECTORY:
+      case MsgType.DIRECTORY_PART:
+      case MsgType.GET_PERMS:
+      case MsgType.SET_PERMS:
+        return this.nodeOp(c, req, this.viewFor(c, txId));
+      case MsgType.TRANSACTION_START: {
+        const tx = c.txns.start(() => this.db.root, txId, this.now());
+        return `${tx.id}\0`;
+      }
+      case MsgType.TRANSACTION_END:
+        return this.endTransaction(c, txId, req.commit);
+      case MsgType.WATCH:
+        return this.watch(c, req.path, req.token, req.depth);
+      case MsgType.UNWATCH: {
+        const p = this.resolve(c, req.path, true);
+        if (!this.watches.remove(c.id, p.abs, req.token)) throw new XsError("ENOENT", "no such watch");
+        return OK;
+      }
+      case MsgType.RESET_WATCHES:
+        // As cxenstored and oxenstored: forget the caller's watches and transactions.
+        this.watches.removeOwner(c.id);
+        c.txns.clear();
+        return OK;
+      case MsgType.GET_DOMAIN_PATH:
+        return `${domainPath(req.domid)}\0`;
+      case MsgType.IS_DOMAIN_INTRODUCED:
+        this.requireCap(c, "is-domain-introduced");
+        return req.domid === 0 ? "T\0" : "F\0";
+      case MsgType.GET_FEATURE:
+        if (req.domid !== undefined && req.domid !== c.domid) this.requireCap(c, "get-feature-other");
+        return `${SERVER_FEATURES}\0`;
+      default:
+        throw new XsError("ENOSYS", `message type ${req.op} not implemented`);
+    }
+  }
+
+  private viewFor(c: Client, txId: number): View {
+    if (txId === 0) return new DatabaseView(this.db, c.domid);
+    const tx = c.txns.get(txId, this.now());
+    c.txns.checkRoom(tx);
+    return new TransactionView(tx, () => this.db.nextGen());
+  }
+
+  private endTransaction(c: Client, txId: number, commit: boolean): string {
+    const tx = c.txns.get(txId, this.now());
+    if (tx.children > 0) throw new XsError("EBUSY", "nested transactions still open");
+    c.txns.end(tx);
+    if (!commit) return OK;
+    try {
+      if (tx.parent) commitToParent(tx, tx.parent, () => this.db.nextGen());
+      else commitToDatabase(tx, this.db, c.domid);
+    } catch (e) {
+      if (e instanceof TxConflict) {
+        this.stats.conflicts++;
+        log("debug", `${c.label}: transaction ${tx.id} conflict: ${e.message}`);
+        throw new XsError("EAGAIN", e.message);
+      }
+      throw e;
+    }
+    this.stats.commits++;
+    return OK;
+  }
+
+  private watch(c: Client, raw: string, token: string, depth: number | undefined): string {
+    const p = this.resolve(c, raw, true);
+    if (this.watches.countOwner(c.id) >= this.limits.maxWatches) {
+      throw new XsError("ENOSPC", "too many watches");
+    }
+    const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
+    if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
+    this.afterReply.push(() => this.watches.fireInitial(w));
+    return OK;
+  }
+
+  private requireCap(c: Client, cap: Capability): void {
+    const d = this.policy.checkCapability(c, cap);
+    if (d !== undefined) throw new XsError(d, cap);
+  }
+
+  private resolve(c: Client, raw: string, allowSpecial = false): ResolvedPath {
+    return resolvePath(raw, c.base, allowSpecial);
+  }
+
+  private check(c: Client, access: NodeAccess, path: string, perms: Perms): void {
+    const d = this.policy.checkNode(c, access, path, perms);
+    if (d !== undefined) throw new XsError(d, path);
+  }
+
+  /**
+   * Refuse a missing node without revealing whether it exists to a caller that cannot read the
+   * deepest existing ancestor (EACCES instead of ENOENT, as cxenstored).
+   */
+  private missing(c: Client, v: View, comps: string[], path: string): never {
+    const chain = existingChain(v.root, comps);
+    const deepest = chain[chain.length - 1];
+    const dpath = "/" + comps.slice(0, chain.length - 1).join("/");
+    v.observe(dpath, OBS_PERMS);
+    v.observe(path, OBS_EXISTS);
+    const d = this.policy.checkNode(c, "read", path, deepest.perms);
+    throw new XsError(d ?? "ENOENT", path);
+  }
+
+  /** The existing node at `path`, after an access check; records what the check observed. */
+  private existing(c: Client, v: View, path: string, access: NodeAccess, aspects: number): Node {
+    const comps = components(path);
+    const n = lookup(v.root, comps);
+    if (n === undefined) this.missing(c, v, comps, path);
+    v.observe(path, aspects | OBS_PERMS);
+    this.check(c, access, path, n.perms);
+    return n;
+  }
+
+  /** Write-access decision for WRITE/MKDIR at `comps` on `root` (deepest existing node decides). */
+  private writeAllowed(c: Client, root: Node, path: string): boolean {
+    const chain = existingChain(root, components(path));
+    return this.policy.checkNode(c, "write", path, chain[chain.length - 1].perms) === undefined;
+  }
+
+  private nodeOp(c: Client, req: Request, v: View): string {
+    switch (req.op) {
+      case MsgType.READ:
+        return this.existing(c, v, this.resolve(c, req.path).abs, "read", OBS_VALUE).value;
+      case MsgType.DIRECTORY: {
+        const names = this.existing(c, v, this.resolve(c, req.path).abs, "read", OBS_CHILDREN).childNames();
+        let out = "";
+        for (const n of names) out += n + "\0";
+        return out;
+      }
+      case MsgType.DIRECTORY_PART: {
+        const n = this.existing(c, v, this.resolve(c, req.path).abs, "read", OBS_CHILDREN);
+        return directoryPart(n, req.offset);
+      }
+      case MsgType.WRITE:
+      case MsgType.MKDIR: {
+        const path = this.resolve(c, req.path).abs;
+        const value = req.op === MsgType.WRITE ? req.value : null;
+        const comps = components(path);
+        const chain = existingChain(v.root, comps);
+        const decider = chain[chain.length - 1];
+        const exists = chain.length - 1 === comps.length;
+        const dpath = "/" + comps.slice(0, chain.length - 1).join("/");
+        const d = this.policy.checkNode(c, "write", path, decider.perms);
+        if (d !== undefined) {
+          v.observe(dpath, OBS_PERMS | OBS_EXISTS);
+          throw new XsError(d, path);
+        }
+        // New nodes inherit the deciding node's permissions: that is something the client can see.
+        if (!exists) v.observe(dpath, OBS_PERMS);
+        if (value === null && exists && v instanceof DatabaseView) return OK; // MKDIR of an existing node
+        v.write(
+          path,
+          value,
+          (pp) => this.policy.permsForCreate(c, pp),
+          (root) => this.writeAllowed(c, root, path),
+        );
+        return OK;
+      }
+      case MsgType.RM: {
+        const path = this.resolve(c, req.path).abs;
+        if (path === "/") throw new XsError("EINVAL", "cannot remove /");
+        const comps = components(path);
+        const n = lookup(v.root, comps);
+        const ppath = parentOf(path);
+        if (n === undefined) {
+          // Not an error if the parent exists (Xen RM semantics), but don't leak existence either.
+          const parent = lookup(v.root, comps.slice(0, -1));
+          if (parent === undefined) this.missing(c, v, comps, path);
+          v.observe(ppath, OBS_EXISTS | OBS_PERMS);
+          this.check(c, "read", ppath, parent.perms);
+          v.observe(path, OBS_EXISTS);
+          return OK;
+        }
+        const d = this.policy.checkNode(c, "write", path, n.perms);
+        if (d !== undefined) {
+          v.observe(path, OBS_EXISTS | OBS_PERMS);
+          throw new XsError(d, path);
+        }
+        v.remove(path, (root) => {
+          // At replay: still removable (or already gone while its parent exists: RM says OK).
+          const cur = lookup(root, comps);
+          if (cur === undefined) return lookup(root, comps.slice(0, -1)) !== undefined;
+          return this.policy.checkNode(c, "write", path, cur.perms) === undefined;
+        });
+        return OK;
+      }
+      case MsgType.GET_PERMS: {
+        const p = this.resolve(c, req.path, true);
+        if (p.special) return this.specialPerms(c, p.abs, "read").text;
+        return this.existing(c, v, p.abs, "read", OBS_PERMS).perms.text;
+      }
+      case MsgType.SET_PERMS: {
+        const p = this.resolve(c, req.path, true);
+        const next = Perms.parse(req.perms);
+        if (p.special) {
+          const old = this.specialPerms(c, p.abs, "setperms");
+          const d = this.policy.checkSetPerms(c, old, next);
+          if (d !== undefined) throw new XsError(d, p.abs);
+          this.db.specialPerms.set(p.abs, next);
+          return OK;
+        }
+        const n = this.existing(c, v, p.abs, "setperms", OBS_PERMS);
+        const d = this.policy.checkSetPerms(c, n.perms, next);
+        if (d !== undefined) throw new XsError(d, p.abs);
+        const comps = components(p.abs);
+        v.setPerms(p.abs, next, n.perms, (root) => {
+          const cur = lookup(root, comps);
+          return cur !== undefined && this.policy.checkNode(c, "setperms", p.abs, cur.perms) === undefined &&
+            this.policy.checkSetPerms(c, cur.perms, next) === undefined;
+        });
+        return OK;
+      }
+      default:
+        throw new Error("unreachable");
+    }
+  }
+
+  private specialPerms(c: Client, path: string, access: "read" | "setperms"): Perms {
+    const perms = this.db.specialPerms.get(path);
+    if (perms === undefined) throw new XsError("ENOENT", path);
+    this.check(c, access, path, perms);
+    return perms;
+  }
+
+  /** May client `c` learn of a change at `path`? (Watch permission filter, XSA-115.) */
+  canSee(c: Client, path: string, kind: "change" | "rm", before: Node | null, after: Node | null): boolean {
+    if (path[0] === "@") {
+      const base = path.indexOf("/") > 0 ? path.slice(0, path.indexOf("/")) : path;
+      const perms = this.db.specialPerms.get(base);
+      return perms !== undefined && this.policy.checkNode(c, "read", base, perms) === undefined;
+    }
+    // Readable node, or readable parent, in the tree before or after the change (cxenstored rule):
+    // a deletion is reported to whoever could read the deleted node.
+    const comps = components(path);
+    for (const root of kind === "rm" ? [before] : [after, before]) {
+      if (root === null) continue;
+      const n = lookup(root, comps);
+      if (n !== undefined && this.policy.checkNode(c, "read", path, n.perms) === undefined) return true;
+      const parent = comps.length > 0 ? lookup(root, comps.slice(0, -1)) : undefined;
+      if (
+        parent !== undefined && this.policy.checkNode(c, "read", parentOf(path), parent.perms) === undefined
+      ) {
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+/**
+ * DIRECTORY_PART reply: "<generation>\0" then the child list ("name\0" each, sorted) from byte `offset`,
+ * as much as fits in one payload; an extra "\0" marks the end of the list. The generation changes
+ * whenever the child set does, so a client restarts its walk if it sees a different one.
+ */
+export function directoryPart(node: Node, offset: number): string {
+  const gen = `${node.gen}\0`;
+  const names = node.childNames();
+  if (names.length === 0) return gen;
+  let all = "";
+  for (const n of names) all += n + "\0";
+  if (offset >= all.length) throw new XsError("EINVAL", "offset beyond the child list");
+  let end = offset;
+  // Whole names only; leave room for the terminating "\0".
+  while (end < all.length) {
+    const next = all.indexOf("\0", end) + 1;
+    if (gen.length + (next - offset) + 1 > PAYLOAD_MAX) break;
+    end = next;
+  }
+  return gen + all.slice(offset, end) + (end === all.length ? "\0" : "");
+}

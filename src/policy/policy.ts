@@ -1,0 +1,48 @@
+// The access-control interface. The core (dispatcher) never decides access itself: it describes the
+// request to a Policy and obeys the answer. The built-in `LegacyPolicy` implements Xen's rules; the
+// WebAssembly plugin chain implements the same interface.
+import type { Errno } from "../common/xs_error.ts";
+import type { Perms } from "../store/perms.ts";
+
+/** Who is asking. Socket connections are the privileged control domain (dom0), as in Xen. */
+export interface Subject {
+  readonly domid: number;
+  /** The domain this one may act for (SET_TARGET), or null. */
+  readonly target: number | null;
+  /** Dom0 / socket connections: privileged in the legacy model. */
+  readonly privileged: boolean;
+}
+
+/** What is being done to an existing node. */
+export type NodeAccess = "read" | "write" | "setperms";
+
+/**
+ * Operations that are not about one node's permissions: domain management and daemon control.
+ * Named capabilities, so a policy can grant them individually.
+ */
+export type Capability =
+  | "introduce"
+  | "release"
+  | "resume"
+  | "set-target"
+  | "is-domain-introduced"
+  | "control"
+  | "get-feature-other"
+  | "set-feature"
+  | "get-quota"
+  | "set-quota";
+
+/** `undefined` = allowed; an errno = refused with that error. */
+export type Decision = Errno | undefined;
+
+export interface Policy {
+  readonly name: string;
+  /** May `who` do `access` on the node at `path` (non-special) or special path with permissions `perms`? */
+  checkNode(who: Subject, access: NodeAccess, path: string, perms: Perms): Decision;
+  /** Permissions for a node `who` creates below a node with `parentPerms`. */
+  permsForCreate(who: Subject, parentPerms: Perms): Perms;
+  /** May `who` replace permissions `old` by `next` (already allowed to "setperms" the node)? */
+  checkSetPerms(who: Subject, old: Perms, next: Perms): Decision;
+  /** May `who` use a capability (domain management, control)? */
+  checkCapability(who: Subject, cap: Capability): Decision;
+}

@@ -1,0 +1,135 @@
+// Framing and encoding of XenStore messages. A message is a 16-byte little-endian header
+// (type, req_id, tx_id, len) followed by `len` payload bytes. Payloads are handled as Latin-1
+// strings: one char per byte, so arbitrary binary values survive unchanged and V8 stores them
+// compactly as one-byte strings.
+import { HEADER_SIZE, PAYLOAD_MAX } from "./wire.ts";
+
+export interface Message {
+  readonly type: number;
+  readonly reqId: number;
+  readonly txId: number;
+  /** The payload as a Latin-1 string (byte i = charCode i). */
+  readonly payload: string;
+}
+
+/** Why a stream was abandoned. Both close the connection; neither allocates `len` bytes. */
+export type FrameError = { readonly kind: "oversized"; readonly len: number };
+
+/** Decode bytes [start, end) of `buf` as a Latin-1 string. */
+export function latin1(buf: Uint8Array, start = 0, end = buf.length): string {
+  // String.fromCharCode over chunks: exact for every byte value (TextDecoder's "latin1" is really
+  // windows-1252 and would remap 0x80..0x9f).
+  const CHUNK = 8192;
+  if (end - start <= CHUNK) {
+    return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+  }
+  let s = "";
+  for (let i = start; i < end; i += CHUNK) {
+    s += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + CHUNK)) as unknown as number[]);
+  }
+  return s;
+}
+
+/** Write Latin-1 string `s` into `buf` at `off`; returns the offset after it. Chars > 0xff are a bug. */
+export function writeLatin1(buf: Uint8Array, off: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[off + i] = s.charCodeAt(i);
+  return off + s.length;
+}
+
+/** Encode a complete message (header + payload) into a new buffer. */
+export function encodeMessage(type: number, reqId: number, txId: number, payload: string): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE + payload.length);
+  writeHeader(out, 0, type, reqId, txId, payload.length);
+  writeLatin1(out, HEADER_SIZE, payload);
+  return out;
+}
+
+export function writeHeader(
+  buf: Uint8Array,
+  off: number,
+  type: number,
+  reqId: number,
+  txId: number,
+  len: number,
+) {
+  const dv = new DataView(buf.buffer, buf.byteOffset + off, HEADER_SIZE);
+  dv.setUint32(0, type >>> 0, true);
+  dv.setUint32(4, reqId >>> 0, true);
+  dv.setUint32(8, txId >>> 0, true);
+  dv.setUint32(12, len >>> 0, true);
+}
+
+/**
+ * Incremental stream framer: bytes go in as they arrive (partial or coalesced reads), whole messages
+ * come out. A fed chunk is parsed in place (no copy on the fast path); `release()` copies whatever
+ * was not consumed so the caller may reuse its read buffer. Unconsumed bytes are bounded by what the
+ * caller feeds before draining: the transport stops reading a connection while bytes are pending.
+ * A header announcing more than PAYLOAD_MAX bytes is a protocol violation, reported before any of
+ * its payload is buffered.
+ */
+export class Framer {
+  private buf: Uint8Array = EMPTY;
+  private view: DataView = new DataView(EMPTY.buffer);
+  private start = 0;
+  private end = 0;
+  private owned = false;
+
+  /** Bytes buffered but not yet returned as messages. */
+  get pending(): number {
+    return this.end - this.start;
+  }
+
+  /** Add bytes. The chunk must stay unchanged until next() returns null and release() is called. */
+  feed(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    if (this.start === this.end) {
+      this.setBuf(chunk, false);
+      return;
+    }
+    const joined = new Uint8Array(this.end - this.start + chunk.length);
+    joined.set(this.buf.subarray(this.start, this.end));
+    joined.set(chunk, this.end - this.start);
+    this.setBuf(joined, true);
+  }
+
+  /** Stop referring to the last fed chunk: copy the unconsumed tail (if any) into owned memory. */
+  release(): void {
+    if (this.start === this.end) {
+      this.setBuf(EMPTY, true);
+    } else if (!this.owned) {
+      this.setBuf(this.buf.slice(this.start, this.end), true);
+    }
+  }
+
+  /** The next whole message, null if more bytes are needed, or a FrameError (stream unusable). */
+  next(): Message | FrameError | null {
+    const avail = this.end - this.start;
+    if (avail < HEADER_SIZE) return null;
+    const s = this.start;
+    const len = this.view.getUint32(s + 12, true);
+    if (len > PAYLOAD_MAX) return { kind: "oversized", len };
+    if (avail < HEADER_SIZE + len) return null;
+    const msg: Message = {
+      type: this.view.getUint32(s, true),
+      reqId: this.view.getUint32(s + 4, true),
+      txId: this.view.getUint32(s + 8, true),
+      payload: latin1(this.buf, s + HEADER_SIZE, s + HEADER_SIZE + len),
+    };
+    this.start += HEADER_SIZE + len;
+    return msg;
+  }
+
+  private setBuf(b: Uint8Array, owned: boolean): void {
+    this.buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.start = 0;
+    this.end = b.length;
+    this.owned = owned;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function isFrameError(x: Message | FrameError | null): x is FrameError {
+  return x !== null && "kind" in x;
+}

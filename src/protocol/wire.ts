@@ -1,0 +1,50 @@
+// The XenStore wire format (Xen's io/xs_wire.h): message types, errno names and size limits.
+// This module is pure data: no I/O, no store, no policy.
+
+/** Message types, numbered exactly as in xs_wire.h (`enum xsd_sockmsg_type`). */
+export enum MsgType {
+  CONTROL = 0,
+  DIRECTORY = 1,
+  READ = 2,
+  GET_PERMS = 3,
+  WATCH = 4,
+  UNWATCH = 5,
+  TRANSACTION_START = 6,
+  TRANSACTION_END = 7,
+  INTRODUCE = 8,
+  RELEASE = 9,
+  GET_DOMAIN_PATH = 10,
+  WRITE = 11,
+  MKDIR = 12,
+  RM = 13,
+  SET_PERMS = 14,
+  WATCH_EVENT = 15,
+  ERROR = 16,
+  IS_DOMAIN_INTRODUCED = 17,
+  RESUME = 18,
+  SET_TARGET = 19,
+  RESTRICT = 20, // removed from Xen in 2017; answered ENOSYS
+  RESET_WATCHES = 21,
+  DIRECTORY_PART = 22,
+  GET_FEATURE = 23,
+  SET_FEATURE = 24,
+  GET_QUOTA = 25,
+  SET_QUOTA = 26,
+  INVALID = 0xffff,
+}
+
+/** Human-readable name of a message type number (for logs), `UNKNOWN(n)` otherwise. */
+export function msgTypeName(t: number): string {
+  const name = (MsgType as unknown as Record<number, string>)[t];
+  return name ?? `UNKNOWN(${t})`;
+}
+
+export { type Errno, ERRNO_NAMES } from "../common/xs_error.ts";
+
+/** Size of `struct xsd_sockmsg`: type, req_id, tx_id, len — four little-endian u32. */
+export const HEADER_SIZE = 16;
+/** XENSTORE_PAYLOAD_MAX: the payload limit in both directions. */
+export const PAYLOAD_MAX = 4096;
+/** XENSTORE_ABS_PATH_MAX and XENSTORE_REL_PATH_MAX. */
+export const ABS_PATH_MAX = 3072;
+export const REL_PATH_MAX = 2048;

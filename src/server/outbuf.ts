@@ -1,0 +1,56 @@
+// A connection's outgoing bytes: messages are appended whole and drained by write(). One contiguous
+// growable buffer, so a batch of pipelined replies leaves in one write() call.
+import { HEADER_SIZE } from "../protocol/wire.ts";
+import { writeHeader, writeLatin1 } from "../protocol/codec.ts";
+
+export class OutBuffer {
+  private buf: Uint8Array;
+  private start = 0;
+  private end = 0;
+
+  constructor(initial = 4096) {
+    this.buf = new Uint8Array(initial);
+  }
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  append(type: number, reqId: number, txId: number, payload: string): void {
+    const need = HEADER_SIZE + payload.length;
+    this.reserve(need);
+    writeHeader(this.buf, this.end, type, reqId, txId, payload.length);
+    writeLatin1(this.buf, this.end + HEADER_SIZE, payload);
+    this.end += need;
+  }
+
+  /** The bytes waiting to be written (a view; valid until the next append or consume). */
+  pending(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  consume(n: number): void {
+    this.start += n;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      // Give back memory a burst made us take; keep the common small size.
+      if (this.buf.length > 65536) this.buf = new Uint8Array(4096);
+    }
+  }
+
+  private reserve(need: number): void {
+    if (this.end + need <= this.buf.length) return;
+    const len = this.end - this.start;
+    if (this.start > 0 && len + need <= this.buf.length) {
+      this.buf.copyWithin(0, this.start, this.end);
+    } else {
+      let size = this.buf.length * 2;
+      while (size < len + need) size *= 2;
+      const nb = new Uint8Array(size);
+      nb.set(this.buf.subarray(this.start, this.end));
+      this.buf = nb;
+    }
+    this.start = 0;
+    this.end = len;
+  }
+}

@@ -1,0 +1,234 @@
+// The Unix-socket transport: one blocking epoll loop over libc (src/server/libc.ts). It frames bytes
+// into messages, hands each to the core in arrival order, and writes replies back — a read's worth of
+// pipelined requests is answered with one write(). It owns file descriptors and buffers, nothing else.
+//
+// Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
+// output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`,
+// past which the peer is considered stuck and is disconnected (socket clients can reconnect).
+import { log } from "../common/log.ts";
+import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
+import { OutBuffer } from "./outbuf.ts";
+import * as libc from "./libc.ts";
+
+/** What the transport needs from the daemon core. */
+export interface ConnectionHandler<C> {
+  open(sink: { send(type: number, reqId: number, txId: number, payload: string): boolean }, label: string): C;
+  message(c: C, m: Message): void;
+  close(c: C): void;
+}
+
+export interface UnixServerOptions {
+  readonly path: string;
+  /** Output bytes above which a connection is disconnected as stuck (default 8 MiB). */
+  readonly maxOutBytes?: number;
+  /** Called between loop turns, e.g. to run timers; returns ms until it next wants to run, or -1. */
+  readonly onIdle?: () => number;
+}
+
+const READ_SIZE = 65536;
+const OUT_HIGH = 256 * 1024;
+
+class Conn<C> {
+  readonly framer = new Framer();
+  readonly out = new OutBuffer();
+  client!: C;
+  closed = false;
+  /** Reading suspended because output is backed up or input is pending. */
+  paused = false;
+  wantOut = false;
+  constructor(readonly fd: number, readonly id: number) {}
+}
+
+export class UnixServer<C> {
+  private readonly ep = new libc.Epoll(256);
+  private readonly conns = new Map<number, Conn<C>>();
+  private listenFd = -1;
+  private readonly readBuf = new Uint8Array(READ_SIZE);
+  private nextId = 1;
+  private stopping = false;
+  private readonly maxOut: number;
+  /** Connections with unprocessed input (paused mid-batch), served again next turn. */
+  private readonly backlog = new Set<Conn<C>>();
+  /** Connections given output this turn (replies, or watch events caused by others). */
+  private readonly dirty = new Set<Conn<C>>();
+
+  constructor(private readonly opts: UnixServerOptions, private readonly handler: ConnectionHandler<C>) {
+    this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  listen(): void {
+    this.listenFd = libc.listenUnix(this.opts.path);
+    this.ep.add(this.listenFd, libc.EPOLLIN);
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /**
+   * Serve until stop(). epoll_wait blocks the JS thread, so the loop yields to Deno's event loop
+   * whenever it is idle and at least every YIELD_MS under load: signal handlers and timers run there.
+   */
+  async run(): Promise<void> {
+    const YIELD_MS = 50;
+    let lastYield = performance.now();
+    while (!this.stopping) {
+      const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
+      const timeout = this.backlog.size > 0 ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
+      const n = this.ep.wait(timeout);
+      for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
+      for (const c of [...this.backlog]) this.serve(c);
+      this.flushDirty();
+      const now = performance.now();
+      if (n === 0 || now - lastYield >= YIELD_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+      }
+    }
+    this.shutdown();
+  }
+
+  private shutdown(): void {
+    for (const c of [...this.conns.values()]) this.closeConn(c, "daemon stopping");
+    if (this.listenFd >= 0) {
+      this.ep.remove(this.listenFd);
+      libc.closeFd(this.listenFd);
+      this.listenFd = -1;
+    }
+    libc.closeFd(this.ep.fd);
+  }
+
+  private onEvent(fd: number, mask: number): void {
+    if (fd === this.listenFd) {
+      this.acceptAll();
+      return;
+    }
+    const c = this.conns.get(fd);
+    if (c === undefined) return;
+    if (mask & libc.EPOLLOUT) this.flush(c);
+    if (c.closed) return;
+    if (mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR)) this.readConn(c, mask);
+  }
+
+  private acceptAll(): void {
+    for (;;) {
+      const fd = libc.accept(this.listenFd);
+      if (fd < 0) break;
+      const c = new Conn<C>(fd, this.nextId++);
+      const sink = {
+        send: (type: number, reqId: number, txId: number, payload: string): boolean => {
+          if (c.closed) return false;
+          c.out.append(type, reqId, txId, payload);
+          this.dirty.add(c);
+          if (c.out.length > this.maxOut) {
+            log("warn", `socket#${c.id}: ${c.out.length} bytes unread, disconnecting a stuck client`);
+            this.closeConn(c, "output limit");
+            return false;
+          }
+          return true;
+        },
+      };
+      c.client = this.handler.open(sink, `socket#${c.id}`);
+      this.conns.set(fd, c);
+      this.ep.add(fd, libc.EPOLLIN | libc.EPOLLRDHUP);
+    }
+  }
+
+  private readConn(c: Conn<C>, mask: number): void {
+    if (c.paused) return;
+    const n = libc.read(c.fd, this.readBuf);
+    if (n > 0) {
+      c.framer.feed(this.readBuf.subarray(0, n));
+      this.serve(c);
+      c.framer.release();
+      return;
+    }
+    if (n < 0) {
+      const e = libc.errno();
+      if (e === libc.EAGAIN || e === libc.EINTR) return;
+    }
+    if (n === 0 || mask & (libc.EPOLLHUP | libc.EPOLLERR) || n < 0) {
+      this.closeConn(c, n === 0 ? "eof" : "error");
+    }
+  }
+
+  /** Process buffered messages until the input runs out or the output backs up; then write. */
+  private serve(c: Conn<C>): void {
+    this.backlog.delete(c);
+    while (!c.closed) {
+      if (c.out.length > OUT_HIGH) {
+        // Back-pressure: stop reading this client until its replies drain.
+        this.setPaused(c, true);
+        break;
+      }
+      const m = c.framer.next();
+      if (m === null) {
+        this.setPaused(c, false);
+        break;
+      }
+      if (isFrameError(m)) {
+        log("warn", `socket#${c.id}: message length ${m.len} exceeds 4096, closing the connection`);
+        this.closeConn(c, "oversized message");
+        return;
+      }
+      this.handler.message(c.client, m);
+    }
+  }
+
+  private setPaused(c: Conn<C>, paused: boolean): void {
+    if (c.paused === paused) return;
+    c.paused = paused;
+    this.updateMask(c);
+  }
+
+  private updateMask(c: Conn<C>): void {
+    if (c.closed) return;
+    const mask = (c.paused ? 0 : libc.EPOLLIN | libc.EPOLLRDHUP) | (c.wantOut ? libc.EPOLLOUT : 0);
+    this.ep.modify(c.fd, mask);
+  }
+
+  /** Write as much output as the socket takes; arm EPOLLOUT for the rest. */
+  flush(c: Conn<C>): void {
+    while (c.out.length > 0) {
+      const n = libc.write(c.fd, c.out.pending());
+      if (n > 0) {
+        c.out.consume(n);
+        continue;
+      }
+      const e = libc.errno();
+      if (n < 0 && (e === libc.EAGAIN || e === libc.EINTR)) break;
+      this.closeConn(c, "write error");
+      return;
+    }
+    const want = c.out.length > 0;
+    if (want !== c.wantOut) {
+      c.wantOut = want;
+      this.updateMask(c);
+    }
+    // Output drained: resume a client paused for back-pressure and finish its pending input.
+    if (c.paused && c.out.length <= OUT_HIGH && c.framer.pending > 0) this.backlog.add(c);
+    else if (c.paused && c.out.length <= OUT_HIGH) this.setPaused(c, false);
+  }
+
+  /** Write out everything queued this turn: one write() per connection, whatever the batch size. */
+  private flushDirty(): void {
+    for (const c of this.dirty) if (!c.closed && !c.wantOut) this.flush(c);
+    this.dirty.clear();
+  }
+
+  private closeConn(c: Conn<C>, why: string): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.backlog.delete(c);
+    this.dirty.delete(c);
+    this.conns.delete(c.fd);
+    this.ep.remove(c.fd);
+    libc.closeFd(c.fd);
+    log("debug", `socket#${c.id} closed (${why})`);
+    this.handler.close(c.client);
+  }
+}

@@ -1,0 +1,74 @@
+// Path syntax (Xen docs/misc/xenstore.txt): characters [A-Za-z0-9-/_@], no "//", no trailing "/"
+// except the root, absolute ≤ 3072 bytes, relative ≤ 2048 bytes. Relative paths are resolved against
+// the caller's domain path. "@"-prefixed paths name special watch events and are only accepted where
+// the caller says so (WATCH, UNWATCH, GET_PERMS, SET_PERMS).
+import { XsError } from "../common/xs_error.ts";
+
+export const ABS_PATH_MAX = 3072;
+export const REL_PATH_MAX = 2048;
+
+export interface ResolvedPath {
+  /** Canonical absolute path ("/", "/local/domain/1") or special path ("@releaseDomain"). */
+  readonly abs: string;
+  readonly special: boolean;
+  /** For a relative request path: the prefix (with trailing "/") that events must strip. */
+  readonly relativeBase: string | null;
+}
+
+const VALID = /^[A-Za-z0-9\-/_@]+$/;
+
+function einval(detail: string): never {
+  throw new XsError("EINVAL", detail);
+}
+
+/** The base of relative paths for a domain. */
+export function domainPath(domid: number): string {
+  return `/local/domain/${domid}`;
+}
+
+/**
+ * Validate and canonicalise a request path.
+ * @param base the caller's domain path (relative paths are `${base}/${raw}`)
+ */
+export function resolvePath(raw: string, base: string, allowSpecial: boolean): ResolvedPath {
+  if (raw.length === 0) einval("empty path");
+  if (!VALID.test(raw)) einval("invalid character in path");
+  if (raw.includes("//")) einval("'//' in path");
+  if (raw.length > 1 && raw.endsWith("/")) einval("trailing '/' in path");
+  if (raw[0] === "@") {
+    if (!allowSpecial) einval("special path not allowed here");
+    if (raw.length === 1) einval("empty special path");
+    if (raw.length > ABS_PATH_MAX) einval("path too long");
+    return { abs: raw, special: true, relativeBase: null };
+  }
+  if (raw[0] === "/") {
+    if (raw.length > ABS_PATH_MAX) einval("path too long");
+    return { abs: raw, special: false, relativeBase: null };
+  }
+  if (raw.length > REL_PATH_MAX) einval("relative path too long");
+  const abs = `${base}/${raw}`;
+  if (abs.length > ABS_PATH_MAX) einval("path too long");
+  return { abs, special: false, relativeBase: `${base}/` };
+}
+
+/** Components of a canonical absolute path: "/" → [], "/a/b" → ["a", "b"]. */
+export function components(abs: string): string[] {
+  return abs === "/" ? [] : abs.slice(1).split("/");
+}
+
+export function parentOf(abs: string): string {
+  const i = abs.lastIndexOf("/");
+  return i <= 0 ? "/" : abs.slice(0, i);
+}
+
+export function joinPath(parent: string, name: string): string {
+  return parent === "/" ? `/${name}` : `${parent}/${name}`;
+}
+
+/** True if `ancestor` is `path` or one of its ancestors (both canonical absolute). */
+export function isAncestorOrSelf(ancestor: string, path: string): boolean {
+  if (ancestor === path) return true;
+  if (ancestor === "/") return path.charCodeAt(0) === 47; // "/" is no ancestor of "@special" paths
+  return path.length > ancestor.length && path.startsWith(ancestor) &&
+    path.charCodeAt(ancestor.length) === 47;
+}

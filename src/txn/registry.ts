@@ -1,0 +1,75 @@
+// A connection's open transactions: opaque 32-bit ids, ownership, nesting and limits.
+import { XsError } from "../common/xs_error.ts";
+import type { Node } from "../store/tree.ts";
+import { Transaction } from "./transaction.ts";
+
+export interface TxLimits {
+  /** Open transactions per connection, nested ones included (ENOSPC beyond). */
+  readonly maxOpen: number;
+  /** Nodes observed + writes logged per transaction (ENOSPC beyond; XSA-326 class). */
+  readonly maxTouched: number;
+  /** Age after which a transaction fails with EAGAIN (0 = no limit). */
+  readonly maxAgeMs: number;
+}
+
+export const DEFAULT_TX_LIMITS: TxLimits = { maxOpen: 10, maxTouched: 1024, maxAgeMs: 0 };
+
+export class TxRegistry {
+  private readonly open = new Map<number, Transaction>();
+  private nextId = 1;
+
+  constructor(private readonly limits: TxLimits) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Start a transaction on `base`, nested inside `parentId` if non-zero. */
+  start(base: () => Node, parentId: number, now: number): Transaction {
+    let parent: Transaction | null = null;
+    if (parentId !== 0) parent = this.get(parentId, now);
+    if (this.open.size >= this.limits.maxOpen) throw new XsError("ENOSPC", "too many open transactions");
+    const id = this.allocId();
+    const tx = new Transaction(id, parent ? parent.root : base(), parent, now);
+    if (parent) parent.children++;
+    this.open.set(id, tx);
+    return tx;
+  }
+
+  /** The open transaction `id` of this connection (ENOENT if none; EAGAIN if it outlived its age). */
+  get(id: number, now: number): Transaction {
+    const tx = this.open.get(id);
+    if (tx === undefined) throw new XsError("ENOENT", `no transaction ${id}`);
+    if (this.limits.maxAgeMs > 0 && now - tx.startedAt > this.limits.maxAgeMs && tx.children === 0) {
+      this.end(tx);
+      throw new XsError("EAGAIN", `transaction ${id} exceeded its maximum age`);
+    }
+    return tx;
+  }
+
+  /** Check the per-transaction size limit before an operation adds to it. */
+  checkRoom(tx: Transaction): void {
+    if (tx.touched >= this.limits.maxTouched) {
+      throw new XsError("ENOSPC", "transaction touches too many nodes");
+    }
+  }
+
+  /** Forget `tx` (after commit or abort). */
+  end(tx: Transaction): void {
+    if (this.open.delete(tx.id) && tx.parent) tx.parent.children--;
+  }
+
+  /** Abort everything (connection closed, RESET_WATCHES, domain gone). */
+  clear(): void {
+    this.open.clear();
+  }
+
+  private allocId(): number {
+    // Opaque, never 0, never an id in use; wraps at 2^32.
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = (this.nextId + 1) >>> 0 || 1;
+      if (!this.open.has(id)) return id;
+    }
+  }
+}
