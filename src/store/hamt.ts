@@ -184,3 +184,33 @@ export function hamtKeys<V>(map: Hamt<V>): string[] {
   hamtForEach(map, (k) => keys.push(k));
   return keys;
 }
+
+/** Structural invariants (for checkStore): slot counts match bitmaps, no empty interior nodes,
+ *  every key sits on its hash path, collisions only once all hash bits are used. */
+export function hamtCheck<V>(map: Hamt<V>): string[] {
+  const problems: string[] = [];
+  if (map === null) return problems;
+  const stack: Array<[HamtNode<V>, number, number]> = [[map, 0, 0]]; // node, shift, hash prefix
+  while (stack.length > 0) {
+    const [node, shift, prefix] = stack.pop()!;
+    if (node instanceof CollisionNode) {
+      if (shift < 32) problems.push("collision node above full hash depth");
+      for (const k of node.keys) if (hashKey(k) !== prefix) problems.push(`key ${k} in the wrong collision node`);
+      continue;
+    }
+    if (node.bitmap === 0) problems.push("empty interior node");
+    if (2 * popcount(node.bitmap) !== node.items.length) problems.push("bitmap does not match slots");
+    let slot = 0;
+    for (let bit = 0; bit < 32; bit++) {
+      if ((node.bitmap & (1 << bit)) === 0) continue;
+      const k = node.items[2 * slot];
+      const p = (prefix | (bit << shift)) >>> 0;
+      if (k === undefined) stack.push([node.items[2 * slot + 1] as HamtNode<V>, shift + BITS, p]);
+      else if (((hashKey(k as string) ^ p) & (shift + BITS >= 32 ? -1 : (1 << (shift + BITS)) - 1)) !== 0) {
+        problems.push(`key ${k} off its hash path`);
+      }
+      slot++;
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,105 @@
+// Path syntax and resolution: src/store/path.ts.
+import assert from "../helpers/assert.ts";
+import { XsError } from "../../src/common/xs_error.ts";
+import {
+  ABS_PATH_MAX,
+  components,
+  domainPath,
+  isAncestorOrSelf,
+  joinPath,
+  parentOf,
+  REL_PATH_MAX,
+  resolvePath,
+} from "../../src/store/path.ts";
+
+const BASE = "/local/domain/7";
+
+function einval(raw: string, allowSpecial = false, base = BASE): void {
+  assert.throws(
+    () => resolvePath(raw, base, allowSpecial),
+    XsError,
+    (e) => e.errno === "EINVAL",
+    `resolvePath(${JSON.stringify(raw.length > 40 ? raw.slice(0, 40) + "…" : raw)})`,
+  );
+}
+
+Deno.test("limits are Xen's", () => {
+  assert.equal(ABS_PATH_MAX, 3072);
+  assert.equal(REL_PATH_MAX, 2048);
+  assert.equal(domainPath(0), "/local/domain/0");
+  assert.equal(domainPath(65535), "/local/domain/65535");
+});
+
+Deno.test("resolvePath: absolute, relative, root", () => {
+  assert.deepEqual(resolvePath("/", BASE, false), { abs: "/", special: false, relativeBase: null });
+  assert.deepEqual(resolvePath("/a/b-c_D9", BASE, false), {
+    abs: "/a/b-c_D9",
+    special: false,
+    relativeBase: null,
+  });
+  assert.deepEqual(resolvePath("device/vif", BASE, false), {
+    abs: "/local/domain/7/device/vif",
+    special: false,
+    relativeBase: "/local/domain/7/",
+  });
+  // '@' inside a normal path is just a character.
+  assert.deepEqual(resolvePath("/a@b", BASE, false).abs, "/a@b");
+});
+
+Deno.test("resolvePath: special paths only where allowed", () => {
+  assert.deepEqual(resolvePath("@introduceDomain", BASE, true), {
+    abs: "@introduceDomain",
+    special: true,
+    relativeBase: null,
+  });
+  einval("@introduceDomain", false);
+  einval("@releaseDomain", false);
+  einval("@", true);
+});
+
+Deno.test("resolvePath: malformed paths are EINVAL", () => {
+  for (const raw of ["", "//", "/a//b", "//a", "a//b", "/a/", "a/", "/a/b/"]) einval(raw, true);
+  for (const bad of [" ", ".", "..", "\0", "\xff", "é", "*", "\n", "\\", "+", ":", "~"]) {
+    einval(`/a${bad}b`, true);
+    einval(`a${bad}`, true);
+  }
+});
+
+Deno.test("resolvePath: length limits (absolute 3072, relative 2048 and its absolute form)", () => {
+  const abs = (n: number) => "/" + "a".repeat(n - 1);
+  assert.equal(resolvePath(abs(ABS_PATH_MAX), BASE, false).abs.length, 3072);
+  einval(abs(ABS_PATH_MAX + 1));
+  const special = "@" + "x".repeat(ABS_PATH_MAX - 1);
+  assert.equal(resolvePath(special, BASE, true).abs, special);
+  einval(special + "x", true);
+  const rel = "r".repeat(REL_PATH_MAX);
+  assert.equal(resolvePath(rel, BASE, false).abs, `${BASE}/${rel}`);
+  einval(rel + "r");
+  // A short relative path whose absolute form exceeds 3072 (long base) is refused too.
+  const longBase = "/" + "b".repeat(2000);
+  einval("c".repeat(1100), false, longBase);
+  assert.equal(resolvePath("c".repeat(1071), longBase, false).abs.length, 3072);
+});
+
+Deno.test("components / parentOf / joinPath", () => {
+  assert.deepEqual(components("/"), []);
+  assert.deepEqual(components("/a"), ["a"]);
+  assert.deepEqual(components("/local/domain/1"), ["local", "domain", "1"]);
+  assert.equal(parentOf("/a"), "/");
+  assert.equal(parentOf("/a/b/c"), "/a/b");
+  assert.equal(parentOf("/"), "/");
+  assert.equal(joinPath("/", "a"), "/a");
+  assert.equal(joinPath("/a/b", "c"), "/a/b/c");
+  for (const p of ["/a", "/a/b", "/x/y/z/w"]) assert.equal(joinPath(parentOf(p), components(p).at(-1)!), p);
+});
+
+Deno.test("isAncestorOrSelf", () => {
+  assert.ok(isAncestorOrSelf("/", "/"));
+  assert.ok(isAncestorOrSelf("/", "/a/b"));
+  assert.ok(isAncestorOrSelf("/a", "/a"));
+  assert.ok(isAncestorOrSelf("/a", "/a/b"));
+  assert.ok(!isAncestorOrSelf("/a", "/ab"), "/a is no ancestor of /ab");
+  assert.ok(!isAncestorOrSelf("/a/b", "/a"));
+  assert.ok(!isAncestorOrSelf("/", "@releaseDomain"));
+  assert.ok(isAncestorOrSelf("@releaseDomain", "@releaseDomain"));
+});
