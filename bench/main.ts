@@ -281,6 +281,10 @@ async function main() {
   }
 
   const names = specs.map((s) => s.name);
+  const maxLoad = Math.max(
+    0,
+    ...[...results.values()].flatMap((m) => [...m.values()].map((r) => Number(r.load1 ?? 0))),
+  );
   const meta = await machine();
   const summary = [
     `## dxenstored bench ${new Date().toISOString()}`,
@@ -289,6 +293,8 @@ async function main() {
     `- cpu ${o.cpu}, ${o.seconds} s measured + ${o.warmup} s warm-up per run, one run each, ` +
     `${((Date.now() - t0) / 1000).toFixed(0)} s in all`,
     "- × floor = echo-floor ops/s ÷ target ops/s (lower is better); raw data: raw.jsonl",
+    // Other work on the machine shows up as stalls (pinned runs share CPU 0 with it).
+    ...(maxLoad > 1 ? [`- **noisy**: load average reached ${maxLoad} during the run (other processes)`] : []),
     ...[...down].map(([n, why]) => `- **${n}**: ${why.split("\n")[0]}`),
     "",
     ...workloads.map((w) => workloadTable(w, results.get(w.id)!, names) + "\n"),

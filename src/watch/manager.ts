@@ -1,37 +1,41 @@
 // Watch registration and event dispatch. Owns the one WatchTrie; turns each database commit into
 // WATCH_EVENT deliveries in O(depth + matches) per changed path. Whether a watcher may see an event
 // is asked through `canSee` (the dispatcher answers it with the policy): this module decides nothing
-// about permissions and knows nothing about the wire format or transports.
+// about permissions and knows nothing about the wire format or transports. See docs/watches.md.
 import type { Commit } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
-import { eventPathFor, type Watch, WatchTrie } from "./trie.ts";
+import { eventPathFor, type Watch, type WatchMatch, WatchTrie } from "./trie.ts";
+
+/**
+ * What happened at the event path, for the permission filter:
+ *  - "write": the node was created or its value written (it exists in `after`);
+ *  - "perms": its permissions changed (old ones in `before`, new ones in `after`);
+ *  - "rm": it was removed, with its subtree (it existed in `before`);
+ *  - "special": a daemon-invented `@...` event (`before`/`after` are null).
+ */
+export type EventKind = "write" | "perms" | "rm" | "special";
 
 export interface WatchHooks {
   /** Queue a WATCH_EVENT for connection `owner`. Returns false if it could not be queued. */
   deliver(owner: number, epath: string, token: string): boolean;
   /**
-   * May `owner` learn of a change at `path` (kind "rm": removal; "change": write or permissions)?
-   * `before`/`after` are the trees around the commit; null for special events.
+   * May `owner` learn of an event of `kind` at absolute `path`? `before`/`after` are the trees
+   * around the commit; null for special events.
    */
-  canSee(
-    owner: number,
-    path: string,
-    kind: "change" | "rm",
-    before: Node | null,
-    after: Node | null,
-  ): boolean;
-}
-
-export interface WatchLimits {
-  /** Watches per connection (ENOSPC beyond). */
-  readonly maxPerConnection: number;
+  canSee(owner: number, path: string, kind: EventKind, before: Node | null, after: Node | null): boolean;
 }
 
 export interface WatchStats {
+  /** Events handed to `deliver`. */
   fired: number;
+  /** Matches suppressed by the permission filter. */
   filtered: number;
+  /** Events `deliver` refused (connection gone, or disconnected at its output limit). */
   undelivered: number;
 }
+
+/** Which watchers a domain event reaches (Xen's WATCH_NODOM / WATCH_DOM / WATCH_BOTH). */
+export type SpecialScope = "both" | "plain" | "perDomain";
 
 export class WatchManager {
   readonly trie = new WatchTrie();
@@ -44,7 +48,14 @@ export class WatchManager {
     return this.trie.add(w);
   }
 
-  /** The registration event: fired once, at once, with the path as the client gave it. */
+  has(owner: number, path: string, token: string): boolean {
+    return this.trie.has(owner, path, token);
+  }
+
+  /**
+   * The registration event: fired once, at once, with the path as the client gave it. Not filtered
+   * (as cxenstored): it tells the client nothing but what it sent.
+   */
   fireInitial(w: Watch): void {
     this.send(w, w.path);
   }
@@ -53,6 +64,7 @@ export class WatchManager {
     return this.trie.remove(owner, path, token) !== undefined;
   }
 
+  /** Drop every watch of a connection (close, RESET_WATCHES); returns how many. */
   removeOwner(owner: number): number {
     return this.trie.removeOwner(owner);
   }
@@ -61,39 +73,53 @@ export class WatchManager {
     return this.trie.countOwner(owner);
   }
 
-  /** Fire the watches matching every change of a commit; each watch at most once per event path. */
+  /**
+   * Fire the watches matching every change of a commit. A watch gets each event path at most once
+   * per commit, so a transaction writing a path several times produces one event per watcher.
+   */
   onCommit(c: Commit): void {
-    const sent = new Set<Watch>();
-    const seenPaths = new Set<string>();
+    // (event path → watches already sent it) for this commit only. A match the permission filter
+    // refused is not recorded: a later change of another kind at the same path (a transaction that
+    // writes a node and then removes it) is judged on its own.
+    const told = new Map<string, Set<Watch>>();
+    const consider = (m: WatchMatch, kind: EventKind): void => {
+      let s = told.get(m.eventPath);
+      if (s?.has(m.watch)) return;
+      if (!this.filterAndSend(m, kind, c.before, c.after)) return;
+      if (s === undefined) {
+        s = new Set();
+        told.set(m.eventPath, s);
+      }
+      s.add(m.watch);
+    };
     for (const ch of c.changes) {
-      if (seenPaths.has(ch.path)) continue; // once per changed path, even if a transaction wrote it twice
-      seenPaths.add(ch.path);
-      sent.clear();
       if (ch.kind === "rm") {
-        for (const m of this.trie.matchRemoval(ch.path)) {
-          if (sent.has(m.watch)) continue;
-          sent.add(m.watch);
-          if (this.hooks.canSee(m.watch.owner, m.eventPath, "rm", c.before, c.after)) {
-            this.send(m.watch, m.eventPath);
-          } else this.stats.filtered++;
-        }
+        for (const m of this.trie.matchRemoval(ch.path)) consider(m, "rm");
       } else {
-        for (const w of this.trie.matchChange(ch.path)) {
-          if (sent.has(w)) continue;
-          sent.add(w);
-          if (this.hooks.canSee(w.owner, ch.path, "change", c.before, c.after)) this.send(w, ch.path);
-          else this.stats.filtered++;
-        }
+        for (const watch of this.trie.matchChange(ch.path)) consider({ watch, eventPath: ch.path }, ch.kind);
       }
     }
   }
 
-  /** Fire a special event (@introduceDomain, @releaseDomain, @releaseDomain/<domid>). */
-  fireSpecial(path: string): void {
-    for (const w of this.trie.matchChange(path)) {
-      if (this.hooks.canSee(w.owner, path, "change", null, null)) this.send(w, path);
-      else this.stats.filtered++;
+  /**
+   * Fire a domain event: `base` is `@introduceDomain` or `@releaseDomain`, `domid` the domain.
+   * "plain" reaches watches on `base` without a depth (event path `base`), "perDomain" watches on
+   * `base` with a depth and watches on `base/<domid>` (event path `base/<domid>`), "both" all of them
+   * (Xen fires "both" on introduce and domain destruction, "perDomain" on shutdown).
+   */
+  fireSpecial(base: string, domid: number, scope: SpecialScope = "both"): void {
+    const matches = this.trie.matchSpecial(base, domid, scope !== "perDomain", scope !== "plain");
+    for (const m of matches) this.filterAndSend(m, "special", null, null);
+  }
+
+  /** Send `m` if its owner may see it; true if sent. */
+  private filterAndSend(m: WatchMatch, kind: EventKind, before: Node | null, after: Node | null): boolean {
+    if (!this.hooks.canSee(m.watch.owner, m.eventPath, kind, before, after)) {
+      this.stats.filtered++;
+      return false;
     }
+    this.send(m.watch, m.eventPath);
+    return true;
   }
 
   private send(w: Watch, absPath: string): void {

@@ -4,7 +4,9 @@
  * Overflow policy: **drop newest**. When accepting an event would exceed
  * `maxEvents` or `maxBytes`, `push` refuses it, returns false and increments
  * `dropped`; events already queued are never discarded by `push`. The
- * connection layer decides what to do about drops (log, warn, kick).
+ * connection layer decides what to do about drops (log, warn, kick). `EventQueue` is meant for
+ * transports that must not disconnect (the Xen ring: drop with a count); byte-stream transports
+ * keep their events in their output buffer and bound them with `UnsentEvents` below.
  */
 
 /** A pending watch event; `epath` is already client-visible (relative if needed). */
@@ -109,5 +111,49 @@ export class EventQueue {
     this.#items = [];
     this.#head = 0;
     this.#bytes = 0;
+  }
+}
+
+/**
+ * Counts the watch events a byte-stream transport has queued but not yet written, so a connection
+ * can be bounded in events as well as in bytes (the Unix-socket server disconnects past either
+ * bound, see docs/watches.md). Positions are offsets in the connection's output stream: the total
+ * number of bytes ever queued when an event was appended (its end), and the total number of bytes
+ * written so far. Memory is O(unsent events), which the caller bounds.
+ */
+export class UnsentEvents {
+  /** Stream end offsets of queued events, oldest first, from `#head`. */
+  #ends: number[] = [];
+  #head = 0;
+
+  /** Number of queued events not yet completely written. */
+  get count(): number {
+    return this.#ends.length - this.#head;
+  }
+
+  /** An event was queued; it ends at stream offset `end` (offsets never decrease). */
+  queued(end: number): void {
+    this.#ends.push(end);
+  }
+
+  /** The first `total` bytes of the stream have been written: forget the events they contain. */
+  written(total: number): void {
+    const ends = this.#ends;
+    let h = this.#head;
+    while (h < ends.length && ends[h] <= total) h++;
+    if (h === ends.length) {
+      this.#ends = [];
+      this.#head = 0;
+    } else if (h >= COMPACT_MIN && h * 2 >= ends.length) {
+      this.#ends = ends.slice(h);
+      this.#head = 0;
+    } else {
+      this.#head = h;
+    }
+  }
+
+  clear(): void {
+    this.#ends = [];
+    this.#head = 0;
   }
 }

@@ -226,6 +226,11 @@ export class WatchTrie {
     return idx.size;
   }
 
+  /** Is (path, token) registered for `owner`? */
+  has(owner: number, path: string, token: string): boolean {
+    return this.#owners.get(owner)?.has(ownerKey(path, token)) ?? false;
+  }
+
   /** Number of watches owned by a connection. */
   countOwner(owner: number): number {
     return this.#owners.get(owner)?.size ?? 0;
@@ -300,6 +305,39 @@ export class WatchTrie {
       }
     }
     for (const watch of below) out.push({ watch, eventPath: watch.path });
+    return out;
+  }
+
+  /**
+   * Deliveries for a domain event invented by the daemon: `base` is `@introduceDomain` or
+   * `@releaseDomain`, `domid` the domain concerned. Xen's rules (xenstore.txt, WATCHDEPTH feature):
+   *  - `plain`: watches on exactly `base` registered without a depth get event path `base`;
+   *  - `perDomain`: watches on `base` with depth >= 1, and every watch on `base/<domid>`, get event
+   *    path `base/<domid>`.
+   * A watch on `base` with depth 0 matches neither (Xen: "other <depth> values are not supported"),
+   * nor does anything deeper than `base/<domid>`. Cost O(matches + distinct depths at `base`).
+   */
+  matchSpecial(base: string, domid: number, plain: boolean, perDomain: boolean): WatchMatch[] {
+    const out: WatchMatch[] = [];
+    const node = this.#special.get(base);
+    if (node === undefined) return out;
+    const domPath = `${base}/${domid}`;
+    if (plain && node.unbounded !== null) {
+      for (const watch of node.unbounded.values()) out.push({ watch, eventPath: base });
+    }
+    if (!perDomain) return out;
+    if (node.bounded !== null) {
+      for (const [depth, bucket] of node.bounded) {
+        if (depth < 1) continue;
+        for (const watch of bucket.values()) out.push({ watch, eventPath: domPath });
+      }
+    }
+    const child = node.children?.get(String(domid));
+    if (child !== undefined) {
+      const ws: Watch[] = [];
+      child.collectAll(ws);
+      for (const watch of ws) out.push({ watch, eventPath: domPath });
+    }
     return out;
   }
 
