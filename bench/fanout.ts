@@ -75,5 +75,7 @@ if (import.meta.main) {
   const [socket, n = "1000", rounds = "5"] = Deno.args;
   const t = await fanout(socket, Number(n), Number(rounds));
   t.sort((a, b) => a - b);
-  console.log(JSON.stringify({ workload: "fanout", watchers: Number(n), median_ms: t[t.length >> 1], all_ms: t }));
+  console.log(
+    JSON.stringify({ workload: "fanout", watchers: Number(n), median_ms: t[t.length >> 1], all_ms: t }),
+  );
 }

@@ -5,18 +5,50 @@ import { Core } from "../dispatch/core.ts";
 import { LegacyPolicy } from "../policy/legacy.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
+import {
+  BackendError,
+  type BackendSpec,
+  openDatabase,
+  parseBackendSpec,
+  type SyncMode,
+} from "../backend/backend.ts";
+import { createBackend } from "../backend/open.ts";
 
 const USAGE = `Usage: dxenstored [options]
 
   --socket PATH       Unix socket to serve (default: $XENSTORED_PATH, else
                       $XENSTORED_RUNDIR/socket, else ./run/socket)
   --log-level LEVEL   error | warn | info | debug (default: info)
+  --max-out-bytes N   unread output bytes after which a socket client is
+                      disconnected as stuck (default: 8388608)
+  --max-watch-events N
+                      unread watch events after which a socket client is
+                      disconnected as stuck (default: 65536)
+  --backend SPEC      memory | file:<dir> | sqlite:<file> (default: memory);
+                      see docs/backends.md
+  --sync MODE         always | none: fsync each commit before replying
+                      (default: always)
+  --recover           start from the valid prefix of a damaged store
   -h, --help          this text
 `;
 
 export interface CliOptions {
   socket: string;
   logLevel: string;
+  /** Output limits of socket connections (docs/watches.md); unset = the server's defaults. */
+  maxOutBytes?: number;
+  maxWatchEvents?: number;
+  /** Storage backend (docs/backends.md). */
+  backend: BackendSpec;
+  sync: SyncMode;
+  recover: boolean;
+}
+
+/** A strictly positive decimal integer option value. */
+function positiveInt(flag: string, v: string): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${v}"`);
+  return n;
 }
 
 export function parseArgs(
@@ -27,6 +59,9 @@ export function parseArgs(
   const opts: CliOptions = {
     socket: env("XENSTORED_PATH") ?? (rundir ? `${rundir}/socket` : "./run/socket"),
     logLevel: "info",
+    backend: { kind: "memory" },
+    sync: "always",
+    recover: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -45,6 +80,27 @@ export function parseArgs(
         case "--log-level":
           opts.logLevel = value();
           if (!isLogLevel(opts.logLevel)) return `unknown log level "${opts.logLevel}"`;
+          break;
+        case "--max-out-bytes":
+          opts.maxOutBytes = positiveInt(flag, value());
+          break;
+        case "--max-watch-events":
+          opts.maxWatchEvents = positiveInt(flag, value());
+          break;
+        case "--backend": {
+          const b = parseBackendSpec(value());
+          if (typeof b === "string") return b;
+          opts.backend = b;
+          break;
+        }
+        case "--sync": {
+          const m = value();
+          if (m !== "always" && m !== "none") return `--sync must be always or none, got "${m}"`;
+          opts.sync = m;
+          break;
+        }
+        case "--recover":
+          opts.recover = true;
           break;
         case "-h":
         case "--help":
@@ -70,8 +126,22 @@ async function main(): Promise<number> {
     return 2;
   }
   setLogLevel(parsed.logLevel as Parameters<typeof setLogLevel>[0]);
-  const core = new Core({ policy: new LegacyPolicy() });
-  const server = new UnixServer<Client>({ path: parsed.socket }, core);
+  const backend = createBackend(parsed.backend, { sync: parsed.sync, recover: parsed.recover });
+  let db;
+  try {
+    db = openDatabase(backend);
+  } catch (e) {
+    // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
+    log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
+    backend.close();
+    return 1;
+  }
+  const core = new Core({ policy: new LegacyPolicy(), db });
+  const server = new UnixServer<Client>({
+    path: parsed.socket,
+    maxOutBytes: parsed.maxOutBytes,
+    maxOutEvents: parsed.maxWatchEvents,
+  }, core);
   const dir = parsed.socket.includes("/") ? parsed.socket.slice(0, parsed.socket.lastIndexOf("/")) : ".";
   if (dir) Deno.mkdirSync(dir, { recursive: true });
   try {
@@ -91,6 +161,7 @@ async function main(): Promise<number> {
   try {
     Deno.removeSync(parsed.socket);
   } catch { /* already gone */ }
+  backend.close();
   log("info", "stopped");
   return 0;
 }

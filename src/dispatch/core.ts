@@ -15,7 +15,9 @@ export interface CoreLimits {
   readonly tx: TxLimits;
   /** Transactions of privileged (dom0 socket) connections: generous, but still bounded. */
   readonly txPrivileged: TxLimits;
+  /** Watches per unprivileged connection (ENOSPC beyond). */
   readonly maxWatches: number;
+  /** Watches per privileged connection (ENOSPC beyond). */
   readonly maxWatchesPrivileged: number;
 }
 
@@ -54,7 +56,8 @@ export class Core {
       },
     });
     this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, {
-      maxWatches: this.limits.maxWatchesPrivileged,
+      maxWatches: this.limits.maxWatches,
+      maxWatchesPrivileged: this.limits.maxWatchesPrivileged,
     });
     this.db.onCommit((c) => this.watches.onCommit(c));
   }

@@ -13,15 +13,18 @@ import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from
 import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, type Node } from "../store/tree.ts";
 import {
+  accessAspect,
   commitToDatabase,
   commitToParent,
   OBS_CHILDREN,
   OBS_EXISTS,
   OBS_PERMS,
+  OBS_READ,
   OBS_VALUE,
+  OBS_WRITE,
   TxConflict,
 } from "../txn/transaction.ts";
-import type { WatchManager } from "../watch/manager.ts";
+import type { EventKind, WatchManager } from "../watch/manager.ts";
 import type { Client } from "./client.ts";
 import { DatabaseView, TransactionView, type View } from "./view.ts";
 
@@ -41,8 +44,10 @@ export interface DispatcherStats {
 }
 
 export interface DispatcherLimits {
-  /** Watches per connection. */
+  /** Watches per unprivileged connection. */
   readonly maxWatches: number;
+  /** Watches per privileged connection. */
+  readonly maxWatchesPrivileged: number;
 }
 
 export class Dispatcher {
@@ -93,11 +98,17 @@ export class Dispatcher {
       case MsgType.SET_PERMS:
         return this.nodeOp(c, req, this.viewFor(c, txId));
       case MsgType.TRANSACTION_START: {
-        const tx = c.txns.start(() => this.db.root, txId, this.now());
+        const tx = c.txns.start(
+          () => this.db.root,
+          txId,
+          this.now(),
+          (access, path, perms) => this.policy.checkNode(c, access, path, perms),
+        );
         return `${tx.id}\0`;
       }
       case MsgType.TRANSACTION_END:
         return this.endTransaction(c, txId, req.commit);
+      // WATCH, UNWATCH and RESET_WATCHES ignore tx_id (xenstore.txt): watches are not transactional.
       case MsgType.WATCH:
         return this.watch(c, req.path, req.token, req.depth);
       case MsgType.UNWATCH: {
@@ -125,13 +136,11 @@ export class Dispatcher {
 
   private viewFor(c: Client, txId: number): View {
     if (txId === 0) return new DatabaseView(this.db, c.domid);
-    const tx = c.txns.get(txId, this.now());
-    c.txns.checkRoom(tx);
-    return new TransactionView(tx, () => this.db.nextGen());
+    return new TransactionView(c.txns.get(txId, this.now()), () => this.db.nextGen());
   }
 
   private endTransaction(c: Client, txId: number, commit: boolean): string {
-    const tx = c.txns.get(txId, this.now());
+    const tx = c.txns.get(txId, this.now(), commit); // an abort needs no age check
     if (tx.children > 0) throw new XsError("EBUSY", "nested transactions still open");
     c.txns.end(tx);
     if (!commit) return OK;
@@ -152,9 +161,9 @@ export class Dispatcher {
 
   private watch(c: Client, raw: string, token: string, depth: number | undefined): string {
     const p = this.resolve(c, raw, true);
-    if (this.watches.countOwner(c.id) >= this.limits.maxWatches) {
-      throw new XsError("ENOSPC", "too many watches");
-    }
+    if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
+    const max = c.privileged ? this.limits.maxWatchesPrivileged : this.limits.maxWatches;
+    if (this.watches.countOwner(c.id) >= max) throw new XsError("E2BIG", "too many watches");
     const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
     if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
     this.afterReply.push(() => this.watches.fireInitial(w));
@@ -182,9 +191,7 @@ export class Dispatcher {
   private missing(c: Client, v: View, comps: string[], path: string): never {
     const chain = existingChain(v.root, comps);
     const deepest = chain[chain.length - 1];
-    const dpath = "/" + comps.slice(0, chain.length - 1).join("/");
-    v.observe(dpath, OBS_PERMS);
-    v.observe(path, OBS_EXISTS);
+    v.observe(path, OBS_EXISTS | OBS_READ);
     const d = this.policy.checkNode(c, "read", path, deepest.perms);
     throw new XsError(d ?? "ENOENT", path);
   }
@@ -194,8 +201,10 @@ export class Dispatcher {
     const comps = components(path);
     const n = lookup(v.root, comps);
     if (n === undefined) this.missing(c, v, comps, path);
-    v.observe(path, aspects | OBS_PERMS);
-    this.check(c, access, path, n.perms);
+    const d = this.policy.checkNode(c, access, path, n.perms);
+    // A refusal reveals only that the node exists and the decision; success reveals `aspects` too.
+    v.observe(path, (d === undefined ? aspects : OBS_EXISTS) | accessAspect(access));
+    if (d !== undefined) throw new XsError(d, path);
     return n;
   }
 
@@ -227,14 +236,12 @@ export class Dispatcher {
         const chain = existingChain(v.root, comps);
         const decider = chain[chain.length - 1];
         const exists = chain.length - 1 === comps.length;
-        const dpath = "/" + comps.slice(0, chain.length - 1).join("/");
         const d = this.policy.checkNode(c, "write", path, decider.perms);
         if (d !== undefined) {
-          v.observe(dpath, OBS_PERMS | OBS_EXISTS);
+          v.observe(path, OBS_WRITE);
           throw new XsError(d, path);
         }
-        // New nodes inherit the deciding node's permissions: that is something the client can see.
-        if (!exists) v.observe(dpath, OBS_PERMS);
+        // In a transaction a successful write is blind: its recheck re-evaluates the decision at commit.
         if (value === null && exists && v instanceof DatabaseView) return OK; // MKDIR of an existing node
         v.write(
           path,
@@ -253,22 +260,26 @@ export class Dispatcher {
         if (n === undefined) {
           // Not an error if the parent exists (Xen RM semantics), but don't leak existence either.
           const parent = lookup(v.root, comps.slice(0, -1));
-          if (parent === undefined) this.missing(c, v, comps, path);
-          v.observe(ppath, OBS_EXISTS | OBS_PERMS);
-          this.check(c, "read", ppath, parent.perms);
-          v.observe(path, OBS_EXISTS);
-          return OK;
+          if (parent === undefined) this.missing(c, v, comps.slice(0, -1), ppath);
+          const d = this.policy.checkNode(c, "read", ppath, parent.perms);
+          if (d !== undefined) {
+            v.observe(path, OBS_EXISTS);
+            v.observe(ppath, OBS_EXISTS | OBS_READ);
+            throw new XsError(d, ppath);
+          }
+        } else {
+          const d = this.policy.checkNode(c, "write", path, n.perms);
+          if (d !== undefined) {
+            v.observe(path, OBS_EXISTS | OBS_WRITE);
+            throw new XsError(d, path);
+          }
         }
-        const d = this.policy.checkNode(c, "write", path, n.perms);
-        if (d !== undefined) {
-          v.observe(path, OBS_EXISTS | OBS_PERMS);
-          throw new XsError(d, path);
-        }
+        // Blind (also when the node is already absent): at commit the RM must still answer OK.
         v.remove(path, (root) => {
-          // At replay: still removable (or already gone while its parent exists: RM says OK).
           const cur = lookup(root, comps);
-          if (cur === undefined) return lookup(root, comps.slice(0, -1)) !== undefined;
-          return this.policy.checkNode(c, "write", path, cur.perms) === undefined;
+          if (cur !== undefined) return this.policy.checkNode(c, "write", path, cur.perms) === undefined;
+          const parent = lookup(root, comps.slice(0, -1));
+          return parent !== undefined && this.policy.checkNode(c, "read", ppath, parent.perms) === undefined;
         });
         return OK;
       }
@@ -287,9 +298,12 @@ export class Dispatcher {
           this.db.specialPerms.set(p.abs, next);
           return OK;
         }
-        const n = this.existing(c, v, p.abs, "setperms", OBS_PERMS);
+        const n = this.existing(c, v, p.abs, "setperms", 0);
         const d = this.policy.checkSetPerms(c, n.perms, next);
-        if (d !== undefined) throw new XsError(d, p.abs);
+        if (d !== undefined) {
+          v.observe(p.abs, OBS_PERMS); // the refusal depended on the current permissions
+          throw new XsError(d, p.abs);
+        }
         const comps = components(p.abs);
         v.setPerms(p.abs, next, n.perms, (root) => {
           const cur = lookup(root, comps);
@@ -310,28 +324,37 @@ export class Dispatcher {
     return perms;
   }
 
-  /** May client `c` learn of a change at `path`? (Watch permission filter, XSA-115.) */
-  canSee(c: Client, path: string, kind: "change" | "rm", before: Node | null, after: Node | null): boolean {
+  /**
+   * May client `c` receive a watch event of `kind` at absolute `path`? (XSA-115 class; see
+   * docs/watches.md.) Never for a path it cannot read, with two exceptions that tell it about a path
+   * it could read: the removal of a node it could read, and a permission change that took its read
+   * access away (as cxenstored, which checks the old permissions too). Special `@...` events: only
+   * privileged callers and domains given read access to the special path with SET_PERMS
+   * (`@releaseDomain/<domid>` is governed by `@releaseDomain`).
+   */
+  canSee(c: Client, path: string, kind: EventKind, before: Node | null, after: Node | null): boolean {
     if (path[0] === "@") {
-      const base = path.indexOf("/") > 0 ? path.slice(0, path.indexOf("/")) : path;
+      const slash = path.indexOf("/");
+      const base = slash > 0 ? path.slice(0, slash) : path;
       const perms = this.db.specialPerms.get(base);
       return perms !== undefined && this.policy.checkNode(c, "read", base, perms) === undefined;
     }
-    // Readable node, or readable parent, in the tree before or after the change (cxenstored rule):
-    // a deletion is reported to whoever could read the deleted node.
     const comps = components(path);
-    for (const root of kind === "rm" ? [before] : [after, before]) {
-      if (root === null) continue;
+    const readableIn = (root: Node | null): boolean => {
+      if (root === null) return false;
       const n = lookup(root, comps);
-      if (n !== undefined && this.policy.checkNode(c, "read", path, n.perms) === undefined) return true;
-      const parent = comps.length > 0 ? lookup(root, comps.slice(0, -1)) : undefined;
-      if (
-        parent !== undefined && this.policy.checkNode(c, "read", parentOf(path), parent.perms) === undefined
-      ) {
-        return true;
-      }
+      return n !== undefined && this.policy.checkNode(c, "read", path, n.perms) === undefined;
+    };
+    switch (kind) {
+      case "write":
+        return readableIn(after);
+      case "perms":
+        return readableIn(after) || readableIn(before);
+      case "rm":
+        return readableIn(before);
+      case "special":
+        return false;
     }
-    return false;
   }
 }
 

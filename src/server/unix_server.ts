@@ -3,10 +3,13 @@
 // pipelined requests is answered with one write(). It owns file descriptors and buffers, nothing else.
 //
 // Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
-// output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`,
-// past which the peer is considered stuck and is disconnected (socket clients can reconnect).
+// output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`
+// bytes and `maxOutEvents` unwritten watch events, past either of which the peer is considered stuck
+// and is disconnected (socket clients can reconnect); see docs/watches.md.
 import { log } from "../common/log.ts";
 import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
+import { HEADER_SIZE, MsgType } from "../protocol/wire.ts";
+import { UnsentEvents } from "../watch/queue.ts";
 import { OutBuffer } from "./outbuf.ts";
 import * as libc from "./libc.ts";
 
@@ -21,6 +24,8 @@ export interface UnixServerOptions {
   readonly path: string;
   /** Output bytes above which a connection is disconnected as stuck (default 8 MiB). */
   readonly maxOutBytes?: number;
+  /** Unwritten WATCH_EVENT messages above which a connection is disconnected as stuck (default 65536). */
+  readonly maxOutEvents?: number;
   /** Called between loop turns, e.g. to run timers; returns ms until it next wants to run, or -1. */
   readonly onIdle?: () => number;
 }
@@ -36,10 +41,21 @@ class Conn<C> {
   /** Reading suspended because output is backed up or input is pending. */
   paused = false;
   wantOut = false;
+  /** Bytes ever queued / written on this connection: stream offsets for `events`. */
+  queuedBytes = 0;
+  writtenBytes = 0;
+  /** Watch events queued in `out` and not yet written. */
+  readonly events = new UnsentEvents();
   constructor(readonly fd: number, readonly id: number) {}
 }
 
+export interface UnixServerStats {
+  /** Connections disconnected for exceeding maxOutBytes or maxOutEvents. */
+  outputLimitDisconnects: number;
+}
+
 export class UnixServer<C> {
+  readonly stats: UnixServerStats = { outputLimitDisconnects: 0 };
   private readonly ep = new libc.Epoll(256);
   private readonly conns = new Map<number, Conn<C>>();
   private listenFd = -1;
@@ -47,6 +63,7 @@ export class UnixServer<C> {
   private nextId = 1;
   private stopping = false;
   private readonly maxOut: number;
+  private readonly maxOutEvents: number;
   /** Connections with unprocessed input (paused mid-batch), served again next turn. */
   private readonly backlog = new Set<Conn<C>>();
   /** Connections given output this turn (replies, or watch events caused by others). */
@@ -54,6 +71,7 @@ export class UnixServer<C> {
 
   constructor(private readonly opts: UnixServerOptions, private readonly handler: ConnectionHandler<C>) {
     this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
+    this.maxOutEvents = opts.maxOutEvents ?? 65536;
   }
 
   get connectionCount(): number {
@@ -123,9 +141,21 @@ export class UnixServer<C> {
         send: (type: number, reqId: number, txId: number, payload: string): boolean => {
           if (c.closed) return false;
           c.out.append(type, reqId, txId, payload);
+          c.queuedBytes += HEADER_SIZE + payload.length;
+          if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);
           this.dirty.add(c);
-          if (c.out.length > this.maxOut) {
-            log("warn", `socket#${c.id}: ${c.out.length} bytes unread, disconnecting a stuck client`);
+          const over = c.out.length > this.maxOut
+            ? `${c.out.length} bytes unread (limit ${this.maxOut})`
+            : c.events.count > this.maxOutEvents
+            ? `${c.events.count} watch events unread (limit ${this.maxOutEvents})`
+            : null;
+          if (over !== null) {
+            this.stats.outputLimitDisconnects++;
+            log(
+              "warn",
+              `socket#${c.id}: ${over}, disconnecting a stuck client ` +
+                `(${this.stats.outputLimitDisconnects} so far)`,
+            );
             this.closeConn(c, "output limit");
             return false;
           }
@@ -197,6 +227,8 @@ export class UnixServer<C> {
       const n = libc.write(c.fd, c.out.pending());
       if (n > 0) {
         c.out.consume(n);
+        c.writtenBytes += n;
+        c.events.written(c.writtenBytes);
         continue;
       }
       const e = libc.errno();

@@ -28,6 +28,13 @@ export interface Commit {
 
 export type CommitListener = (c: Commit) => void;
 
+/**
+ * Runs before a commit takes effect (persistence: src/backend). Throwing (an XsError such as EIO or
+ * ENOSPC) aborts the commit: the root stays as it was and no listener runs, so the client gets the
+ * error and the change is never acknowledged.
+ */
+export type BeforeCommitHook = (c: Commit) => void;
+
 /** Initial tree: "/" and "/tool/xenstored", owned by dom0, readable by nobody else (as cxenstored). */
 export function initialRoot(gen = 0): Node {
   const perms = Perms.of(0, 0);
@@ -40,6 +47,7 @@ export class Database {
   private _root: Node;
   private _gen: number;
   private readonly listeners: CommitListener[] = [];
+  private readonly beforeHooks: BeforeCommitHook[] = [];
   /** Permissions of the special watch paths, settable with SET_PERMS (Xen: dom0-only by default). */
   readonly specialPerms = new Map<string, Perms>([
     ["@introduceDomain", Perms.of(0, 0)],
@@ -68,9 +76,15 @@ export class Database {
     this.listeners.push(l);
   }
 
+  /** Register a hook that may veto a commit by throwing (see BeforeCommitHook). */
+  beforeCommit(h: BeforeCommitHook): void {
+    this.beforeHooks.push(h);
+  }
+
   /** Install a new root (computed from `before === this.root`) and tell every listener. */
   commit(c: Commit): void {
     if (c.before !== this._root) throw new Error("Database.commit: stale base (caller must rebase)");
+    for (const h of this.beforeHooks) h(c); // may throw: nothing has changed yet
     this._root = c.after;
     for (const l of this.listeners) l(c);
   }

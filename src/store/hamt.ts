@@ -195,7 +195,9 @@ export function hamtCheck<V>(map: Hamt<V>): string[] {
     const [node, shift, prefix] = stack.pop()!;
     if (node instanceof CollisionNode) {
       if (shift < 32) problems.push("collision node above full hash depth");
-      for (const k of node.keys) if (hashKey(k) !== prefix) problems.push(`key ${k} in the wrong collision node`);
+      for (const k of node.keys) {
+        if (hashKey(k) !== prefix) problems.push(`key ${k} in the wrong collision node`);
+      }
       continue;
     }
     if (node.bitmap === 0) problems.push("empty interior node");

@@ -1,15 +1,20 @@
 // A connection's open transactions: opaque 32-bit ids, ownership, nesting and limits.
 import { XsError } from "../common/xs_error.ts";
 import type { Node } from "../store/tree.ts";
-import { Transaction } from "./transaction.ts";
+import { type Decide, Transaction } from "./transaction.ts";
 
 export interface TxLimits {
   /** Open transactions per connection, nested ones included (ENOSPC beyond). */
   readonly maxOpen: number;
-  /** Nodes observed + writes logged per transaction (ENOSPC beyond; XSA-326 class). */
+  /** Distinct paths one transaction may observe or modify, merged children included (ENOSPC beyond). */
   readonly maxTouched: number;
   /** Age after which a transaction fails with EAGAIN (0 = no limit). */
   readonly maxAgeMs: number;
+  /**
+   * Log entries (distinct observations + modifications) per transaction (ENOSPC beyond); bounds the
+   * memory of a transaction that keeps rewriting the same few nodes. Default: 4 × maxTouched.
+   */
+  readonly maxOps?: number;
 }
 
 export const DEFAULT_TX_LIMITS: TxLimits = { maxOpen: 10, maxTouched: 1024, maxAgeMs: 0 };
@@ -24,34 +29,40 @@ export class TxRegistry {
     return this.open.size;
   }
 
-  /** Start a transaction on `base`, nested inside `parentId` if non-zero. */
-  start(base: () => Node, parentId: number, now: number): Transaction {
+  /**
+   * Start a transaction on `base`, nested inside `parentId` if non-zero (it then starts from the
+   * parent's current view). `decide` evaluates the connection's access decisions (see Decide); a
+   * nested transaction inherits its parent's.
+   */
+  start(base: () => Node, parentId: number, now: number, decide: Decide | null = null): Transaction {
     let parent: Transaction | null = null;
     if (parentId !== 0) parent = this.get(parentId, now);
     if (this.open.size >= this.limits.maxOpen) throw new XsError("ENOSPC", "too many open transactions");
     const id = this.allocId();
-    const tx = new Transaction(id, parent ? parent.root : base(), parent, now);
+    const tx = new Transaction(id, parent ? parent.root : base(), parent, now, {
+      maxTouched: this.limits.maxTouched,
+      maxOps: this.limits.maxOps ?? 4 * this.limits.maxTouched,
+      decide: parent ? parent.decide : decide,
+    });
     if (parent) parent.children++;
     this.open.set(id, tx);
     return tx;
   }
 
-  /** The open transaction `id` of this connection (ENOENT if none; EAGAIN if it outlived its age). */
-  get(id: number, now: number): Transaction {
+  /**
+   * The open transaction `id` of this connection (ENOENT if none). With `checkAge`, a transaction that
+   * outlived the age limit (and has no open nested transaction) is aborted and EAGAIN thrown.
+   */
+  get(id: number, now: number, checkAge = true): Transaction {
     const tx = this.open.get(id);
     if (tx === undefined) throw new XsError("ENOENT", `no transaction ${id}`);
-    if (this.limits.maxAgeMs > 0 && now - tx.startedAt > this.limits.maxAgeMs && tx.children === 0) {
+    if (
+      checkAge && this.limits.maxAgeMs > 0 && now - tx.startedAt > this.limits.maxAgeMs && tx.children === 0
+    ) {
       this.end(tx);
       throw new XsError("EAGAIN", `transaction ${id} exceeded its maximum age`);
     }
     return tx;
-  }
-
-  /** Check the per-transaction size limit before an operation adds to it. */
-  checkRoom(tx: Transaction): void {
-    if (tx.touched >= this.limits.maxTouched) {
-      throw new XsError("ENOSPC", "transaction touches too many nodes");
-    }
   }
 
   /** Forget `tx` (after commit or abort). */

@@ -1,36 +1,75 @@
-// Optimistic transactions over the immutable tree (see docs/transactions.md for the rule).
+// Optimistic transactions over the immutable tree. The rule is written down in docs/transactions.md;
+// this file implements exactly that rule.
 //
 // START is O(1): a transaction keeps the root it started from (`base`) and a working root (`root`) that
-// its own writes path-copy. It records what the client OBSERVED of `base` — per path: existence, value,
-// permissions, child names — skipping whatever its own earlier writes determined. Writes are logged.
-// Commit validates the observations against the current tree in O(observed set), then replays the
-// log onto the current tree (O(write set · depth)); each logged write carries a `recheck` supplied by
-// the caller (the policy decision that made it succeed), re-evaluated at its replay point. EAGAIN iff
-// an observation changed or a recheck fails: exactly the cases where a reply the client saw would now
-// differ. A read-only transaction has an empty log, so it always commits.
+// its own modifications path-copy. Its `log` is the sequence of what it did, in order:
+//   - a "check" for every observation (what a reply depended on: existence, value, permissions, child
+//     names of a path, or the access decision taken on the deepest existing node at or above it),
+//     together with what the transaction saw;
+//   - a "write" / "rm" / "perms" for every modification, with a `recheck` supplied by the dispatcher:
+//     the policy decision that made the client's request succeed.
+// COMMIT replays the log onto the current tree: each check compares what the transaction saw with
+// what the same observation gives at that point of the replay (current tree + the transaction's own
+// earlier modifications), each modification re-evaluates its recheck there and is applied. EAGAIN iff
+// one of them differs, i.e. exactly when some reply the client got would have been different had the
+// whole transaction run at its commit point. Checks are deduplicated (an observation already checked
+// is not logged again unless the transaction modified that path's line since), so validation is
+// O(distinct observations · depth). A transaction without modifications commits at once: it
+// serialises at its snapshot and never fails.
 //
-// This module knows nothing about policy, the wire protocol or transports.
+// This module knows nothing about policy, the wire protocol or transports: access decisions come in
+// through a `Decide` function and rechecks through closures.
+import { XsError } from "../common/xs_error.ts";
+import type { Decision, NodeAccess } from "../policy/policy.ts";
 import { type Change, type Database } from "../store/database.ts";
-import { components, parentOf } from "../store/path.ts";
+import { components } from "../store/path.ts";
 import { type Perms, samePerms } from "../store/perms.ts";
-import { lookup, type Node, removeNode, setPerms, writeValue } from "../store/tree.ts";
+import { existingChain, lookup, type Node, removeNode, setPerms, writeValue } from "../store/tree.ts";
 
-/** Aspects of a node a client can observe. */
+/** Aspects of a path a reply can depend on. */
 export const OBS_EXISTS = 1;
 export const OBS_VALUE = 2;
 export const OBS_PERMS = 4;
 export const OBS_CHILDREN = 8;
+/** The read / write / setperms decision on the deepest existing node at or above the path. */
+export const OBS_READ = 16;
+export const OBS_WRITE = 32;
+export const OBS_SETPERMS = 64;
 
-/** Why a path's state is known without looking at `base`. */
-const LOCAL_VALUE = 1; // value written by this transaction
-const LOCAL_PERMS = 2; // permissions set by this transaction
-const LOCAL_FRESH = 4; // created by this transaction: everything at and below it is local
-const LOCAL_REMOVED = 8; // removed by this transaction: absent, and so is everything below it
+const OBS_DATA = OBS_EXISTS | OBS_VALUE | OBS_PERMS | OBS_CHILDREN;
+const OBS_ACCESS = OBS_READ | OBS_WRITE | OBS_SETPERMS;
+const ACCESS_KINDS: ReadonlyArray<[number, NodeAccess]> = [
+  [OBS_READ, "read"],
+  [OBS_WRITE, "write"],
+  [OBS_SETPERMS, "setperms"],
+];
 
-/** Re-evaluated at replay: does the write still succeed on this tree? */
+/** The observation bit for an access decision of kind `access`. */
+export function accessAspect(access: NodeAccess): number {
+  return access === "read" ? OBS_READ : access === "write" ? OBS_WRITE : OBS_SETPERMS;
+}
+
+/** The client's access decision on a node with `perms` (the policy, bound to the connection). */
+export type Decide = (access: NodeAccess, path: string, perms: Perms) => Decision;
+
+/** Re-evaluated at replay: does the modification still succeed (same reply) on this tree? */
 export type Recheck = (root: Node) => boolean;
 
+/** An observation: what the transaction saw of `path` (in its own view, at that point). */
+export interface TxCheck {
+  readonly kind: "check";
+  readonly path: string;
+  readonly aspects: number;
+  /** The node at `path` as seen (undefined = absent). */
+  readonly node: Node | undefined;
+  /** Permissions of the deepest existing node at or above `path`, as seen (access decisions). */
+  readonly decider: Perms;
+  /** How access decisions are evaluated; null = compare the decider's permissions instead. */
+  readonly decide: Decide | null;
+}
+
 export type TxOp =
+  | TxCheck
   | {
     readonly kind: "write";
     readonly path: string;
@@ -41,10 +80,13 @@ export type TxOp =
   | { readonly kind: "rm"; readonly path: string; readonly recheck: Recheck }
   | { readonly kind: "perms"; readonly path: string; readonly perms: Perms; readonly recheck: Recheck };
 
-interface Observation {
-  /** The node in `base` (undefined = absent). */
-  readonly node: Node | undefined;
-  aspects: number;
+export interface TxOptions {
+  /** Distinct paths a transaction may observe or modify (ENOSPC beyond; Infinity = unbounded). */
+  readonly maxTouched?: number;
+  /** Log entries (observations + modifications) a transaction may hold (ENOSPC beyond). */
+  readonly maxOps?: number;
+  /** Access decisions for OBS_READ/OBS_WRITE/OBS_SETPERMS; without it, the decider's perms are compared. */
+  readonly decide?: Decide | null;
 }
 
 export class TxConflict extends Error {
@@ -53,14 +95,33 @@ export class TxConflict extends Error {
   }
 }
 
+interface LastCheck {
+  aspects: number;
+  /** `epoch` when checked. */
+  epoch: number;
+  /** Invalidated by any modification at all (access decisions on a missing path). */
+  global: boolean;
+}
+
 export class Transaction {
-  /** The working tree: `base` plus this transaction's own writes. */
+  /** The working tree: `base` plus this transaction's own modifications. */
   root: Node;
+  /** Observations and modifications, in order (replayed at commit). */
   readonly log: TxOp[] = [];
-  private readonly observed = new Map<string, Observation>();
-  private readonly local = new Map<string, number>();
   /** Open nested transactions started inside this one. */
   children = 0;
+  /** Number of modifications in `log` (0 = read-only). */
+  private mods = 0;
+  /** Distinct paths observed or modified (the "nodes touched" limit). */
+  private readonly paths = new Set<string>();
+  /** Bumped by every modification; dedup bookkeeping below is in these units. */
+  private epoch = 0;
+  private readonly modAt = new Map<string, number>();
+  private readonly modBelow = new Map<string, number>();
+  private readonly lastCheck = new Map<string, LastCheck>();
+  readonly decide: Decide | null;
+  private readonly maxTouched: number;
+  private readonly maxOps: number;
 
   constructor(
     readonly id: number,
@@ -68,112 +129,166 @@ export class Transaction {
     readonly base: Node,
     readonly parent: Transaction | null,
     readonly startedAt: number,
+    opts: TxOptions = {},
   ) {
     this.root = base;
+    this.decide = opts.decide ?? null;
+    this.maxTouched = opts.maxTouched ?? Infinity;
+    this.maxOps = opts.maxOps ?? Infinity;
   }
 
-  /** Paths observed plus writes logged: the "nodes touched" the size limit counts. */
+  /** Distinct paths observed or modified: what the "nodes touched" limit counts. */
   get touched(): number {
-    return this.observed.size + this.log.length;
+    return this.paths.size;
   }
 
-  get observedCount(): number {
-    return this.observed.size;
+  /** Modifications logged (0 for a read-only transaction). */
+  get modifications(): number {
+    return this.mods;
   }
 
-  /** True if `aspect` of `path` is determined by this transaction's own writes. */
-  private isLocal(path: string, aspect: number): boolean {
-    if (this.local.size === 0) return false;
-    const own = this.local.get(path);
-    if (own !== undefined) {
-      if (own & (LOCAL_FRESH | LOCAL_REMOVED)) return true;
-      // A written node exists and holds what was written, whatever happens to it meanwhile.
-      if ((aspect === OBS_VALUE || aspect === OBS_EXISTS) && own & LOCAL_VALUE) return true;
-      if (aspect === OBS_PERMS && own & LOCAL_PERMS) return true;
+  /** Observations logged. */
+  get checks(): number {
+    return this.log.length - this.mods;
+  }
+
+  /**
+   * Record that a reply depended on `aspects` of `path` as this transaction's view shows them now.
+   * Throws XsError("ENOSPC") if that would exceed the transaction's limits.
+   */
+  observe(path: string, aspects: number): void {
+    if (aspects === 0) return;
+    const comps = components(path);
+    const chain = existingChain(this.root, comps);
+    const exists = chain.length - 1 === comps.length;
+    // An access decision on an existing node is only meaningful while the node exists.
+    if (exists && aspects & OBS_ACCESS) aspects |= OBS_EXISTS;
+    // Deduplication: an identical earlier observation still stands for this one unless this
+    // transaction has modified the path, an ancestor or a descendant since (see modifiedSince).
+    const prev = this.lastCheck.get(path);
+    const prevValid = prev !== undefined &&
+      (prev.global ? prev.epoch === this.epoch : !this.modifiedSince(path, prev.epoch));
+    if (prevValid && (prev.aspects & aspects) === aspects) return;
+    this.room(path, 1);
+    this.log.push({
+      kind: "check",
+      path,
+      aspects,
+      node: exists ? chain[chain.length - 1] : undefined,
+      decider: chain[chain.length - 1].perms,
+      decide: this.decide,
+    });
+    const all = prevValid ? prev.aspects | aspects : aspects;
+    // The decider of a missing path can change in the replayed tree when a modification elsewhere
+    // creates one of its ancestors there (say the commit-time store lacks a node this view has):
+    // such an observation is reused only while nothing at all was modified.
+    this.lastCheck.set(path, {
+      aspects: all,
+      epoch: this.epoch,
+      global: !exists && (all & OBS_ACCESS) !== 0,
+    });
+  }
+
+  /** Apply a WRITE/MKDIR to the working tree and log it. */
+  write(op: TxOp & { kind: "write" }, gen: number): void {
+    this.room(op.path, 1);
+    this.root = writeValue(this.root, components(op.path), op.value, op.permsForNew, gen).root;
+    this.logMod(op);
+  }
+
+  /** Apply an RM to the working tree (a no-op if the node is absent) and log it. */
+  remove(op: TxOp & { kind: "rm" }, gen: number): void {
+    this.room(op.path, 1);
+    this.root = removeNode(this.root, components(op.path), gen).root;
+    this.logMod(op);
+  }
+
+  setPerms(op: TxOp & { kind: "perms" }, gen: number): void {
+    this.room(op.path, 1);
+    const root = setPerms(this.root, components(op.path), op.perms, gen);
+    if (root === null) throw new Error("Transaction.setPerms: node missing in the working tree");
+    this.root = root;
+    this.logMod(op);
+  }
+
+  /**
+   * Merge a committed nested transaction: validate its log against this transaction's current view
+   * (TxConflict if it no longer holds), then append it, so this transaction's own commit re-validates
+   * it at its position. Throws XsError("ENOSPC") if the merged transaction would exceed the limits.
+   * On any failure this transaction is left unchanged.
+   */
+  absorb(child: Transaction, nextGen: () => number): void {
+    let added = 0;
+    for (const p of child.paths) if (!this.paths.has(p)) added++;
+    if (this.paths.size + added > this.maxTouched) {
+      throw new XsError("ENOSPC", "transaction touches too many nodes");
     }
-    for (let p = path; p !== "/";) {
-      p = parentOf(p);
-      const f = this.local.get(p);
-      if (f !== undefined && f & (LOCAL_FRESH | LOCAL_REMOVED)) return true;
+    if (this.log.length + child.log.length > this.maxOps) {
+      throw new XsError("ENOSPC", "transaction has too many operations");
+    }
+    const { root } = replay(this.root, child.log, nextGen);
+    this.root = root;
+    for (const p of child.paths) this.paths.add(p);
+    for (const op of child.log) {
+      this.log.push(op);
+      if (op.kind !== "check") this.noteMod(op.path);
+    }
+  }
+
+  private logMod(op: TxOp): void {
+    this.log.push(op);
+    this.noteMod(op.path);
+  }
+
+  private noteMod(path: string): void {
+    this.mods++;
+    this.epoch++;
+    this.modAt.set(path, this.epoch);
+    const comps = components(path);
+    let p = "";
+    if (comps.length > 0) this.modBelow.set("/", this.epoch);
+    for (let i = 0; i < comps.length - 1; i++) {
+      p += "/" + comps[i];
+      this.modBelow.set(p, this.epoch);
+    }
+  }
+
+  /**
+   * Did a modification since `epoch` touch `path`, one of its ancestors or a descendant? Others
+   * cannot change what an observation of `path` sees, in this view or in the replayed tree. (Strictly,
+   * only re-creation of the node, which can change its inherited permissions, and changes of its own
+   * permissions matter: existence, value and child names that agreed stay in agreement under the
+   * same modifications. Invalidating more only costs an extra check.)
+   */
+  private modifiedSince(path: string, epoch: number): boolean {
+    if (this.epoch === epoch) return false;
+    if ((this.modBelow.get(path) ?? -1) > epoch) return true;
+    if ((this.modAt.get("/") ?? -1) > epoch) return true;
+    const comps = components(path);
+    let p = "";
+    for (const c of comps) {
+      p += "/" + c;
+      if ((this.modAt.get(p) ?? -1) > epoch) return true;
     }
     return false;
   }
 
-  /**
-   * Record that the client saw `aspects` of the node at `path` (as it is in this transaction's view).
-   * Aspects this transaction determined itself are skipped: they cannot conflict.
-   */
-  observe(path: string, aspects: number): void {
-    let need = 0;
-    for (const a of [OBS_EXISTS, OBS_VALUE, OBS_PERMS, OBS_CHILDREN]) {
-      if (aspects & a && !this.isLocal(path, a)) need |= a;
-    }
-    if (need === 0) return;
-    const o = this.observed.get(path);
-    if (o !== undefined) {
-      o.aspects |= need;
-      return;
-    }
-    this.observed.set(path, { node: lookup(this.base, components(path)), aspects: need });
-  }
-
-  private mark(path: string, flag: number): void {
-    this.local.set(path, flag & (LOCAL_FRESH | LOCAL_REMOVED) ? flag : (this.local.get(path) ?? 0) | flag);
-  }
-
-  /** Apply a write to the working tree and log it. */
-  write(op: TxOp & { kind: "write" }, gen: number): void {
-    const r = writeValue(this.root, components(op.path), op.value, op.permsForNew, gen);
-    this.root = r.root;
-    for (const p of r.created) this.mark(p, LOCAL_FRESH);
-    if (op.value !== null && r.created.length === 0) this.mark(op.path, LOCAL_VALUE);
-    this.log.push(op);
-  }
-
-  remove(op: TxOp & { kind: "rm" }, gen: number): void {
-    const r = removeNode(this.root, components(op.path), gen);
-    this.root = r.root;
-    if (r.removed !== null) {
-      // Forget finer-grained marks below: the removal determines them all.
-      for (const p of [...this.local.keys()]) if (p.startsWith(op.path + "/")) this.local.delete(p);
-      this.mark(op.path, LOCAL_REMOVED);
-    }
-    this.log.push(op);
-  }
-
-  setPerms(op: TxOp & { kind: "perms" }, gen: number): void {
-    const root = setPerms(this.root, components(op.path), op.perms, gen);
-    if (root === null) throw new Error("Transaction.setPerms: node missing in the working tree");
-    this.root = root;
-    this.mark(op.path, LOCAL_PERMS);
-    this.log.push(op);
-  }
-
-  /** Throw TxConflict if something observed differs in `root` from what `base` showed. */
-  validate(root: Node): void {
-    if (root === this.base) return;
-    for (const [path, o] of this.observed) {
-      const cur = lookup(root, components(path));
-      const was = o.node;
-      if (cur === was) continue;
-      if (cur === undefined || was === undefined) throw new TxConflict(path, "existence changed");
-      if (o.aspects & OBS_VALUE && cur.value !== was.value) throw new TxConflict(path, "value changed");
-      if (o.aspects & OBS_PERMS && !samePerms(cur.perms, was.perms)) {
-        throw new TxConflict(path, "permissions changed");
-      }
-      if (o.aspects & OBS_CHILDREN && cur.gen !== was.gen && !sameChildren(cur, was)) {
-        throw new TxConflict(path, "children changed");
+  /** ENOSPC unless one more log entry about `path` fits the limits. */
+  private room(path: string, entries: number): void {
+    if (!this.paths.has(path)) {
+      if (this.paths.size >= this.maxTouched) {
+        throw new XsError("ENOSPC", "transaction touches too many nodes");
       }
     }
-  }
-
-  /** Observations (with their base nodes) for merging into a parent transaction. */
-  observations(): Iterable<[string, number]> {
-    return [...this.observed].map(([p, o]) => [p, o.aspects] as [string, number]);
+    if (this.log.length + entries > this.maxOps) {
+      throw new XsError("ENOSPC", "transaction has too many operations");
+    }
+    this.paths.add(path);
   }
 }
 
 function sameChildren(a: Node, b: Node): boolean {
+  if (a.children === b.children) return true;
   const x = a.childNames();
   const y = b.childNames();
   if (x.length !== y.length) return false;
@@ -181,9 +296,36 @@ function sameChildren(a: Node, b: Node): boolean {
   return true;
 }
 
+/** Why observation `c` comes out differently on `root`, or null if it holds. */
+export function checkFails(c: TxCheck, root: Node): string | null {
+  const comps = components(c.path);
+  const chain = existingChain(root, comps);
+  const cur = chain.length - 1 === comps.length ? chain[chain.length - 1] : undefined;
+  const was = c.node;
+  if (c.aspects & OBS_DATA && cur !== was) {
+    if (cur === undefined || was === undefined) return cur === undefined ? "removed" : "created";
+    if (c.aspects & OBS_VALUE && cur.value !== was.value) return "value changed";
+    if (c.aspects & OBS_PERMS && !samePerms(cur.perms, was.perms)) return "permissions changed";
+    if (c.aspects & OBS_CHILDREN && !sameChildren(cur, was)) return "children changed";
+  }
+  if (c.aspects & OBS_ACCESS) {
+    const perms = chain[chain.length - 1].perms;
+    if (!samePerms(perms, c.decider)) {
+      if (c.decide === null) return "permissions changed";
+      for (const [bit, access] of ACCESS_KINDS) {
+        if (c.aspects & bit && c.decide(access, c.path, perms) !== c.decide(access, c.path, c.decider)) {
+          return `${access} access changed`;
+        }
+      }
+    }
+  }
+  return null;
+}
+
 /**
- * Replay `ops` onto `root`; returns the new root and the changes actually made, or throws TxConflict
- * if a recheck fails. `nextGen` supplies generations for the nodes written.
+ * Replay `ops` onto `root`: validate each check, re-evaluate each recheck and apply each modification.
+ * Returns the new root and the changes actually made, or throws TxConflict. `nextGen` supplies
+ * generations for the nodes written.
  */
 export function replay(
   root: Node,
@@ -192,6 +334,11 @@ export function replay(
 ): { root: Node; changes: Change[] } {
   const changes: Change[] = [];
   for (const op of ops) {
+    if (op.kind === "check") {
+      const why = checkFails(op, root);
+      if (why !== null) throw new TxConflict(op.path, why);
+      continue;
+    }
     if (!op.recheck(root)) throw new TxConflict(op.path, `${op.kind} no longer permitted`);
     const comps = components(op.path);
     switch (op.kind) {
@@ -219,9 +366,8 @@ export function replay(
       }
       case "perms": {
         const old = lookup(root, comps);
-        if (old === undefined) throw new TxConflict(op.path, "node vanished");
-        const nr = setPerms(root, comps, op.perms, nextGen());
-        if (nr === null) throw new TxConflict(op.path, "node vanished");
+        const nr = old === undefined ? null : setPerms(root, comps, op.perms, nextGen());
+        if (old === undefined || nr === null) throw new TxConflict(op.path, "node vanished");
         changes.push({ kind: "perms", path: op.path, perms: op.perms, old: old.perms });
         root = nr;
         break;
@@ -233,27 +379,17 @@ export function replay(
 
 /** Commit a top-level transaction into the database (throws TxConflict → EAGAIN). */
 export function commitToDatabase(tx: Transaction, db: Database, domid: number): readonly Change[] {
+  if (tx.modifications === 0) return []; // read-only: serialises at its snapshot, never fails
   const current = db.root;
-  if (tx.log.length === 0) return []; // read-only: serialises at its snapshot, never fails
-  tx.validate(current);
   const { root, changes } = replay(current, tx.log, () => db.nextGen());
   if (changes.length > 0) db.commit({ before: current, after: root, changes, domid });
   return changes;
 }
 
-/** Merge a nested transaction into its parent (throws TxConflict → EAGAIN for the child). */
+/**
+ * Merge a nested transaction into its parent, validated against the parent's current view (throws
+ * TxConflict → EAGAIN, or XsError ENOSPC; the parent is unchanged then).
+ */
 export function commitToParent(child: Transaction, parent: Transaction, nextGen: () => number): void {
-  if (child.log.length === 0) {
-    for (const [p, a] of child.observations()) parent.observe(p, a);
-    return;
-  }
-  child.validate(parent.root);
-  // Check every recheck on a scratch replay first so a failure leaves the parent untouched.
-  replay(parent.root, child.log, nextGen);
-  for (const [p, a] of child.observations()) parent.observe(p, a);
-  for (const op of child.log) {
-    if (op.kind === "write") parent.write(op, nextGen());
-    else if (op.kind === "rm") parent.remove(op, nextGen());
-    else parent.setPerms(op, nextGen());
-  }
+  parent.absorb(child, nextGen);
 }

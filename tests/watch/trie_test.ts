@@ -416,3 +416,80 @@ Deno.test("property: interleaved add/remove keeps matches equal to the model", (
     { numRuns: 300 },
   );
 });
+
+// ---------------------------------------------------------------- has / domain events
+
+Deno.test("has reports exactly the registered (owner, path, token)", () => {
+  const t = trieWith(w(1, "/a", "x"), w(2, "@releaseDomain", "x"));
+  assert.equal(t.has(1, "/a", "x"), true);
+  assert.equal(t.has(1, "/a", "y"), false);
+  assert.equal(t.has(2, "/a", "x"), false);
+  assert.equal(t.has(2, "@releaseDomain", "x"), true);
+  t.remove(1, "/a", "x");
+  assert.equal(t.has(1, "/a", "x"), false);
+});
+
+Deno.test("matchSpecial: plain, depth >= 1 and per-domain watches (Xen WATCHDEPTH rules)", () => {
+  const t = trieWith(
+    w(1, "@releaseDomain", "plain"),
+    w(1, "@releaseDomain", "d0", 0),
+    w(1, "@releaseDomain", "d1", 1),
+    w(1, "@releaseDomain", "d2", 2),
+    w(1, "@releaseDomain/7", "seven"),
+    w(1, "@releaseDomain/7", "seven0", 0),
+    w(1, "@releaseDomain/8", "eight"),
+    w(1, "@releaseDomain/7/x", "deeper"),
+    w(1, "@introduceDomain", "intro"),
+    w(1, "/@releaseDomain", "plainpath"),
+    w(1, "/", "root"),
+  );
+  const ev = (ms: { watch: Watch; eventPath: string }[]) =>
+    ms.map((m) => `${m.watch.token}:${m.eventPath}`).sort();
+  assert.deepEqual(ev(t.matchSpecial("@releaseDomain", 7, true, true)), [
+    "d1:@releaseDomain/7",
+    "d2:@releaseDomain/7",
+    "plain:@releaseDomain",
+    "seven0:@releaseDomain/7",
+    "seven:@releaseDomain/7",
+  ]);
+  assert.deepEqual(ev(t.matchSpecial("@releaseDomain", 7, true, false)), ["plain:@releaseDomain"]);
+  assert.deepEqual(ev(t.matchSpecial("@releaseDomain", 8, false, true)), [
+    "d1:@releaseDomain/8",
+    "d2:@releaseDomain/8",
+    "eight:@releaseDomain/8",
+  ]);
+  assert.deepEqual(ev(t.matchSpecial("@introduceDomain", 7, true, true)), ["intro:@introduceDomain"]);
+  assert.deepEqual(ev(t.matchSpecial("@nothing", 7, true, true)), []);
+});
+
+/** Brute-force reference for matchSpecial. */
+function refSpecial(ws: Watch[], base: string, domid: number, plain: boolean, perDomain: boolean): string[] {
+  const dom = `${base}/${domid}`;
+  const out: string[] = [];
+  for (const x of ws) {
+    if (plain && x.path === base && x.depth === undefined) out.push(key(x, base));
+    if (perDomain && x.path === base && x.depth !== undefined && x.depth >= 1) out.push(key(x, dom));
+    if (perDomain && x.path === dom) out.push(key(x, dom));
+  }
+  return out.sort();
+}
+
+Deno.test("property: matchSpecial equals the brute-force rule", () => {
+  fc.assert(
+    fc.property(
+      fc.array(watchArb, { maxLength: 40 }),
+      fc.constantFrom("@releaseDomain", "@introduceDomain"),
+      fc.constantFrom(1, 2, 3),
+      fc.boolean(),
+      fc.boolean(),
+      (ws, base, domid, plain, perDomain) => {
+        const t = new WatchTrie();
+        const live = new Map<string, Watch>();
+        for (const x of ws) if (t.add(x)) live.set(idKey(x), x);
+        const got = t.matchSpecial(base, domid, plain, perDomain).map((m) => key(m.watch, m.eventPath));
+        assert.deepEqual(got.sort(), refSpecial([...live.values()], base, domid, plain, perDomain));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

@@ -1,0 +1,118 @@
+// The storage backend interface, the `--backend` syntax, and the wiring between a backend and the
+// live Database. Every call is synchronous: the server loop blocks in epoll_wait, so a backend never
+// awaits (Deno.*Sync, fdatasync, node:sqlite's DatabaseSync).
+//
+//   load()             once at start: the persisted tree and generation counter, or null (nothing yet)
+//   persist(c, gen)    each committed change set, atomically, BEFORE it takes effect: throwing an
+//                      XsError (EIO, ENOSPC) aborts the commit, so a failed write is never acknowledged
+//   compact(root,gen)  rewrite the whole state compactly (snapshot); called when wantsCompaction()
+//   close()            release files
+import { log } from "../common/log.ts";
+import { type Errno, XsError } from "../common/xs_error.ts";
+import { type Commit, Database } from "../store/database.ts";
+import type { Node } from "../store/tree.ts";
+
+export interface LoadedState {
+  readonly root: Node;
+  /** The database's generation counter (≥ every node's gen). */
+  readonly gen: number;
+}
+
+export interface Backend {
+  /** Human-readable description for logs ("file:/var/lib/xenstored"). */
+  readonly name: string;
+  load(): LoadedState | null;
+  /** Store one committed change set, all or nothing. `gen` is the database counter after it. */
+  persist(c: Commit, gen: number): void;
+  /** True when compact() would pay off (log grown, fresh store, state recovered). */
+  wantsCompaction(): boolean;
+  compact(root: Node, gen: number): void;
+  close(): void;
+}
+
+export type SyncMode = "always" | "none";
+
+export interface BackendOptions {
+  /** always: the change is on stable storage before the reply is sent; none: the OS decides. */
+  readonly sync: SyncMode;
+  /** Start from the longest valid prefix of a damaged store instead of refusing. */
+  readonly recover: boolean;
+}
+
+export const DEFAULT_BACKEND_OPTIONS: BackendOptions = { sync: "always", recover: false };
+
+/** The store on disk cannot be used as it is (the daemon refuses to start). */
+export class BackendError extends Error {
+  override name = "BackendError";
+}
+
+/** An I/O failure as the errno a client sees: ENOSPC for a full disk, EIO for everything else. */
+export function ioErrno(e: unknown): Errno {
+  const code = (e as { code?: unknown })?.code;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (
+    code === "ENOSPC" || code === "EDQUOT" || /SQLITE_FULL|database or disk is full|No space left/i.test(msg)
+  ) {
+    return "ENOSPC";
+  }
+  return "EIO";
+}
+
+export function ioError(what: string, e: unknown): XsError {
+  if (e instanceof XsError) return e;
+  return new XsError(ioErrno(e), `${what}: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+export type BackendSpec =
+  | { readonly kind: "memory" }
+  | { readonly kind: "file"; readonly dir: string }
+  | { readonly kind: "sqlite"; readonly file: string };
+
+/** Parse `memory`, `file:<dir>` or `sqlite:<file>`; returns an error message for anything else. */
+export function parseBackendSpec(s: string): BackendSpec | string {
+  if (s === "memory") return { kind: "memory" };
+  const colon = s.indexOf(":");
+  const kind = colon < 0 ? s : s.slice(0, colon);
+  const arg = colon < 0 ? "" : s.slice(colon + 1);
+  if (kind === "file" || kind === "sqlite") {
+    if (arg === "") return `--backend ${kind} needs a path: ${kind}:<${kind === "file" ? "dir" : "file"}>`;
+    return kind === "file" ? { kind, dir: arg } : { kind, file: arg };
+  }
+  return `unknown backend "${s}" (memory | file:<dir> | sqlite:<file>)`;
+}
+
+/**
+ * Load the persisted state into a new Database and make the backend see every later commit:
+ * persist() runs as a before-commit hook (a failure aborts the commit with EIO/ENOSPC), and once a
+ * commit has taken effect the backend may compact. A compaction failure is logged, not fatal: the
+ * log it would have replaced stays valid.
+ */
+export function openDatabase(backend: Backend): Database {
+  const state = backend.load();
+  const db = state === null ? new Database() : new Database(state.root, state.gen);
+  attachBackend(db, backend);
+  return db;
+}
+
+/**
+ * Wire `backend` to an existing database. A fresh or recovered store is compacted first, strictly
+ * (a failure throws BackendError: the daemon must not start without a consistent base on disk).
+ */
+export function attachBackend(db: Database, backend: Backend): void {
+  if (backend.wantsCompaction()) {
+    try {
+      backend.compact(db.root, db.generation);
+    } catch (e) {
+      throw new BackendError(`${backend.name}: cannot write the initial snapshot: ${(e as Error).message}`);
+    }
+  }
+  db.beforeCommit((c) => backend.persist(c, db.generation));
+  db.onCommit(() => {
+    if (!backend.wantsCompaction()) return;
+    try {
+      backend.compact(db.root, db.generation);
+    } catch (e) {
+      log("warn", `${backend.name}: compaction failed (the log stays in use): ${(e as Error).message}`);
+    }
+  });
+}
