@@ -26,6 +26,7 @@ import {
 } from "../txn/transaction.ts";
 import type { EventKind, WatchManager } from "../watch/manager.ts";
 import type { Client } from "./client.ts";
+import type { ControlHandler, DomainHandler } from "./extensions.ts";
 import { DatabaseView, TransactionView, type View } from "./view.ts";
 
 const OK = "OK\0";
@@ -52,6 +53,10 @@ export interface DispatcherLimits {
 
 export class Dispatcher {
   readonly stats: DispatcherStats = { requests: 0, errors: 0, commits: 0, conflicts: 0 };
+  /** Guest-domain and quota requests (src/domains); null = ENOSYS. */
+  domainHandler: DomainHandler | null = null;
+  /** CONTROL commands (daemon control); null = ENOSYS. */
+  controlHandler: ControlHandler | null = null;
   /** Work to do once the current reply is queued (the WATCH registration event). */
   private readonly afterReply: Array<() => void> = [];
 
@@ -123,14 +128,32 @@ export class Dispatcher {
         return OK;
       case MsgType.GET_DOMAIN_PATH:
         return `${domainPath(req.domid)}\0`;
+      case MsgType.INTRODUCE:
+      case MsgType.RELEASE:
+      case MsgType.RESUME:
+      case MsgType.SET_TARGET:
+      case MsgType.SET_FEATURE:
+      case MsgType.GET_QUOTA:
+      case MsgType.SET_QUOTA:
+        if (this.domainHandler === null) {
+          throw new XsError("ENOSYS", `message type ${req.op} not implemented`);
+        }
+        return this.domainHandler.handle(c, req);
       case MsgType.IS_DOMAIN_INTRODUCED:
+        if (this.domainHandler !== null) return this.domainHandler.handle(c, req);
         this.requireCap(c, "is-domain-introduced");
         return req.domid === 0 ? "T\0" : "F\0";
       case MsgType.GET_FEATURE:
+        if (this.domainHandler !== null) return this.domainHandler.handle(c, req);
         if (req.domid !== undefined && req.domid !== c.domid) this.requireCap(c, "get-feature-other");
         return `${SERVER_FEATURES}\0`;
+      case MsgType.CONTROL:
+        if (this.controlHandler === null) throw new XsError("ENOSYS", "CONTROL not implemented");
+        this.requireCap(c, "control");
+        return this.controlHandler.handle(c, req.args);
       default:
-        throw new XsError("ENOSYS", `message type ${req.op} not implemented`);
+        // Every request type is handled above; parseRequest already refused the rest with ENOSYS.
+        throw new XsError("ENOSYS", `message type ${(req as Request).op} not implemented`);
     }
   }
 

@@ -68,6 +68,8 @@ export class UnixServer<C> {
   private readonly backlog = new Set<Conn<C>>();
   /** Connections given output this turn (replies, or watch events caused by others). */
   private readonly dirty = new Set<Conn<C>>();
+  private readonly extraFds = new Map<number, () => void>();
+  private readonly turnEnd: Array<() => void> = [];
 
   constructor(private readonly opts: UnixServerOptions, private readonly handler: ConnectionHandler<C>) {
     this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
@@ -101,6 +103,7 @@ export class UnixServer<C> {
       for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
       for (const c of [...this.backlog]) this.serve(c);
       this.flushDirty();
+      for (const fn of this.turnEnd) fn();
       const now = performance.now();
       if (n === 0 || now - lastYield >= YIELD_MS) {
         await new Promise((r) => setTimeout(r, 0));
@@ -120,7 +123,30 @@ export class UnixServer<C> {
     libc.closeFd(this.ep.fd);
   }
 
+  /**
+   * Watch another file descriptor in the same epoll set (the Xen event channel, a timerfd...):
+   * `onReadable` runs inside the loop, like a socket read. The caller owns and closes the fd.
+   */
+  addFd(fd: number, onReadable: () => void): void {
+    this.extraFds.set(fd, onReadable);
+    this.ep.add(fd, libc.EPOLLIN);
+  }
+
+  removeFd(fd: number): void {
+    if (this.extraFds.delete(fd)) this.ep.remove(fd);
+  }
+
+  /** Run `fn` at the end of every loop turn, after replies are flushed (ring I/O, group commit...). */
+  onTurnEnd(fn: () => void): void {
+    this.turnEnd.push(fn);
+  }
+
   private onEvent(fd: number, mask: number): void {
+    const extra = this.extraFds.get(fd);
+    if (extra !== undefined) {
+      extra();
+      return;
+    }
     if (fd === this.listenFd) {
       this.acceptAll();
       return;
