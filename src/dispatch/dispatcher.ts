@@ -392,7 +392,9 @@ export function directoryPart(node: Node, offset: number): string {
   if (names.length === 0) return gen;
   let all = "";
   for (const n of names) all += n + "\0";
-  if (offset >= all.length) throw new XsError("EINVAL", "offset beyond the child list");
+  // Past the end (the directory shrank since the client's previous part): an empty list, as cxenstored
+  // answers, so libxenstore compares generations and restarts instead of failing.
+  if (offset >= all.length) return gen + "\0";
   let end = offset;
   // Whole names only; leave room for the terminating "\0".
   while (end < all.length) {

@@ -197,3 +197,12 @@ Deno.test("tools: xenstore-chmod, -r and -u (transactions)", async () => {
     assert.notEqual(bad.code, 0, "an invalid permission letter is refused");
   });
 });
+
+Deno.test("tools: xenstore-list of a directory over 4096 bytes (libxenstore falls back to DIRECTORY_PART)", async () => {
+  await withDaemon(async (d) => {
+    const kids = Array.from({ length: 600 }, (_, i) => `child-${String((i * 7919) % 1000).padStart(5, "0")}`);
+    await must(d, "xenstore-write", ...kids.flatMap((k) => [`/big/${k}`, "v"]));
+    assert.equal(await must(d, "xenstore-list", "/big"), [...kids].sort().map((k) => k + "\n").join(""));
+    assert.equal((await must(d, "xenstore-ls", "/big")).split("\n").filter((l) => l !== "").length, 600);
+  });
+});

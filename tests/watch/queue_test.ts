@@ -1,4 +1,4 @@
-import assert from "./assert.ts";
+import assert from "../helpers/assert.ts";
 import fc from "fast-check";
 import { EVENT_HEADER_BYTES, eventCost, EventQueue, UnsentEvents } from "../../src/watch/queue.ts";
 

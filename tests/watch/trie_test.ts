@@ -1,4 +1,4 @@
-import assert from "./assert.ts";
+import assert from "../helpers/assert.ts";
 import fc from "fast-check";
 import { eventPathFor, isSpecialPath, splitPath, type Watch, WatchTrie } from "../../src/watch/trie.ts";
 
