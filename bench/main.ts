@@ -11,6 +11,8 @@
 import { selectWorkloads, WORKLOADS } from "./workloads.ts";
 import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } from "./targets.ts";
 import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
+import { runBackendBench } from "./backend.ts";
+import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
 
 const USAGE = `usage: deno task bench [options]
 
@@ -21,7 +23,9 @@ const USAGE = `usage: deno task bench [options]
   --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
-dxenstored is started as "bin/dxenstored --socket {socket}"; DXENSTORED_CMD overrides it.
+dxenstored is started as "bin/dxenstored --socket {socket} --backend memory"; DXENSTORED_CMD overrides it.
+A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts) and
+guest domains over the simulated Xen (bench/guests.ts).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
 Output: .build/bench/<stamp>/{raw.jsonl,summary.md,<target>-daemon.log}`;
 
@@ -86,7 +90,7 @@ function parseArgs(argv: string[]): Options {
 
 function targetSpecs(only: string[] | undefined): TargetSpec[] {
   const dxCmd = Deno.env.get("DXENSTORED_CMD")?.trim().split(/\s+/) ??
-    [`${root}/bin/dxenstored`, "--socket", "{socket}"];
+    [`${root}/bin/dxenstored`, "--socket", "{socket}", "--backend", "memory"];
   const all: TargetSpec[] = [
     { name: FLOOR, kind: "echo" },
     { name: "cxenstored", kind: "cxenstored" },
@@ -304,6 +308,19 @@ async function main() {
   Deno.writeTextFileSync(`${out}/summary.md`, summary);
   console.log(summary);
   log(`raw: ${rawPath}\nsummary: ${out}/summary.md`);
+  // A full run also compares the storage backends (bench/backend.ts; alone: deno task bench:backend).
+  if (o.only === undefined && o.workloads === undefined) {
+    const backends = await runBackendBench({ seconds: o.seconds, warmup: o.warmup, cpu: o.cpu }, log);
+    Deno.writeTextFileSync(`${out}/backends.md`, backends);
+    console.log(backends);
+  }
+  // Guest domains over the simulated Xen (bench/guests.ts): ring vs socket, 1 000 domains.
+  if (o.only === undefined && o.workloads === undefined) {
+    log("guest domains: ring round trips and 1 000 simulated domains");
+    const guests = guestBenchMarkdown(await runGuestBench(o.quick ? 100 : 1000, o.quick ? 1000 : 5000));
+    Deno.writeTextFileSync(`${out}/guests.md`, guests);
+    console.log(guests);
+  }
 }
 
 function exists(path: string): boolean {

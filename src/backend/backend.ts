@@ -6,16 +6,35 @@
 //   persist(c, gen)    each committed change set, atomically, BEFORE it takes effect: throwing an
 //                      XsError (EIO, ENOSPC) aborts the commit, so a failed write is never acknowledged
 //   compact(root,gen)  rewrite the whole state compactly (snapshot); called when wantsCompaction()
-//   close()            release files
+//   persistDomains(d)  the whole set of introduced domains, whenever it changes (src/backend/domains.ts)
+//   deferredSync()     group commit: records written but not yet synced, and the sync that covers them
+//   close()            sync what is pending, release files
 import { log } from "../common/log.ts";
 import { type Errno, XsError } from "../common/xs_error.ts";
 import { type Commit, Database } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
+import type { DomainRecord } from "./domains.ts";
+
+export type { DomainRecord } from "./domains.ts";
 
 export interface LoadedState {
   readonly root: Node;
   /** The database's generation counter (≥ every node's gen). */
   readonly gen: number;
+  /** Introduced domains stored with the tree (absent: none). */
+  readonly domains?: readonly DomainRecord[];
+}
+
+/**
+ * Group commit: a backend in `--sync=group:<ms>` mode writes each record at commit time (so a full
+ * disk still fails that one commit) but syncs later, once for many commits. The server loop holds
+ * every reply and watch event back until the sync that covers it (src/backend/group.ts).
+ */
+export interface DeferredSync {
+  /** Records (commits, domain sets) written since the last sync. */
+  unsynced(): number;
+  /** Make them durable. Throws if that fails: the state on disk is then unknown. */
+  syncNow(): void;
 }
 
 export interface Backend {
@@ -27,13 +46,43 @@ export interface Backend {
   /** True when compact() would pay off (log grown, fresh store, state recovered). */
   wantsCompaction(): boolean;
   compact(root: Node, gen: number): void;
+  /**
+   * Store the whole set of introduced domains, atomically, ordered with the commits around it
+   * (throws XsError EIO/ENOSPC like persist). Absent: the backend stores no domains (memory).
+   */
+  persistDomains?(records: readonly DomainRecord[]): void;
+  /** Group commit state, when the backend runs in group mode; null or absent otherwise. */
+  deferredSync?(): DeferredSync | null;
   close(): void;
 }
 
-export type SyncMode = "always" | "none";
+/**
+ * always: each commit is on stable storage before its reply is sent; group:<ms>: replies wait for
+ * one sync shared by the commits of a loop turn (gathered for up to <ms> while more keep arriving);
+ * none: the OS decides when data reaches the disk.
+ */
+export type SyncMode = "always" | "none" | `group:${number}`;
+
+/** Longest group-commit window accepted (ms). */
+export const GROUP_WINDOW_MAX_MS = 1000;
+
+/** Parse a --sync value; null if it is none of the modes. */
+export function parseSyncMode(s: string): SyncMode | null {
+  if (s === "always" || s === "none") return s;
+  const m = /^group:([0-9]{1,4})$/.exec(s);
+  return m !== null && Number(m[1]) <= GROUP_WINDOW_MAX_MS ? `group:${Number(m[1])}` : null;
+}
+
+/** What --sync accepts, for error messages. */
+export const SYNC_MODES_TEXT = `always, none or group:<ms> (0..${GROUP_WINDOW_MAX_MS})`;
+
+/** The group-commit window in ms, or null when `sync` is not a group mode. */
+export function groupWindowMs(sync: SyncMode): number | null {
+  return sync.startsWith("group:") ? Number(sync.slice(6)) : null;
+}
 
 export interface BackendOptions {
-  /** always: the change is on stable storage before the reply is sent; none: the OS decides. */
+  /** See SyncMode. */
   readonly sync: SyncMode;
   /** Start from the longest valid prefix of a damaged store instead of refusing. */
   readonly recover: boolean;
@@ -66,19 +115,25 @@ export function ioError(what: string, e: unknown): XsError {
 export type BackendSpec =
   | { readonly kind: "memory" }
   | { readonly kind: "file"; readonly dir: string }
-  | { readonly kind: "sqlite"; readonly file: string };
+  | { readonly kind: "sqlite"; readonly file: string }
+  | { readonly kind: "tdb"; readonly file: string };
 
-/** Parse `memory`, `file:<dir>` or `sqlite:<file>`; returns an error message for anything else. */
+/** Parse `memory`, `file:<dir>`, `sqlite:<file>` or `tdb:<file>`; returns an error message otherwise. */
 export function parseBackendSpec(s: string): BackendSpec | string {
   if (s === "memory") return { kind: "memory" };
   const colon = s.indexOf(":");
   const kind = colon < 0 ? s : s.slice(0, colon);
   const arg = colon < 0 ? "" : s.slice(colon + 1);
-  if (kind === "file" || kind === "sqlite") {
+  if (kind === "file" || kind === "sqlite" || kind === "tdb") {
     if (arg === "") return `--backend ${kind} needs a path: ${kind}:<${kind === "file" ? "dir" : "file"}>`;
     return kind === "file" ? { kind, dir: arg } : { kind, file: arg };
   }
-  return `unknown backend "${s}" (memory | file:<dir> | sqlite:<file>)`;
+  return `unknown backend "${s}" (memory | file:<dir> | sqlite:<file> | tdb:<file>)`;
+}
+
+/** The spec back as text ("file:/var/lib/dxenstored"). */
+export function formatBackendSpec(b: BackendSpec): string {
+  return b.kind === "memory" ? "memory" : b.kind === "file" ? `file:${b.dir}` : `${b.kind}:${b.file}`;
 }
 
 /**
@@ -88,10 +143,15 @@ export function parseBackendSpec(s: string): BackendSpec | string {
  * log it would have replaced stays valid.
  */
 export function openDatabase(backend: Backend): Database {
+  return openState(backend).db;
+}
+
+/** openDatabase, plus the introduced domains stored with the tree (for the domain registry). */
+export function openState(backend: Backend): { db: Database; domains: readonly DomainRecord[] } {
   const state = backend.load();
   const db = state === null ? new Database() : new Database(state.root, state.gen);
   attachBackend(db, backend);
-  return db;
+  return { db, domains: state?.domains ?? [] };
 }
 
 /**

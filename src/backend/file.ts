@@ -2,7 +2,9 @@
 // records (docs/backends.md has the formats). Directory layout:
 //
 //   snapshot     "DXSSNAP1" + one frame (KIND_SNAPSHOT: gen, epoch E, every node parents first)
-//   log          "DXSLOG01" + u32 epoch E + u32 crc32(previous 12 bytes), then KIND_COMMIT frames
+//                [+ one KIND_DOMAINS frame: the introduced domains]
+//   log          "DXSLOG01" + u32 epoch E + u32 crc32(previous 12 bytes), then KIND_COMMIT and
+//                KIND_DOMAINS frames
 //   lock         held (flock) while a daemon uses the directory
 //   *.tmp        a compaction in progress (removed at start)
 //   log.dropped-<epoch>-<offset>   bytes discarded by --recover
@@ -20,9 +22,12 @@ import {
   BackendError,
   type BackendOptions,
   DEFAULT_BACKEND_OPTIONS,
+  type DeferredSync,
+  groupWindowMs,
   ioError,
   type LoadedState,
 } from "./backend.ts";
+import { decodeDomains, type DomainRecord, encodeDomains } from "./domains.ts";
 import {
   ApplyError,
   applyOp,
@@ -32,8 +37,10 @@ import {
   crc32,
   decodePayload,
   encodePayload,
+  FRAME_HEADER,
   frameRecord,
   KIND_COMMIT,
+  KIND_DOMAINS,
   KIND_SNAPSHOT,
   maxGen,
   readFrame,
@@ -47,6 +54,14 @@ export const LOG_HEADER = 16;
 export interface FileBackendOptions extends BackendOptions {
   /** Compact once the log exceeds max(this, 2 × snapshot size). Default 4 MiB. */
   readonly compactBytes?: number;
+  /** Zero-filled space kept ahead of the log's end when syncing (0 = none). Default 1 MiB. */
+  readonly preallocBytes?: number;
+}
+
+/** True if b[from..] holds only zeros (preallocated or never-written space). */
+function zeroFrom(b: Uint8Array, from: number): boolean {
+  for (let i = from; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }
 
 function ascii(s: string): Uint8Array {
@@ -84,13 +99,31 @@ function removeIfExists(path: string): void {
   }
 }
 
-export class FileBackend implements Backend {
+/** A KIND_DOMAINS payload: u8 kind, then the domain set as JSON (src/backend/domains.ts). */
+function domainsPayload(records: readonly DomainRecord[]): Uint8Array {
+  const json = encodeDomains(records);
+  const b = new Uint8Array(1 + json.length);
+  b[0] = KIND_DOMAINS;
+  b.set(json, 1);
+  return b;
+}
+
+export class FileBackend implements Backend, DeferredSync {
   readonly name: string;
   private readonly opts: FileBackendOptions;
+  private readonly group: boolean;
+  /** Records appended since the last fdatasync (group mode). */
+  private pendingSync = 0;
+  /** The introduced domains as last stored (rewritten into every snapshot). */
+  private domains: readonly DomainRecord[] = [];
   private lockFile: Deno.FsFile | null = null;
   private logFile: Deno.FsFile | null = null;
   private epoch = 0;
   private logSize = 0;
+  /** Bytes the log file really has: logSize plus zero-filled space ahead (preallocation). */
+  private allocated = 0;
+  /** After a reserve failed for lack of space: no new attempt before the log reaches this size. */
+  private reserveAfter = 0;
   private snapshotSize = 0;
   private needCompact = false;
   /** Set after an I/O failure that leaves the on-disk state uncertain: every later persist fails. */
@@ -99,6 +132,7 @@ export class FileBackend implements Backend {
   constructor(readonly dir: string, opts: Partial<FileBackendOptions> = {}) {
     this.name = `file:${dir}`;
     this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts };
+    this.group = groupWindowMs(this.opts.sync) !== null;
   }
 
   private p(name: string): string {
@@ -139,6 +173,7 @@ export class FileBackend implements Backend {
       root = s.root;
       gen = s.gen;
       this.epoch = s.epoch;
+      this.domains = s.domains;
       this.snapshotSize = snapBytes.length;
     } else {
       if (!recover) {
@@ -157,7 +192,7 @@ export class FileBackend implements Backend {
     if (logBytes === null) {
       log("warn", `${this.name}: log missing; starting from the snapshot (epoch ${this.epoch})`);
       this.needCompact = true;
-      return { root, gen };
+      return { root, gen, domains: this.domains };
     }
     const header = this.readLogHeader(logBytes);
     if (header === null) {
@@ -170,14 +205,14 @@ export class FileBackend implements Backend {
       }
       this.drop(logBytes, 0, "damaged log header");
       this.needCompact = true;
-      return { root, gen: Math.max(gen, maxGen(root)) };
+      return { root, gen: Math.max(gen, maxGen(root)), domains: this.domains };
     }
     if (snapBytes === null) this.epoch = header;
     if (header < this.epoch) {
       // A compaction was interrupted between its two renames: the snapshot already holds this log.
       log("info", `${this.name}: ignoring stale log of epoch ${header} (snapshot epoch ${this.epoch})`);
       this.needCompact = true;
-      return { root, gen };
+      return { root, gen, domains: this.domains };
     }
     if (header > this.epoch) {
       if (!recover) {
@@ -200,7 +235,18 @@ export class FileBackend implements Backend {
       let torn = false;
       if (!f.ok) {
         problem = f.reason;
-        torn = f.reachesEof || logBytes.subarray(pos).every((b) => b === 0);
+        // Torn: cut by the end of the file, or followed by nothing but zeros (preallocated space,
+        // or blocks allocated but never written before a power loss).
+        torn = f.reachesEof || zeroFrom(logBytes, pos) || zeroFrom(logBytes, f.end ?? pos + FRAME_HEADER);
+      } else if (f.payload[0] === KIND_DOMAINS) {
+        try {
+          this.domains = decodeDomains(f.payload.subarray(1));
+          records++;
+          pos = f.end;
+          continue;
+        } catch (e) {
+          problem = `undecodable domain record: ${(e as Error).message}`;
+        }
       } else {
         try {
           const rec = decodePayload(f.payload);
@@ -223,7 +269,12 @@ export class FileBackend implements Backend {
           problem = `undecodable record: ${(e as Error).message}`;
         }
       }
-      if (torn) {
+      if (torn && zeroFrom(logBytes, pos)) {
+        log(
+          "debug",
+          `${this.name}: ${logBytes.length - pos} zero bytes after the last record (preallocated)`,
+        );
+      } else if (torn) {
         log(
           "warn",
           `${this.name}: discarding a torn last record at offset ${pos} ` +
@@ -250,10 +301,12 @@ export class FileBackend implements Backend {
     if (tolerant) gen = Math.max(gen, maxGen(root));
     this.openLog(pos);
     log("info", `${this.name}: loaded snapshot epoch ${this.epoch} + ${records} log records, gen ${gen}`);
-    return { root, gen };
+    return { root, gen, domains: this.domains };
   }
 
-  private readSnapshot(b: Uint8Array): { root: Node; gen: number; epoch: number } {
+  private readSnapshot(
+    b: Uint8Array,
+  ): { root: Node; gen: number; epoch: number; domains: readonly DomainRecord[] } {
     const bad = (why: string) =>
       new BackendError(
         `${this.p("snapshot")} is damaged (${why}). Snapshots are replaced atomically, so this is ` +
@@ -262,7 +315,18 @@ export class FileBackend implements Backend {
     if (b.length < 8 || String.fromCharCode(...b.subarray(0, 8)) !== SNAP_MAGIC) throw bad("bad magic");
     const f = readFrame(b, 8);
     if (!f.ok) throw bad(f.reason);
-    if (f.end !== b.length) throw bad("trailing bytes");
+    let domains: readonly DomainRecord[] = [];
+    if (f.end !== b.length) {
+      const d = readFrame(b, f.end);
+      if (!d.ok) throw bad(`domain records: ${d.reason}`);
+      if (d.end !== b.length) throw bad("trailing bytes");
+      if (d.payload[0] !== KIND_DOMAINS) throw bad(`record kind ${d.payload[0]} after the tree`);
+      try {
+        domains = decodeDomains(d.payload.subarray(1));
+      } catch (e) {
+        throw bad((e as Error).message);
+      }
+    }
     try {
       const rec = decodePayload(f.payload);
       if (rec.kind !== KIND_SNAPSHOT) throw new Error(`record kind ${rec.kind}`);
@@ -270,7 +334,7 @@ export class FileBackend implements Backend {
         if (op.op !== "put") throw new Error("delete in snapshot");
         return op;
       }));
-      return { root, gen: rec.gen, epoch: rec.epoch };
+      return { root, gen: rec.gen, epoch: rec.epoch, domains };
     } catch (e) {
       throw bad((e as Error).message);
     }
@@ -308,14 +372,54 @@ export class FileBackend implements Backend {
     f.seekSync(size, Deno.SeekMode.Start);
     this.logFile = f;
     this.logSize = size;
+    this.allocated = size;
+    this.reserveAfter = 0;
+  }
+
+  /**
+   * Keep zero-filled, synced space ahead of the log's end. Overwriting allocated blocks needs no
+   * metadata update, so each commit's fdatasync writes just data (as PostgreSQL pre-zeroes its WAL);
+   * the file's size changes once per preallocBytes. At start the zeros are recognised and cut off.
+   */
+  private reserve(f: Deno.FsFile, need: number): void {
+    const step = this.opts.preallocBytes ?? 1 << 20;
+    if (this.opts.sync === "none" || step <= 0 || this.logSize + need <= this.allocated) return;
+    if (this.logSize < this.reserveAfter) return;
+    const target = Math.max(this.allocated + step, this.logSize + need);
+    try {
+      f.seekSync(this.allocated, Deno.SeekMode.Start);
+      writeAll(f, new Uint8Array(target - this.allocated));
+      f.syncDataSync();
+      this.allocated = target;
+    } catch {
+      // No room for the reserve (a nearly full disk): take the zeros back and append plainly (the
+      // record's own write then succeeds or fails with the real error); retry one step later.
+      this.reserveAfter = this.logSize + step;
+      try {
+        f.truncateSync(this.allocated);
+      } catch { /* some zeros may stay: harmless, cut at the next start */ }
+    } finally {
+      f.seekSync(this.logSize, Deno.SeekMode.Start);
+    }
   }
 
   persist(c: Commit, gen: number): void {
+    this.append(encodePayload({ kind: KIND_COMMIT, gen, epoch: 0, ops: commitOps(c) }));
+  }
+
+  persistDomains(records: readonly DomainRecord[]): void {
+    this.append(domainsPayload(records));
+    this.domains = [...records];
+  }
+
+  /** Append one record (and sync it in always mode); on failure the log is as before. */
+  private append(payload: Uint8Array): void {
     if (this.failed !== null) throw new XsError("EIO", `${this.name} disabled: ${this.failed}`);
     const f = this.logFile;
     if (f === null) throw new XsError("EIO", `${this.name}: log not open`);
-    const frame = frameRecord(encodePayload({ kind: KIND_COMMIT, gen, epoch: 0, ops: commitOps(c) }));
+    const frame = frameRecord(payload);
     try {
+      this.reserve(f, frame.length);
       this.writeLog(f, frame);
     } catch (e) {
       this.undo(f, e);
@@ -333,6 +437,28 @@ export class FileBackend implements Backend {
       }
     }
     this.logSize += frame.length;
+    if (this.group) this.pendingSync++;
+  }
+
+  deferredSync(): DeferredSync | null {
+    return this.group ? this : null;
+  }
+
+  unsynced(): number {
+    return this.pendingSync;
+  }
+
+  /** Group mode: one fdatasync for every record appended since the last one. */
+  syncNow(): void {
+    if (this.pendingSync === 0) return;
+    if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
+    try {
+      this.syncLog(this.logFile!);
+    } catch (e) {
+      this.failed ??= `fsync failed: ${(e as Error).message}`;
+      throw new Error(`${this.name}: fsync of ${this.pendingSync} records failed: ${(e as Error).message}`);
+    }
+    this.pendingSync = 0;
   }
 
   /** The one place a log record is written (tests override it to inject faults). */
@@ -350,6 +476,7 @@ export class FileBackend implements Backend {
     try {
       f.truncateSync(this.logSize);
       f.seekSync(this.logSize, Deno.SeekMode.Start);
+      this.allocated = this.logSize;
     } catch (e) {
       this.failed ??= `could not take back a failed write (${(cause as Error).message}): ${
         (e as Error).message
@@ -368,9 +495,11 @@ export class FileBackend implements Backend {
     if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
     const next = this.epoch + 1;
     const frame = frameRecord(encodePayload({ kind: KIND_SNAPSHOT, gen, epoch: next, ops: treeOps(root) }));
-    const snap = new Uint8Array(8 + frame.length);
+    const dom = this.domains.length > 0 ? frameRecord(domainsPayload(this.domains)) : new Uint8Array(0);
+    const snap = new Uint8Array(8 + frame.length + dom.length);
     snap.set(ascii(SNAP_MAGIC));
     snap.set(frame, 8);
+    snap.set(dom, 8 + frame.length);
     try {
       this.writeDurably(this.p("snapshot.tmp"), snap);
       this.writeDurably(this.p("log.tmp"), logHeader(next));
@@ -399,6 +528,7 @@ export class FileBackend implements Backend {
     }
     this.snapshotSize = snap.length;
     this.needCompact = false;
+    this.pendingSync = 0; // the synced snapshot holds every record of the old log
     log("debug", `${this.name}: compacted to epoch ${next} (${snap.length} bytes, gen ${gen})`);
   }
 
@@ -422,6 +552,18 @@ export class FileBackend implements Backend {
   }
 
   close(): void {
+    if (this.pendingSync > 0 && this.failed === null) {
+      try {
+        this.syncNow();
+      } catch (e) {
+        log("error", (e as Error).message);
+      }
+    }
+    if (this.logFile !== null && this.allocated > this.logSize && this.failed === null) {
+      try {
+        this.logFile.truncateSync(this.logSize); // a clean stop leaves no preallocated zeros
+      } catch { /* cut at the next start */ }
+    }
     this.logFile?.close();
     this.logFile = null;
     this.lockFile?.close();

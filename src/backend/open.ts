@@ -3,14 +3,22 @@ import type { Backend, BackendOptions, BackendSpec } from "./backend.ts";
 import { FileBackend } from "./file.ts";
 import { MemoryBackend } from "./memory.ts";
 import { SqliteBackend } from "./sqlite.ts";
+import { TdbBackend } from "./tdb.ts";
+
+/** Relative paths are taken from the working directory at start (later chdirs do not move the store). */
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path.replace(/^\.\//, "")}`;
+}
 
 export function createBackend(spec: BackendSpec, opts: BackendOptions): Backend {
   switch (spec.kind) {
     case "memory":
       return new MemoryBackend();
     case "file":
-      return new FileBackend(spec.dir, opts);
+      return new FileBackend(absolute(spec.dir), opts);
     case "sqlite":
-      return new SqliteBackend(spec.file, opts);
+      return new SqliteBackend(absolute(spec.file), opts);
+    case "tdb":
+      return new TdbBackend(absolute(spec.file), opts);
   }
 }

@@ -210,6 +210,8 @@ export function crc32(b: Uint8Array): number {
 
 export const KIND_COMMIT = 1;
 export const KIND_SNAPSHOT = 2;
+/** Not a node payload: u8 kind, then the introduced domains as JSON (src/backend/domains.ts). */
+export const KIND_DOMAINS = 3;
 
 export interface Payload {
   readonly kind: number;
@@ -284,15 +286,21 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-function latin1(b: Uint8Array, off: number, len: number): string {
+/** Bytes as a Latin-1 string. fromCharCode.apply on a view is the fastest way here for the many short
+ *  strings of a snapshot (TextDecoder's per-call cost is ~3x; its "latin1" is windows-1252 anyway). */
+export function latin1(b: Uint8Array, off = 0, len = b.length - off): string {
+  const CHUNK = 8192; // arguments per call stay well below the engine's limit
+  const codes = (from: number, to: number) => b.subarray(from, to) as unknown as number[];
+  if (len <= CHUNK) return String.fromCharCode.apply(null, codes(off, off + len));
   let s = "";
-  for (let i = off; i < off + len; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, Math.min(off + len, i + 8192)));
+  for (let i = off; i < off + len; i += CHUNK) {
+    s += String.fromCharCode.apply(null, codes(i, Math.min(off + len, i + CHUNK)));
   }
   return s;
 }
 
 export function decodePayload(b: Uint8Array): Payload {
+  const permsSeen = new Map<string, Perms>();
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let o = 0;
   const need = (k: number) => {
@@ -328,11 +336,15 @@ export function decodePayload(b: Uint8Array): Payload {
     const ql = dv.getUint16(o, true);
     o += 2;
     need(ql + 8);
-    let perms: Perms;
-    try {
-      perms = permsFromText(latin1(b, o, ql));
-    } catch (e) {
-      throw new DecodeError(`bad permissions: ${(e as Error).message}`);
+    const text = latin1(b, o, ql);
+    let perms = permsSeen.get(text); // a store has few distinct permission lists: parse each once
+    if (perms === undefined) {
+      try {
+        perms = permsFromText(text);
+      } catch (e) {
+        throw new DecodeError(`bad permissions: ${(e as Error).message}`);
+      }
+      if (permsSeen.size < 4096) permsSeen.set(text, perms);
     }
     o += ql;
     const g = dv.getFloat64(o, true);
@@ -362,7 +374,13 @@ export function frameRecord(payload: Uint8Array): Uint8Array {
 
 export type FrameResult =
   | { readonly ok: true; readonly payload: Uint8Array; readonly end: number }
-  | { readonly ok: false; readonly reason: string; readonly reachesEof: boolean };
+  | {
+    readonly ok: false;
+    readonly reason: string;
+    readonly reachesEof: boolean;
+    /** Where the record would end, when its length could be trusted. */
+    readonly end?: number;
+  };
 
 /** Read the frame at `off` of `b` (b.length is the end of the file). */
 export function readFrame(b: Uint8Array, off: number): FrameResult {
@@ -383,7 +401,7 @@ export function readFrame(b: Uint8Array, off: number): FrameResult {
   }
   const payload = b.subarray(off + FRAME_HEADER, end);
   if (crc32(payload) !== dv.getUint32(8, true)) {
-    return { ok: false, reason: "checksum mismatch", reachesEof: end === b.length };
+    return { ok: false, reason: "checksum mismatch", reachesEof: end === b.length, end };
   }
   return { ok: true, payload, end };
 }

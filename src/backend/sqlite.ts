@@ -1,8 +1,10 @@
 // The SQLite backend (node:sqlite, built into Deno): one row per node, WAL journal, one SQL
-// transaction per committed change set.
+// transaction per committed change set (group mode: one SQL transaction per group of commits, each
+// commit inside a SAVEPOINT so a failing one rolls back alone).
 //
 //   nodes(path TEXT PRIMARY KEY, value BLOB, perms TEXT, gen INTEGER)   WITHOUT ROWID
 //   meta(key TEXT PRIMARY KEY, value INTEGER)                           key 'gen': the counter
+//   domains(domid INTEGER PRIMARY KEY, record TEXT)                     introduced domains (JSON)
 //
 // Values are BLOBs (any byte string); perms are "n0 r5" (GET_PERMS strings joined by spaces).
 // A subtree delete is one range scan on the primary key: paths under P sort in [P + "/", P + "0").
@@ -14,10 +16,13 @@ import {
   BackendError,
   type BackendOptions,
   DEFAULT_BACKEND_OPTIONS,
+  type DeferredSync,
+  groupWindowMs,
   ioError,
   type LoadedState,
 } from "./backend.ts";
-import { buildTree, commitOps, type NodeOp, permsFromText, permsToText, treeOps } from "./records.ts";
+import { checkDomainRecords, type DomainRecord } from "./domains.ts";
+import { buildTree, commitOps, latin1, type NodeOp, permsFromText, permsToText, treeOps } from "./records.ts";
 
 // node:sqlite's types ship in @types/node, which this repo does not install (deno check would fail
 // on a static import): declare the subset used here and load the built-in module dynamically.
@@ -42,31 +47,32 @@ function toBytes(s: string): Uint8Array {
   return b;
 }
 
-function fromBytes(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, Math.min(b.length, i + 8192)));
-  }
-  return s;
-}
+const fromBytes = (b: Uint8Array): string => latin1(b);
 
 interface Stmts {
   put: StatementSync;
   del: StatementSync;
   delTree: StatementSync;
   setGen: StatementSync;
+  delDomains: StatementSync;
+  putDomain: StatementSync;
 }
 
-export class SqliteBackend implements Backend {
+export class SqliteBackend implements Backend, DeferredSync {
   readonly name: string;
   private readonly opts: BackendOptions;
+  private readonly group: boolean;
   private db: DatabaseSync | null = null;
   private st: Stmts | null = null;
   private fresh = false;
+  /** Group mode: commits inside the open SQL transaction, not yet committed (synced). */
+  private pendingSync = 0;
+  private failed: string | null = null;
 
   constructor(readonly file: string, opts: Partial<BackendOptions> = {}) {
     this.name = `sqlite:${file}`;
     this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts };
+    this.group = groupWindowMs(this.opts.sync) !== null;
   }
 
   load(): LoadedState | null {
@@ -79,11 +85,12 @@ export class SqliteBackend implements Backend {
       // An exclusive lock: a second daemon on the same file fails here instead of interleaving.
       db.exec("PRAGMA locking_mode = EXCLUSIVE");
       db.exec("PRAGMA journal_mode = WAL");
-      db.exec(`PRAGMA synchronous = ${this.opts.sync === "always" ? "FULL" : "OFF"}`);
+      db.exec(`PRAGMA synchronous = ${this.opts.sync === "none" ? "OFF" : "FULL"}`);
       db.exec(`CREATE TABLE IF NOT EXISTS nodes (
         path TEXT PRIMARY KEY, value BLOB NOT NULL, perms TEXT NOT NULL, gen INTEGER NOT NULL
       ) WITHOUT ROWID`);
       db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+      db.exec("CREATE TABLE IF NOT EXISTS domains (domid INTEGER PRIMARY KEY, record TEXT NOT NULL)");
     } catch (e) {
       throw new BackendError(`${this.name}: cannot open: ${(e as Error).message}`);
     }
@@ -101,6 +108,8 @@ export class SqliteBackend implements Backend {
       del: db.prepare("DELETE FROM nodes WHERE path = ?"),
       delTree: db.prepare("DELETE FROM nodes WHERE path >= ? AND path < ?"),
       setGen: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('gen', ?)"),
+      delDomains: db.prepare("DELETE FROM domains"),
+      putDomain: db.prepare("INSERT INTO domains (domid, record) VALUES (?, ?)"),
     };
     const g = db.prepare("SELECT value FROM meta WHERE key = 'gen'").get() as { value: number } | undefined;
     if (g === undefined) {
@@ -121,15 +130,67 @@ export class SqliteBackend implements Backend {
     } catch (e) {
       throw new BackendError(`${this.name}: inconsistent node table: ${(e as Error).message}`);
     }
-    log("info", `${this.name}: loaded ${rows.length} nodes, gen ${g.value}`);
-    return { root, gen: Number(g.value) };
+    let domains: DomainRecord[];
+    try {
+      const drows = db.prepare("SELECT record FROM domains ORDER BY domid").all() as Array<
+        { record: string }
+      >;
+      domains = checkDomainRecords(drows.map((r) => JSON.parse(r.record)));
+    } catch (e) {
+      throw new BackendError(`${this.name}: bad domain records: ${(e as Error).message}`);
+    }
+    log("info", `${this.name}: loaded ${rows.length} nodes, ${domains.length} domains, gen ${g.value}`);
+    return { root, gen: Number(g.value), domains };
+  }
+
+  /**
+   * Run `body` atomically: its own SQL transaction (always/none), or a SAVEPOINT inside the group's
+   * open transaction (group mode), so that a failure undoes exactly this change set.
+   */
+  private atomically(body: (st: Stmts) => void): void {
+    const db = this.db!;
+    const st = this.st!;
+    if (!this.group) {
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        body(st);
+        db.exec("COMMIT");
+      } catch (e) {
+        try {
+          db.exec("ROLLBACK");
+        } catch { /* the failed statement may have rolled back already */ }
+        throw e;
+      }
+      return;
+    }
+    if (this.pendingSync === 0) db.exec("BEGIN IMMEDIATE");
+    db.exec("SAVEPOINT c");
+    try {
+      body(st);
+      db.exec("RELEASE c");
+    } catch (e) {
+      let undone = true;
+      try {
+        db.exec("ROLLBACK TO c");
+        db.exec("RELEASE c");
+      } catch {
+        undone = false; // SQLite may roll back the whole transaction itself (SQLITE_FULL, IOERR)
+      }
+      if (this.pendingSync === 0) {
+        try {
+          db.exec("ROLLBACK"); // nothing else in the group: end it, whatever state it is in
+        } catch { /* already rolled back */ }
+      } else if (!undone) {
+        // The group's earlier commits (in memory, replies held) are gone from the transaction.
+        this.failed ??= `a failed commit took its group with it: ${(e as Error).message}`;
+      }
+      throw e;
+    }
+    this.pendingSync++;
   }
 
   private apply(ops: readonly NodeOp[], gen: number): void {
-    const db = this.db!;
-    const st = this.st!;
-    db.exec("BEGIN IMMEDIATE");
-    try {
+    this.atomically((st) => {
       for (const op of ops) {
         if (op.op === "delete") {
           st.del.run(op.path);
@@ -137,22 +198,69 @@ export class SqliteBackend implements Backend {
         } else st.put.run(op.path, toBytes(op.value), permsToText(op.perms), op.gen);
       }
       st.setGen.run(gen);
-      db.exec("COMMIT");
-    } catch (e) {
-      try {
-        db.exec("ROLLBACK");
-      } catch { /* the failed statement may have rolled back already */ }
-      throw e;
-    }
+    });
+  }
+
+  private checkUsable(): void {
+    if (this.db === null) throw ioError(this.name, new Error("not open"));
+    if (this.failed !== null) throw ioError(this.name, new Error(`disabled: ${this.failed}`));
   }
 
   persist(c: Commit, gen: number): void {
-    if (this.db === null) throw ioError(this.name, new Error("not open"));
+    this.checkUsable();
     try {
       this.apply(commitOps(c), gen);
     } catch (e) {
       throw ioError(`${this.name}: commit`, e);
     }
+  }
+
+  persistDomains(records: readonly DomainRecord[]): void {
+    this.checkUsable();
+    try {
+      this.atomically((st) => {
+        st.delDomains.run();
+        for (const r of records) st.putDomain.run(r.domid, JSON.stringify(r));
+      });
+    } catch (e) {
+      throw ioError(`${this.name}: domains`, e);
+    }
+  }
+
+  deferredSync(): DeferredSync | null {
+    return this.group ? this : null;
+  }
+
+  unsynced(): number {
+    return this.pendingSync;
+  }
+
+  /** Group mode: COMMIT the open SQL transaction (synchronous=FULL: one WAL fsync). */
+  syncNow(): void {
+    if (this.pendingSync === 0) return;
+    const n = this.pendingSync;
+    if (this.failed !== null) throw new Error(`${this.name}: ${n} change sets not stored: ${this.failed}`);
+    try {
+      this.endGroup("COMMIT");
+    } catch (e) {
+      this.failed ??= `group commit failed: ${(e as Error).message}`;
+      throw new Error(`${this.name}: commit of ${n} change sets failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** End the group's SQL transaction; on failure it is rolled back and the count stays unsynced. */
+  private endGroup(how: "COMMIT" | "ROLLBACK"): void {
+    try {
+      this.db!.exec(how);
+    } catch (e) {
+      if (how === "COMMIT") {
+        try {
+          this.db!.exec("ROLLBACK");
+        } catch { /* already rolled back */ }
+      }
+      throw e;
+    }
+    this.pendingSync = 0;
   }
 
   wantsCompaction(): boolean {
@@ -165,12 +273,20 @@ export class SqliteBackend implements Backend {
     if (this.fresh) {
       // The table is empty (the counter row is written in the same SQL transaction as nodes).
       this.apply(treeOps(root), gen);
+      this.syncNow(); // group mode: the initial tree must be stored before anything is served
       this.fresh = false;
     } else db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
   close(): void {
     if (this.db === null) return;
+    if (this.pendingSync > 0 && this.failed === null) {
+      try {
+        this.syncNow();
+      } catch (e) {
+        log("error", (e as Error).message);
+      }
+    }
     try {
       this.db.close();
     } finally {

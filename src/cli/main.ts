@@ -1,168 +1,155 @@
-// dxenstored: the daemon's command line. Parses options, builds the core and serves the Unix socket
-// until SIGINT/SIGTERM, then removes the socket file.
-import { isLogLevel, log, setLogLevel } from "../common/log.ts";
-import { Core } from "../dispatch/core.ts";
-import { LegacyPolicy } from "../policy/legacy.ts";
+// dxenstored: the daemon's entry point. A drop-in dom0 xenstored: Xen's cxenstored/oxenstored options
+// and configuration keys (options.ts, config.ts), fork by default with a locked pid file
+// (daemonize.ts, pidfile.ts), systemd readiness (notify.ts), CONTROL, metrics and logs
+// (operations.ts). Serves the Unix socket until SIGINT/SIGTERM, then removes the socket file.
+// docs/operations.md is the operator's guide.
+import { log } from "../common/log.ts";
+import { Core, DEFAULT_CORE_LIMITS } from "../dispatch/core.ts";
+import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
-import {
-  BackendError,
-  type BackendSpec,
-  openDatabase,
-  parseBackendSpec,
-  type SyncMode,
-} from "../backend/backend.ts";
+import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
 import { createBackend } from "../backend/open.ts";
+import { groupCommitGate } from "../backend/group.ts";
+import { attachXen } from "../domains/attach.ts";
+import { migrationCommand } from "./export.ts";
+import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
+import { sdNotify } from "./notify.ts";
+import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
+import {
+  claimInstance,
+  configTest,
+  loadOptions,
+  logStartupNotes,
+  makeFolders,
+  setupLogging,
+} from "./startup.ts";
 
-const USAGE = `Usage: dxenstored [options]
-
-  --socket PATH       Unix socket to serve (default: $XENSTORED_PATH, else
-                      $XENSTORED_RUNDIR/socket, else ./run/socket)
-  --log-level LEVEL   error | warn | info | debug (default: info)
-  --max-out-bytes N   unread output bytes after which a socket client is
-                      disconnected as stuck (default: 8388608)
-  --max-watch-events N
-                      unread watch events after which a socket client is
-                      disconnected as stuck (default: 65536)
-  --backend SPEC      memory | file:<dir> | sqlite:<file> (default: memory);
-                      see docs/backends.md
-  --sync MODE         always | none: fsync each commit before replying
-                      (default: always)
-  --recover           start from the valid prefix of a damaged store
-  -h, --help          this text
-`;
-
-export interface CliOptions {
-  socket: string;
-  logLevel: string;
-  /** Output limits of socket connections (docs/watches.md); unset = the server's defaults. */
-  maxOutBytes?: number;
-  maxWatchEvents?: number;
-  /** Storage backend (docs/backends.md). */
-  backend: BackendSpec;
-  sync: SyncMode;
-  recover: boolean;
-}
-
-/** A strictly positive decimal integer option value. */
-function positiveInt(flag: string, v: string): number {
-  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${v}"`);
-  return n;
-}
-
-export function parseArgs(
-  argv: readonly string[],
-  env: (k: string) => string | undefined,
-): CliOptions | string {
-  const rundir = env("XENSTORED_RUNDIR");
-  const opts: CliOptions = {
-    socket: env("XENSTORED_PATH") ?? (rundir ? `${rundir}/socket` : "./run/socket"),
-    logLevel: "info",
-    backend: { kind: "memory" },
-    sync: "always",
-    recover: false,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const eq = a.indexOf("=");
-    const [flag, inline] = a.startsWith("--") && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    try {
-      switch (flag) {
-        case "--socket":
-          opts.socket = value();
-          break;
-        case "--log-level":
-          opts.logLevel = value();
-          if (!isLogLevel(opts.logLevel)) return `unknown log level "${opts.logLevel}"`;
-          break;
-        case "--max-out-bytes":
-          opts.maxOutBytes = positiveInt(flag, value());
-          break;
-        case "--max-watch-events":
-          opts.maxWatchEvents = positiveInt(flag, value());
-          break;
-        case "--backend": {
-          const b = parseBackendSpec(value());
-          if (typeof b === "string") return b;
-          opts.backend = b;
-          break;
-        }
-        case "--sync": {
-          const m = value();
-          if (m !== "always" && m !== "none") return `--sync must be always or none, got "${m}"`;
-          opts.sync = m;
-          break;
-        }
-        case "--recover":
-          opts.recover = true;
-          break;
-        case "-h":
-        case "--help":
-          return "help";
-        default:
-          return `unknown option "${a}"`;
-      }
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
-  return opts;
-}
+// The command line without the configuration file (tests and tools parse options with it).
+export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
 
 async function main(): Promise<number> {
-  const parsed = parseArgs(Deno.args, (k) => Deno.env.get(k));
-  if (parsed === "help") {
-    console.log(USAGE);
+  const sub = Deno.args[0];
+  if (sub === "export" || sub === "import") return await migrationCommand(sub, Deno.args.slice(1));
+  const loaded = loadOptions(Deno.args, (k) => Deno.env.get(k));
+  if (loaded.kind === "exit") return loaded.code;
+  const parsed = loaded.opts;
+  if (parsed.configTest) return configTest(loaded);
+
+  // Fork by default: this process starts the daemon and returns once it serves (daemonize.ts).
+  if (parsed.fork && !isDetachedChild()) {
+    return await runParent({ args: Deno.args, socket: parsed.socket, outputPid: parsed.outputPid });
+  }
+  const detached = isDetachedChild() ? DetachedDaemon.start() : null;
+  const logOutput = setupLogging(parsed, detached !== null);
+  logStartupNotes(loaded);
+
+  // One daemon per pid file and socket: a second start leaves the running one alone and exits 0.
+  const claim = await claimInstance(parsed);
+  if (claim.kind === "busy") {
+    log("info", claim.message);
+    detached?.busy(null);
     return 0;
   }
-  if (typeof parsed === "string") {
-    console.error(`dxenstored: ${parsed}\n\n${USAGE}`);
-    return 2;
+  if (claim.kind === "error") {
+    log("error", claim.message);
+    return 1;
   }
-  setLogLevel(parsed.logLevel as Parameters<typeof setLogLevel>[0]);
+  const pidFile = claim.pidFile;
+  makeFolders(parsed);
+
   const backend = createBackend(parsed.backend, { sync: parsed.sync, recover: parsed.recover });
   let db;
+  let storedDomains;
   try {
-    db = openDatabase(backend);
+    ({ db, domains: storedDomains } = openState(backend));
   } catch (e) {
     // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
     log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
     backend.close();
+    pidFile?.release();
     return 1;
   }
-  const core = new Core({ policy: new LegacyPolicy(), db });
+  let policies: PolicyManager;
+  try {
+    policies = await PolicyManager.start({ chain: parsed.policy, configFile: parsed.policyConfig });
+  } catch (e) {
+    log("error", `cannot load the policy: ${(e as Error).message}`);
+    backend.close();
+    pidFile?.release();
+    return 1;
+  }
+  const core = new Core({
+    policy: policies.current,
+    db,
+    limits: limitsWithQuotas(DEFAULT_CORE_LIMITS, parsed.quotas),
+    quota: quotaConfig(parsed),
+  });
+  policies.attach((chain) => core.dispatcher.policy = chain);
+  setActivePolicyManager(policies);
   const server = new UnixServer<Client>({
     path: parsed.socket,
     maxOutBytes: parsed.maxOutBytes,
     maxOutEvents: parsed.maxWatchEvents,
   }, core);
-  const dir = parsed.socket.includes("/") ? parsed.socket.slice(0, parsed.socket.lastIndexOf("/")) : ".";
-  if (dir) Deno.mkdirSync(dir, { recursive: true });
-  try {
-    Deno.removeSync(parsed.socket); // a stale socket from a previous run
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  server.listen();
-  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  const ops = new Operations(parsed, core, server);
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
     server.stop();
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
+  // SIGHUP reopens the log files (logrotate) and reloads the policy chain (atomic swap; a failing
+  // new chain leaves the old one in place).
+  Deno.addSignalListener("SIGHUP", () => {
+    const err = logOutput.reopen();
+    ops.reopenLogs();
+    if (err !== null) log("error", `SIGHUP: ${err}`);
+    log("info", `SIGHUP: log files reopened; ${reloadPolicy()}`);
+  });
+  try {
+    Deno.removeSync(parsed.socket); // a stale socket from a previous run (claimInstance: nobody serves it)
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
+    // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
+    log("error", `${e.message}; stopping without sending the replies it covered`);
+    Deno.exit(1);
+  });
+  if (gate !== null) server.setOutputGate(gate);
+  let domains;
+  try {
+    domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {
+      // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
+      onDomainsChanged: (d) => backend.persistDomains?.(d),
+    });
+    domains.restore(storedDomains as Parameters<typeof domains.restore>[0]);
+  } catch (e) {
+    log("error", `--xen: ${(e as Error).message}`);
+    backend.close();
+    pidFile?.release();
+    return 1;
+  }
+  server.listen();
+  ops.startTimers();
+  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
+  sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
+  detached?.ready();
   await server.run();
+  if (gate !== null) {
+    log("info", `group commit: ${gate.stats.records} change sets in ${gate.stats.syncs} syncs`);
+  }
+  ops.stop();
+  domains.close();
   try {
     Deno.removeSync(parsed.socket);
   } catch { /* already gone */ }
   backend.close();
+  pidFile?.release();
   log("info", "stopped");
+  logOutput.close();
   return 0;
 }
 

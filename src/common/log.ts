@@ -6,6 +6,20 @@ const ORDER: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 let current: LogLevel = "info";
 const enc = new TextEncoder();
 
+/** Where a log line goes instead of stderr (a file, syslog: src/observe/log_sink.ts). */
+export type LogSink = (priority: number, level: LogLevel, msg: string) => void;
+let sink: LogSink | null = null;
+
+/** Route log lines to `s` (null: back to stderr). */
+export function setLogSink(s: LogSink | null): void {
+  sink = s;
+}
+
+/** Would a line at `level` be written? (Lets callers skip building expensive messages.) */
+export function logEnabled(level: LogLevel): boolean {
+  return ORDER[level] <= ORDER[current];
+}
+
 export function setLogLevel(l: LogLevel): void {
   current = l;
 }
@@ -16,6 +30,10 @@ export function isLogLevel(s: string): s is LogLevel {
 
 export function log(level: LogLevel, msg: string): void {
   if (ORDER[level] > ORDER[current]) return;
+  if (sink !== null) {
+    sink(PRIORITY[level], level, msg);
+    return;
+  }
   try {
     Deno.stderr.writeSync(enc.encode(`<${PRIORITY[level]}>dxenstored: ${msg}\n`));
   } catch {

@@ -9,6 +9,7 @@ import { DEFAULT_TX_LIMITS, type TxLimits } from "../txn/registry.ts";
 import { WatchManager } from "../watch/manager.ts";
 import { Client, type ReplySink } from "./client.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { type QuotaConfig, quotaOptionsFrom, Quotas } from "../domains/quota.ts";
 
 export interface CoreLimits {
   /** Transactions of unprivileged connections. */
@@ -32,6 +33,8 @@ export interface CoreOptions {
   readonly policy: Policy;
   readonly db?: Database;
   readonly limits?: CoreLimits;
+  /** Quota defaults, caps and exemption (src/domains/quota.ts; docs/quotas.md). */
+  readonly quota?: QuotaConfig;
 }
 
 export class Core {
@@ -39,6 +42,8 @@ export class Core {
   readonly dispatcher: Dispatcher;
   readonly watches: WatchManager;
   readonly limits: CoreLimits;
+  /** Per-domain accounting and quotas: its watch/transaction values come from `limits`. */
+  readonly quotas: Quotas;
   private nextClientId = 1;
   readonly clients = new Map<number, Client>();
 
@@ -48,24 +53,39 @@ export class Core {
     this.watches = new WatchManager({
       deliver: (owner, epath, token) => {
         const c = this.clients.get(owner);
-        return c !== undefined && c.sink.send(MsgType.WATCH_EVENT, 0, 0, `${epath}\0${token}\0`);
+        if (c === undefined || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, `${epath}\0${token}\0`)) return false;
+        if (this.dispatcher.observer !== null) this.dispatcher.observer.watchEvent(c, epath, token);
+        return true;
       },
       canSee: (owner, path, kind, before, after) => {
         const c = this.clients.get(owner);
         return c !== undefined && this.dispatcher.canSee(c, path, kind, before, after);
       },
     });
-    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, {
-      maxWatches: this.limits.maxWatches,
-      maxWatchesPrivileged: this.limits.maxWatchesPrivileged,
+    this.quotas = new Quotas({
+      db: this.db,
+      watches: this.watches,
+      clients: this.clients,
+      checkCapability: (who, cap) => this.dispatcher.policy.checkCapability(who, cap),
+      ...quotaOptionsFrom(this.limits, opts.quota),
     });
+    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas);
     this.db.onCommit((c) => this.watches.onCommit(c));
   }
 
   /** A Unix-socket connection: the privileged control domain (dom0), as in Xen. */
   open(sink: ReplySink, label: string): Client {
-    const c = new Client(this.nextClientId++, 0, true, sink, label, this.limits.txPrivileged);
+    const c = new Client(this.nextClientId++, 0, true, sink, label, this.quotas.txLimits(0));
     this.clients.set(c.id, c);
+    if (this.dispatcher.observer !== null) this.dispatcher.observer.opened(c);
+    return c;
+  }
+
+  /** A guest domain's ring connection (src/domains): unprivileged, paths relative to its domain. */
+  openGuest(domid: number, sink: ReplySink, label: string): Client {
+    const c = new Client(this.nextClientId++, domid, false, sink, label, this.quotas.txLimits(domid));
+    this.clients.set(c.id, c);
+    if (this.dispatcher.observer !== null) this.dispatcher.observer.opened(c);
     return c;
   }
 
@@ -78,5 +98,7 @@ export class Core {
     this.watches.removeOwner(c.id);
     c.txns.clear();
     this.clients.delete(c.id);
+    this.quotas.connectionGone(c);
+    if (this.dispatcher.observer !== null) this.dispatcher.observer.closed(c);
   }
 }

@@ -7,7 +7,8 @@ import { log } from "../common/log.ts";
 import type { Message } from "../protocol/codec.ts";
 import { parseRequest, type Request } from "../protocol/request.ts";
 import { MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
-import type { Capability, NodeAccess, Policy } from "../policy/policy.ts";
+import { type Capability, CHECK_WATCH_EVENT, type NodeAccess, type Policy } from "../policy/policy.ts";
+import type { Quotas } from "../domains/quota.ts";
 import type { Database } from "../store/database.ts";
 import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
@@ -26,7 +27,7 @@ import {
 } from "../txn/transaction.ts";
 import type { EventKind, WatchManager } from "../watch/manager.ts";
 import type { Client } from "./client.ts";
-import type { ControlHandler, DomainHandler } from "./extensions.ts";
+import type { ControlHandler, DomainHandler, RequestObserver } from "./extensions.ts";
 import { DatabaseView, TransactionView, type View } from "./view.ts";
 
 const OK = "OK\0";
@@ -44,19 +45,14 @@ export interface DispatcherStats {
   conflicts: number;
 }
 
-export interface DispatcherLimits {
-  /** Watches per unprivileged connection. */
-  readonly maxWatches: number;
-  /** Watches per privileged connection. */
-  readonly maxWatchesPrivileged: number;
-}
-
 export class Dispatcher {
   readonly stats: DispatcherStats = { requests: 0, errors: 0, commits: 0, conflicts: 0 };
   /** Guest-domain and quota requests (src/domains); null = ENOSYS. */
   domainHandler: DomainHandler | null = null;
   /** CONTROL commands (daemon control); null = ENOSYS. */
   controlHandler: ControlHandler | null = null;
+  /** Sees every reply and connection (metrics, refusal and access logs: src/observe); null = none. */
+  observer: RequestObserver | null = null;
   /** Work to do once the current reply is queued (the WATCH registration event). */
   private readonly afterReply: Array<() => void> = [];
 
@@ -64,7 +60,8 @@ export class Dispatcher {
     readonly db: Database,
     public policy: Policy,
     readonly watches: WatchManager,
-    readonly limits: DispatcherLimits,
+    /** Per-domain quotas and hard caps (src/domains/quota.ts); checked at the points cxenstored checks. */
+    readonly quotas: Quotas,
     private readonly now: () => number = () => Date.now(),
   ) {}
 
@@ -73,21 +70,28 @@ export class Dispatcher {
     this.stats.requests++;
     let reply: string;
     let type = m.type;
+    let failure: unknown = null;
     try {
       const req = parseRequest(m);
+      // Protocol-level policy (e.g. strict-protocol), on the raw request, before it runs.
+      const refused = this.policy.checkMessage?.(c, m.type, m.txId, m.payload);
+      if (refused !== undefined) throw new XsError(refused, "refused by policy");
       reply = this.execute(c, req, m.txId);
       if (reply.length > PAYLOAD_MAX) throw new XsError("E2BIG", "reply exceeds 4096 bytes");
     } catch (e) {
+      failure = e;
       this.afterReply.length = 0;
       if (!(e instanceof XsError)) {
         // A bug, not a client error: log it loudly, answer EIO, keep serving everyone else.
         log("error", `internal error handling type ${m.type} from ${c.label}: ${(e as Error).stack ?? e}`);
       }
+      if (e instanceof XsError) this.quotas.noteError(c, e);
       this.stats.errors++;
       type = MsgType.ERROR;
       reply = `${e instanceof XsError ? e.errno : "EIO"}\0`;
     }
     c.sink.send(type, m.reqId, m.txId, reply);
+    if (this.observer !== null) this.observer.replied(c, m, type, reply, failure);
     while (this.afterReply.length > 0) this.afterReply.shift()!();
   }
 
@@ -103,6 +107,7 @@ export class Dispatcher {
       case MsgType.SET_PERMS:
         return this.nodeOp(c, req, this.viewFor(c, txId));
       case MsgType.TRANSACTION_START: {
+        this.quotas.checkTransactionStart(c);
         const tx = c.txns.start(
           () => this.db.root,
           txId,
@@ -185,8 +190,7 @@ export class Dispatcher {
   private watch(c: Client, raw: string, token: string, depth: number | undefined): string {
     const p = this.resolve(c, raw, true);
     if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
-    const max = c.privileged ? this.limits.maxWatchesPrivileged : this.limits.maxWatches;
-    if (this.watches.countOwner(c.id) >= max) throw new XsError("E2BIG", "too many watches");
+    this.quotas.checkWatch(c, p.abs, token);
     const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
     if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
     this.afterReply.push(() => this.watches.fireInitial(w));
@@ -199,7 +203,9 @@ export class Dispatcher {
   }
 
   private resolve(c: Client, raw: string, allowSpecial = false): ResolvedPath {
-    return resolvePath(raw, c.base, allowSpecial);
+    const p = resolvePath(raw, c.base, allowSpecial);
+    this.quotas.checkPath(c, p.abs);
+    return p;
   }
 
   private check(c: Client, access: NodeAccess, path: string, perms: Perms): void {
@@ -266,6 +272,7 @@ export class Dispatcher {
         }
         // In a transaction a successful write is blind: its recheck re-evaluates the decision at commit.
         if (value === null && exists && v instanceof DatabaseView) return OK; // MKDIR of an existing node
+        this.quotas.checkWrite(c, path, comps, chain, value, (pp) => this.policy.permsForCreate(c, pp));
         v.write(
           path,
           value,
@@ -314,6 +321,7 @@ export class Dispatcher {
       case MsgType.SET_PERMS: {
         const p = this.resolve(c, req.path, true);
         const next = Perms.parse(req.perms);
+        this.quotas.checkPermsCount(c, next);
         if (p.special) {
           const old = this.specialPerms(c, p.abs, "setperms");
           const d = this.policy.checkSetPerms(c, old, next);
@@ -327,6 +335,7 @@ export class Dispatcher {
           v.observe(p.abs, OBS_PERMS); // the refusal depended on the current permissions
           throw new XsError(d, p.abs);
         }
+        this.quotas.checkSetPerms(c, n, next);
         const comps = components(p.abs);
         v.setPerms(p.abs, next, n.perms, (root) => {
           const cur = lookup(root, comps);
@@ -360,13 +369,15 @@ export class Dispatcher {
       const slash = path.indexOf("/");
       const base = slash > 0 ? path.slice(0, slash) : path;
       const perms = this.db.specialPerms.get(base);
-      return perms !== undefined && this.policy.checkNode(c, "read", base, perms) === undefined;
+      return perms !== undefined &&
+        this.policy.checkNode(c, "read", base, perms, CHECK_WATCH_EVENT) === undefined;
     }
     const comps = components(path);
     const readableIn = (root: Node | null): boolean => {
       if (root === null) return false;
       const n = lookup(root, comps);
-      return n !== undefined && this.policy.checkNode(c, "read", path, n.perms) === undefined;
+      return n !== undefined &&
+        this.policy.checkNode(c, "read", path, n.perms, CHECK_WATCH_EVENT) === undefined;
     };
     switch (kind) {
       case "write":

@@ -1,6 +1,7 @@
 // Extension points of the dispatcher, so that whole capabilities (guest domains and quotas, daemon
 // control) plug in without editing the request switch. Each handler receives the typed request and the
 // calling client, and returns the reply payload or throws XsError. Unset handlers answer ENOSYS.
+import type { Message } from "../protocol/codec.ts";
 import type { Request } from "../protocol/request.ts";
 import type { Client } from "./client.ts";
 
@@ -15,4 +16,17 @@ export interface DomainHandler {
 /** CONTROL <command> <args...>: daemon control and introspection (xenstore-control). */
 export interface ControlHandler {
   handle(c: Client, args: readonly string[]): string;
+}
+
+/**
+ * Sees every connection and every reply once it is queued (src/observe: metrics, refusal log, access
+ * log). Called synchronously on the request path, so implementations must be cheap and must not throw.
+ */
+export interface RequestObserver {
+  opened(c: Client): void;
+  closed(c: Client): void;
+  /** `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null. */
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void;
+  /** A watch event was queued for `c`. */
+  watchEvent(c: Client, path: string, token: string): void;
 }

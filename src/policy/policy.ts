@@ -35,14 +35,25 @@ export type Capability =
 /** `undefined` = allowed; an errno = refused with that error. */
 export type Decision = Errno | undefined;
 
+/** checkNode flag: the check decides whether a watch event may be delivered; it is not an access. */
+export const CHECK_WATCH_EVENT = 4;
+
 export interface Policy {
   readonly name: string;
-  /** May `who` do `access` on the node at `path` (non-special) or special path with permissions `perms`? */
-  checkNode(who: Subject, access: NodeAccess, path: string, perms: Perms): Decision;
+  /**
+   * May `who` do `access` on the node at `path` (non-special) or special path with permissions `perms`?
+   * `flags`: CHECK_WATCH_EVENT when asking on behalf of watch-event delivery.
+   */
+  checkNode(who: Subject, access: NodeAccess, path: string, perms: Perms, flags?: number): Decision;
   /** Permissions for a node `who` creates below a node with `parentPerms`. */
   permsForCreate(who: Subject, parentPerms: Perms): Perms;
   /** May `who` replace permissions `old` by `next` (already allowed to "setperms" the node)? */
   checkSetPerms(who: Subject, old: Perms, next: Perms): Decision;
   /** May `who` use a capability (domain management, control)? */
   checkCapability(who: Subject, cap: Capability): Decision;
+  /**
+   * Optional protocol-level check, once per request before it runs: may `who` send a message of wire
+   * type `type` (src/protocol/wire.ts MsgType) with this raw Latin-1 payload, in transaction `txId`?
+   */
+  checkMessage?(who: Subject, type: number, txId: number, payload: string): Decision;
 }

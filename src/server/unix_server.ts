@@ -30,6 +30,12 @@ export interface UnixServerOptions {
   readonly onIdle?: () => number;
 }
 
+/** Holds a turn's output back (group commit: until the fsync covering it; src/backend/group.ts). */
+export interface OutputGate {
+  /** Called once per turn before any output is written; true = write nothing yet, poll again. */
+  hold(): boolean;
+}
+
 const READ_SIZE = 65536;
 const OUT_HIGH = 256 * 1024;
 
@@ -70,6 +76,8 @@ export class UnixServer<C> {
   private readonly dirty = new Set<Conn<C>>();
   private readonly extraFds = new Map<number, () => void>();
   private readonly turnEnd: Array<() => void> = [];
+  private gate: OutputGate | null = null;
+  private held = false;
 
   constructor(private readonly opts: UnixServerOptions, private readonly handler: ConnectionHandler<C>) {
     this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
@@ -98,14 +106,18 @@ export class UnixServer<C> {
     let lastYield = performance.now();
     while (!this.stopping) {
       const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
-      const timeout = this.backlog.size > 0 ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
+      // Held output (group commit gathering): poll without blocking.
+      const busy = this.backlog.size > 0 || this.held;
+      const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
       const n = this.ep.wait(timeout);
       for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
       for (const c of [...this.backlog]) this.serve(c);
-      this.flushDirty();
+      this.held = this.gate !== null && this.gate.hold();
+      if (!this.held) this.flushDirty();
       for (const fn of this.turnEnd) fn();
       const now = performance.now();
-      if (n === 0 || now - lastYield >= YIELD_MS) {
+      // Idle: yield. Not while output is held: a group commit is gathering, the poll was non-blocking.
+      if ((n === 0 && !this.held) || now - lastYield >= YIELD_MS) {
         await new Promise((r) => setTimeout(r, 0));
         lastYield = performance.now();
       }
@@ -141,6 +153,16 @@ export class UnixServer<C> {
     this.turnEnd.push(fn);
   }
 
+  /** Consult `g` before writing each turn's output (group commit). */
+  setOutputGate(g: OutputGate): void {
+    this.gate = g;
+  }
+
+  /** True while output is held back: turn-end hooks must not write replies or events either. */
+  get outputHeld(): boolean {
+    return this.held;
+  }
+
   private onEvent(fd: number, mask: number): void {
     const extra = this.extraFds.get(fd);
     if (extra !== undefined) {
@@ -153,7 +175,7 @@ export class UnixServer<C> {
     }
     const c = this.conns.get(fd);
     if (c === undefined) return;
-    if (mask & libc.EPOLLOUT) this.flush(c);
+    if (mask & libc.EPOLLOUT && !this.held) this.flush(c);
     if (c.closed) return;
     if (mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR)) this.readConn(c, mask);
   }

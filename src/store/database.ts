@@ -76,9 +76,14 @@ export class Database {
     this.listeners.push(l);
   }
 
-  /** Register a hook that may veto a commit by throwing (see BeforeCommitHook). */
-  beforeCommit(h: BeforeCommitHook): void {
-    this.beforeHooks.push(h);
+  /**
+   * Register a hook that may veto a commit by throwing (see BeforeCommitHook). `first`: run it before
+   * the hooks registered without it — validators (quotas) must run before persistence (backends,
+   * registered earlier), so that a commit they refuse is never written.
+   */
+  beforeCommit(h: BeforeCommitHook, first = false): void {
+    if (first) this.beforeHooks.unshift(h);
+    else this.beforeHooks.push(h);
   }
 
   /** Install a new root (computed from `before === this.root`) and tell every listener. */

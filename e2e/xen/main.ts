@@ -1,0 +1,225 @@
+/**
+ * `deno task e2e:xen`: dxenstored as dom0's xenstored under real Xen 4.17 in QEMU (TCG), serving
+ * real PV and PVH guests. Packages the daemon into dom0's initramfs, builds the images with
+ * ../shared/xen-qemu/build.sh (outside ../shared), boots with its run.sh (one boot at a time,
+ * at most 3), and reports every scenario of tests/xen/qemu/dom0/init.sh.
+ *
+ *   deno task e2e:xen                          dxenstored: boot A (scenarios 1-3), boot B (benchmark,
+ *                                              scenario 4), boot C (cxenstored, benchmark reference)
+ *   deno task e2e:xen --reference cxenstored   the identical scenarios against Debian's daemon
+ *   deno task e2e:xen --reference oxenstored
+ *
+ * Options: --plans A,B   --no-reference-bench   --build-dir DIR   --timeout SECONDS (per boot)
+ *          --daemon-arg ARG (repeatable, appended to dxenstored's command line)   --cpu QEMU_CPU_MODEL
+ * Ends with "N passed, N failed"; exit status 1 on any failure, 2 when it cannot run at all.
+ */
+import { buildOverlay, DAEMON_RUN } from "./package.ts";
+import { onPath, run } from "./proc.ts";
+import { type BootLog, parseSerialLog } from "./serial_log.ts";
+import { benchTable, type BootReport, reportScenario } from "./report.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const PLAN_SCENARIOS: Record<string, string[]> = { A: ["s1", "s2", "s3"], B: ["s4"] };
+const REFERENCES = ["cxenstored", "oxenstored"];
+/** Debian's xenstore-control (dom0's /usr/bin/xenstore-control is the multi-call xenstore binary). */
+const XSCONTROL = "usr/lib/xen-4.17/bin/xenstore-control";
+/**
+ * QEMU CPU model: the one Xen's own CI uses (qemu64 + SVM, with NPT for PVH). With run.sh's default
+ * (max,-smap,-smep), also without fsgsbase, processes in dom0 and in the guests crashed at random once
+ * two guests ran: TLS reads through %fs found another process's FS base ("segfault at fffffffe7fffffff
+ * ... 64 48 8b 00 <48> 8b 00" in busybox). Opteron_G5 hangs Xen's boot. See docs/operations.md.
+ */
+const CPU = "qemu64,+svm,+npt";
+
+interface Options {
+  reference?: string;
+  plans: string[];
+  referenceBench: boolean;
+  buildDir: string;
+  timeout: number;
+  daemonArgs: string[];
+  cpu: string;
+}
+
+function usage(msg?: string): never {
+  if (msg) console.error(`e2e:xen: ${msg}`);
+  const doc = Deno.readTextFileSync(new URL(import.meta.url)).split("*/")[0];
+  console.error(doc.replace(/^\/\*\*\n|^ \* ?/gm, ""));
+  Deno.exit(2);
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    plans: ["A", "B"],
+    referenceBench: true,
+    buildDir: `${ROOT}/.build/xen-qemu`,
+    timeout: 420,
+    daemonArgs: [],
+    cpu: CPU,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => argv[++i] ?? usage(`${a} needs a value`);
+    if (a === "--reference") o.reference = val();
+    else if (a === "--plans") o.plans = val().split(",");
+    else if (a === "--no-reference-bench") o.referenceBench = false;
+    else if (a === "--build-dir") o.buildDir = val();
+    else if (a === "--timeout") o.timeout = Number(val());
+    else if (a === "--daemon-arg") o.daemonArgs.push(val());
+    else if (a === "--cpu") o.cpu = val();
+    else if (a === "-h" || a === "--help") usage();
+    else usage(`unknown option ${a}`);
+  }
+  if (o.reference && !REFERENCES.includes(o.reference)) usage(`--reference takes ${REFERENCES.join(" or ")}`);
+  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A and/or B`);
+  if (!(o.timeout > 0)) usage("--timeout needs seconds");
+  return o;
+}
+
+function cannotRun(msg: string): never {
+  console.log(`e2e:xen: ${msg}`);
+  console.log("0 passed, 1 failed");
+  Deno.exit(2);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return await Deno.stat(p).then(() => true, () => false);
+}
+
+/** One boot with run.sh, its progress lines streamed; returns the parsed serial log. */
+async function boot(
+  shared: string,
+  o: Options,
+  cpio: string,
+  xsd: string,
+  plan: string,
+  tag: string,
+): Promise<{ log: BootLog; seconds: number; logPath: string; runOutput: string }> {
+  const logPath = `${o.buildDir}/serial-${tag}-${plan}.log`;
+  const t0 = performance.now();
+  console.log(`== boot ${plan} (${tag}): run.sh -x ${xsd} -g ${plan}, serial log ${logPath}`);
+  const child = new Deno.Command(`${shared}/run.sh`, {
+    args: [
+      "-b",
+      o.buildDir,
+      "-i",
+      cpio,
+      "-x",
+      xsd,
+      "-g",
+      plan,
+      "-t",
+      String(o.timeout),
+      "-l",
+      logPath,
+      "-c",
+      o.cpu,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let runOutput = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of s) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        runOutput += line + "\n";
+        console.log(`   ${line}`);
+      }
+    }
+  };
+  await Promise.all([pump(child.stdout), pump(child.stderr), child.status]);
+  const seconds = (performance.now() - t0) / 1000;
+  const text = await Deno.readTextFile(logPath).catch(() => "");
+  return { log: parseSerialLog(text), seconds, logPath, runOutput };
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(Deno.args);
+  const shared = Deno.env.get("XEN_QEMU_DIR") ?? `${ROOT}/../shared/xen-qemu`;
+  if (!(await exists(`${shared}/build.sh`)) || !(await exists(`${shared}/run.sh`))) {
+    cannotRun(
+      `${shared} is absent (build.sh, run.sh): the real-Xen E2E boots Xen through it; nothing was run`,
+    );
+  }
+  const missing = [];
+  for (const t of ["qemu-system-x86_64", "cpio", "readelf", "gcc", "gzip", "dpkg-deb", "apt-get"]) {
+    if (!(await onPath(t))) missing.push(t);
+  }
+  if (missing.length > 0) {
+    cannotRun(
+      `missing host tools: ${missing.join(" ")} (apt-get install -y qemu-system-x86 cpio binutils gcc)`,
+    );
+  }
+  const t0 = performance.now();
+  const el = () => ((performance.now() - t0) / 1000).toFixed(1);
+  await Deno.mkdir(o.buildDir, { recursive: true });
+
+  // ---- package and build (one dom0 image for every boot of this run)
+  if (!(await exists(`${o.buildDir}/sysroot/${XSCONTROL}`))) {
+    // the Debian sysroot (first run): the overlay takes Debian's xenstore-control from it
+    const b0 = await run([`${shared}/build.sh`, o.buildDir]);
+    if (!b0.ok) cannotRun(`build.sh failed:\n${b0.stderr.split("\n").slice(-30).join("\n")}`);
+  }
+  const tag = o.reference ?? "dxenstored";
+  const overlay = `${o.buildDir}/overlay-${tag}`;
+  const { daemonCommand } = await buildOverlay({
+    root: ROOT,
+    overlay,
+    withDaemon: !o.reference,
+    daemonArgs: o.daemonArgs,
+  });
+  await Deno.mkdir(`${overlay}/e2e/bin`, { recursive: true });
+  await Deno.copyFile(`${o.buildDir}/sysroot/${XSCONTROL}`, `${overlay}/e2e/bin/xenstore-control`);
+  if (daemonCommand) console.log(`== packaged dxenstored: ${DAEMON_RUN} -> src/cli/main.ts ${daemonCommand}`);
+  const cpioName = `dom0-e2e-${tag}.cpio.gz`;
+  const b = await run([`${shared}/build.sh`, o.buildDir], {
+    env: { EXTRA_DOM0_DIR: overlay, DOM0_CPIO: cpioName },
+  });
+  await Deno.writeTextFile(`${o.buildDir}/build-${tag}.log`, b.stdout + b.stderr);
+  if (!b.ok) {
+    console.log(b.stderr.split("\n").slice(-30).join("\n"));
+    cannotRun(`build.sh failed (log: ${o.buildDir}/build-${tag}.log)`);
+  }
+  const size = (await Deno.stat(`${o.buildDir}/${cpioName}`)).size;
+  console.log(`== images built in ${el()} s (dom0 initramfs ${(size / 1e6).toFixed(1)} MB)`);
+
+  // ---- boots: one at a time
+  const xsd = o.reference ?? DAEMON_RUN;
+  const reports: BootReport[] = [];
+  for (const plan of o.plans) {
+    const r = await boot(shared, o, `${o.buildDir}/${cpioName}`, xsd, plan, tag);
+    reports.push({ plan, xsd: tag, counted: true, ...r });
+    console.log(
+      `== boot ${plan} (${tag}) took ${r.seconds.toFixed(1)} s: ${r.log.result ?? "no E2E-RESULT"}`,
+    );
+  }
+  if (!o.reference && o.referenceBench && o.plans.includes("B")) {
+    // the benchmark reference: the same image, cxenstored instead of dxenstored
+    const r = await boot(shared, o, `${o.buildDir}/${cpioName}`, "cxenstored", "B", "cxenstored-bench");
+    reports.push({ plan: "B", xsd: "cxenstored", counted: false, ...r });
+    console.log(`== boot B (cxenstored, benchmark reference) took ${r.seconds.toFixed(1)} s`);
+  }
+
+  // ---- report
+  let passed = 0, failed = 0;
+  console.log("");
+  for (const rep of reports.filter((r) => r.counted)) {
+    for (const id of PLAN_SCENARIOS[rep.plan]) {
+      if (reportScenario(rep, id)) passed++;
+      else failed++;
+    }
+  }
+  for (const line of benchTable(reports)) console.log(line);
+  console.log(`== total ${el()} s`);
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,19 @@
+// systemd's readiness protocol without libsystemd (as upstream Xen's xen-sd-notify.h): one datagram
+// "READY=1\nSTATUS=..." to $NOTIFY_SOCKET, sent by the daemon process itself. Under upstream's
+// xenstored.service (Type=notify, NotifyAccess=all, ExecStart=launch-xenstore) the daemon is a
+// forked child of the started process, which is why the unit allows any pid to notify.
+import { sendDatagram } from "./sys.ts";
+
+const enc = new TextEncoder();
+
+/**
+ * Send `state` (newline-separated assignments) to $NOTIFY_SOCKET. Returns false if the variable is
+ * unset or sending failed. With `unset`, the variable is removed (as sd_notify(1, ...)) so that
+ * processes started later do not notify on our behalf.
+ */
+export function sdNotify(state: string, unset = false): boolean {
+  const path = Deno.env.get("NOTIFY_SOCKET");
+  if (path === undefined || path === "") return false;
+  if (unset) Deno.env.delete("NOTIFY_SOCKET");
+  return sendDatagram(path, enc.encode(state));
+}

@@ -1,0 +1,270 @@
+// CONTROL (xenstore-control): the commands of Debian's cxenstored 4.17 with its exact reply formats and
+// argument rules (golden outputs: tests/ops/golden/), plus `stats`. An unknown command or a bad
+// argument list answers EINVAL, which xenstore-control turns into "Command not supported" and the
+// help list. The handler decides nothing about access (the dispatcher asked the policy for the
+// "control" capability first) and owns no state: quotas, usage, the trace log and the statistics
+// come from a ControlContext the daemon wires in.
+import { XsError } from "../common/xs_error.ts";
+import type { Client } from "./client.ts";
+import type { ControlHandler } from "./extensions.ts";
+
+export interface QuotaDef {
+  readonly name: string;
+  readonly descr: string;
+  readonly dflt: number;
+}
+
+/** cxenstored 4.17's hard quotas, in its `quota` listing order, with its defaults. */
+export const HARD_QUOTAS: readonly QuotaDef[] = [
+  { name: "nodes", descr: "Nodes per domain", dflt: 1000 },
+  { name: "watches", descr: "Watches per domain", dflt: 128 },
+  { name: "transactions", descr: "Transactions per domain", dflt: 10 },
+  { name: "outstanding", descr: "Outstanding requests per domain", dflt: 20 },
+  { name: "transaction-nodes", descr: "Max. number of accessed nodes per transaction", dflt: 1024 },
+  { name: "memory", descr: "Total Xenstore memory per domain (error level)", dflt: 2621440 },
+  { name: "node-size", descr: "Max. size of a node", dflt: 2048 },
+  { name: "path-max", descr: "Max. length of a node path", dflt: 2048 },
+  { name: "permissions", descr: "Max. number of permissions per node", dflt: 5 },
+];
+
+/** cxenstored 4.17's soft quotas (a warning in the log, no refusal). */
+export const SOFT_QUOTAS: readonly QuotaDef[] = [
+  { name: "memory", descr: "Total Xenstore memory per domain (warning level)", dflt: 2097152 },
+];
+
+export type QuotaKind = "hard" | "soft";
+
+/** Current quota values. The domains/quota module owns enforcement; this is what CONTROL shows/sets. */
+export interface QuotaSettings {
+  get(kind: QuotaKind, name: string): number;
+  /** Returns false for a name this kind does not have. */
+  set(kind: QuotaKind, name: string, value: number): boolean;
+}
+
+/** What `quota <domid>` reports (cxenstored's per-domain accounting). */
+export interface DomainUsage {
+  readonly nodes: number;
+  readonly watches: number;
+  readonly transactions: number;
+  readonly outstanding: number;
+  readonly memory: number;
+}
+
+/** The trace log (`-T`, `log on|off`, `logfile`, `print`). */
+export interface TraceLog {
+  on(): void;
+  off(): void;
+  setFile(path: string): void;
+  /** The configured trace file, or null. */
+  file(): string | null;
+  print(text: string): void;
+}
+
+export interface ControlContext {
+  readonly quotas: QuotaSettings;
+  /** Usage of `domid`, or null if there is no such domain (ENOENT, as cxenstored). */
+  usage(domid: number): DomainUsage | null;
+  /** Problems found in the store (each is logged; the reply is OK either way, as cxenstored). */
+  checkStore(): readonly string[];
+  readonly trace: TraceLog;
+  /** A memory report appended to `file`; false if it could not be written. */
+  memreport(file: string): boolean;
+  /** The statistics as Prometheus text lines, optionally only the metrics whose name starts with `prefix`. */
+  stats(prefix: string | undefined): string;
+  /** Log one line (cxenstored writes check results to its trace/syslog). */
+  log(level: "info" | "warn", msg: string): void;
+}
+
+const OK = "OK\0";
+/** Reply payload limit (xs_wire.h XENSTORE_PAYLOAD_MAX). */
+const PAYLOAD_MAX = 4096;
+export const LIVE_UPDATE_UNSUPPORTED = "live-update is not supported by dxenstored yet";
+
+interface Command {
+  readonly name: string;
+  readonly pars: string;
+  run(c: Client, args: readonly string[]): string;
+}
+
+function einval(why: string): never {
+  throw new XsError("EINVAL", why);
+}
+
+/**
+ * C's atoi(): optional leading whitespace and sign, then digits up to the first non-digit ("x" is 0,
+ * "12ab" is 12). Values beyond 32 bits saturate instead of wrapping (cxenstored's overflow is undefined).
+ */
+export function atoi(s: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?)([0-9]*)/.exec(s)!;
+  const digits = m[2].replace(/^0+/, "").slice(0, 12);
+  const n = digits === "" ? 0 : Number(digits);
+  return m[1] === "-" ? -n : n;
+}
+
+const INT_MAX = 0x7fffffff;
+
+/** `%-17s: %8d %s\n` per quota, under "Quota settings:" (cxenstored's quota_show_current). */
+function showQuotas(q: QuotaSettings, kind: QuotaKind, defs: readonly QuotaDef[]): string {
+  let out = "Quota settings:\n";
+  for (const d of defs) {
+    out += `${d.name.padEnd(17)}: ${String(q.get(kind, d.name)).padStart(8)} ${d.descr}\n`;
+  }
+  return out + "\0";
+}
+
+/** `%-16s: %8d\n` per counter, under "Domain <id>:" (cxenstored's domain_get_quota). */
+export function formatUsage(domid: number, u: DomainUsage): string {
+  const row = (name: string, v: number) => `${name.padEnd(16)}: ${String(v).padStart(8)}\n`;
+  return `Domain ${domid}:\n` + row("nodes", u.nodes) + row("watches", u.watches) +
+    row("transactions", u.transactions) + row("outstanding", u.outstanding) + row("memory", u.memory) + "\0";
+}
+
+export class ControlCommands implements ControlHandler {
+  private readonly commands: readonly Command[];
+
+  constructor(private readonly ctx: ControlContext) {
+    // cxenstored 4.17's table order (the help text lists them in this order), `stats` added before help.
+    this.commands = [
+      { name: "check", pars: "", run: (_c, a) => this.check(a) },
+      { name: "log", pars: "on|off", run: (_c, a) => this.logOnOff(a) },
+      {
+        name: "live-update",
+        pars: "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.",
+        run: (_c, a) => this.liveUpdate(a),
+      },
+      { name: "logfile", pars: "<file>", run: (_c, a) => this.logfile(a) },
+      { name: "memreport", pars: "[<file>]", run: (_c, a) => this.memreport(a) },
+      { name: "print", pars: "<string>", run: (_c, a) => this.print(a) },
+      { name: "quota", pars: "[set <name> <val>|<domid>]", run: (_c, a) => this.quota(a) },
+      { name: "quota-soft", pars: "[set <name> <val>]", run: (_c, a) => this.quotaSoft(a) },
+      { name: "stats", pars: "[<metric-prefix>]", run: (_c, a) => this.stats(a) },
+      { name: "help", pars: "", run: (_c, a) => this.help(a) },
+    ];
+  }
+
+  handle(c: Client, args: readonly string[]): string {
+    const cmd = this.commands.find((x) => x.name === args[0]);
+    if (cmd === undefined) einval(`unknown control command "${args[0].slice(0, 32)}"`);
+    return cmd.run(c, args.slice(1));
+  }
+
+  private check(a: readonly string[]): string {
+    if (a.length !== 0) einval("check takes no argument");
+    const problems = this.ctx.checkStore();
+    for (const p of problems) this.ctx.log("warn", `check: ${p}`);
+    this.ctx.log("info", `check: store checked, ${problems.length} problem(s)`);
+    return OK;
+  }
+
+  private logOnOff(a: readonly string[]): string {
+    if (a.length !== 1) einval("log needs on|off");
+    if (a[0] === "on") this.ctx.trace.on();
+    else if (a[0] === "off") this.ctx.trace.off();
+    else einval("log needs on|off");
+    return OK;
+  }
+
+  /** Live update is not implemented: any well-formed request gets a plain-text refusal xenstore-control prints. */
+  private liveUpdate(a: readonly string[]): string {
+    if (a.length < 1) einval("live-update needs arguments");
+    return LIVE_UPDATE_UNSUPPORTED + "\0";
+  }
+
+  private logfile(a: readonly string[]): string {
+    if (a.length !== 1) einval("logfile needs a file");
+    this.ctx.trace.setFile(a[0]);
+    return OK;
+  }
+
+  private memreport(a: readonly string[]): string {
+    if (a.length > 1) einval("memreport takes at most a file");
+    // Without a file the report goes to the trace file; with neither, cxenstored answers EBADF,
+    // which is not a xenstore errno and reaches the client as EINVAL.
+    const file = a.length === 1 ? a[0] : this.ctx.trace.file();
+    if (file === null) einval("memreport: no file and no trace file");
+    if (!this.ctx.memreport(file)) einval(`memreport: cannot write ${file}`);
+    return OK;
+  }
+
+  private print(a: readonly string[]): string {
+    if (a.length !== 1) einval("print needs one string");
+    this.ctx.trace.print(a[0]);
+    return OK;
+  }
+
+  private quota(a: readonly string[]): string {
+    if (a.length === 0) return showQuotas(this.ctx.quotas, "hard", HARD_QUOTAS);
+    if (a[0] === "set") return this.quotaSet("hard", a.slice(1));
+    if (a.length !== 1) einval("quota takes one domid");
+    const domid = atoi(a[0]);
+    const u = domid >= 0 && domid <= 0xffff ? this.ctx.usage(domid) : null;
+    if (u === null) throw new XsError("ENOENT", `no domain ${a[0].slice(0, 16)}`);
+    return formatUsage(domid, u);
+  }
+
+  private quotaSoft(a: readonly string[]): string {
+    if (a.length === 0) return showQuotas(this.ctx.quotas, "soft", SOFT_QUOTAS);
+    if (a[0] === "set") return this.quotaSet("soft", a.slice(1));
+    einval("quota-soft takes set <name> <val>");
+  }
+
+  private quotaSet(kind: QuotaKind, a: readonly string[]): string {
+    if (a.length !== 2) einval("quota set needs <name> <val>");
+    const v = atoi(a[1]);
+    // cxenstored refuses values below 1; it silently wraps values beyond 32 bits, which we refuse.
+    if (v < 1 || v > INT_MAX) einval(`bad quota value "${a[1].slice(0, 16)}"`);
+    if (!this.ctx.quotas.set(kind, a[0], v)) einval(`unknown quota "${a[0].slice(0, 32)}"`);
+    return OK;
+  }
+
+  private stats(a: readonly string[]): string {
+    if (a.length > 1) einval("stats takes at most a metric prefix");
+    return fitReply(this.ctx.stats(a[0]));
+  }
+
+  private help(a: readonly string[]): string {
+    if (a.length !== 0) einval("help takes no argument");
+    let out = "";
+    for (const c of this.commands) out += `${c.name}\t${c.pars}\n`;
+    return out + "\0";
+  }
+}
+
+/** Cut `text` at a line boundary so the reply (with its NUL) fits one message, saying what was cut. */
+export function fitReply(text: string): string {
+  if (text.length + 1 <= PAYLOAD_MAX) return text + "\0";
+  const lines = text.split("\n");
+  let out = "";
+  let kept = 0;
+  for (const l of lines) {
+    const note = `# truncated: ${lines.length - kept} more lines; use "stats <prefix>" or --metrics-file\n`;
+    if (out.length + l.length + 1 + note.length + 1 > PAYLOAD_MAX) return out + note + "\0";
+    out += l + "\n";
+    kept++;
+  }
+  return out + "\0";
+}
+
+/** Plain quota values (used until/unless the domains module provides its own QuotaSettings). */
+export class MemoryQuotaSettings implements QuotaSettings {
+  private readonly values = new Map<string, number>();
+
+  constructor(
+    overrides: Partial<Record<string, number>> = {},
+    softOverrides: Partial<Record<string, number>> = {},
+  ) {
+    for (const d of HARD_QUOTAS) this.values.set(`hard:${d.name}`, overrides[d.name] ?? d.dflt);
+    for (const d of SOFT_QUOTAS) this.values.set(`soft:${d.name}`, softOverrides[d.name] ?? d.dflt);
+  }
+
+  get(kind: QuotaKind, name: string): number {
+    return this.values.get(`${kind}:${name}`) ?? 0;
+  }
+
+  set(kind: QuotaKind, name: string, value: number): boolean {
+    const key = `${kind}:${name}`;
+    if (!this.values.has(key)) return false;
+    this.values.set(key, value);
+    return true;
+  }
+}

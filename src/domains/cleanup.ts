@@ -1,0 +1,87 @@
+// What a dead or released domain leaves behind, removed by Xen's rule (cxenstored domain_tree_remove,
+// oxenstored reset_permissions; XSA-322, XSA-419): every node the domain owns is deleted with its
+// subtree, and every permission entry naming it is struck from the nodes that remain, including the
+// special @introduceDomain/@releaseDomain permissions. A later domain that is given the same domid
+// therefore inherits no node, no access and no quota usage of the old one.
+//
+// It is one commit through the database, so watchers who could read the deleted nodes get their
+// events, transactions that observed them conflict, and accounting sees exact removals. The walk is
+// iterative (no recursion over the tree's depth) and costs O(nodes in the store).
+import { log } from "../common/log.ts";
+import type { Change, Database } from "../store/database.ts";
+import { components, joinPath } from "../store/path.ts";
+import { Perms } from "../store/perms.ts";
+import { type Node, removeNode, setPerms } from "../store/tree.ts";
+import { hamtForEach } from "../store/hamt.ts";
+
+export interface CleanupResult {
+  /** Subtrees deleted because the domain owned their top node. */
+  readonly removed: number;
+  /** Nodes whose permission list lost the domain's entries. */
+  readonly stripped: number;
+}
+
+/** Perms without any entry for `domid` (the owner entry is kept: owned nodes are deleted instead). */
+function withoutDomain(p: Perms, domid: number): Perms {
+  return Perms.of(p.owner, p.other, p.acl.filter((e) => e.domid !== domid));
+}
+
+/** Remove every trace of domain `domid` from the store in one commit. */
+export function removeDomainTraces(db: Database, domid: number): CleanupResult {
+  const before = db.root;
+  const owned: string[] = [];
+  const strip: Array<{ path: string; old: Perms; next: Perms }> = [];
+  const stack: Array<[string, Node]> = [];
+  hamtForEach(before.children, (name, c) => stack.push([joinPath("/", name), c]));
+  while (stack.length > 0) {
+    const [path, n] = stack.pop()!;
+    if (n.perms.owner === domid) {
+      owned.push(path); // its subtree goes with it
+      continue;
+    }
+    if (n.perms.acl.some((e) => e.domid === domid)) {
+      strip.push({ path, old: n.perms, next: withoutDomain(n.perms, domid) });
+    }
+    hamtForEach(n.children, (name, c) => stack.push([joinPath(path, name), c]));
+  }
+  for (const [name, p] of db.specialPerms) {
+    if (p.owner === domid) {
+      db.specialPerms.set(
+        name,
+        Perms.of(
+          0,
+          p.other,
+          p.acl.filter((e) => e.domid !== domid),
+        ),
+      );
+    } else if (p.acl.some((e) => e.domid === domid)) db.specialPerms.set(name, withoutDomain(p, domid));
+  }
+  if (owned.length === 0 && strip.length === 0) return { removed: 0, stripped: 0 };
+
+  const gen = db.nextGen();
+  let root = before;
+  const changes: Change[] = [];
+  for (const path of owned) {
+    const r = removeNode(root, components(path), gen);
+    if (r.removed === null) continue;
+    root = r.root;
+    changes.push({ kind: "rm", path, removed: r.removed });
+  }
+  for (const s of strip) {
+    const r = setPerms(root, components(s.path), s.next, gen);
+    if (r === null) continue;
+    root = r;
+    changes.push({ kind: "perms", path: s.path, perms: s.next, old: s.old });
+  }
+  try {
+    db.commit({ before, after: root, changes, domid: 0 });
+  } catch (e) {
+    // A backend refused the commit (EIO/ENOSPC): the domain is gone anyway; say what was left.
+    log(
+      "error",
+      `cleanup of domain ${domid} failed, ${owned.length} orphaned subtrees kept: ${(e as Error).message}`,
+    );
+    return { removed: 0, stripped: 0 };
+  }
+  return { removed: owned.length, stripped: strip.length };
+}

@@ -1,0 +1,194 @@
+// One guest's xenstore connection over its ring: the transport for a domain, as src/server is for
+// sockets. It takes whole requests off the ring (bounded per turn by the scheduler), queues replies
+// and watch events, and writes them back as the ring has room. Everything it holds is bounded:
+// at most one partial request (4112 bytes); replies stop being produced because requests stop being
+// read once `outHighBytes` are queued; watch events (which other clients' writes cause, unasked) are
+// capped in number and bytes, and beyond that the newest is dropped and counted — a domain cannot be
+// disconnected and reconnect the way a socket client can, so dropping is the only bound left.
+import { log } from "../common/log.ts";
+import type { Client, ReplySink } from "../dispatch/client.ts";
+import {
+  ERROR_NONE,
+  faultCode,
+  FEATURE_ERROR,
+  Field,
+  HEADER_SIZE,
+  isRingFault,
+  MessageReader,
+  MessageWriter,
+  REQUESTS,
+  RESPONSES,
+  type RingFault,
+  type RingMessage,
+  RingPage,
+  ringUsed,
+  WATCH_EVENT_TYPE,
+} from "../xen/ring.ts";
+
+export interface RingLimits {
+  /** Queued output above which no more requests are read (back-pressure). */
+  readonly outHighBytes: number;
+  /** Watch events queued for the ring; beyond, new events are dropped. */
+  readonly maxEvents: number;
+  /** Bytes of those events. */
+  readonly maxEventBytes: number;
+}
+
+export const DEFAULT_RING_LIMITS: RingLimits = {
+  outHighBytes: 32 * 1024,
+  maxEvents: 1024,
+  maxEventBytes: 256 * 1024,
+};
+
+export type RingState = "connected" | "failed" | "closed";
+
+export interface RingStats {
+  requests: number;
+  droppedEvents: number;
+}
+
+/** What the connection tells its owner. */
+export interface RingOwner {
+  /** Output was queued: write it at the end of the turn. */
+  outputQueued(conn: RingConnection): void;
+}
+
+export class RingConnection implements ReplySink {
+  state: RingState = "connected";
+  /** The core's client for this connection (replaced on reconnection). */
+  client!: Client;
+  readonly page: RingPage;
+  private readonly reader = new MessageReader();
+  private readonly writer = new MessageWriter();
+  readonly stats: RingStats = { requests: 0, droppedEvents: 0 };
+  private dropLogged = false;
+  /** Whether this turn moved bytes in either direction (the peer must be signalled). */
+  moved = false;
+  /** writer.repliesWritten when last asked (see takeDelivered). */
+  private delivered = 0;
+
+  constructor(
+    readonly domid: number,
+    page: Uint8Array,
+    readonly label: string,
+    private readonly owner: RingOwner,
+    private readonly limits: RingLimits,
+  ) {
+    this.page = new RingPage(page);
+  }
+
+  /** ReplySink: queue a reply or event. Events beyond the limits are dropped (counted, logged once). */
+  send(type: number, reqId: number, txId: number, payload: string): boolean {
+    if (this.state !== "connected") return false;
+    if (type === WATCH_EVENT_TYPE) {
+      const cost = HEADER_SIZE + payload.length;
+      if (
+        this.writer.events >= this.limits.maxEvents ||
+        this.writer.eventBytes + cost > this.limits.maxEventBytes
+      ) {
+        this.stats.droppedEvents++;
+        if (!this.dropLogged) {
+          this.dropLogged = true;
+          log(
+            "warn",
+            `${this.label}: not consuming its ring; watch events beyond ${this.writer.events} queued ` +
+              `(${this.writer.eventBytes} bytes) are dropped`,
+          );
+        }
+        return false;
+      }
+    }
+    this.writer.enqueue(type, reqId, txId, payload);
+    this.owner.outputQueued(this);
+    return true;
+  }
+
+  /** Bytes of output not yet in the ring. */
+  get queuedBytes(): number {
+    return this.writer.bytes;
+  }
+
+  /** Replies (not events) not yet completely written to the ring. */
+  get queuedReplies(): number {
+    return this.writer.queued - this.writer.events;
+  }
+
+  get queuedEvents(): number {
+    return this.writer.events;
+  }
+
+  /** Output is backed up: reading more requests would only queue more. */
+  get backedUp(): boolean {
+    return this.writer.bytes > this.limits.outHighBytes;
+  }
+
+  /** Unread request bytes in the ring or a partial request held here (bad indices count as input). */
+  get hasInput(): boolean {
+    if (this.state !== "connected") return false;
+    return this.reader.partial || ringUsed(this.page, REQUESTS) !== 0;
+  }
+
+  /**
+   * The next request, null if none is complete, or a fault (then the connection has failed and
+   * `fail` must be called).
+   */
+  nextRequest(): RingMessage | RingFault | null {
+    if (this.state !== "connected") return null;
+    const m = this.reader.read(this.page, REQUESTS);
+    // Space freed in a full ring: the guest may be waiting to write the rest of a request.
+    if (this.reader.takeFreedFull()) this.moved = true;
+    if (m !== null && !isRingFault(m)) this.stats.requests++;
+    return m;
+  }
+
+  /** Replies completely written into the ring since the last call. */
+  takeDelivered(): number {
+    const n = this.writer.repliesWritten - this.delivered;
+    this.delivered = this.writer.repliesWritten;
+    return n;
+  }
+
+  /** Write queued output into the ring; returns a fault if the guest's indices are inconsistent. */
+  flush(): RingFault | null {
+    if (this.state !== "connected" || this.writer.empty) return null;
+    const n = this.writer.write(this.page, RESPONSES);
+    if (n < 0) return "ring-index";
+    if (n > 0) this.moved = true;
+    return null;
+  }
+
+  /**
+   * Stop serving after a protocol fault: set the ring's error indicator (if the domain has the
+   * feature) and drop everything buffered. The owner drops the client's watches and transactions.
+   */
+  fail(fault: RingFault, features: number): void {
+    if (this.state !== "connected") return;
+    this.state = "failed";
+    if (features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
+    this.reader.reset();
+    this.writer.clear();
+    this.moved = true;
+  }
+
+  /** Back to a fresh connection (reconnection, re-INTRODUCE): nothing buffered, indices zero, no error. */
+  reset(): void {
+    if (this.state === "closed") return;
+    this.reader.reset();
+    this.writer.clear();
+    this.dropLogged = false;
+    this.page.set(Field.REQ_CONS, 0);
+    this.page.set(Field.REQ_PROD, 0);
+    this.page.set(Field.RSP_CONS, 0);
+    this.page.set(Field.RSP_PROD, 0);
+    this.page.set(Field.ERROR, ERROR_NONE);
+    this.state = "connected";
+    this.moved = true;
+  }
+
+  /** The ring is being unmapped: never touch the page again. */
+  close(): void {
+    this.state = "closed";
+    this.reader.reset();
+    this.writer.clear();
+  }
+}

@@ -1,0 +1,99 @@
+// Metrics in Prometheus' text exposition format (version 0.0.4), written atomically to a file for
+// node_exporter's textfile collector (no listening port on dom0) and returned by
+// `xenstore-control stats`. Collectors are pulled at render time: nothing is computed between scrapes.
+
+export type MetricType = "counter" | "gauge";
+
+export interface Sample {
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export interface MetricFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: MetricType;
+  readonly samples: readonly Sample[];
+}
+
+export type Collector = () => readonly MetricFamily[];
+
+/** Label values escape backslash, double quote and newline; HELP text escapes backslash and newline. */
+function escLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function escHelp(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+function fmtValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
+
+export function sampleLine(name: string, s: Sample): string {
+  const l = s.labels;
+  let labels = "";
+  if (l !== undefined) {
+    const parts = Object.keys(l).map((k) => `${k}="${escLabel(l[k])}"`);
+    if (parts.length > 0) labels = `{${parts.join(",")}}`;
+  }
+  return `${name}${labels} ${fmtValue(s.value)}`;
+}
+
+export class Metrics {
+  private readonly collectors: Collector[] = [];
+
+  add(c: Collector): void {
+    this.collectors.push(c);
+  }
+
+  families(): MetricFamily[] {
+    const out: MetricFamily[] = [];
+    for (const c of this.collectors) out.push(...c());
+    return out;
+  }
+
+  /** The full exposition: HELP and TYPE lines, then the samples, one family after another. */
+  render(): string {
+    let out = "";
+    for (const f of this.families()) {
+      out += `# HELP ${f.name} ${escHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
+      for (const s of f.samples) out += sampleLine(f.name, s) + "\n";
+    }
+    return out;
+  }
+
+  /** Sample lines only (no comments) of the families whose name starts with `prefix`: `stats`. */
+  renderSamples(prefix = ""): string {
+    let out = "";
+    for (const f of this.families()) {
+      if (!f.name.startsWith(prefix)) continue;
+      for (const s of f.samples) out += sampleLine(f.name, s) + "\n";
+    }
+    return out;
+  }
+}
+
+/**
+ * Write `text` to `path` atomically: a temporary file in the same directory, then rename(2), so a
+ * reader (node_exporter) sees the old file or the new one, never a partial one.
+ */
+export function writeAtomic(path: string, text: string): void {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const base = slash < 0 ? path : path.slice(slash + 1);
+  const tmp = `${dir}/.${base}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, text, { mode: 0o644 });
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created */ }
+    throw e;
+  }
+}

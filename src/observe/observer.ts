@@ -1,0 +1,196 @@
+// The dispatcher's RequestObserver: counts every reply by operation and result, turns refusals into
+// rate-limited log lines and quota counters, and feeds the access log. It runs on the request path,
+// so the common case (a successful request, access log off) is a few array increments.
+import type { Client } from "../dispatch/client.ts";
+import type { RequestObserver } from "../dispatch/extensions.ts";
+import type { Message } from "../protocol/codec.ts";
+import type { AccessLog } from "./access_log.ts";
+import { connName } from "./access_log.ts";
+import type { MetricFamily, Sample } from "./metrics.ts";
+import { type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
+
+/** xs_wire.h message names by type number (the `op` label and log field). */
+const OP_NAMES = [
+  "CONTROL",
+  "DIRECTORY",
+  "READ",
+  "GET_PERMS",
+  "WATCH",
+  "UNWATCH",
+  "TRANSACTION_START",
+  "TRANSACTION_END",
+  "INTRODUCE",
+  "RELEASE",
+  "GET_DOMAIN_PATH",
+  "WRITE",
+  "MKDIR",
+  "RM",
+  "SET_PERMS",
+  "WATCH_EVENT",
+  "ERROR",
+  "IS_DOMAIN_INTRODUCED",
+  "RESUME",
+  "SET_TARGET",
+  "RESTRICT",
+  "RESET_WATCHES",
+  "DIRECTORY_PART",
+  "GET_FEATURE",
+  "SET_FEATURE",
+  "GET_QUOTA",
+  "SET_QUOTA",
+];
+const OTHER_OP = OP_NAMES.length; // unknown type numbers share one slot
+const ERROR_TYPE = 16;
+
+/** Result slots: 0 = ok, then each errno name as it is first seen (at most the 16 libxenstore names + EIO). */
+const MAX_RESULTS = 24;
+
+/** Request types whose first argument is a path (for the refusal line). */
+const PATH_OPS = new Set([1, 2, 3, 4, 5, 11, 12, 13, 14, 22]);
+
+/** Distinct {domid, quota} label pairs kept for quota_refusals; the rest are summed under domid="other". */
+const MAX_QUOTA_SERIES = 4096;
+
+export interface ObserverOptions {
+  readonly refusals: RefusalLog;
+  readonly accessLog: AccessLog | null;
+  /** Limits of the checks that predate the quota module (for the refusal line), by privilege. */
+  readonly limits: (privileged: boolean) => KnownLimits;
+}
+
+export class DaemonObserver implements RequestObserver {
+  /** requests[op * MAX_RESULTS + result] */
+  private readonly requests = new Float64Array((OTHER_OP + 1) * MAX_RESULTS);
+  private readonly resultNames: string[] = ["ok"];
+  private readonly refusalsByErrno = new Map<string, number>();
+  private readonly quotaRefusals = new Map<string, number>();
+  connectionsOpened = 0;
+  connectionsClosed = 0;
+  watchEvents = 0;
+
+  constructor(private readonly opts: ObserverOptions) {}
+
+  opened(c: Client): void {
+    this.connectionsOpened++;
+    this.opts.accessLog?.newConnection(c);
+  }
+
+  closed(c: Client): void {
+    this.connectionsClosed++;
+    this.opts.accessLog?.endConnection(c);
+  }
+
+  watchEvent(c: Client, path: string, token: string): void {
+    this.watchEvents++;
+    const a = this.opts.accessLog;
+    if (a !== null && a.active) a.watchEvent(c, path, token);
+  }
+
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void {
+    const op = m.type < OTHER_OP ? m.type : OTHER_OP;
+    let errno: string | null = null;
+    let slot = 0;
+    if (replyType === ERROR_TYPE && m.type !== ERROR_TYPE) {
+      errno = reply.endsWith("\0") ? reply.slice(0, -1) : reply;
+      slot = this.resultSlot(errno);
+      if (REFUSAL_ERRNOS.has(errno)) this.refused(c, m, errno, failure);
+    }
+    this.requests[op * MAX_RESULTS + slot]++;
+    const a = this.opts.accessLog;
+    if (a !== null && a.active) a.request(c, m.type, m.txId, m.payload, errno);
+  }
+
+  private resultSlot(errno: string): number {
+    const i = this.resultNames.indexOf(errno);
+    if (i >= 0) return i;
+    if (this.resultNames.length >= MAX_RESULTS) return MAX_RESULTS - 1;
+    this.resultNames.push(errno);
+    return this.resultNames.length - 1;
+  }
+
+  private refused(c: Client, m: Message, errno: string, failure: unknown): void {
+    this.refusalsByErrno.set(errno, (this.refusalsByErrno.get(errno) ?? 0) + 1);
+    const quota = quotaOf(failure, this.opts.limits(c.privileged));
+    if (quota !== null) {
+      let key = `${c.domid}\0${quota.quota}`;
+      if (!this.quotaRefusals.has(key) && this.quotaRefusals.size >= MAX_QUOTA_SERIES) {
+        key = `other\0${quota.quota}`;
+      }
+      this.quotaRefusals.set(key, (this.quotaRefusals.get(key) ?? 0) + 1);
+    }
+    let path: string | null = null;
+    if (PATH_OPS.has(m.type)) {
+      const nul = m.payload.indexOf("\0");
+      path = (nul < 0 ? m.payload : m.payload.slice(0, nul)).slice(0, 256);
+      // A guest's relative path, as the daemon resolved it (against /local/domain/<domid>).
+      if (path !== "" && path[0] !== "/" && path[0] !== "@") path = `${c.base}/${path}`;
+    }
+    this.opts.refusals.refused({
+      domid: c.domid,
+      conn: connName(c),
+      op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
+      path,
+      errno,
+      quota,
+    });
+  }
+
+  /** Total quota refusals (all domains and quotas). */
+  get quotaRefusalTotal(): number {
+    let n = 0;
+    for (const v of this.quotaRefusals.values()) n += v;
+    return n;
+  }
+
+  metrics(): MetricFamily[] {
+    const req: Sample[] = [];
+    for (let op = 0; op <= OTHER_OP; op++) {
+      for (let r = 0; r < this.resultNames.length; r++) {
+        const v = this.requests[op * MAX_RESULTS + r];
+        if (v > 0) {
+          req.push({ labels: { op: OP_NAMES[op] ?? "OTHER", result: this.resultNames[r] }, value: v });
+        }
+      }
+    }
+    const refusals: Sample[] = [...this.refusalsByErrno].map(([errno, v]) => ({
+      labels: { errno },
+      value: v,
+    }));
+    const quota: Sample[] = [...this.quotaRefusals].map(([k, v]) => {
+      const [domid, name] = k.split("\0");
+      return { labels: { domid, quota: name }, value: v };
+    });
+    return [
+      {
+        name: "dxenstored_requests_total",
+        help: "Requests answered, by message type and result (ok or the errno of the ERROR reply).",
+        type: "counter",
+        samples: req,
+      },
+      {
+        name: "dxenstored_refusals_total",
+        help: "Requests refused (EACCES, EPERM, EAGAIN, E2BIG, ENOSPC, ENOMEM), by errno.",
+        type: "counter",
+        samples: refusals,
+      },
+      {
+        name: "dxenstored_quota_refusals_total",
+        help: "Requests refused by a quota, by domain and quota.",
+        type: "counter",
+        samples: quota,
+      },
+      {
+        name: "dxenstored_connections_opened_total",
+        help: "Connections opened (socket and guest).",
+        type: "counter",
+        samples: [{ value: this.connectionsOpened }],
+      },
+      {
+        name: "dxenstored_watch_events_total",
+        help: "Watch events queued to clients.",
+        type: "counter",
+        samples: [{ value: this.watchEvents }],
+      },
+    ];
+  }
+}

@@ -1,0 +1,171 @@
+// The daemon's policy chain over time: initial load, reload (SIGHUP, CONTROL) and status. A reload
+// builds a complete new chain beside the old one and swaps it in with one assignment between two
+// requests (the dispatcher runs requests synchronously, so no request ever sees half a chain). A spec,
+// file or plugin that fails to load or validate leaves the old chain in place and says why.
+//
+// Loading = synchronous build (read, meter, compile, instantiate, policy_info) + the Extism SDK check
+// (sdk_check.ts), which is asynchronous and done once per distinct (plugin file, config). A reload whose
+// plugins have all passed the SDK check before swaps at once; otherwise the swap happens when the check
+// passes (unless a newer reload came first), and `policyStatus()` reports the outcome.
+import { log } from "../common/log.ts";
+import type { PluginChain } from "./chain.ts";
+import {
+  buildChain,
+  type LoadedPlugin,
+  loadPlugins,
+  type PolicySource,
+  type PolicySpec,
+  resolveSpec,
+} from "./loader.ts";
+import { VarStore } from "./plugin.ts";
+import { sdkCheck } from "./sdk_check.ts";
+
+export class PolicyManager {
+  current!: PluginChain;
+  /** What the last reload (or the initial load) ended with. */
+  lastResult = "";
+  reloads = 0;
+  reloadFailures = 0;
+  private generation = 0;
+  /** Generation of the newest reload still waiting for its SDK check, or -1. */
+  private pendingGeneration = -1;
+  /** Plugins that passed the SDK check: key → the exact bytes checked. */
+  private readonly validated = new Map<string, Uint8Array>();
+  private readonly varStores = new Map<string, VarStore>();
+
+  /** Makes a chain the one the dispatcher asks (dispatcher.policy = chain); set by attach(). */
+  private install: (chain: PluginChain) => void = () => {};
+
+  private constructor(private readonly source: PolicySource) {}
+
+  /** Load the initial chain (SDK check included) as `current`. Throws Error saying what failed. */
+  static async start(source: PolicySource): Promise<PolicyManager> {
+    const m = new PolicyManager(source);
+    const spec = resolveSpec(source);
+    const plugins = loadPlugins(spec);
+    const chain = m.build(plugins, spec);
+    for (const p of plugins) await m.check(p);
+    m.swap(chain, "loaded");
+    return m;
+  }
+
+  /** Where later chains go: called with each chain a reload swaps in. */
+  attach(install: (chain: PluginChain) => void): void {
+    this.install = install;
+  }
+
+  /** Reload from the source (config file re-read). Returns a one-line outcome; never throws. */
+  reload(): string {
+    this.reloads++;
+    let plugins: LoadedPlugin[];
+    let chain: PluginChain;
+    try {
+      const spec = resolveSpec(this.source);
+      plugins = loadPlugins(spec);
+      chain = this.build(plugins, spec);
+    } catch (e) {
+      return this.failed((e as Error).message);
+    }
+    const unchecked = plugins.filter((p) => !this.isChecked(p));
+    if (unchecked.length === 0) {
+      this.pendingGeneration = -1;
+      return this.swap(chain, "reloaded");
+    }
+    const gen = chain.generation;
+    this.pendingGeneration = gen;
+    (async () => {
+      for (const p of unchecked) await this.check(p);
+    })().then(
+      () => {
+        if (this.pendingGeneration !== gen) return; // a newer reload superseded this one
+        this.pendingGeneration = -1;
+        log("info", this.swap(chain, "reloaded"));
+      },
+      (e) => {
+        if (this.pendingGeneration !== gen) return;
+        this.pendingGeneration = -1;
+        log("error", this.failed((e as Error).message));
+      },
+    );
+    this.lastResult = `pending: policy chain ${chain.name} (generation ${gen}) is being checked with the ` +
+      `Extism SDK (${unchecked.map((p) => p.name).join(", ")}); it replaces generation ` +
+      `${this.current.generation} when the check passes`;
+    return this.lastResult;
+  }
+
+  /** One line per plugin with its counters, after a summary line. */
+  status(): string {
+    const c = this.current;
+    const lines = [
+      `policy chain ${c.name} generation ${c.generation}; cache hits ${c.stats.cacheHits} misses ` +
+      `${c.stats.cacheMisses}; denies ${c.stats.denies}; plugin failures ${c.stats.failures}; reloads ` +
+      `${this.reloads} (failed ${this.reloadFailures})`,
+      `last: ${this.lastResult}`,
+    ];
+    for (const p of c.plugins) {
+      const s = p.stats;
+      lines.push(
+        `${p.name}: calls ${s.calls} failures ${s.failures} (trap ${s.byKind.trap} time ${s.byKind.time} ` +
+          `memory ${s.byKind.memory} stack ${s.byKind.stack} error ${s.byKind.error} output ` +
+          `${s.byKind.output}) rebuilds ${s.rebuilds}`,
+      );
+    }
+    return lines.join("\n");
+  }
+
+  private build(plugins: LoadedPlugin[], spec: PolicySpec): PluginChain {
+    return buildChain(plugins, (name) => this.vars(name, spec), ++this.generation);
+  }
+
+  /** Plugin state (Extism vars) per plugin name, kept across reloads. */
+  private vars(name: string, spec: PolicySpec): VarStore {
+    let v = this.varStores.get(name);
+    if (v === undefined) this.varStores.set(name, v = new VarStore(spec.limits.varBytes));
+    return v;
+  }
+
+  private isChecked(p: LoadedPlugin): boolean {
+    const b = this.validated.get(p.key);
+    return b !== undefined && b.length === p.bytes.length && b.every((x, i) => x === p.bytes[i]);
+  }
+
+  private async check(p: LoadedPlugin): Promise<void> {
+    if (this.isChecked(p)) return;
+    await sdkCheck(p);
+    this.validated.set(p.key, p.bytes);
+  }
+
+  private swap(chain: PluginChain, what: string): string {
+    this.current = chain;
+    this.install(chain);
+    this.lastResult = `OK: policy chain ${chain.name} ${what} (generation ${chain.generation})`;
+    return this.lastResult;
+  }
+
+  private failed(msg: string): string {
+    this.reloadFailures++;
+    this.lastResult = `error: ${msg}; keeping policy chain ${this.current.name} ` +
+      `(generation ${this.current.generation})`;
+    return this.lastResult;
+  }
+}
+
+let active: PolicyManager | null = null;
+
+/** Register the daemon's manager for reloadPolicy()/policyStatus(). */
+export function setActivePolicyManager(m: PolicyManager | null): void {
+  active = m;
+}
+
+/**
+ * Reload the daemon's policy chain now (CONTROL, SIGHUP). Returns a one-line outcome starting with
+ * "OK:", "pending:" or "error:".
+ */
+export function reloadPolicy(): string {
+  return active === null ? "error: no policy manager (policy is fixed)" : active.reload();
+}
+
+/** The chain, its counters and the last reload outcome, as text. */
+export function policyStatus(): string {
+  return active === null ? "no policy manager" : active.status();
+}

@@ -1,0 +1,281 @@
+// The real Xen platform for a dom0 xenstored, through the Linux Xen device interfaces and libc
+// (ffi/libc.ts) with the ABI in ffi/xen_abi.ts (checked against Debian's headers by
+// tests/xen/abi_test.ts):
+//  - event channels: /dev/xen/evtchn — IOCTL_EVTCHN_BIND_INTERDOMAIN/BIND_VIRQ/UNBIND/NOTIFY; read()
+//    returns pending ports (each masked until written back), write() unmasks;
+//  - guest rings: grant reference 1 (GNTTAB_RESERVED_XENSTORE) mapped through /dev/xen/gntdev
+//    (IOCTL_GNTDEV_MAP_GRANT_REF, then mmap at the returned offset), falling back to a foreign
+//    mapping of the ring's frame through /dev/xen/privcmd (IOCTL_PRIVCMD_MMAPBATCH_V2) for guests
+//    whose toolstack set up no grant;
+//  - dom0's own ring: mmap of /proc/xen/xsd_kva, port from /proc/xen/xsd_port;
+//  - domain state: libxenctrl's xc_domain_getinfolist (ffi/xenctrl.ts), the one interface too
+//    version-dependent to call directly.
+// There is no Xen on the development machine: this code is exercised by the QEMU end-to-end tests.
+import { XsError } from "../../common/xs_error.ts";
+import * as libc from "../../../ffi/libc.ts";
+import {
+  EVTCHN_PORT_SIZE,
+  EvtchnBindInterdomain,
+  EvtchnBindVirq,
+  EvtchnPortArg,
+  GntdevMapGrantRef,
+  GntdevUnmapGrantRef,
+  GNTTAB_RESERVED_XENSTORE,
+  IOCTL_EVTCHN_BIND_INTERDOMAIN,
+  IOCTL_EVTCHN_BIND_VIRQ,
+  IOCTL_EVTCHN_NOTIFY,
+  IOCTL_EVTCHN_UNBIND,
+  IOCTL_GNTDEV_MAP_GRANT_REF,
+  IOCTL_GNTDEV_UNMAP_GRANT_REF,
+  IOCTL_PRIVCMD_MMAPBATCH_V2,
+  PrivcmdMmapbatchV2,
+  XEN_PFN_SIZE,
+  XSD_KVA,
+  XSD_PORT,
+} from "../../../ffi/xen_abi.ts";
+import { XenCtrl } from "../../../ffi/xenctrl.ts";
+import { log } from "../../common/log.ts";
+import { PAGE_SIZE } from "../ring.ts";
+import { type DomainState, type MappedRing, VIRQ_DOM_EXC, type XenPlatform } from "../platform.ts";
+
+/** A buffer whose address may be put in a struct (off-heap: V8 never moves it). */
+function pinned(size: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(size));
+}
+
+function tryOpen(path: string, flags: number): number {
+  try {
+    return libc.open(path, flags);
+  } catch {
+    return -1;
+  }
+}
+
+/** Pending ports read per pendingPorts() call (the fd stays readable for the rest). */
+const MAX_PORTS = 1024;
+
+export class RealPlatform implements XenPlatform {
+  readonly name = "xen";
+  readonly eventFd: number;
+  private readonly portBuf = pinned(EVTCHN_PORT_SIZE * MAX_PORTS);
+  private readonly arg8 = pinned(8);
+
+  private constructor(
+    private readonly evtchn: number,
+    private readonly gntdev: number,
+    private readonly privcmd: number,
+    private readonly xc: XenCtrl,
+  ) {
+    this.eventFd = evtchn;
+  }
+
+  /** Open the devices and libxenctrl; throws with what is missing (not dom0, not root, no Xen). */
+  static open(): RealPlatform {
+    let evtchn: number;
+    try {
+      evtchn = libc.open("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
+    } catch (e) {
+      throw new Error(`cannot open /dev/xen/evtchn (is this a Xen dom0 with xen-evtchn loaded?): ${e}`);
+    }
+    const gntdev = tryOpen("/dev/xen/gntdev", libc.O_RDWR);
+    const privcmd = tryOpen("/dev/xen/privcmd", libc.O_RDWR);
+    if (gntdev < 0 && privcmd < 0) {
+      libc.close(evtchn);
+      throw new Error(
+        "neither /dev/xen/gntdev nor /dev/xen/privcmd can be opened: guest rings cannot be mapped",
+      );
+    }
+    let xc: XenCtrl;
+    try {
+      xc = XenCtrl.open();
+    } catch (e) {
+      libc.close(evtchn);
+      if (gntdev >= 0) libc.close(gntdev);
+      if (privcmd >= 0) libc.close(privcmd);
+      throw e;
+    }
+    if (gntdev < 0) log("warn", "/dev/xen/gntdev unavailable: mapping guest rings by frame (privcmd)");
+    return new RealPlatform(evtchn, gntdev, privcmd, xc);
+  }
+
+  pendingPorts(): number[] {
+    const n = libc.read(this.evtchn, this.portBuf);
+    if (n <= 0) return []; // -EAGAIN: nothing pending
+    const dv = new DataView(this.portBuf.buffer);
+    const ports: number[] = [];
+    for (let off = 0; off + EVTCHN_PORT_SIZE <= n; off += EVTCHN_PORT_SIZE) {
+      ports.push(dv.getUint32(off, true));
+    }
+    return ports;
+  }
+
+  unmask(port: number): void {
+    const b = pinned(EVTCHN_PORT_SIZE);
+    new DataView(b.buffer).setUint32(0, port, true);
+    libc.write(this.evtchn, b);
+  }
+
+  private portIoctl(request: number, port: number): number {
+    const b = this.arg8.subarray(0, EvtchnPortArg.size);
+    new DataView(b.buffer).setUint32(EvtchnPortArg.port, port, true);
+    return libc.ioctl(this.evtchn, request, b);
+  }
+
+  notify(port: number): void {
+    this.portIoctl(IOCTL_EVTCHN_NOTIFY, port);
+  }
+
+  bindInterdomain(domid: number, remotePort: number): number {
+    const b = this.arg8.subarray(0, EvtchnBindInterdomain.size);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(EvtchnBindInterdomain.remote_domain, domid, true);
+    dv.setUint32(EvtchnBindInterdomain.remote_port, remotePort, true);
+    const r = libc.ioctl(this.evtchn, IOCTL_EVTCHN_BIND_INTERDOMAIN, b);
+    if (r < 0) {
+      throw new XsError(
+        -r === libc.ESRCH ? "ENOENT" : "EINVAL",
+        `binding port ${remotePort} of domain ${domid}: errno ${-r}`,
+      );
+    }
+    return r;
+  }
+
+  unbind(port: number): void {
+    this.portIoctl(IOCTL_EVTCHN_UNBIND, port);
+  }
+
+  bindDomExc(): number {
+    const b = this.arg8.subarray(0, EvtchnBindVirq.size);
+    new DataView(b.buffer).setUint32(EvtchnBindVirq.virq, VIRQ_DOM_EXC, true);
+    const r = libc.ioctl(this.evtchn, IOCTL_EVTCHN_BIND_VIRQ, b);
+    if (r < 0) throw new Error(`binding VIRQ_DOM_EXC failed: errno ${-r} (another xenstored running?)`);
+    return r;
+  }
+
+  mapGuestRing(domid: number, gfn: number): MappedRing {
+    if (this.gntdev >= 0) {
+      const m = this.mapGrant(domid);
+      if (m !== null) return m;
+    }
+    if (this.privcmd >= 0) return this.mapForeign(domid, gfn);
+    throw new XsError("ENOENT", `cannot map the ring of domain ${domid}`);
+  }
+
+  /** Grant ref 1 of `domid` through gntdev, or null if the grant cannot be mapped. */
+  private mapGrant(domid: number): MappedRing | null {
+    const req = pinned(GntdevMapGrantRef.size);
+    const dv = new DataView(req.buffer);
+    dv.setUint32(GntdevMapGrantRef.count, 1, true);
+    dv.setUint32(GntdevMapGrantRef.refs, domid, true); // refs[0].domid
+    dv.setUint32(GntdevMapGrantRef.refs + 4, GNTTAB_RESERVED_XENSTORE, true); // refs[0].ref
+    const r = libc.ioctl(this.gntdev, IOCTL_GNTDEV_MAP_GRANT_REF, req);
+    if (r < 0) return null;
+    const index = dv.getBigUint64(GntdevMapGrantRef.index, true);
+    const unmapGrant = () => {
+      const u = pinned(GntdevUnmapGrantRef.size);
+      const uv = new DataView(u.buffer);
+      uv.setBigUint64(GntdevUnmapGrantRef.index, index, true);
+      uv.setUint32(GntdevUnmapGrantRef.count, 1, true);
+      libc.ioctl(this.gntdev, IOCTL_GNTDEV_UNMAP_GRANT_REF, u);
+    };
+    let m: libc.Mapping;
+    try {
+      m = libc.mmapShared(this.gntdev, PAGE_SIZE, index); // fails if the grant itself is bad
+    } catch (e) {
+      unmapGrant();
+      log("debug", `dom${domid}: grant mapping failed (${(e as Error).message}), trying the frame`);
+      return null;
+    }
+    let mapped = true;
+    return {
+      page: m.bytes,
+      unmap: () => {
+        if (!mapped) return;
+        mapped = false;
+        libc.munmap(m);
+        unmapGrant();
+      },
+    };
+  }
+
+  /** The frame `gfn` of `domid` through privcmd (a foreign mapping, as oxenstored does). */
+  private mapForeign(domid: number, gfn: number): MappedRing {
+    let m: libc.Mapping;
+    try {
+      m = libc.mmapShared(this.privcmd, PAGE_SIZE);
+    } catch (e) {
+      throw new XsError("ENOMEM", `privcmd mmap: ${(e as Error).message}`);
+    }
+    const arr = pinned(XEN_PFN_SIZE);
+    new DataView(arr.buffer).setBigUint64(0, BigInt(gfn), true);
+    const err = pinned(4);
+    const req = pinned(PrivcmdMmapbatchV2.size);
+    const dv = new DataView(req.buffer);
+    dv.setUint32(PrivcmdMmapbatchV2.num, 1, true);
+    dv.setUint16(PrivcmdMmapbatchV2.dom, domid, true);
+    dv.setBigUint64(PrivcmdMmapbatchV2.addr, Deno.UnsafePointer.value(m.pointer), true);
+    dv.setBigUint64(PrivcmdMmapbatchV2.arr, libc.addressOf(arr), true);
+    dv.setBigUint64(PrivcmdMmapbatchV2.err, libc.addressOf(err), true);
+    const r = libc.ioctl(this.privcmd, IOCTL_PRIVCMD_MMAPBATCH_V2, req);
+    const pageErr = new DataView(err.buffer).getInt32(0, true);
+    if (r < 0 || pageErr !== 0) {
+      libc.munmap(m);
+      throw new XsError(
+        "EINVAL",
+        `cannot map frame ${gfn} of domain ${domid}: errno ${r < 0 ? -r : -pageErr}`,
+      );
+    }
+    let mapped = true;
+    return {
+      page: m.bytes,
+      unmap: () => {
+        if (mapped) libc.munmap(m);
+        mapped = false;
+      },
+    };
+  }
+
+  dom0Ring(): { ring: MappedRing; remotePort: number } | null {
+    let port: number;
+    try {
+      port = Number(Deno.readTextFileSync(XSD_PORT).trim());
+    } catch {
+      return null; // not dom0, or xenfs not mounted
+    }
+    if (!Number.isInteger(port) || port <= 0) return null;
+    const fd = tryOpen(XSD_KVA, libc.O_RDWR);
+    if (fd < 0) return null;
+    try {
+      const m = libc.mmapShared(fd, PAGE_SIZE);
+      let mapped = true;
+      return {
+        ring: {
+          page: m.bytes,
+          unmap: () => {
+            if (mapped) libc.munmap(m);
+            mapped = false;
+          },
+        },
+        remotePort: port,
+      };
+    } catch (e) {
+      log("error", `cannot map ${XSD_KVA}: ${(e as Error).message}`);
+      return null;
+    } finally {
+      libc.close(fd);
+    }
+  }
+
+  domainState(domid: number): DomainState | null {
+    const s = this.xc.domainState(domid);
+    if (s === null) return null;
+    return { dying: s.dying, shutdown: s.shutdown, uniqueId: s.handle };
+  }
+
+  close(): void {
+    libc.close(this.evtchn);
+    if (this.gntdev >= 0) libc.close(this.gntdev);
+    if (this.privcmd >= 0) libc.close(this.privcmd);
+    this.xc.close();
+  }
+}

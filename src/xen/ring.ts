@@ -1,0 +1,443 @@
+// The xenstore ring: one shared 4 KiB page holding two byte queues and a few signalling fields, exactly
+// as Xen's docs/misc/xenstore-ring.txt and io/xs_wire.h (`struct xenstore_domain_interface`) define it.
+// This module is the ring's codec and nothing else: it moves bytes between the page and whole
+// XenStore messages, and reports a peer that broke the rules. It never touches a file descriptor or
+// an event channel (src/xen/platform.ts) and knows no daemon state (src/domains).
+//
+// Both sides use it: the daemon reads requests and writes responses, the guest-side client
+// (src/client/guest.ts) writes requests and reads responses.
+//
+// Memory ordering. The page is shared with another domain or process, so the order in which the peer
+// observes our stores matters: data bytes must be visible before the producer index that publishes
+// them, and we must have finished reading data before the consumer index that frees it. Every index
+// and field access goes through `Atomics.load`/`Atomics.store` on a Uint32Array over the page; V8 emits
+// these as sequentially consistent accesses and never moves other memory accesses across them, and on
+// x86-64 (the only target: TSO, stores are not reordered with older stores, loads not with older
+// loads) that gives the `xen_mb()` ordering cxenstored relies on. The page is an external ArrayBuffer
+// (Deno.UnsafePointerView.getArrayBuffer over mmapped memory), not a SharedArrayBuffer, so this is an
+// engine-level guarantee, not one the JavaScript memory model states for shared memory; on a weakly
+// ordered CPU it would need real fences. Each side reads the peer's index once per operation and
+// validates it before use, so a peer changing it concurrently cannot make us read or write outside
+// the ring.
+
+/** XENSTORE_RING_SIZE: bytes in each direction's queue. */
+export const RING_SIZE = 1024;
+/** Offset of the request queue (guest → daemon, "Input"). */
+export const REQ_OFFSET = 0;
+/** Offset of the response queue (daemon → guest, "Output"). */
+export const RSP_OFFSET = 1024;
+/** Offset of the first u32 field (req_cons). */
+export const FIELDS_OFFSET = 2048;
+/** sizeof(struct xenstore_domain_interface). */
+export const INTERFACE_SIZE = 2076;
+export const PAGE_SIZE = 4096;
+
+/** The u32 fields after the two queues, as indices into a Uint32Array starting at FIELDS_OFFSET. */
+export enum Field {
+  REQ_CONS = 0,
+  REQ_PROD = 1,
+  RSP_CONS = 2,
+  RSP_PROD = 3,
+  SERVER_FEATURES = 4,
+  CONNECTION = 5,
+  ERROR = 6,
+}
+
+/** Server feature bits (xs_wire.h XENSTORE_SERVER_FEATURE_*; bit 2 is the watch-depth extension). */
+export const FEATURE_RECONNECTION = 1;
+export const FEATURE_ERROR = 2;
+export const FEATURE_WATCH_DEPTH = 4;
+
+/** Connection state values. */
+export const CONNECTED = 0;
+export const RECONNECT = 1;
+
+/** Connection error indicator values. */
+export const ERROR_NONE = 0;
+export const ERROR_COMM = 1;
+export const ERROR_RINGIDX = 2;
+export const ERROR_PROTO = 3;
+
+/** xsd_sockmsg: type, req_id, tx_id, len — four little-endian u32. */
+export const HEADER_SIZE = 16;
+/** XENSTORE_PAYLOAD_MAX. */
+export const PAYLOAD_MAX = 4096;
+/** XS_WATCH_EVENT: the only message a server sends unasked. */
+export const WATCH_EVENT_TYPE = 15;
+
+/** A ring page: byte access to the queues, ordered access to the fields. */
+export class RingPage {
+  readonly bytes: Uint8Array;
+  private readonly fields: Uint32Array;
+
+  constructor(page: Uint8Array) {
+    if (page.byteLength < INTERFACE_SIZE) throw new RangeError(`ring page too small: ${page.byteLength}`);
+    if ((page.byteOffset + FIELDS_OFFSET) % 4 !== 0) throw new RangeError("ring page is not 4-byte aligned");
+    this.bytes = page;
+    this.fields = new Uint32Array(page.buffer, page.byteOffset + FIELDS_OFFSET, 7);
+  }
+
+  get(f: Field): number {
+    return Atomics.load(this.fields, f);
+  }
+
+  set(f: Field, v: number): void {
+    Atomics.store(this.fields, f, v >>> 0);
+  }
+}
+
+/** One direction of the ring: where its bytes live and which fields index it. */
+export interface RingSide {
+  readonly data: number;
+  readonly cons: Field;
+  readonly prod: Field;
+}
+
+export const REQUESTS: RingSide = { data: REQ_OFFSET, cons: Field.REQ_CONS, prod: Field.REQ_PROD };
+export const RESPONSES: RingSide = { data: RSP_OFFSET, cons: Field.RSP_CONS, prod: Field.RSP_PROD };
+
+/** Returned instead of a byte count when the indices are inconsistent (prod − cons > RING_SIZE). */
+export const BAD_INDEXES = -1;
+
+/** Bytes waiting in `side` (what the consumer may read), or BAD_INDEXES. */
+export function ringUsed(page: RingPage, side: RingSide): number {
+  const used = (page.get(side.prod) - page.get(side.cons)) >>> 0;
+  return used > RING_SIZE ? BAD_INDEXES : used;
+}
+
+/**
+ * Consume up to `out.length` bytes from `side` into `out`. Each index is read once, before anything
+ * else, and validated; the consumer index is published after the copy. Returns the number of bytes
+ * read (0 if empty) or BAD_INDEXES.
+ */
+export function ringConsume(page: RingPage, side: RingSide, out: Uint8Array): number {
+  const cons = page.get(side.cons);
+  const prod = page.get(side.prod);
+  const used = (prod - cons) >>> 0;
+  if (used > RING_SIZE) return BAD_INDEXES;
+  const n = Math.min(used, out.length);
+  if (n === 0) return 0;
+  const start = cons & (RING_SIZE - 1);
+  const first = Math.min(n, RING_SIZE - start);
+  const b = page.bytes;
+  out.set(b.subarray(side.data + start, side.data + start + first), 0);
+  if (n > first) out.set(b.subarray(side.data, side.data + n - first), first);
+  page.set(side.cons, cons + n);
+  return n;
+}
+
+/**
+ * Produce up to `src.length` bytes into `side`. The data is copied before the producer index is
+ * published. Returns the number of bytes written (0 if full) or BAD_INDEXES.
+ */
+export function ringProduce(page: RingPage, side: RingSide, src: Uint8Array): number {
+  const cons = page.get(side.cons);
+  const prod = page.get(side.prod);
+  const used = (prod - cons) >>> 0;
+  if (used > RING_SIZE) return BAD_INDEXES;
+  const n = Math.min(RING_SIZE - used, src.length);
+  if (n === 0) return 0;
+  const start = prod & (RING_SIZE - 1);
+  const first = Math.min(n, RING_SIZE - start);
+  const b = page.bytes;
+  b.set(src.subarray(0, first), side.data + start);
+  if (n > first) b.set(src.subarray(first, n), side.data);
+  page.set(side.prod, prod + n);
+  return n;
+}
+
+/** A whole message taken off a ring (the payload as a Latin-1 string: byte i = charCode i). */
+export interface RingMessage {
+  readonly type: number;
+  readonly reqId: number;
+  readonly txId: number;
+  readonly payload: string;
+}
+
+/** Why a ring's byte stream cannot be used any more (maps to ERROR_RINGIDX / ERROR_PROTO). */
+export type RingFault = "ring-index" | "oversized";
+
+export function isRingFault(x: RingMessage | RingFault | null): x is RingFault {
+  return typeof x === "string";
+}
+
+export function faultCode(f: RingFault): number {
+  return f === "ring-index" ? ERROR_RINGIDX : ERROR_PROTO;
+}
+
+/**
+ * Assembles messages from one side of a ring. It takes bytes off the ring only as far as the current
+ * message goes, so at most one partial message — 16 + 4096 bytes — is ever held per connection, and
+ * a peer that sends a header announcing more than PAYLOAD_MAX bytes is refused before anything is
+ * allocated for it. A message that is already whole in the ring (the common case) is decoded
+ * straight from the page with one index update and no copy.
+ */
+export class MessageReader {
+  private readonly header = new Uint8Array(HEADER_SIZE);
+  private headerHave = 0;
+  private payload: Uint8Array | null = null;
+  private payloadHave = 0;
+  /** Bytes taken off the ring so far (a running count). */
+  consumed = 0;
+  /**
+   * Set when bytes were taken off a ring that was full at some point since our previous consumer
+   * index: the producer may be waiting for space and must be signalled. Taking bytes off a ring that
+   * never filled needs no signal (Linux's xenbus driver does the same): a producer with more to send
+   * fills the ring first, so it only ever waits on a full one. The producer index is read again
+   * *after* the new consumer index is published (Atomics.store is a full barrier on x86-64: V8
+   * emits xchg), so a producer that filled the ring meanwhile is not missed.
+   */
+  freedFull = false;
+
+  /** True while part of a message has been consumed from the ring. */
+  get partial(): boolean {
+    return this.headerHave > 0;
+  }
+
+  /** Whether the peer must be signalled for space freed since the last call. */
+  takeFreedFull(): boolean {
+    const f = this.freedFull;
+    this.freedFull = false;
+    return f;
+  }
+
+  /** The next whole message, null if the ring holds no complete one yet, or a fault. */
+  read(page: RingPage, side: RingSide): RingMessage | RingFault | null {
+    if (this.headerHave === 0) {
+      const whole = this.readWhole(page, side);
+      if (whole !== null) return whole;
+    }
+    if (this.headerHave < HEADER_SIZE) {
+      const cons = page.get(side.cons);
+      const n = ringConsume(page, side, this.header.subarray(this.headerHave));
+      if (n === BAD_INDEXES) return "ring-index";
+      this.headerHave += n;
+      this.consumed += n;
+      this.noteFreed(page, side, cons, n);
+      if (this.headerHave < HEADER_SIZE) return null;
+      const len = u32(this.header, 12);
+      if (len > PAYLOAD_MAX) return "oversized";
+      this.payload = new Uint8Array(len);
+      this.payloadHave = 0;
+    }
+    const p = this.payload!;
+    if (this.payloadHave < p.length) {
+      const cons = page.get(side.cons);
+      const n = ringConsume(page, side, p.subarray(this.payloadHave));
+      if (n === BAD_INDEXES) return "ring-index";
+      this.payloadHave += n;
+      this.consumed += n;
+      this.noteFreed(page, side, cons, n);
+      if (this.payloadHave < p.length) return null;
+    }
+    const m: RingMessage = {
+      type: u32(this.header, 0),
+      reqId: u32(this.header, 4),
+      txId: u32(this.header, 8),
+      payload: latin1(p, 0, p.length),
+    };
+    this.reset();
+    return m;
+  }
+
+  /**
+   * Fast path: a message wholly in the ring, taken in one go. Returns null (nothing consumed) when
+   * the ring holds less than a whole message; the slow path then takes what there is.
+   */
+  private readWhole(page: RingPage, side: RingSide): RingMessage | RingFault | null {
+    const cons = page.get(side.cons);
+    const prod = page.get(side.prod);
+    const used = (prod - cons) >>> 0;
+    if (used > RING_SIZE) return "ring-index";
+    if (used < HEADER_SIZE) return null;
+    const b = page.bytes;
+    const at = (i: number) => b[side.data + ((cons + i) & (RING_SIZE - 1))];
+    const word = (i: number) => (at(i) | (at(i + 1) << 8) | (at(i + 2) << 16) | (at(i + 3) << 24)) >>> 0;
+    const len = word(12);
+    if (len > PAYLOAD_MAX) return "oversized";
+    if (used < HEADER_SIZE + len) return null;
+    const start = (cons + HEADER_SIZE) & (RING_SIZE - 1);
+    const first = Math.min(len, RING_SIZE - start);
+    let payload = latin1(b, side.data + start, side.data + start + first);
+    if (first < len) payload += latin1(b, side.data, side.data + len - first);
+    const m: RingMessage = { type: word(0), reqId: word(4), txId: word(8), payload };
+    page.set(side.cons, cons + HEADER_SIZE + len); // after the copy: the bytes are ours until now
+    this.consumed += HEADER_SIZE + len;
+    this.noteFreed(page, side, cons, HEADER_SIZE + len);
+    return m;
+  }
+
+  /** After consuming `n` bytes from old consumer index `cons`: was the ring full meanwhile? */
+  private noteFreed(page: RingPage, side: RingSide, cons: number, n: number): void {
+    if (n > 0 && ((page.get(side.prod) - cons) >>> 0) >= RING_SIZE) this.freedFull = true;
+  }
+
+  /** Forget a partial message (reconnection, error). */
+  reset(): void {
+    this.headerHave = 0;
+    this.payload = null;
+    this.payloadHave = 0;
+  }
+}
+
+interface Queued {
+  readonly type: number;
+  readonly reqId: number;
+  readonly txId: number;
+  readonly payload: string;
+}
+
+/**
+ * Messages waiting to go onto one side of a ring, in order, written as the ring has room (a 4 KiB
+ * message takes several passes through a 1 KiB queue). Messages are kept as given and their bytes
+ * are produced straight into the page — nothing is encoded into an intermediate buffer. It keeps
+ * count of the bytes and of the watch events still queued, so the owner can bound both.
+ */
+export class MessageWriter {
+  private queue: Queued[] = [];
+  private head = 0;
+  /** Bytes of queue[head] already written. */
+  private offset = 0;
+  private readonly hdr = new Uint8Array(HEADER_SIZE);
+  private _bytes = 0;
+  private _events = 0;
+  private _eventBytes = 0;
+  private _repliesWritten = 0;
+
+  /** Non-event messages completely written so far (a running count). */
+  get repliesWritten(): number {
+    return this._repliesWritten;
+  }
+
+  /** Bytes queued and not yet written to the ring. */
+  get bytes(): number {
+    return this._bytes;
+  }
+  /** Watch events queued and not yet completely written. */
+  get events(): number {
+    return this._events;
+  }
+  /** Bytes of those watch events. */
+  get eventBytes(): number {
+    return this._eventBytes;
+  }
+  get empty(): boolean {
+    return this._bytes === 0;
+  }
+  /** Messages not yet completely written. */
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  enqueue(type: number, reqId: number, txId: number, payload: string): void {
+    this.queue.push({ type, reqId, txId, payload });
+    const size = HEADER_SIZE + payload.length;
+    this._bytes += size;
+    if (type === WATCH_EVENT_TYPE) {
+      this._events++;
+      this._eventBytes += size;
+    }
+  }
+
+  /** Write as much as fits into `side`; returns bytes written, or BAD_INDEXES (nothing written). */
+  write(page: RingPage, side: RingSide): number {
+    if (this.head === this.queue.length) return 0;
+    const cons = page.get(side.cons);
+    const prod = page.get(side.prod);
+    const used = (prod - cons) >>> 0;
+    if (used > RING_SIZE) return BAD_INDEXES;
+    const b = page.bytes;
+    const mask = RING_SIZE - 1;
+    let space = RING_SIZE - used;
+    let p = prod;
+    while (space > 0 && this.head < this.queue.length) {
+      const q = this.queue[this.head];
+      const size = HEADER_SIZE + q.payload.length;
+      if (this.offset < HEADER_SIZE) {
+        if (this.offset === 0) {
+          putU32(this.hdr, 0, q.type >>> 0);
+          putU32(this.hdr, 4, q.reqId >>> 0);
+          putU32(this.hdr, 8, q.txId >>> 0);
+          putU32(this.hdr, 12, q.payload.length);
+        }
+        const n = Math.min(HEADER_SIZE - this.offset, space);
+        for (let i = 0; i < n; i++) b[side.data + ((p + i) & mask)] = this.hdr[this.offset + i];
+        p += n;
+        space -= n;
+        this.offset += n;
+      }
+      if (this.offset >= HEADER_SIZE && space > 0) {
+        const from = this.offset - HEADER_SIZE;
+        const n = Math.min(q.payload.length - from, space);
+        const s = q.payload;
+        for (let i = 0; i < n; i++) b[side.data + ((p + i) & mask)] = s.charCodeAt(from + i);
+        p += n;
+        space -= n;
+        this.offset += n;
+      }
+      if (this.offset < size) break; // ring full
+      if (q.type === WATCH_EVENT_TYPE) {
+        this._events--;
+        this._eventBytes -= size;
+      } else {
+        this._repliesWritten++;
+      }
+      this.queue[this.head] = undefined as unknown as Queued; // let it be collected
+      this.head++;
+      this.offset = 0;
+    }
+    const total = (p - prod) >>> 0;
+    this._bytes -= total;
+    if (total > 0) page.set(side.prod, p); // after the data: the peer may read up to here
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head >= 64 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return total;
+  }
+
+  /** Drop everything queued (reconnection, error, release). */
+  clear(): void {
+    this.queue = [];
+    this.head = 0;
+    this.offset = 0;
+    this._bytes = 0;
+    this._events = 0;
+    this._eventBytes = 0;
+  }
+}
+
+function u32(b: Uint8Array, off: number): number {
+  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
+}
+
+function putU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+
+/** Header + Latin-1 payload. */
+export function encode(type: number, reqId: number, txId: number, payload: string): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + payload.length);
+  putU32(b, 0, type >>> 0);
+  putU32(b, 4, reqId >>> 0);
+  putU32(b, 8, txId >>> 0);
+  putU32(b, 12, payload.length);
+  for (let i = 0; i < payload.length; i++) b[HEADER_SIZE + i] = payload.charCodeAt(i);
+  return b;
+}
+
+/** Bytes [start, end) as a Latin-1 string (end − start ≤ 4096 here, so one call suffices). */
+function latin1(b: Uint8Array, start: number, end: number): string {
+  if (end - start <= 16) {
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]);
+    return s;
+  }
+  return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+}

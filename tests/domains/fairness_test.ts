@@ -1,0 +1,132 @@
+// Fairness between rings (src/domains/scheduler.ts) and the write throttle (src/domains/throttle.ts),
+// in-process with the daemon's per-ring request counts.
+import assert from "../helpers/assert.ts";
+import { ok } from "../helpers/core.ts";
+import { rig } from "./harness.ts";
+import { MsgType } from "../../src/protocol/wire.ts";
+import { encode, REQUESTS, RING_SIZE, ringProduce, ringUsed } from "../../src/xen/ring.ts";
+import type { GuestClient } from "../../src/client/guest.ts";
+import { ReadyQueue } from "../../src/domains/scheduler.ts";
+
+const T = MsgType;
+
+/** Fill `g`'s request ring with whole copies of one request (never reading replies); returns how many. */
+function flood(g: GuestClient, type: number, payload: string): number {
+  const m = encode(type, 1, 0, payload);
+  let n = 0;
+  // Whole messages only: a partial one would desynchronise the stream.
+  while (RING_SIZE - ringUsed(g.page, REQUESTS) >= m.length) {
+    ringProduce(g.page, REQUESTS, m);
+    n++;
+  }
+  g.transport.notify();
+  return n;
+}
+
+Deno.test("ReadyQueue: round-robin, at most perRing each, at most budget in total, the rest goes to the back", () => {
+  const q = new ReadyQueue<string>();
+  const work = new Map([["a", 10], ["b", 10], ["c", 1], ["d", 10]]);
+  for (const k of work.keys()) q.add(k);
+  const order: string[] = [];
+  const serve = (k: string, max: number) => {
+    const n = Math.min(max, work.get(k)!);
+    work.set(k, work.get(k)! - n);
+    for (let i = 0; i < n; i++) order.push(k);
+    return { used: n, more: work.get(k)! > 0 };
+  };
+  assert.equal(q.run(7, 3, serve), 7);
+  assert.deepEqual(order.join(""), "aaabbbc");
+  assert.equal(q.run(7, 3, serve), 7);
+  assert.deepEqual(order.join("").slice(7), "dddaaab", "d was never skipped; a and b went to the back");
+  assert.equal(q.size, 3);
+});
+
+Deno.test("fairness: a light guest is served within a bounded number of turns, however many rings flood", async () => {
+  const r = rig({ perRingBudget: 4, turnBudget: 10 });
+  ok(r.core, r.dom0, T.WRITE, "/pub\0v");
+  ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r1\0r2\0r3\0r4\0r5\0r6\0");
+  const flooders = [1, 2, 3, 4, 5].map((d) => r.guest(d));
+  const light = r.guest(6);
+  for (const f of flooders) assert.ok(flood(f, T.READ, "/pub\0") > 30);
+  const id = light.send(T.READ, "/pub\0"); // queued behind every flooder
+  let turns = 0;
+  const served = () => [1, 2, 3, 4, 5, 6].map((d) => r.mgr.ringInfo(d)!.requests);
+  let before = served();
+  while (r.mgr.ringInfo(6)!.requests === 0) {
+    r.mgr.pump();
+    turns++;
+    const now = served();
+    const delta = now.map((n, i) => n - before[i]);
+    assert.ok(delta.every((n) => n <= 4), `turn ${turns}: no ring above its share ${delta}`);
+    assert.ok(delta.reduce((a, b) => a + b, 0) <= 10, `turn ${turns}: bounded work ${delta}`);
+    before = now;
+    assert.ok(turns <= 3, "five flooders ahead × 4 requests / 10 per turn: served by the third turn");
+  }
+  assert.equal((await light.reply(id)).payload, "v");
+  // The flooders are all still being served, none starved either.
+  for (let i = 0; i < 20; i++) r.mgr.pump();
+  const counts = served().slice(0, 5);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 4, `equal shares ${counts}`);
+});
+
+Deno.test("XSA-206: while a transaction is open, a guest's writes are throttled, not refused; dom0 never is", async () => {
+  let clock = 1000;
+  const r = rig({ writeThrottle: { ratePerSec: 200, burst: 10 }, now: () => clock });
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/5\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5\0n5\0");
+  const g = r.guest(5);
+  // No transaction open: writes are not limited.
+  assert.ok(flood(g, T.WRITE, "x\0v") > 40);
+  for (let i = 0; i < 20; i++) r.mgr.pump();
+  const free = r.mgr.ringInfo(5)!.requests;
+  assert.ok(free > 40, `${free} writes served freely`);
+  await g.eventsWithin(0);
+  g.pump(); // drain replies
+  // dom0 opens a transaction: the guest gets its burst, then nothing until time passes.
+  const tx = ok(r.core, r.dom0, T.TRANSACTION_START, "\0").replace("\0", "");
+  flood(g, T.WRITE, "x\0w");
+  for (let i = 0; i < 10; i++) r.mgr.pump();
+  const burst = r.mgr.ringInfo(5)!.requests - free;
+  assert.ok(burst >= 10 && burst <= 11, `burst of ${burst}`);
+  assert.ok(r.mgr.stats.throttled > 0);
+  clock += 50; // 50 ms at 200/s: 10 more
+  for (let i = 0; i < 10; i++) r.mgr.pump();
+  const more = r.mgr.ringInfo(5)!.requests - free - burst;
+  assert.ok(more >= 9 && more <= 11, `${more} after 50 ms`);
+  // dom0 is not throttled: its transaction commits.
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/0/backend\0b", Number(tx));
+  ok(r.core, r.dom0, T.TRANSACTION_END, "T\0", Number(tx));
+  // No transaction open any more: the rest of the guest's writes go through.
+  for (let i = 0; i < 20; i++) r.mgr.pump();
+  g.pump();
+  const all = r.mgr.ringInfo(5)!.requests;
+  assert.ok(all > free + burst + more, `served after the transaction ended (${all})`);
+  assert.equal(r.mgr.ringInfo(5)!.state, "connected");
+});
+
+Deno.test("a ring stalled by a quota is looked at again without a new signal once the stall ends", async () => {
+  let open = false;
+  const calls: string[] = [];
+  const r = rig({
+    quotas: {
+      handleRequest: () => "OK\0",
+      mayReceive: () => open,
+      requestReceived: () => void calls.push("received"),
+      replyDelivered: () => void calls.push("delivered"),
+      setQueuedOutput: () => {},
+      connectionGone: () => {},
+      domainGone: () => 0,
+    },
+  });
+  ok(r.core, r.dom0, T.WRITE, "/pub\0v");
+  ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r5\0");
+  const g = r.guest(5);
+  flood(g, T.READ, "/pub\0"); // one signal only
+  r.mgr.pump();
+  assert.equal(r.mgr.ringInfo(5)!.requests, 0, "stalled: nothing read");
+  open = true; // e.g. dom0 removed some of the domain's nodes: under its memory quota again
+  r.mgr.pump(); // the turn's end looks at the parked ring: no signal from the guest needed
+  r.mgr.pump();
+  assert.ok(r.mgr.ringInfo(5)!.requests > 0, "served after the stall");
+  assert.ok(calls.includes("received") && calls.includes("delivered"), "accounted");
+});

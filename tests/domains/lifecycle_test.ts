@@ -1,0 +1,250 @@
+// Domain lifecycle through the DomainManager, in-process (tests/domains/harness.ts): INTRODUCE,
+// RELEASE, death, shutdown/RESUME, SET_TARGET, GET/SET_FEATURE, re-INTRODUCE, domid reuse.
+import assert from "../helpers/assert.ts";
+import { err, ok } from "../helpers/core.ts";
+import { request, rig, watch } from "./harness.ts";
+import { MsgType } from "../../src/protocol/wire.ts";
+import { XsError } from "../../src/common/xs_error.ts";
+import { Field } from "../../src/xen/ring.ts";
+import { DOMAIN_FEATURES, DomainManager } from "../../src/domains/manager.ts";
+
+const T = MsgType;
+
+/** WATCH_EVENT payloads sent to a dom0 test client since index `from`. */
+function events(sent: readonly { type: number; payload: string }[], from = 0): string[] {
+  return sent.slice(from).filter((m) => m.type === T.WATCH_EVENT).map((m) => m.payload.split("\0")[0]);
+}
+
+Deno.test("INTRODUCE: the guest reads and writes relative paths; @introduceDomain fires", async () => {
+  const r = rig();
+  watch(r.core, r.dom0, "@introduceDomain", "intro");
+  watch(r.core, r.dom0, "@introduceDomain", "perdom", 1);
+  const mark = r.dom0.sink.sent.length;
+  // The toolstack gives the guest its home, as xl does.
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/5\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5\0n0\0r5\0");
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/5/name\0guest5");
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/5/data\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5/data\0n5\0");
+  const g = r.guest(5);
+  assert.deepEqual(events(r.dom0.sink.sent, mark), ["@introduceDomain", "@introduceDomain/5"]);
+  assert.equal(await g.read("name"), "guest5");
+  await g.write("data/x", "hello");
+  assert.equal(ok(r.core, r.dom0, T.READ, "/local/domain/5/data/x\0"), "hello");
+  assert.deepEqual(ok(r.core, r.dom0, T.GET_PERMS, "/local/domain/5/data/x\0"), "n5\0", "the guest owns it");
+  assert.equal(await g.getDomainPath(5), "/local/domain/5");
+  assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "5\0"), "T\0");
+  assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "6\0"), "F\0");
+  assert.equal(g.serverFeatures, 7, "reconnection, error indicator, watch depth advertised in the page");
+  assert.equal(r.mgr.domainCount, 1);
+});
+
+Deno.test("INTRODUCE is refused to guests and for bad arguments", async () => {
+  const r = rig();
+  const g = r.guest(3);
+  await assert.rejects(g.call(T.INTRODUCE, "4\0" + "1\0" + "7\0"), XsError, (e) => e.errno === "EACCES");
+  await assert.rejects(g.call(T.RELEASE, "3\0"), XsError, (e) => e.errno === "EACCES");
+  await assert.rejects(g.call(T.IS_DOMAIN_INTRODUCED, "3\0"), XsError, (e) => e.errno === "EACCES");
+  err(r.core, r.dom0, T.INTRODUCE, "9\0" + "1\0" + "7\0", "ENOENT"); // no such domain
+  r.xen.create(9);
+  err(r.core, r.dom0, T.INTRODUCE, "9\0" + "1\0" + "0\0", "EINVAL"); // port 0
+  err(r.core, r.dom0, T.INTRODUCE, "0\0" + "1\0" + "7\0", "EINVAL"); // dom0 is not introduced
+  err(r.core, r.dom0, T.INTRODUCE, "32752\0" + "1\0" + "7\0", "EINVAL"); // DOMID_SELF
+  err(r.core, r.dom0, T.INTRODUCE, "9\0" + "1\0" + "8\0", "EINVAL"); // not the guest's unbound port
+  assert.equal(r.xen.domains.get(9)!.mapped, 0, "a failed bind leaves the ring unmapped");
+  assert.equal(r.mgr.isIntroduced(9), false);
+});
+
+Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes and ACL entries removed", async () => {
+  const r = rig();
+  ok(r.core, r.dom0, T.MKDIR, "/shared\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/shared\0n0\0w7\0");
+  ok(r.core, r.dom0, T.WRITE, "/granted\0x");
+  ok(r.core, r.dom0, T.SET_PERMS, "/granted\0n0\0r7\0b8\0");
+  watch(r.core, r.dom0, "@releaseDomain", "rel");
+  watch(r.core, r.dom0, "@releaseDomain/7", "rel7");
+  watch(r.core, r.dom0, "/shared", "sh");
+  const g = r.guest(7);
+  await g.write("/shared/mine/deep", "v");
+  await g.watch("/granted", "gw");
+  const tx = await g.transactionStart();
+  await g.read("/granted", tx);
+  const clientsBefore = r.core.clients.size;
+  assert.ok(r.core.watches.countOwner([...r.core.clients.values()].find((c) => c.domid === 7)!.id) === 1);
+  const mark = r.dom0.sink.sent.length;
+  assert.equal(request(r.core, r.dom0, T.RELEASE, "7\0"), "OK\0");
+  const ev = events(r.dom0.sink.sent, mark);
+  assert.ok(ev.includes("/shared/mine"), `deletion of the guest's node fires watches: ${ev}`);
+  assert.ok(ev.includes("@releaseDomain") && ev.includes("@releaseDomain/7"), `${ev}`);
+  err(r.core, r.dom0, T.READ, "/shared/mine\0", "ENOENT");
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/granted\0"), "n0\0b8\0", "domain 7's entry struck");
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/shared\0"), "n0\0");
+  assert.equal(r.core.clients.size, clientsBefore - 1, "the guest's client is gone");
+  assert.equal(r.core.watches.trie.nodeCount() > 0, true);
+  assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "7\0"), "F\0");
+  assert.equal(r.xen.domains.get(7)!.mapped, 0, "ring unmapped");
+  assert.equal(r.xen.boundPorts, 0, "event channel unbound");
+  err(r.core, r.dom0, T.RELEASE, "7\0", "ENOENT");
+  err(r.core, r.dom0, T.RELEASE, "0\0", "EINVAL");
+});
+
+Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires the per-domain event until RESUME", async () => {
+  const r = rig();
+  watch(r.core, r.dom0, "@releaseDomain", "all");
+  watch(r.core, r.dom0, "@releaseDomain/4", "four");
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/4\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/4\0n4\0");
+  const g = r.guest(4);
+  await g.write("data", "1");
+  let mark = r.dom0.sink.sent.length;
+  r.xen.setState(4, { shutdown: true });
+  r.mgr.pump();
+  assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain/4", "@releaseDomain"]);
+  mark = r.dom0.sink.sent.length;
+  r.xen.raiseDomExc();
+  r.mgr.pump();
+  assert.deepEqual(events(r.dom0.sink.sent, mark), [], "a shutdown is reported once");
+  assert.equal(request(r.core, r.dom0, T.RESUME, "4\0"), "OK\0");
+  r.xen.raiseDomExc();
+  r.mgr.pump();
+  assert.deepEqual(
+    events(r.dom0.sink.sent, mark),
+    ["@releaseDomain/4", "@releaseDomain"],
+    "again after RESUME",
+  );
+  assert.equal(r.mgr.isIntroduced(4), true, "shut down is not dead");
+  mark = r.dom0.sink.sent.length;
+  r.xen.destroy(4);
+  r.mgr.pump();
+  assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain", "@releaseDomain/4"]);
+  assert.equal(r.mgr.isIntroduced(4), false);
+  err(r.core, r.dom0, T.READ, "/local/domain/4\0", "ENOENT"); // owned by 4: removed
+  assert.equal(r.mgr.stats.died, 1);
+});
+
+Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be introduced guests", async () => {
+  const r = rig();
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0");
+  const guest2 = r.guest(2);
+  const stub = r.guest(3);
+  await assert.rejects(stub.read("/local/domain/2/secret"), XsError, (e) => e.errno === "EACCES");
+  err(r.core, r.dom0, T.SET_TARGET, "3\0" + "0\0", "EINVAL");
+  err(r.core, r.dom0, T.SET_TARGET, "3\0" + "9\0", "ENOENT");
+  err(r.core, r.dom0, T.SET_TARGET, "9\0" + "2\0", "ENOENT");
+  await assert.rejects(guest2.call(T.SET_TARGET, "2\0" + "3\0"), XsError, (e) => e.errno === "EACCES");
+  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "3\0" + "2\0"), "OK\0");
+  assert.equal(await stub.read("/local/domain/2/secret"), "s");
+  // The target dies: its rights do not pass to whatever domain gets domid 2 next.
+  r.xen.destroy(2);
+  r.mgr.pump();
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s2");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0");
+  r.guest(2);
+  await assert.rejects(stub.read("/local/domain/2/secret"), XsError, (e) => e.errno === "EACCES");
+});
+
+Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE", async () => {
+  const r = rig();
+  assert.equal(
+    ok(r.core, r.dom0, T.GET_FEATURE, ""),
+    `${0x40000004}\0`,
+    "socket clients: the server's features",
+  );
+  err(r.core, r.dom0, T.GET_FEATURE, "6\0", "ENOENT");
+  err(r.core, r.dom0, T.SET_FEATURE, "6\0" + "1\0", "ENOENT");
+  r.xen.create(6);
+  assert.equal(ok(r.core, r.dom0, T.GET_FEATURE, "6\0"), `${DOMAIN_FEATURES}\0`);
+  err(r.core, r.dom0, T.SET_FEATURE, "6\0" + "8\0", "EINVAL"); // DOMID_ANY perms: not supported
+  ok(r.core, r.dom0, T.SET_FEATURE, "6\0" + "2\0"); // only the error indicator
+  assert.equal(ok(r.core, r.dom0, T.GET_FEATURE, "6\0"), "2\0");
+  const g = r.attach(6);
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(g.serverFeatures, 2, "the ring advertises what was set");
+  assert.equal(await g.getFeature(), 2, "the guest sees its own features");
+  await assert.rejects(g.call(T.GET_FEATURE, "0\0"), XsError, (e) => e.errno === "EACCES");
+  err(r.core, r.dom0, T.SET_FEATURE, "6\0" + "2\0", "EBUSY");
+  err(r.core, r.dom0, T.SET_FEATURE, "0\0" + "2\0", "EBUSY");
+  // Without the reconnection feature a reconnection request is not honoured.
+  g.page.set(Field.CONNECTION, 1);
+  g.transport.notify();
+  r.mgr.pump();
+  assert.equal(g.page.get(Field.CONNECTION), 1, "left alone");
+  assert.equal(r.mgr.stats.reconnects, 0);
+});
+
+Deno.test("ring reconnection: watches, transactions and queued output of the old connection are gone", async () => {
+  const r = rig();
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/8\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/8\0n8\0");
+  const g = r.guest(8);
+  for (let i = 0; i < 20; i++) await g.watch(`w${i}`, `t${i}`);
+  await r.events(g);
+  const tx = await g.transactionStart();
+  await g.write("in-tx", "1", tx);
+  const oldClient = [...r.core.clients.values()].find((c) => c.domid === 8)!;
+  assert.equal(r.core.watches.countOwner(oldClient.id), 20);
+  await g.reconnect();
+  assert.equal(r.core.watches.countOwner(oldClient.id), 0, "no watch survives, reachable or not");
+  assert.equal(r.core.clients.has(oldClient.id), false, "the old client is closed");
+  await assert.rejects(g.read("in-tx", tx), XsError, (e) => e.errno === "ENOENT");
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/8/w3\0changed");
+  assert.deepEqual(await r.events(g), [], "no stale watch fires");
+  // The new connection works and can watch again from scratch.
+  await g.watch("w3", "again");
+  assert.deepEqual(await r.events(g), [{ path: "w3", token: "again" }]);
+  assert.equal(r.mgr.stats.reconnects, 1);
+  assert.equal(r.core.watches.trie.nodeCount() > 1, true);
+});
+
+Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid releases the old domain first", async () => {
+  const r = rig();
+  watch(r.core, r.dom0, "@releaseDomain", "rel");
+  watch(r.core, r.dom0, "@introduceDomain", "intro");
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/5/data\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5/data\0n5\0");
+  const g = r.guest(5);
+  await g.watch("data", "tok");
+  await g.write("data/kept", "1");
+  await r.events(g);
+  let mark = r.dom0.sink.sent.length;
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK\0");
+  assert.deepEqual(events(r.dom0.sink.sent, mark), [], "no special event for a re-INTRODUCE");
+  const fresh = r.attach(5); // the guest starts over on the reset ring
+  assert.equal(fresh.page.get(Field.REQ_PROD), 0, "indices zeroed");
+  assert.equal(await fresh.read("data/kept"), "1", "nodes survive a connection reset");
+  ok(r.core, r.dom0, T.WRITE, "/local/domain/5/data/x\0y");
+  assert.deepEqual(await r.events(fresh), [], "the watch was dropped");
+  // The domain dies without us hearing of it, and a new domain 5 is introduced.
+  r.xen.domains.delete(5);
+  r.xen.create(5);
+  r.attach(5);
+  mark = r.dom0.sink.sent.length;
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK\0");
+  assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain", "@introduceDomain"]);
+  err(r.core, r.dom0, T.READ, "/local/domain/5/data/kept\0", "ENOENT");
+});
+
+Deno.test("records() and restore(): a restarted daemon re-attaches without resetting the rings", async () => {
+  const r = rig();
+  ok(r.core, r.dom0, T.MKDIR, "/local/domain/3\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/3\0n3\0");
+  const g3 = r.guest(3);
+  r.guest(4);
+  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "4\0" + "3\0"), "OK\0");
+  await g3.write("x", "1");
+  const recs = r.mgr.records();
+  assert.deepEqual(recs.map((d) => [d.domid, d.eventChannel, d.target]), [[3, 7, undefined], [4, 7, 3]]);
+  // A second manager over the same "hypervisor", as after a restart (the first one's ports stay bound
+  // in the fake, so unbind them as the dead process would have).
+  r.mgr.close();
+  const m2 = new DomainManager(r.core, r.xen, null);
+  r.core.dispatcher.domainHandler = m2;
+  r.mgr = m2;
+  m2.restore(recs);
+  assert.equal(m2.isIntroduced(3) && m2.isIntroduced(4), true);
+  const again = r.attach(3);
+  // The guest continues on its ring as it was (indices not reset).
+  assert.equal(await again.read("x"), "1");
+  assert.deepEqual(m2.records(), recs);
+});

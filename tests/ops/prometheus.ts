@@ -1,0 +1,116 @@
+/**
+ * A strict parser of Prometheus' text exposition format 0.0.4, independent of src/observe (an oracle
+ * for the tests): metric and label name syntax, label value escapes, numeric values, HELP/TYPE
+ * placement (TYPE once per family, before its samples; a family's samples contiguous).
+ */
+const METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
+
+export interface ParsedSample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export interface Parsed {
+  readonly samples: readonly ParsedSample[];
+  readonly types: ReadonlyMap<string, string>;
+  /** The value of the sample with exactly these labels (throws if absent). */
+  value(name: string, labels: Record<string, string>): number;
+}
+
+function parseValue(s: string, line: number): number {
+  if (s === "+Inf") return Infinity;
+  if (s === "-Inf") return -Infinity;
+  if (s === "NaN") return NaN;
+  if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(s)) {
+    throw new Error(`line ${line}: bad value "${s}"`);
+  }
+  return Number(s);
+}
+
+export function parsePrometheus(text: string): Parsed {
+  if (text !== "" && !text.endsWith("\n")) throw new Error("the exposition must end with a newline");
+  const samples: ParsedSample[] = [];
+  const types = new Map<string, string>();
+  const finished = new Set<string>();
+  let current: string | null = null;
+  const lines = text.split("\n");
+  lines.pop();
+  lines.forEach((l, i) => {
+    const n = i + 1;
+    if (l.trim() === "") return;
+    if (l.startsWith("#")) {
+      const m = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(l);
+      if (m === null) return; // a plain comment
+      if (!METRIC.test(m[2])) throw new Error(`line ${n}: bad metric name in ${m[1]}`);
+      if (m[1] === "TYPE") {
+        if (!TYPES.has(m[3])) throw new Error(`line ${n}: bad type "${m[3]}"`);
+        if (types.has(m[2])) throw new Error(`line ${n}: second TYPE for ${m[2]}`);
+        if (samples.some((s) => s.name === m[2])) throw new Error(`line ${n}: TYPE after samples of ${m[2]}`);
+        types.set(m[2], m[3]);
+      } else if (!/^([^\\]|\\[\\n])*$/.test(m[3])) throw new Error(`line ${n}: bad escape in HELP`);
+      return;
+    }
+    let p = 0;
+    while (p < l.length && l[p] !== "{" && l[p] !== " ") p++;
+    const name = l.slice(0, p);
+    if (!METRIC.test(name)) throw new Error(`line ${n}: bad metric name "${name}"`);
+    const labels: Record<string, string> = {};
+    if (l[p] === "{") {
+      p++;
+      while (l[p] !== "}") {
+        const eq = l.indexOf("=", p);
+        if (eq < 0) throw new Error(`line ${n}: label without =`);
+        const ln = l.slice(p, eq);
+        if (!LABEL.test(ln)) throw new Error(`line ${n}: bad label name "${ln}"`);
+        if (l[eq + 1] !== '"') throw new Error(`line ${n}: label value not quoted`);
+        let v = "";
+        let q = eq + 2;
+        for (;; q++) {
+          if (q >= l.length) throw new Error(`line ${n}: unterminated label value`);
+          const ch = l[q];
+          if (ch === '"') break;
+          if (ch === "\\") {
+            const e = l[++q];
+            if (e === "\\") v += "\\";
+            else if (e === '"') v += '"';
+            else if (e === "n") v += "\n";
+            else throw new Error(`line ${n}: bad escape \\${e}`);
+          } else v += ch;
+        }
+        if (ln in labels) throw new Error(`line ${n}: label ${ln} twice`);
+        labels[ln] = v;
+        p = q + 1;
+        if (l[p] === ",") p++;
+        else if (l[p] !== "}") throw new Error(`line ${n}: expected , or }`);
+      }
+      p++;
+    }
+    if (l[p] !== " ") throw new Error(`line ${n}: expected a space before the value`);
+    const rest = l.slice(p + 1).split(" ");
+    if (rest.length > 2) throw new Error(`line ${n}: trailing fields`);
+    const value = parseValue(rest[0], n);
+    if (rest.length === 2 && !/^-?[0-9]+$/.test(rest[1])) throw new Error(`line ${n}: bad timestamp`);
+    if (name !== current) {
+      if (finished.has(name)) throw new Error(`line ${n}: samples of ${name} are not contiguous`);
+      if (current !== null) finished.add(current);
+      current = name;
+    }
+    samples.push({ name, labels, value });
+  });
+  return {
+    samples,
+    types,
+    value(name, want) {
+      const keys = Object.keys(want);
+      const s = samples.find((x) =>
+        x.name === name && Object.keys(x.labels).length === keys.length &&
+        keys.every((k) => x.labels[k] === want[k])
+      );
+      if (s === undefined) throw new Error(`no sample ${name}${JSON.stringify(want)}`);
+      return s.value;
+    },
+  };
+}
