@@ -1,9 +1,10 @@
 // CONTROL (xenstore-control): the commands of Debian's cxenstored 4.17 with its exact reply formats and
 // argument rules (golden outputs: tests/ops/golden/), plus `stats`. An unknown command or a bad
 // argument list answers EINVAL, which xenstore-control turns into "Command not supported" and the
-// help list. The handler decides nothing about access (the dispatcher asked the policy for the
+// help list (plus dxenstored's `stats`, `policy` and `policy-reload`). The handler decides nothing about access (the dispatcher asked the policy for the
 // "control" capability first) and owns no state: quotas, usage, the trace log and the statistics
 // come from a ControlContext the daemon wires in.
+import { policyStatus, reloadPolicy } from "../policy/manager.ts";
 import { XsError } from "../common/xs_error.ts";
 import type { Client } from "./client.ts";
 import type { ControlHandler } from "./extensions.ts";
@@ -138,6 +139,8 @@ export class ControlCommands implements ControlHandler {
       { name: "quota", pars: "[set <name> <val>|<domid>]", run: (_c, a) => this.quota(a) },
       { name: "quota-soft", pars: "[set <name> <val>]", run: (_c, a) => this.quotaSoft(a) },
       { name: "stats", pars: "[<metric-prefix>]", run: (_c, a) => this.stats(a) },
+      { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, policyStatus) },
+      { name: "policy-reload", pars: "", run: (_c, a) => this.noArgs("policy-reload", a, reloadPolicy) },
       { name: "help", pars: "", run: (_c, a) => this.help(a) },
     ];
   }
@@ -146,6 +149,13 @@ export class ControlCommands implements ControlHandler {
     const cmd = this.commands.find((x) => x.name === args[0]);
     if (cmd === undefined) einval(`unknown control command "${args[0].slice(0, 32)}"`);
     return cmd.run(c, args.slice(1));
+  }
+
+  /** dxenstored's own text commands (the policy chain: docs/plugins.md): one line of text back. */
+  private noArgs(name: string, a: readonly string[], run: () => string): string {
+    if (a.length !== 0) einval(`${name} takes no argument`);
+    const text = run();
+    return `${text.endsWith("\n") ? text : text + "\n"}\0`;
   }
 
   private check(a: readonly string[]): string {

@@ -1,7 +1,7 @@
 // xenstore-control against dxenstored, byte-compared with Debian's cxenstored 4.17 (golden outputs
 // captured through shared/anchors by tests/ops/golden/capture.ts): exit code, stdout, stderr and the
 // raw CONTROL reply of every step. The one documented difference: dxenstored's command list has
-// `stats`, so `help` and every "Command not supported" list have that line too.
+// `stats`, `policy` and `policy-reload`, so `help` and every "Command not supported" list have those lines too.
 import assert from "../helpers/assert.ts";
 import { runTool, withDaemon } from "../helpers/daemon.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
@@ -21,7 +21,7 @@ interface GoldenStep {
 const golden: { reference: string; steps: GoldenStep[] } = JSON.parse(
   Deno.readTextFileSync(new URL("./golden/cxenstored-control.json", import.meta.url)),
 );
-const STATS_LINE = "stats\t[<metric-prefix>]\n";
+const STATS_LINE = "stats\t[<metric-prefix>]\npolicy\t\npolicy-reload\t\n";
 
 /** cxenstored's text with dxenstored's extra command listed before `help`. */
 function withStats(text: string): string {
