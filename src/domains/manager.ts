@@ -79,12 +79,30 @@ export interface DomainQuotaHooks {
 }
 
 /** What must survive a restart about an introduced domain (src/backend/domains.ts DomainRecord). */
+/** Watches restored per connection at most (a ring connection holds at most its watch quota). */
+const MAX_RESTORED_WATCHES = 65536;
+
 export interface IntroducedDomain {
   readonly domid: number;
   readonly ringGfn: number;
   readonly eventChannel: number;
   readonly target?: number;
-  readonly extra?: { readonly features: number };
+  readonly extra?: {
+    readonly features: number;
+    /** The ring connection's watches: a guest kernel cannot know the daemon restarted, so they are
+     *  persisted with the domain and re-registered on re-attach (as cxenstored's live update does). */
+    readonly watches?: readonly StoredWatch[];
+    /** This record is dom0's own ring (only its watches are restored; the ring is re-found at start). */
+    readonly dom0Ring?: boolean;
+  };
+}
+
+/** A ring connection's watch as persisted. */
+export interface StoredWatch {
+  readonly path: string;
+  readonly token: string;
+  readonly depth?: number;
+  readonly relativeBase: string | null;
 }
 
 /** A stored record as a backend gives it back (src/backend/domains.ts DomainRecord): `extra` unchecked. */
@@ -189,6 +207,8 @@ export class DomainManager implements DomainHandler {
   private virqPort = -1;
   private wakeFd = -1;
   private domExcPending = false;
+  /** A ring connection's watches changed this turn: the domain records must be persisted again. */
+  private watchesChanged = false;
   private readonly wakeBuf = new Uint8Array(8);
 
   constructor(
@@ -211,6 +231,10 @@ export class DomainManager implements DomainHandler {
       loop.addFd(this.wakeFd, () => this.onWake());
       loop.onTurnEnd(() => this.turnEnd());
     }
+    // Ring connections' watches are persisted with their domain (see records()), once per turn.
+    core.watches.onOwnerChanged((owner) => {
+      if (this.byClient.has(owner)) this.watchesChanged = true;
+    });
     this.attachDom0Ring();
     this.kick(); // dom0's kernel may have written requests before we were listening
   }
@@ -539,15 +563,63 @@ export class DomainManager implements DomainHandler {
     log("info", `serving dom0's ring (port ${r.remotePort} → local ${localPort})`);
   }
 
-  /** The introduced domains, for persistence. */
+  /** The introduced domains (and dom0's ring watches), for persistence. */
   records(): IntroducedDomain[] {
-    return [...this.guests.values()].map((d) => ({
+    const out: IntroducedDomain[] = [...this.guests.values()].map((d) => ({
       domid: d.domid,
       ringGfn: d.gfn,
       eventChannel: d.remotePort,
       ...(d.target !== null ? { target: d.target } : {}),
-      extra: { features: d.features },
+      extra: { features: d.features, watches: this.storedWatches(d) },
     }));
+    const dom0 = this.dom0;
+    if (dom0 !== null && this.core.watches.countOwner(dom0.conn.client.id) > 0) {
+      out.push({
+        domid: 0,
+        ringGfn: 0,
+        eventChannel: dom0.remotePort,
+        extra: { features: dom0.features, watches: this.storedWatches(dom0), dom0Ring: true },
+      });
+    }
+    return out;
+  }
+
+  private storedWatches(d: Domain): StoredWatch[] {
+    return this.core.watches.trie.watchesOf(d.conn.client.id).map((w) => ({
+      path: w.path,
+      token: w.token,
+      ...(w.depth !== undefined ? { depth: w.depth } : {}),
+      relativeBase: w.relativeBase,
+    }));
+  }
+
+  /**
+   * Re-register a restored connection's watches, each followed by one event: the spec allows spurious
+   * events, and events queued but not yet copied into the ring when the daemon died are lost, so every
+   * watcher re-reads what it watches.
+   */
+  private restoreWatches(d: Domain, stored: unknown): void {
+    if (!Array.isArray(stored)) return;
+    const owner = d.conn.client.id;
+    let n = 0;
+    for (const s of stored.slice(0, MAX_RESTORED_WATCHES)) {
+      const w = s as Partial<StoredWatch>;
+      if (typeof w.path !== "string" || typeof w.token !== "string") continue;
+      if (w.depth !== undefined && !(Number.isSafeInteger(w.depth) && w.depth >= 0)) continue;
+      if (w.relativeBase !== null && typeof w.relativeBase !== "string") continue;
+      const watch = {
+        owner,
+        path: w.path,
+        token: w.token,
+        depth: w.depth,
+        relativeBase: w.relativeBase ?? null,
+      };
+      if (this.core.watches.add(watch)) {
+        this.core.watches.fireInitial(watch);
+        n++;
+      }
+    }
+    if (n > 0) log("info", `${d.conn.label}: ${n} watches restored`);
   }
 
   private persist(): void {
@@ -562,6 +634,13 @@ export class DomainManager implements DomainHandler {
     const platform = this.platform;
     if (platform === null) return;
     for (const r of records) {
+      if (r.domid === 0) {
+        // dom0's own ring was found again at start (attachDom0Ring); only its watches come back.
+        if (this.dom0 !== null) {
+          this.restoreWatches(this.dom0, (r.extra as IntroducedDomain["extra"])?.watches);
+        }
+        continue;
+      }
       const st = platform.domainState(r.domid);
       if (st === null || st.dying) {
         const res = removeDomainTraces(this.core.db, r.domid);
@@ -592,6 +671,7 @@ export class DomainManager implements DomainHandler {
           false,
         );
         this.guests.set(r.domid, d);
+        this.restoreWatches(d, (r.extra as IntroducedDomain["extra"])?.watches);
       } catch (e) {
         log("error", `dom${r.domid}: cannot re-attach: ${(e as Error).message}`);
       }
@@ -713,6 +793,10 @@ export class DomainManager implements DomainHandler {
 
   /** End of a loop turn: write queued output into the rings and signal the guests. */
   private turnEnd(): void {
+    if (this.watchesChanged) {
+      this.watchesChanged = false;
+      this.persist();
+    }
     if (this.loop?.outputHeld === true) return; // the loop comes back at once while output is held
     this.flushAll();
     this.releaseParked();

@@ -44,8 +44,21 @@ export class WatchManager {
   constructor(private readonly hooks: WatchHooks) {}
 
   /** Register; false if (path, token) already exists for this owner (EEXIST). */
+  /** Called with the owner whenever its set of watches changed (e.g. to persist ring watches). */
+  private readonly changeListeners: Array<(owner: number) => void> = [];
+
+  onOwnerChanged(fn: (owner: number) => void): void {
+    this.changeListeners.push(fn);
+  }
+
+  private changed(owner: number): void {
+    for (const fn of this.changeListeners) fn(owner);
+  }
+
   add(w: Watch): boolean {
-    return this.trie.add(w);
+    const added = this.trie.add(w);
+    if (added) this.changed(w.owner);
+    return added;
   }
 
   has(owner: number, path: string, token: string): boolean {
@@ -61,12 +74,16 @@ export class WatchManager {
   }
 
   remove(owner: number, path: string, token: string): boolean {
-    return this.trie.remove(owner, path, token) !== undefined;
+    const removed = this.trie.remove(owner, path, token) !== undefined;
+    if (removed) this.changed(owner);
+    return removed;
   }
 
   /** Drop every watch of a connection (close, RESET_WATCHES); returns how many. */
   removeOwner(owner: number): number {
-    return this.trie.removeOwner(owner);
+    const n = this.trie.removeOwner(owner);
+    if (n > 0) this.changed(owner);
+    return n;
   }
 
   countOwner(owner: number): number {

@@ -1,7 +1,7 @@
 // Introduced domains survive a daemon crash: a real dxenstored on the simulated Xen (--xen=sim) with
 // a persistent backend is SIGKILLed while a guest is introduced; the restarted daemon re-attaches to
 // the guest's ring from the stored domain records, and the guest keeps working without being
-// introduced again (its nodes, and its ring, as they were).
+// introduced again (its nodes, its ring and its watches, as they were).
 import { startDaemon } from "../helpers/daemon.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
@@ -35,6 +35,8 @@ for (const backend of ["file", "sqlite"] as const) {
           guest = new GuestClient(new SimGuest(sim, 5), { timeoutMs: 10_000 });
           await ok(dom0, XS.INTRODUCE, `5\0${d.gfn}\0${d.port}\0`);
           await guest.write("data/before", "1");
+          await guest.watch("data/w", "tok"); // relative, registered before the crash
+          assert.deepEqual(await guest.nextEvent(), { path: "data/w", token: "tok" });
           assert.equal(await ok(dom0, XS.IS_DOMAIN_INTRODUCED, "5\0"), "T\0");
         } finally {
           dom0.close();
@@ -54,6 +56,11 @@ for (const backend of ["file", "sqlite"] as const) {
           await guest!.write("data/after", "2"); // the same ring, served by the new daemon
           assert.equal(await guest!.read("data/before"), "1");
           assert.equal(await ok(dom0, XS.READ, "/local/domain/5/data/after\0"), "2");
+          // The watch registered in the first life still fires (a guest kernel cannot know it must
+          // re-register): one spurious event when it is restored, then the real change.
+          assert.deepEqual(await guest!.nextEvent(), { path: "data/w", token: "tok" });
+          await ok(dom0, XS.WRITE, "/local/domain/5/data/w/x\0v");
+          assert.deepEqual(await guest!.nextEvent(), { path: "data/w/x", token: "tok" });
         } finally {
           dom0.close();
         }
