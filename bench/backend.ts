@@ -254,6 +254,33 @@ async function restart(
   return row;
 }
 
+/**
+ * Median fdatasync latency of the stores' file system (a small write into zero-filled space, as the
+ * file backend does): group commit's throughput is bounded by 16 commits per (sync + work).
+ */
+function fsyncProbeUs(): number {
+  const p = `${root}/.build/bench-backend.fsync-probe`;
+  const f = Deno.openSync(p, { read: true, write: true, create: true, truncate: true });
+  try {
+    f.writeSync(new Uint8Array(1 << 20));
+    f.syncSync();
+    f.seekSync(0, Deno.SeekMode.Start);
+    const b = new Uint8Array(1600).fill(1);
+    const ts: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      f.writeSync(b);
+      const t = performance.now();
+      f.syncDataSync();
+      ts.push(performance.now() - t);
+    }
+    ts.sort((a, b) => a - b);
+    return ts[100] * 1000;
+  } finally {
+    f.close();
+    Deno.removeSync(p);
+  }
+}
+
 const pct = (x: number | undefined, base: number | undefined) =>
   x === undefined || base === undefined || base === 0 ? "-" : `${((100 * x) / base).toFixed(0)} %`;
 const num = (x: number | undefined, digits = 0) => (x === undefined ? "-" : x.toFixed(digits));
@@ -267,8 +294,10 @@ export async function runBackendBench(
     ? CONFIGS.filter((c) => o.only!.includes(c.name) || o.only!.includes(c.backend))
     : CONFIGS;
   if (!configs.some((c) => c.name === "memory")) configs.unshift(CONFIGS[0]);
+  const fsyncBefore = fsyncProbeUs();
   const rows: ThroughputRow[] = [];
   for (const c of configs) rows.push(await throughput(c, o, log));
+  const fsyncAfter = fsyncProbeUs();
   const mem = rows.find((r) => r.config === "memory");
   const restarts: RestartRow[] = [];
   let baselineS = 0;
@@ -300,6 +329,10 @@ export async function runBackendBench(
     } at the end`,
     "- WRITE: xsbench write, 16 clients, 16-byte values; txn: xsbench txn --mode disjoint, 16 clients " +
     "(commits/s). Ratios are against the memory backend in this run.",
+    `- fdatasync of 1600 bytes on the stores' file system: median ${fsyncBefore.toFixed(0)} µs before the ` +
+    `throughput runs, ${
+      fsyncAfter.toFixed(0)
+    } µs after (group commit pays one per batch of up to 16 commits)`,
     "",
     "| backend, --sync | WRITE ops/s | vs memory | txn commits/s | vs memory |",
     "| --- | ---: | ---: | ---: | ---: |",

@@ -19,7 +19,7 @@ import { joinPath, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import type { Node } from "../store/tree.ts";
 import { checkDomainRecords, type DomainRecord } from "./domains.ts";
-import { buildTree, maxGen } from "./records.ts";
+import { buildTree, maxGen, parentsFirst } from "./records.ts";
 import { isNodePath } from "./xs_tdb.ts";
 
 /** One node as exported: the GET_PERMS strings of its permissions; gen when known. */
@@ -303,13 +303,12 @@ export function buildExportedTree(s: ExportedStore): { root: Node; gen: number }
     entries.push({ path: "/", value: "", perms: Perms.of(0, 0), gen: 0 });
     seen.add("/");
   }
-  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const e of entries) {
     if (e.path !== "/" && !seen.has(parentOf(e.path))) throw new ImportError(`${e.path}: parent missing`);
   }
   let root: Node;
   try {
-    root = buildTree(entries);
+    root = buildTree(parentsFirst(entries));
   } catch (e) {
     throw new ImportError((e as Error).message);
   }

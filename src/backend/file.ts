@@ -124,6 +124,13 @@ export class FileBackend implements Backend, DeferredSync {
   private allocated = 0;
   /** After a reserve failed for lack of space: no new attempt before the log reaches this size. */
   private reserveAfter = 0;
+  /**
+   * Group mode: frames committed but not yet written, all inside preallocated space (so writing them
+   * at the group's sync cannot fail for lack of space). `logSize` counts them; the file's write
+   * position is at logSize - bufferedBytes.
+   */
+  private buffered: Uint8Array[] = [];
+  private bufferedBytes = 0;
   private snapshotSize = 0;
   private needCompact = false;
   /** Set after an I/O failure that leaves the on-disk state uncertain: every later persist fails. */
@@ -399,7 +406,7 @@ export class FileBackend implements Backend, DeferredSync {
         f.truncateSync(this.allocated);
       } catch { /* some zeros may stay: harmless, cut at the next start */ }
     } finally {
-      f.seekSync(this.logSize, Deno.SeekMode.Start);
+      f.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
     }
   }
 
@@ -418,6 +425,19 @@ export class FileBackend implements Backend, DeferredSync {
     const f = this.logFile;
     if (f === null) throw new XsError("EIO", `${this.name}: log not open`);
     const frame = frameRecord(payload);
+    if (this.group) {
+      // Keep the record in memory until the group's sync writes and syncs them all at once; only
+      // into preallocated space, else (a nearly full disk) it is written now, and fails now.
+      this.reserve(f, frame.length);
+      if (this.logSize + frame.length <= this.allocated) {
+        this.buffered.push(frame);
+        this.bufferedBytes += frame.length;
+        this.logSize += frame.length;
+        this.pendingSync++;
+        return;
+      }
+      this.flushBuffered(f);
+    }
     try {
       this.reserve(f, frame.length);
       this.writeLog(f, frame);
@@ -448,11 +468,37 @@ export class FileBackend implements Backend, DeferredSync {
     return this.pendingSync;
   }
 
-  /** Group mode: one fdatasync for every record appended since the last one. */
+  /**
+   * Group mode: write the buffered records. Into preallocated space, so a failure is a media error:
+   * the records are committed in memory with replies queued, so the backend stops (see syncNow).
+   */
+  private flushBuffered(f: Deno.FsFile): void {
+    if (this.bufferedBytes === 0) return;
+    const all = new Uint8Array(this.bufferedBytes);
+    let o = 0;
+    for (const b of this.buffered) {
+      all.set(b, o);
+      o += b.length;
+    }
+    try {
+      this.writeLog(f, all);
+    } catch (e) {
+      this.failed ??= `writing ${this.buffered.length} group-committed records failed: ${
+        (e as Error).message
+      }`;
+      log("error", `${this.name}: ${this.failed}; refusing further writes`);
+      throw new XsError("EIO", `${this.name}: ${this.failed}`);
+    }
+    this.buffered = [];
+    this.bufferedBytes = 0;
+  }
+
+  /** Group mode: one write and one fdatasync for every record appended since the last sync. */
   syncNow(): void {
     if (this.pendingSync === 0) return;
     if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
     try {
+      this.flushBuffered(this.logFile!);
       this.syncLog(this.logFile!);
     } catch (e) {
       this.failed ??= `fsync failed: ${(e as Error).message}`;
@@ -528,7 +574,9 @@ export class FileBackend implements Backend, DeferredSync {
     }
     this.snapshotSize = snap.length;
     this.needCompact = false;
-    this.pendingSync = 0; // the synced snapshot holds every record of the old log
+    this.pendingSync = 0; // the synced snapshot holds every record of the old log (and the buffer)
+    this.buffered = [];
+    this.bufferedBytes = 0;
     log("debug", `${this.name}: compacted to epoch ${next} (${snap.length} bytes, gen ${gen})`);
   }
 

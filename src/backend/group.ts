@@ -28,8 +28,8 @@ export class GroupCommitGate implements OutputGate {
   private seen = 0;
   private firstAt = 0;
   private failed = false;
-  /** Syncs done and records they covered (diagnostics, tests). */
-  readonly stats = { syncs: 0, records: 0 };
+  /** Syncs done, records they covered, and time spent syncing (diagnostics, tests). */
+  readonly stats = { syncs: 0, records: 0, syncMs: 0 };
 
   constructor(
     private readonly sync: DeferredSync,
@@ -37,6 +37,15 @@ export class GroupCommitGate implements OutputGate {
     private readonly onSyncFailure: (e: Error) => void,
     private readonly now: () => number = () => performance.now(),
   ) {}
+
+  /** One line for the log. */
+  describe(): string {
+    const { syncs, records, syncMs } = this.stats;
+    const avg = syncs > 0
+      ? ` (${(records / syncs).toFixed(1)} per sync, ${(1000 * syncMs / syncs).toFixed(0)} µs each)`
+      : "";
+    return `group commit: ${records} change sets in ${syncs} syncs${avg}`;
+  }
 
   hold(): boolean {
     if (this.failed) return true;
@@ -57,6 +66,7 @@ export class GroupCommitGate implements OutputGate {
     }
     try {
       this.sync.syncNow();
+      this.stats.syncMs += this.now() - t;
     } catch (e) {
       this.failed = true;
       this.onSyncFailure(e instanceof Error ? e : new Error(String(e)));

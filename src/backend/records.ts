@@ -158,6 +158,19 @@ export function buildTree(
   return built[0]!;
 }
 
+/**
+ * Order entries so that every parent precedes its children, in O(n): by depth (number of "/"), the
+ * order within a depth kept. What buildTree needs, without comparing path strings.
+ */
+export function parentsFirst<T extends { path: string }>(entries: readonly T[]): T[] {
+  const byDepth: T[][] = [];
+  for (const e of entries) {
+    const d = depth(e.path);
+    (byDepth[d] ??= []).push(e);
+  }
+  return byDepth.flatMap((x) => x ?? []);
+}
+
 /** Every node of a tree as path → [value, perms text, gen] (tests and diagnostics). */
 export function flatten(root: Node): Map<string, [string, string, number]> {
   const m = new Map<string, [string, string, number]>();

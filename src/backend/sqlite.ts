@@ -120,11 +120,20 @@ export class SqliteBackend implements Backend, DeferredSync {
       { path: string; value: Uint8Array; perms: string; gen: number }
     >;
     let root: Node;
+    const permsSeen = new Map<string, ReturnType<typeof permsFromText>>(); // few distinct lists
+    const permsOf = (t: string) => {
+      let p = permsSeen.get(t);
+      if (p === undefined) {
+        p = permsFromText(t);
+        if (permsSeen.size < 4096) permsSeen.set(t, p);
+      }
+      return p;
+    };
     try {
       root = buildTree(rows.map((r) => ({
         path: r.path,
         value: fromBytes(r.value),
-        perms: permsFromText(r.perms),
+        perms: permsOf(r.perms),
         gen: Number(r.gen),
       })));
     } catch (e) {

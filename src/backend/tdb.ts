@@ -26,7 +26,7 @@ import {
   type LoadedState,
 } from "./backend.ts";
 import { decodeDomains, type DomainRecord, encodeDomains } from "./domains.ts";
-import { buildTree, commitOps, type NodeOp, treeOps } from "./records.ts";
+import { buildTree, commitOps, type NodeOp, parentsFirst, treeOps } from "./records.ts";
 import {
   latin1,
   O_CREAT,
@@ -194,10 +194,9 @@ export class TdbBackend implements Backend {
     if (gen === null || !Number.isSafeInteger(gen)) {
       throw new BackendError(`${this.file}: no generation counter`);
     }
-    entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     let root: Node;
     try {
-      root = buildTree(entries);
+      root = buildTree(parentsFirst(entries));
     } catch (e) {
       throw new BackendError(`${this.file}: inconsistent node records: ${(e as Error).message}`);
     }

@@ -163,7 +163,9 @@ export const latin1 = {
   decode(b: Uint8Array): string {
     const codes = (from: number, to: number) => b.subarray(from, to) as unknown as number[];
     let s = "";
-    for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, codes(i, Math.min(b.length, i + 8192)));
+    for (let i = 0; i < b.length; i += 8192) {
+      s += String.fromCharCode.apply(null, codes(i, Math.min(b.length, i + 8192)));
+    }
     return s;
   },
 };
@@ -260,18 +262,27 @@ export class TdbFile {
   /** Visit every record (key, value). The file must not be changed during the walk. */
   forEach(fn: (key: Uint8Array, value: Uint8Array) => void): void {
     const ctx = this.live();
-    let k = this.tdb.tdb_firstkey(ctx) as Uint8Array;
-    while (datumPtr(k) !== null) {
+    let k = this.tdb.tdb_firstkey(ctx) as Uint8Array<ArrayBuffer>;
+    for (let kp = datumPtr(k); kp !== null;) {
       const key = copyOut(k)!;
-      const value = this.fetch(key);
-      if (value !== null) fn(key, value);
-      const next = this.tdb.tdb_nextkey(ctx, k as Uint8Array<ArrayBuffer>) as Uint8Array;
-      this.libc.free(datumPtr(k));
+      // The key libtdb returned is itself a TDB_DATA: fetch with it, no copy back in.
+      const d = this.tdb.tdb_fetch(ctx, k) as Uint8Array;
+      const dp = datumPtr(d);
+      if (dp !== null) {
+        const value = copyOut(d)!;
+        this.libc.free(dp);
+        fn(key, value);
+      } else if (this.tdb.tdb_error(ctx) !== TDB_ERR_NOEXIST) {
+        this.libc.free(kp);
+        throw this.fail("tdb_fetch");
+      }
+      const next = this.tdb.tdb_nextkey(ctx, k) as Uint8Array<ArrayBuffer>;
+      this.libc.free(kp);
       k = next;
+      kp = datumPtr(k);
     }
-    if (this.tdb.tdb_error(ctx) !== 0 && this.tdb.tdb_error(ctx) !== TDB_ERR_NOEXIST) {
-      throw this.fail("tdb_nextkey");
-    }
+    const code = this.tdb.tdb_error(ctx);
+    if (code !== 0 && code !== TDB_ERR_NOEXIST) throw this.fail("tdb_nextkey");
   }
 
   transactionStart(): void {

@@ -25,7 +25,7 @@
 import { type PermBits, type PermEntry, Perms } from "../store/perms.ts";
 import { ABS_PATH_MAX, parentOf } from "../store/path.ts";
 import type { Node } from "../store/tree.ts";
-import { buildTree, maxGen } from "./records.ts";
+import { buildTree, maxGen, parentsFirst } from "./records.ts";
 import { latin1, O_RDONLY, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
 
 export const TDB_MAGIC_FOOD = "TDB file\n";
@@ -238,16 +238,16 @@ function readRecords(copy: string, file: string, layout: RecordLayout): LegacyIm
   if (ignored > 0) {
     warnings.push(`dropped ${ignored} permission entries naming domains that no longer existed`);
   }
-  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  if (entries.length === 0 || entries[0].path !== "/") {
+  const ordered = parentsFirst(entries);
+  if (ordered.length === 0 || ordered[0].path !== "/") {
     warnings.push("no root record: recreated / (owner dom0, no access for others)");
-    entries.unshift({ path: "/", value: "", perms: Perms.of(0, 0), gen: 0 });
+    ordered.unshift({ path: "/", value: "", perms: Perms.of(0, 0), gen: 0 });
   }
-  // Parents sort before their children, so one pass finds every orphan (and its descendants).
+  // Parents come before their children, so one pass finds every orphan (and its descendants).
   const kept = new Set<string>();
   const tree: typeof entries = [];
   let orphans = 0;
-  for (const e of entries) {
+  for (const e of ordered) {
     if (e.path !== "/" && !kept.has(parentOf(e.path))) {
       orphans++;
       continue;

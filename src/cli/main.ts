@@ -139,7 +139,7 @@ async function main(): Promise<number> {
   detached?.ready();
   await server.run();
   if (gate !== null) {
-    log("info", `group commit: ${gate.stats.records} change sets in ${gate.stats.syncs} syncs`);
+    log("info", gate.describe());
   }
   ops.stop();
   domains.close();

@@ -107,7 +107,8 @@ export class UnixServer<C> {
     while (!this.stopping) {
       const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
       // Held output (group commit gathering): poll without blocking.
-      const busy = this.backlog.size > 0 || this.held;
+      const gathering = this.held;
+      const busy = this.backlog.size > 0 || gathering;
       const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
       const n = this.ep.wait(timeout);
       for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
@@ -116,8 +117,8 @@ export class UnixServer<C> {
       if (!this.held) this.flushDirty();
       for (const fn of this.turnEnd) fn();
       const now = performance.now();
-      // Idle: yield. Not while output is held: a group commit is gathering, the poll was non-blocking.
-      if ((n === 0 && !this.held) || now - lastYield >= YIELD_MS) {
+      // Idle: yield. Not while a group commit gathers (or has just synced): that poll was non-blocking.
+      if ((n === 0 && !gathering && !this.held) || now - lastYield >= YIELD_MS) {
         await new Promise((r) => setTimeout(r, 0));
         lastYield = performance.now();
       }

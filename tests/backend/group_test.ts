@@ -36,7 +36,7 @@ Deno.test("group gate: window 0 syncs once per turn that committed, never holds"
   assert.equal(g.hold(), false);
   assert.equal(s.syncs, 1);
   assert.equal(s.pending, 0);
-  assert.deepEqual(g.stats, { syncs: 1, records: 5 });
+  assert.deepEqual(g.stats, { syncs: 1, records: 5, syncMs: 0 });
 });
 
 Deno.test("group gate: a window gathers a growing burst, up to its length; a trickle is synced", () => {
@@ -63,7 +63,7 @@ Deno.test("group gate: a window gathers a growing burst, up to its length; a tri
   now = 15;
   s.pending *= 2;
   assert.equal(g.hold(), false, "window over");
-  assert.deepEqual(g.stats, { syncs: 2, records: 4 + 32 });
+  assert.deepEqual(g.stats, { syncs: 2, records: 4 + 32, syncMs: 0 });
   // A trickle (one more per poll) is not worth waiting for.
   s.pending = 8;
   now = 20;
