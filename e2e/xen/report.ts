@@ -72,6 +72,8 @@ const ROWS: BenchRow[] = [
   { label: "guest READ round trip, p99 (us)", key: "p99_us" },
   { label: "1000 READs, total (ms)", key: "total_us" },
   { label: "xl create -> 1st xenstore access, PV (s)", key: "create_to_first_access_s", guest: "pv" },
+  { label: "  of which xl create -> INTRODUCE (s)", key: "create_to_introduce_s", guest: "pv" },
+  { label: "  of which INTRODUCE -> 1st access (s)", key: "introduce_to_first_access_s", guest: "pv" },
 ];
 
 /** The benchmark lines of the B boots, per daemon, with dxenstored/reference ratios. */

@@ -181,27 +181,31 @@ create_checked() {
     return 1
   done
 }
-# first-access watchers: the guest kernel's first write (control/feature-poweroff, written by its
-# xenbus driver as soon as xenstore answers) and @introduceDomain (xl's INTRODUCE, right before it
-# unpauses the domain), each seen by a dom0 watch and stamped with dom0's uptime
+# first-access watchers: the guest kernel's first write (control/feature-poweroff = 1, written by its
+# xenbus driver as soon as xenstore answers; libxl creates the node empty long before) and
+# @introduceDomain (xl's INTRODUCE), each seen by a dom0 watch and stamped with dom0's uptime
 # (no fork per event: xl create fires dozens of events, and a fork per event under TCG made the stamps
 # lag by seconds; "read < /proc/uptime" is a shell builtin)
 start_fa_watch() {
   (xenstore-watch /local/domain 2>/dev/null | while read -r p; do
-    case $p in */control/feature-poweroff) read -r u _ < /proc/uptime && echo "$u $p" ;; esac
+    case $p in */control/feature-poweroff)
+      read -r u _ < /proc/uptime
+      [ "$(xenstore-read "$p" 2>/dev/null)" = 1 ] && echo "$u $p" ;;
+    esac
   done) > /tmp/first-access.log &
   (xenstore-watch @introduceDomain 2>/dev/null | while read -r p; do
     read -r u _ < /proc/uptime && echo "$u $p"
   done) > /tmp/introduce.log &
 }
-# first_access DOMID CREATE_T: "create_to_first_access_s=<seconds>"
+# first_access DOMID CREATE_T: "create_to_first_access_s=A create_to_introduce_s=B introduce_to_first_access_s=C"
 first_access() {
-  local t
+  local t i
   wait_for 60 grep -q "/local/domain/$1/control/feature-poweroff" /tmp/first-access.log || return 1
   t=$(grep "/local/domain/$1/control/feature-poweroff" /tmp/first-access.log | head -1 | cut -d' ' -f1)
-  awk "BEGIN{printf \"create_to_first_access_s=%.2f\\n\", $t - $2}"
-  # diagnostics only: @introduceDomain reaches this dom0 watcher several seconds after the guest's
-  # first write (with dxenstored and oxenstored alike), so it cannot split the time at INTRODUCE
+  i=$(awk -v t0="$2" '$1 > t0 { print $1; exit }' /tmp/introduce.log)
+  awk "BEGIN{printf \"create_to_first_access_s=%.2f\", $t - $2}"
+  [ -n "$i" ] && awk "BEGIN{printf \" create_to_introduce_s=%.2f introduce_to_first_access_s=%.2f\", $i - $2, $t - $i}"
+  echo
   say "first-access stamps: xl create at $2; @introduceDomain: $(tr '\n' ' ' < /tmp/introduce.log); first write: $t" >&2
 }
 # gone DOMID: the domain's home, its owned node outside it and xl's entry are gone
