@@ -20,7 +20,11 @@
 // This module knows nothing about policy, the wire protocol or transports: access decisions come in
 // through a `Decide` function and rechecks through closures.
 import { XsError } from "../common/xs_error.ts";
-import type { Decision, NodeAccess } from "../policy/policy.ts";
+import type { Errno } from "../common/xs_error.ts";
+// Structurally the policy's own types (src/policy/policy.ts); declared here so that transactions
+// import nothing from the policy layer: they only replay decisions through the `Decide` function.
+type NodeAccess = "read" | "write" | "setperms";
+type Decision = Errno | undefined;
 import { type Change, type Database } from "../store/database.ts";
 import { components } from "../store/path.ts";
 import { type Perms, samePerms } from "../store/perms.ts";
