@@ -2,6 +2,7 @@
 // requests into the ring page, kicks the event channel, and reads replies and watch events back. Used
 // by the tests (guest domains in their own process), by the benchmark's guest load generator and by
 // the dxenstore-guest CLI. Replies are matched by req_id, so requests may be pipelined.
+import { MsgType } from "../protocol/wire.ts";
 import { isErrno, XsError } from "../common/xs_error.ts";
 import {
   CONNECTED,
@@ -31,35 +32,8 @@ export interface GuestTransport {
   close(): void;
 }
 
-/** Message types a guest sends (xs_wire.h numbering). */
-export const XsType = {
-  CONTROL: 0,
-  DIRECTORY: 1,
-  READ: 2,
-  GET_PERMS: 3,
-  WATCH: 4,
-  UNWATCH: 5,
-  TRANSACTION_START: 6,
-  TRANSACTION_END: 7,
-  INTRODUCE: 8,
-  RELEASE: 9,
-  GET_DOMAIN_PATH: 10,
-  WRITE: 11,
-  MKDIR: 12,
-  RM: 13,
-  SET_PERMS: 14,
-  WATCH_EVENT: 15,
-  ERROR: 16,
-  IS_DOMAIN_INTRODUCED: 17,
-  RESUME: 18,
-  SET_TARGET: 19,
-  RESET_WATCHES: 21,
-  DIRECTORY_PART: 22,
-  GET_FEATURE: 23,
-  SET_FEATURE: 24,
-  GET_QUOTA: 25,
-  SET_QUOTA: 26,
-} as const;
+/** Message types a guest sends (xs_wire.h numbering): the protocol's own table. */
+export const XsType = MsgType;
 
 export interface WatchEvent {
   readonly path: string;

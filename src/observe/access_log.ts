@@ -9,6 +9,7 @@
 // (except ENOENT without readOps) and watch events always. Values written under a redacted path
 // (default: clipboard contents, XCP-ng's CA-136105) are replaced by "[omitted]". It is also the
 // trace log of `-T`, `log on|off`, `logfile` and `print` (xenstore-control).
+import { MsgType } from "../protocol/wire.ts";
 import type { TraceLog } from "../dispatch/control.ts";
 import { ReopenableFile } from "./reopenable.ts";
 
@@ -32,31 +33,8 @@ export const DEFAULT_ACCESS_LOG: AccessLogOptions = {
   maxLineChars: 180,
 };
 
-/** xs_wire.h type numbers used here (kept local: src/observe does not depend on the codec). */
-const T = {
-  CONTROL: 0,
-  DIRECTORY: 1,
-  READ: 2,
-  GET_PERMS: 3,
-  WATCH: 4,
-  UNWATCH: 5,
-  TRANSACTION_START: 6,
-  TRANSACTION_END: 7,
-  INTRODUCE: 8,
-  RELEASE: 9,
-  GET_DOMAIN_PATH: 10,
-  WRITE: 11,
-  MKDIR: 12,
-  RM: 13,
-  SET_PERMS: 14,
-  WATCH_EVENT: 15,
-  ERROR: 16,
-  IS_DOMAIN_INTRODUCED: 17,
-  RESUME: 18,
-  SET_TARGET: 19,
-  RESET_WATCHES: 21,
-  DIRECTORY_PART: 22,
-} as const;
+// xs_wire.h type numbers: the protocol's own table (pure data, no codec).
+const T = MsgType;
 
 /** oxenstored's operation names (Logging.string_of_access_type), padded to 9 where they are shorter. */
 const OP_NAMES: Readonly<Record<number, string>> = {

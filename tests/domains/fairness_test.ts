@@ -104,7 +104,7 @@ Deno.test("XSA-206: while a transaction is open, a guest's writes are throttled,
   assert.equal(r.mgr.ringInfo(5)!.state, "connected");
 });
 
-Deno.test("a ring stalled by a quota is looked at again without a new signal once the stall ends", async () => {
+Deno.test("a ring stalled by a quota is looked at again without a new signal once the stall ends", () => {
   let open = false;
   const calls: string[] = [];
   const r = rig({
