@@ -8,6 +8,7 @@
 // Replaying a record needs no policy and no generation counter: it restores value, permissions and
 // generation exactly as committed. This module also holds the binary encoding shared by the file
 // backend's log and snapshot, CRC-32, and bulk tree building for loading.
+import { latin1 } from "../common/latin1.ts";
 import { hamtRemove, hamtSet } from "../store/hamt.ts";
 import { components, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
@@ -299,19 +300,6 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-/** Bytes as a Latin-1 string. fromCharCode.apply on a view is the fastest way here for the many short
- *  strings of a snapshot (TextDecoder's per-call cost is ~3x; its "latin1" is windows-1252 anyway). */
-export function latin1(b: Uint8Array, off = 0, len = b.length - off): string {
-  const CHUNK = 8192; // arguments per call stay well below the engine's limit
-  const codes = (from: number, to: number) => b.subarray(from, to) as unknown as number[];
-  if (len <= CHUNK) return String.fromCharCode.apply(null, codes(off, off + len));
-  let s = "";
-  for (let i = off; i < off + len; i += CHUNK) {
-    s += String.fromCharCode.apply(null, codes(i, Math.min(off + len, i + CHUNK)));
-  }
-  return s;
-}
-
 export function decodePayload(b: Uint8Array): Payload {
   const permsSeen = new Map<string, Perms>();
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -332,7 +320,7 @@ export function decodePayload(b: Uint8Array): Payload {
     const pl = dv.getUint16(o + 1, true);
     o += 3;
     need(pl);
-    const path = latin1(b, o, pl);
+    const path = latin1(b, o, o + pl);
     o += pl;
     if (t === 0) {
       ops.push({ op: "delete", path });
@@ -343,13 +331,13 @@ export function decodePayload(b: Uint8Array): Payload {
     const vl = dv.getUint32(o, true);
     o += 4;
     need(vl);
-    const value = latin1(b, o, vl);
+    const value = latin1(b, o, o + vl);
     o += vl;
     need(2);
     const ql = dv.getUint16(o, true);
     o += 2;
     need(ql + 8);
-    const text = latin1(b, o, ql);
+    const text = latin1(b, o, o + ql);
     let perms = permsSeen.get(text); // a store has few distinct permission lists: parse each once
     if (perms === undefined) {
       try {

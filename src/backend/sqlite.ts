@@ -8,6 +8,7 @@
 //
 // Values are BLOBs (any byte string); perms are "n0 r5" (GET_PERMS strings joined by spaces).
 // A subtree delete is one range scan on the primary key: paths under P sort in [P + "/", P + "0").
+import { latin1 } from "../common/latin1.ts";
 import { log } from "../common/log.ts";
 import type { Commit } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
@@ -22,7 +23,7 @@ import {
   type LoadedState,
 } from "./backend.ts";
 import { checkDomainRecords, type DomainRecord } from "./domains.ts";
-import { buildTree, commitOps, latin1, type NodeOp, permsFromText, permsToText, treeOps } from "./records.ts";
+import { buildTree, commitOps, type NodeOp, permsFromText, permsToText, treeOps } from "./records.ts";
 
 // node:sqlite's types ship in @types/node, which this repo does not install (deno check would fail
 // on a static import): declare the subset used here and load the built-in module dynamically.

@@ -1,5 +1,6 @@
 // `dxenstored export|import`: move a whole store between backends, out of a running host, or out of
 // a legacy xenstored TDB file. Formats: src/backend/export.ts; docs/backends.md has examples.
+import { latin1 } from "../common/latin1.ts";
 import { log, setLogLevel } from "../common/log.ts";
 import {
   type Backend,
@@ -200,14 +201,6 @@ async function readInput(input: string | undefined): Promise<Uint8Array> {
     o += p.length;
   }
   return all;
-}
-
-function latin1(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, Math.min(b.length, i + 8192)));
-  }
-  return s;
 }
 
 function detectFormat(b: Uint8Array): string {

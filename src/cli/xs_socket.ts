@@ -2,6 +2,7 @@
 // (or writes one into) any running xenstored — Xen's C and OCaml daemons or dxenstored — over the
 // Unix socket protocol. Requests are pipelined in batches (the daemons answer a connection's requests
 // in order), so reading 100 000 nodes takes seconds, not minutes.
+import { latin1 } from "../common/latin1.ts";
 import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { type ExportNode, sortDepthFirst } from "../backend/export.ts";
 
@@ -22,14 +23,6 @@ export class XsReplyError extends Error {
   constructor(readonly errno: string, what: string) {
     super(`${what}: ${errno}`);
   }
-}
-
-function latin1(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, Math.min(b.length, i + 8192)));
-  }
-  return s;
 }
 
 const BATCH = 128;

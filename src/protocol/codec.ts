@@ -2,6 +2,8 @@
 // (type, req_id, tx_id, len) followed by `len` payload bytes. Payloads are handled as Latin-1
 // strings: one char per byte, so arbitrary binary values survive unchanged and V8 stores them
 // compactly as one-byte strings.
+import { latin1 } from "../common/latin1.ts";
+export { latin1 };
 import { HEADER_SIZE, PAYLOAD_MAX } from "./wire.ts";
 
 export interface Message {
@@ -14,21 +16,6 @@ export interface Message {
 
 /** Why a stream was abandoned. Both close the connection; neither allocates `len` bytes. */
 export type FrameError = { readonly kind: "oversized"; readonly len: number };
-
-/** Decode bytes [start, end) of `buf` as a Latin-1 string. */
-export function latin1(buf: Uint8Array, start = 0, end = buf.length): string {
-  // String.fromCharCode over chunks: exact for every byte value (TextDecoder's "latin1" is really
-  // windows-1252 and would remap 0x80..0x9f).
-  const CHUNK = 8192;
-  if (end - start <= CHUNK) {
-    return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
-  }
-  let s = "";
-  for (let i = start; i < end; i += CHUNK) {
-    s += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + CHUNK)) as unknown as number[]);
-  }
-  return s;
-}
 
 /** Write Latin-1 string `s` into `buf` at `off`; returns the offset after it. Chars > 0xff are a bug. */
 export function writeLatin1(buf: Uint8Array, off: number, s: string): number {

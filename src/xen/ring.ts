@@ -19,6 +19,7 @@
 // ordered CPU it would need real fences. Each side reads the peer's index once per operation and
 // validates it before use, so a peer changing it concurrently cannot make us read or write outside
 // the ring.
+import { latin1 } from "../common/latin1.ts";
 
 /** XENSTORE_RING_SIZE: bytes in each direction's queue. */
 export const RING_SIZE = 1024;
@@ -430,14 +431,4 @@ export function encode(type: number, reqId: number, txId: number, payload: strin
   putU32(b, 12, payload.length);
   for (let i = 0; i < payload.length; i++) b[HEADER_SIZE + i] = payload.charCodeAt(i);
   return b;
-}
-
-/** Bytes [start, end) as a Latin-1 string (end − start ≤ 4096 here, so one call suffices). */
-function latin1(b: Uint8Array, start: number, end: number): string {
-  if (end - start <= 16) {
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]);
-    return s;
-  }
-  return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
 }
