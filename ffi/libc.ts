@@ -24,6 +24,7 @@ const lib = Deno.dlopen("libc.so.6", {
   // The same poll on Deno's blocking thread pool: returns a Promise, the event loop keeps running.
   poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   unlink: { parameters: ["buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
@@ -32,7 +33,10 @@ const sym = lib.symbols;
 const enc = new TextEncoder();
 
 export const O_RDONLY = 0;
+export const O_WRONLY = 1;
 export const O_RDWR = 2;
+export const O_DSYNC = 0o10000;
+export const O_DIRECT = 0o40000;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const O_NONBLOCK = 0o4000;
@@ -57,6 +61,7 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
+export const EIO = 5;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
 export const EACCES = 13;
@@ -98,6 +103,12 @@ export function open(path: string, flags: number, mode = 0o600): number {
 
 export function close(fd: number): void {
   sym.close(fd);
+}
+
+/** pwrite(2): bytes written, or -errno. */
+export function pwrite(fd: number, buf: Uint8Array, offset: number): number {
+  const n = Number(sym.pwrite(fd, buf, BigInt(buf.length), BigInt(offset)));
+  return n < 0 ? -errno() : n;
 }
 
 /** read(2): bytes read, or -errno. */

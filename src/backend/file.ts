@@ -36,6 +36,7 @@ import {
   commitOps,
   crc32,
   decodePayload,
+  encodeFrame,
   encodePayload,
   FRAME_HEADER,
   frameRecord,
@@ -46,6 +47,7 @@ import {
   readFrame,
   treeOps,
 } from "./records.ts";
+import { DirectAppender, DirectWriteError } from "./direct_log.ts";
 
 const SNAP_MAGIC = "DXSSNAP1";
 const LOG_MAGIC = "DXSLOG01";
@@ -56,6 +58,8 @@ export interface FileBackendOptions extends BackendOptions {
   readonly compactBytes?: number;
   /** Zero-filled space kept ahead of the log's end when syncing (0 = none). Default 1 MiB. */
   readonly preallocBytes?: number;
+  /** Group mode: write each group with O_DIRECT|O_DSYNC where the file system allows (default true). */
+  readonly directIo?: boolean;
 }
 
 /** True if b[from..] holds only zeros (preallocated or never-written space). */
@@ -112,8 +116,14 @@ export class FileBackend implements Backend, DeferredSync {
   readonly name: string;
   private readonly opts: FileBackendOptions;
   private readonly group: boolean;
-  /** Records appended since the last fdatasync (group mode). */
+  /** Records appended since the last sync (group mode). */
   private pendingSync = 0;
+  /** Group mode: durable appends in one write (src/backend/direct_log.ts); null: write + fdatasync. */
+  private direct: DirectAppender | null = null;
+  /** The appender knows the log's last partial block (false after any write through the page cache). */
+  private directReady = false;
+  /** Log bytes were written through the page cache since the last sync: only fdatasync covers them. */
+  private plainUnsynced = false;
   /** The introduced domains as last stored (rewritten into every snapshot). */
   private domains: readonly DomainRecord[] = [];
   private lockFile: Deno.FsFile | null = null;
@@ -378,6 +388,10 @@ export class FileBackend implements Backend, DeferredSync {
     const f = Deno.openSync(this.p("log"), { read: true, write: true });
     f.seekSync(size, Deno.SeekMode.Start);
     this.logFile = f;
+    this.direct?.close();
+    this.direct = null;
+    this.directReady = false;
+    if (this.group && this.opts.directIo !== false) this.direct = DirectAppender.open(this.p("log"));
     this.logSize = size;
     this.allocated = size;
     this.reserveAfter = 0;
@@ -411,20 +425,19 @@ export class FileBackend implements Backend, DeferredSync {
   }
 
   persist(c: Commit, gen: number): void {
-    this.append(encodePayload({ kind: KIND_COMMIT, gen, epoch: 0, ops: commitOps(c) }));
+    this.appendFrame(encodeFrame({ kind: KIND_COMMIT, gen, epoch: 0, ops: commitOps(c) }));
   }
 
   persistDomains(records: readonly DomainRecord[]): void {
-    this.append(domainsPayload(records));
+    this.appendFrame(frameRecord(domainsPayload(records)));
     this.domains = [...records];
   }
 
-  /** Append one record (and sync it in always mode); on failure the log is as before. */
-  private append(payload: Uint8Array): void {
+  /** Append one framed record (and sync it in always mode); on failure the log is as before. */
+  private appendFrame(frame: Uint8Array): void {
     if (this.failed !== null) throw new XsError("EIO", `${this.name} disabled: ${this.failed}`);
     const f = this.logFile;
     if (f === null) throw new XsError("EIO", `${this.name}: log not open`);
-    const frame = frameRecord(payload);
     if (this.group) {
       // Keep the record in memory until the group's sync writes and syncs them all at once; only
       // into preallocated space, else (a nearly full disk) it is written now, and fails now.
@@ -457,7 +470,7 @@ export class FileBackend implements Backend, DeferredSync {
       }
     }
     this.logSize += frame.length;
-    if (this.group) this.pendingSync++;
+    if (this.group) this.pendingSync++; // written (a nearly full disk) but not yet synced
   }
 
   deferredSync(): DeferredSync | null {
@@ -493,22 +506,75 @@ export class FileBackend implements Backend, DeferredSync {
     this.bufferedBytes = 0;
   }
 
-  /** Group mode: one write and one fdatasync for every record appended since the last sync. */
+  /**
+   * Group mode: make every record durable, inline — one O_DIRECT|O_DSYNC write where possible, else
+   * one write and one fdatasync.
+   */
   syncNow(): void {
-    if (this.pendingSync === 0) return;
+    const n = this.pendingSync;
+    if (n === 0) return;
     if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
     try {
-      this.flushBuffered(this.logFile!);
-      this.syncLog(this.logFile!);
+      if (!this.appendDirect()) {
+        this.flushBuffered(this.logFile!);
+        this.syncLog(this.logFile!);
+        this.plainUnsynced = false;
+      }
     } catch (e) {
       this.failed ??= `fsync failed: ${(e as Error).message}`;
-      throw new Error(`${this.name}: fsync of ${this.pendingSync} records failed: ${(e as Error).message}`);
+      throw new Error(`${this.name}: fsync of ${n} records failed: ${(e as Error).message}`);
     }
     this.pendingSync = 0;
   }
 
+  /** The buffered records written durably with the direct appender; false if it cannot be used. */
+  private appendDirect(): boolean {
+    const d = this.direct;
+    const f = this.logFile!;
+    if (d === null || this.plainUnsynced || this.bufferedBytes === 0) return false;
+    const at = this.logSize - this.bufferedBytes;
+    if (!this.directReady) {
+      const start = DirectAppender.tailStart(at);
+      const tail = new Uint8Array(at - start);
+      f.seekSync(start, Deno.SeekMode.Start);
+      for (let o = 0; o < tail.length;) {
+        const n = f.readSync(tail.subarray(o));
+        if (n === null) throw new Error(`log shorter than expected (${start + o} < ${at})`);
+        o += n;
+      }
+      f.seekSync(at, Deno.SeekMode.Start);
+      d.reset(at, tail);
+      this.directReady = true;
+    }
+    let reached: number;
+    try {
+      reached = this.writeLogDirect(d, this.buffered, this.bufferedBytes);
+    } catch (e) {
+      this.directReady = false;
+      if (e instanceof DirectWriteError && e.unsupported) {
+        log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
+        d.close();
+        this.direct = null;
+        return false;
+      }
+      throw e;
+    }
+    this.allocated = Math.max(this.allocated, reached);
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    f.seekSync(this.logSize, Deno.SeekMode.Start);
+    return true;
+  }
+
+  /** The one place a group is written with the direct appender (tests override it). */
+  protected writeLogDirect(d: DirectAppender, frames: readonly Uint8Array[], bytes: number): number {
+    return d.append(frames, bytes);
+  }
+
   /** The one place a log record is written (tests override it to inject faults). */
   protected writeLog(f: Deno.FsFile, frame: Uint8Array): void {
+    this.directReady = false;
+    this.plainUnsynced = true;
     writeAll(f, frame);
   }
 
@@ -607,6 +673,8 @@ export class FileBackend implements Backend, DeferredSync {
         log("error", (e as Error).message);
       }
     }
+    this.direct?.close();
+    this.direct = null;
     if (this.logFile !== null && this.allocated > this.logSize && this.failed === null) {
       try {
         this.logFile.truncateSync(this.logSize); // a clean stop leaves no preallocated zeros

@@ -40,6 +40,16 @@ function depth(path: string): number {
  * permissions changed, and the parent of a removed node.
  */
 export function commitOps(c: Commit): NodeOp[] {
+  if (c.changes.length === 1) {
+    // The common case, a plain WRITE of an existing node: one put, no ordering to do.
+    const ch = c.changes[0];
+    if (ch.kind === "write" && ch.created.length === 0) {
+      const n = lookup(c.after, components(ch.path));
+      return n === undefined
+        ? []
+        : [{ op: "put", path: ch.path, value: n.value, perms: n.perms, gen: n.gen }];
+    }
+  }
   const ops: NodeOp[] = [];
   const touched = new Set<string>();
   for (const ch of c.changes) {
@@ -188,9 +198,17 @@ export function maxGen(root: Node): number {
 
 // ---- Permissions as text -------------------------------------------------------------------------
 
+/** Perms are interned and immutable: their text form is computed once each. */
+const permsText = new WeakMap<Perms, string>();
+
 /** "n0 r5" (GET_PERMS strings joined by spaces: no NUL, safe in SQL TEXT). */
 export function permsToText(p: Perms): string {
-  return p.strings().join(" ");
+  let t = permsText.get(p);
+  if (t === undefined) {
+    t = p.strings().join(" ");
+    permsText.set(p, t);
+  }
+  return t;
 }
 
 export function permsFromText(s: string): Perms {
@@ -236,64 +254,61 @@ export interface Payload {
   readonly ops: NodeOp[];
 }
 
-class Writer {
-  buf = new Uint8Array(256);
-  dv = new DataView(this.buf.buffer);
-  n = 0;
-  room(k: number): void {
-    if (this.n + k <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.n + k) size *= 2;
-    const nb = new Uint8Array(size);
-    nb.set(this.buf.subarray(0, this.n));
-    this.buf = nb;
-    this.dv = new DataView(nb.buffer);
+/** Bytes an encoded payload takes (exact: strings are Latin-1, one byte per char). */
+function payloadSize(p: Payload): number {
+  let n = 17;
+  for (const op of p.ops) {
+    n += 3 + op.path.length;
+    if (op.op === "put") n += 4 + op.value.length + 2 + permsToText(op.perms).length + 8;
   }
-  u8(v: number): void {
-    this.room(1);
-    this.buf[this.n++] = v;
-  }
-  u16(v: number): void {
-    this.room(2);
-    this.dv.setUint16(this.n, v, true);
-    this.n += 2;
-  }
-  u32(v: number): void {
-    this.room(4);
-    this.dv.setUint32(this.n, v >>> 0, true);
-    this.n += 4;
-  }
-  f64(v: number): void {
-    this.room(8);
-    this.dv.setFloat64(this.n, v, true);
-    this.n += 8;
-  }
-  bytes(s: string): void {
-    this.room(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.n++] = s.charCodeAt(i);
+  return n;
+}
+
+/** Write `p` into `b` from `off` (exactly payloadSize(p) bytes). */
+function writePayload(p: Payload, b: Uint8Array, off: number): void {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let o = off;
+  const str = (s: string) => {
+    for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
+    o += s.length;
+  };
+  b[o] = p.kind;
+  dv.setFloat64(o + 1, p.gen, true);
+  dv.setUint32(o + 9, p.epoch >>> 0, true);
+  dv.setUint32(o + 13, p.ops.length >>> 0, true);
+  o += 17;
+  for (const op of p.ops) {
+    b[o] = op.op === "delete" ? 0 : 1;
+    dv.setUint16(o + 1, op.path.length, true);
+    o += 3;
+    str(op.path);
+    if (op.op === "put") {
+      dv.setUint32(o, op.value.length >>> 0, true);
+      o += 4;
+      str(op.value);
+      const t = permsToText(op.perms);
+      dv.setUint16(o, t.length, true);
+      o += 2;
+      str(t);
+      dv.setFloat64(o, op.gen, true);
+      o += 8;
+    }
   }
 }
 
 export function encodePayload(p: Payload): Uint8Array {
-  const w = new Writer();
-  w.u8(p.kind);
-  w.f64(p.gen);
-  w.u32(p.epoch);
-  w.u32(p.ops.length);
-  for (const op of p.ops) {
-    w.u8(op.op === "delete" ? 0 : 1);
-    w.u16(op.path.length);
-    w.bytes(op.path);
-    if (op.op === "put") {
-      w.u32(op.value.length);
-      w.bytes(op.value);
-      const t = permsToText(op.perms);
-      w.u16(t.length);
-      w.bytes(t);
-      w.f64(op.gen);
-    }
-  }
-  return w.buf.subarray(0, w.n);
+  const b = new Uint8Array(payloadSize(p));
+  writePayload(p, b, 0);
+  return b;
+}
+
+/** frameRecord(encodePayload(p)) in one allocation (the per-commit path of the file backend). */
+export function encodeFrame(p: Payload): Uint8Array {
+  const len = payloadSize(p);
+  const out = new Uint8Array(FRAME_HEADER + len);
+  writePayload(p, out, FRAME_HEADER);
+  writeFrameHeader(out, len);
+  return out;
 }
 
 export class DecodeError extends Error {
@@ -365,12 +380,17 @@ export const FRAME_HEADER = 12;
 
 export function frameRecord(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER + payload.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, payload.length, true);
-  dv.setUint32(4, ~payload.length >>> 0, true);
-  dv.setUint32(8, crc32(payload), true);
   out.set(payload, FRAME_HEADER);
+  writeFrameHeader(out, payload.length);
   return out;
+}
+
+/** Fill in the header of a frame whose payload of `len` bytes is already in place. */
+function writeFrameHeader(out: Uint8Array, len: number): void {
+  const dv = new DataView(out.buffer, out.byteOffset, FRAME_HEADER);
+  dv.setUint32(0, len, true);
+  dv.setUint32(4, ~len >>> 0, true);
+  dv.setUint32(8, crc32(out.subarray(FRAME_HEADER, FRAME_HEADER + len)), true);
 }
 
 export type FrameResult =

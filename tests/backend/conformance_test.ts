@@ -43,6 +43,11 @@ const ALL_KINDS: Kind[] = [
     make: (d) => new FileBackend(`${d}/store`, { sync: "group:0" }),
   },
   {
+    name: "file (sync=group:0, write + fdatasync instead of O_DIRECT)",
+    persistent: true,
+    make: (d) => new FileBackend(`${d}/store`, { sync: "group:0", directIo: false }),
+  },
+  {
     name: "sqlite (sync=group:1)",
     persistent: true,
     make: (d) => new SqliteBackend(`${d}/g.db`, { sync: "group:1" }),

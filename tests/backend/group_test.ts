@@ -2,11 +2,13 @@
 // in-process: a reply (or watch event) is written only after the fsync covering its commit, and a
 // failed fsync sends neither.
 import { openDatabase } from "../../src/backend/backend.ts";
+import { DirectAppender } from "../../src/backend/direct_log.ts";
 import { FileBackend } from "../../src/backend/file.ts";
 import { GroupCommitGate, groupCommitGate } from "../../src/backend/group.ts";
 import { SqliteBackend } from "../../src/backend/sqlite.ts";
 import type { Client } from "../../src/dispatch/client.ts";
 import { Core } from "../../src/dispatch/core.ts";
+import type { Commit } from "../../src/store/database.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { UnixServer } from "../../src/server/unix_server.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
@@ -118,29 +120,54 @@ Deno.test("group mode: only the group's sync makes commits durable (file, sqlite
   }
 });
 
-/** A file backend that records how far the log was synced, and can fail its next fsync. */
+/**
+ * A file backend that counts change sets appended and made durable (by an fdatasync, or by an
+ * O_DIRECT|O_DSYNC group write), and can fail its next sync.
+ */
 class WatchedLog extends FileBackend {
-  readonly ends: number[] = [];
-  syncedTo = 0;
-  private size = 0;
+  appended = 0;
+  durable = 0;
+  directWrites = 0;
   failSync = false;
-  protected override writeLog(f: Deno.FsFile, frame: Uint8Array): void {
-    super.writeLog(f, frame);
-    this.size = f.seekSync(0, Deno.SeekMode.Current);
-    this.ends.push(this.size);
+  override persist(c: Commit, gen: number): void {
+    super.persist(c, gen);
+    this.appended++;
   }
   protected override syncLog(f: Deno.FsFile): void {
     if (this.failSync) throw new Error("Input/output error (injected)");
     super.syncLog(f);
-    this.syncedTo = this.size;
+    this.durable = this.appended;
+  }
+  protected override writeLogDirect(d: DirectAppender, frames: readonly Uint8Array[], bytes: number): number {
+    if (this.failSync) throw new Error("Input/output error (injected)");
+    const reached = super.writeLogDirect(d, frames, bytes);
+    this.directWrites++;
+    this.durable = this.appended;
+    return reached;
   }
 }
 
+/** Whether this machine's temp file system takes O_DIRECT (tmpfs does not). */
+function directIoWorks(): boolean {
+  const dir = Deno.makeTempDirSync({ prefix: "dxs-direct-probe-" });
+  try {
+    Deno.writeFileSync(`${dir}/f`, new Uint8Array(0));
+    const d = DirectAppender.open(`${dir}/f`);
+    d?.close();
+    return d !== null;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+const DIRECT_OK = directIoWorks();
+
 async function withServer(
+  directIo: boolean,
   fn: (ctx: { socket: string; backend: WatchedLog; failures: Error[] }) => Promise<void>,
 ): Promise<void> {
   const dir = Deno.makeTempDirSync({ prefix: "dxs-group-" });
-  const backend = new WatchedLog(`${dir}/s`, { sync: "group:0" });
+  const backend = new WatchedLog(`${dir}/s`, { sync: "group:0", directIo });
   const core = new Core({ policy: new LegacyPolicy(), db: openDatabase(backend) });
   const socket = `${dir}/sock`;
   const server = new UnixServer<Client>({ path: socket }, core);
@@ -163,43 +190,53 @@ async function withServer(
   }
 }
 
-Deno.test("group commit: every reply arrives after the fsync that covers its record", async () => {
-  await withServer(async ({ socket, backend }) => {
-    const c = await WireClient.connect(socket);
-    try {
-      for (let i = 0; i < 10; i++) {
-        const r = await c.request(XS.WRITE, `/k${i % 5}\0v${i}`);
-        assert.equal(r.type, XS.WRITE);
-        const end = backend.ends[backend.ends.length - 1];
-        assert.ok(
-          backend.syncedTo >= end,
-          `reply ${i}: log synced to ${backend.syncedTo}, record ends at ${end}`,
-        );
-      }
-      assert.equal(backend.ends.length, 10);
-    } finally {
-      c.close();
-    }
-  });
-});
+for (const directIo of [false, true]) {
+  const how = directIo ? "O_DIRECT|O_DSYNC writes" : "write + fdatasync";
+  const ignore = directIo && !DIRECT_OK;
 
-Deno.test("group commit: a failed fsync sends neither the reply nor the watch event", async () => {
-  await withServer(async ({ socket, backend, failures }) => {
-    const watcher = await WireClient.connect(socket);
-    const writer = await WireClient.connect(socket);
-    try {
-      assert.equal((await watcher.request(XS.WATCH, "/w\0tok\0")).type, XS.WATCH);
-      assert.equal((await watcher.recv()).type, XS.WATCH_EVENT, "the initial event");
-      assert.equal((await writer.request(XS.WRITE, "/w\0before")).type, XS.WRITE);
-      assert.equal((await watcher.recv()).type, XS.WATCH_EVENT, "event of a synced write");
-      backend.failSync = true;
-      await writer.send(XS.WRITE, "/w\0lost");
-      assert.equal(await writer.expectClosed(), "eof", "no reply");
-      assert.equal(await watcher.expectClosed(), "eof", "no event");
-      assert.equal(failures.length, 1);
-    } finally {
-      watcher.close();
-      writer.close();
-    }
+  Deno.test({
+    name: `group commit (${how}): every reply arrives after the sync that covers its record`,
+    ignore,
+    fn: async () => {
+      await withServer(directIo, async ({ socket, backend }) => {
+        const c = await WireClient.connect(socket);
+        try {
+          for (let i = 0; i < 10; i++) {
+            const r = await c.request(XS.WRITE, `/k${i % 5}\0v${i}`);
+            assert.equal(r.type, XS.WRITE);
+            assert.equal(backend.appended, i + 1, "one change set per write");
+            assert.ok(backend.durable >= i + 1, `reply ${i}: ${backend.durable} change sets durable`);
+          }
+          assert.equal(backend.directWrites > 0, directIo, "the sync path under test was used");
+        } finally {
+          c.close();
+        }
+      });
+    },
   });
-});
+
+  Deno.test({
+    name: `group commit (${how}): a failed sync sends neither the reply nor the watch event`,
+    ignore,
+    fn: async () => {
+      await withServer(directIo, async ({ socket, backend, failures }) => {
+        const watcher = await WireClient.connect(socket);
+        const writer = await WireClient.connect(socket);
+        try {
+          assert.equal((await watcher.request(XS.WATCH, "/w\0tok\0")).type, XS.WATCH);
+          assert.equal((await watcher.recv()).type, XS.WATCH_EVENT, "the initial event");
+          assert.equal((await writer.request(XS.WRITE, "/w\0before")).type, XS.WRITE);
+          assert.equal((await watcher.recv()).type, XS.WATCH_EVENT, "event of a synced write");
+          backend.failSync = true;
+          await writer.send(XS.WRITE, "/w\0lost");
+          assert.equal(await writer.expectClosed(), "eof", "no reply");
+          assert.equal(await watcher.expectClosed(), "eof", "no event");
+          assert.equal(failures.length, 1);
+        } finally {
+          watcher.close();
+          writer.close();
+        }
+      });
+    },
+  });
+}
