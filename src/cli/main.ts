@@ -95,6 +95,8 @@ async function main(): Promise<number> {
   const ops = new Operations(parsed, core, server);
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
+    // systemd: the stop is under way (Type=notify; a no-op without NOTIFY_SOCKET).
+    sdNotify(`STOPPING=1\nSTATUS=stopping (${sig})\n`);
     server.stop();
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));

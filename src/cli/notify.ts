@@ -12,8 +12,15 @@ const enc = new TextEncoder();
  * processes started later do not notify on our behalf.
  */
 export function sdNotify(state: string, unset = false): boolean {
-  const path = Deno.env.get("NOTIFY_SOCKET");
+  const path = Deno.env.get("NOTIFY_SOCKET") ?? notifyPath;
   if (path === undefined || path === "") return false;
-  if (unset) Deno.env.delete("NOTIFY_SOCKET");
+  if (unset) {
+    // Kept for this process's own later notices (STOPPING=1), not for its children.
+    notifyPath = path;
+    Deno.env.delete("NOTIFY_SOCKET");
+  }
   return sendDatagram(path, enc.encode(state));
 }
+
+/** $NOTIFY_SOCKET after sdNotify(..., true) removed it from the environment. */
+let notifyPath: string | undefined;

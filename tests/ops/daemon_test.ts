@@ -158,12 +158,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "daemon: NOTIFY_SOCKET gets READY=1 from the daemon's pid, once the socket accepts",
+  name:
+    "daemon: NOTIFY_SOCKET gets READY=1 from the daemon's pid once the socket accepts, STOPPING=1 on SIGTERM",
   ignore: PYTHON === null,
   fn: async () => {
     await withFolder(async (dir, pids) => {
       const listener = new Deno.Command(PYTHON!, {
-        args: [LISTENER, `${dir}/notify`, `${dir}/socket`, "30"],
+        args: [LISTENER, `${dir}/notify`, `${dir}/socket`, "30", "STOPPING=1"],
         stdin: "null",
         stdout: "piped",
         stderr: "inherit",
@@ -185,6 +186,14 @@ Deno.test({
         assert.ok(/STATUS=serving /.test(msg.text), "STATUS= says what it serves");
         assert.equal(msg.pid, pid, "sent by the pid in the pid file (NotifyAccess=all accepts it)");
         assert.equal(msg.connectable, true, "the socket accepted when READY=1 was read");
+        Deno.kill(pid, "SIGTERM");
+        const stopping = JSON.parse((await lines.next()).value as string);
+        assert.ok(!stopping.timeout, "a second notification arrived");
+        assert.ok(
+          stopping.text.split("\n").includes("STOPPING=1"),
+          `STOPPING=1 in ${JSON.stringify(stopping.text)}`,
+        );
+        assert.equal(stopping.pid, pid, "from the daemon");
       } finally {
         await lines.return(undefined);
         try {

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """A stand-in for systemd's notification socket, for tests/ops/daemon_test.ts.
 
-    notify_listener.py SOCKET_PATH XENSTORE_SOCKET TIMEOUT_S
+    notify_listener.py SOCKET_PATH XENSTORE_SOCKET TIMEOUT_S [UNTIL]
 
 Binds a Unix datagram socket with SO_PASSCRED, prints "listening", then prints one JSON line per
 datagram: the text, the sender's pid (from SCM_CREDENTIALS, as systemd checks it) and whether the
-xenstore socket accepted a connection at the moment the datagram was read. Exits after READY=1 or
-the timeout.
+xenstore socket accepted a connection at the moment the datagram was read. Exits after a datagram
+with the line UNTIL (default READY=1) or the timeout.
 """
 import json
 import os
@@ -15,6 +15,7 @@ import struct
 import sys
 
 path, xs_socket, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+until = sys.argv[4] if len(sys.argv) > 4 else "READY=1"
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(path)
@@ -40,6 +41,6 @@ while True:
         c.close()
     text = data.decode("utf-8", "replace")
     print(json.dumps({"text": text, "pid": pid, "connectable": connectable}), flush=True)
-    if "READY=1" in text.split("\n"):
+    if until in text.split("\n"):
         break
 os.unlink(path)
