@@ -24,16 +24,13 @@ export class DirectWriteError extends Error {
 }
 
 export class DirectAppender {
-  private backing: Uint8Array;
-  /** BLOCK-aligned view into `backing`: buf[0] is the file's byte `blockStart`. */
-  private buf: Uint8Array;
+  /** A BLOCK-aligned buffer: buf[0] is the file's byte `blockStart`. */
+  private buf = new Uint8Array(0);
   private blockStart = 0;
   /** Bytes of the log's last partial block, held at buf[0..tailLen). */
   private tailLen = 0;
 
   private constructor(private readonly fd: number) {
-    this.backing = new Uint8Array(0);
-    this.buf = this.backing;
     this.reserve(64 * 1024);
   }
 
@@ -48,7 +45,7 @@ export class DirectAppender {
 
   /** The log's end is `size`; `tail` holds its bytes from the last block boundary (size % BLOCK bytes). */
   reset(size: number, tail: Uint8Array): void {
-    this.blockStart = size - (size % BLOCK);
+    this.blockStart = DirectAppender.tailStart(size);
     if (tail.length !== size - this.blockStart) throw new Error("tail does not match the log's size");
     this.buf.set(tail);
     this.tailLen = tail.length;
@@ -84,7 +81,7 @@ export class DirectAppender {
     const reached = this.blockStart + padded;
     // Keep the new last partial block for the next append.
     const fileEnd = this.blockStart + end;
-    const nextStart = fileEnd - (fileEnd % BLOCK);
+    const nextStart = DirectAppender.tailStart(fileEnd);
     const keep = fileEnd - nextStart;
     this.buf.copyWithin(0, nextStart - this.blockStart, end);
     this.blockStart = nextStart;
@@ -106,7 +103,6 @@ export class DirectAppender {
     const off = misalign === 0 ? 0 : BLOCK - misalign;
     const buf = backing.subarray(off, off + cap);
     buf.set(this.buf.subarray(0, this.tailLen));
-    this.backing = backing;
-    this.buf = buf;
+    this.buf = buf; // a view keeps its whole ArrayBuffer alive
   }
 }

@@ -8,7 +8,7 @@
 // Replaying a record needs no policy and no generation counter: it restores value, permissions and
 // generation exactly as committed. This module also holds the binary encoding shared by the file
 // backend's log and snapshot, CRC-32, and bulk tree building for loading.
-import { latin1 } from "../common/latin1.ts";
+import { latin1, writeLatin1 } from "../common/latin1.ts";
 import { hamtRemove, hamtSet } from "../store/hamt.ts";
 import { components, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
@@ -32,6 +32,11 @@ function depth(path: string): number {
   return n;
 }
 
+/** The put that stores node `n` at `path` as it is. */
+function putOp(path: string, n: Node): NodeOp {
+  return { op: "put", path, value: n.value, perms: n.perms, gen: n.gen };
+}
+
 /**
  * The node operations that turn `c.before` into `c.after`, in O(changes · depth):
  * first every removed subtree is deleted (in change order), then every touched path that exists in
@@ -45,9 +50,7 @@ export function commitOps(c: Commit): NodeOp[] {
     const ch = c.changes[0];
     if (ch.kind === "write" && ch.created.length === 0) {
       const n = lookup(c.after, components(ch.path));
-      return n === undefined
-        ? []
-        : [{ op: "put", path: ch.path, value: n.value, perms: n.perms, gen: n.gen }];
+      return n === undefined ? [] : [putOp(ch.path, n)];
     }
   }
   const ops: NodeOp[] = [];
@@ -67,7 +70,7 @@ export function commitOps(c: Commit): NodeOp[] {
   paths.sort((a, b) => a.d - b.d);
   for (const { p } of paths) {
     const n = lookup(c.after, components(p));
-    if (n !== undefined) ops.push({ op: "put", path: p, value: n.value, perms: n.perms, gen: n.gen });
+    if (n !== undefined) ops.push(putOp(p, n));
   }
   return ops;
 }
@@ -75,7 +78,7 @@ export function commitOps(c: Commit): NodeOp[] {
 /** Every node of a tree as put operations, parents first (a snapshot). */
 export function treeOps(root: Node): NodeOp[] {
   const ops: NodeOp[] = [];
-  walk(root, "/", (path, n) => ops.push({ op: "put", path, value: n.value, perms: n.perms, gen: n.gen }));
+  walk(root, "/", (path, n) => ops.push(putOp(path, n)));
   return ops;
 }
 
@@ -268,10 +271,6 @@ function payloadSize(p: Payload): number {
 function writePayload(p: Payload, b: Uint8Array, off: number): void {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let o = off;
-  const str = (s: string) => {
-    for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
-    o += s.length;
-  };
   b[o] = p.kind;
   dv.setFloat64(o + 1, p.gen, true);
   dv.setUint32(o + 9, p.epoch >>> 0, true);
@@ -280,16 +279,13 @@ function writePayload(p: Payload, b: Uint8Array, off: number): void {
   for (const op of p.ops) {
     b[o] = op.op === "delete" ? 0 : 1;
     dv.setUint16(o + 1, op.path.length, true);
-    o += 3;
-    str(op.path);
+    o = writeLatin1(b, o + 3, op.path);
     if (op.op === "put") {
       dv.setUint32(o, op.value.length >>> 0, true);
-      o += 4;
-      str(op.value);
+      o = writeLatin1(b, o + 4, op.value);
       const t = permsToText(op.perms);
       dv.setUint16(o, t.length, true);
-      o += 2;
-      str(t);
+      o = writeLatin1(b, o + 2, t);
       dv.setFloat64(o, op.gen, true);
       o += 8;
     }

@@ -6,6 +6,9 @@ import { sendDatagram } from "./sys.ts";
 
 const enc = new TextEncoder();
 
+/** $NOTIFY_SOCKET after sdNotify(..., true) removed it from the environment. */
+let notifyPath: string | undefined;
+
 /**
  * Send `state` (newline-separated assignments) to $NOTIFY_SOCKET. Returns false if the variable is
  * unset or sending failed. With `unset`, the variable is removed (as sd_notify(1, ...)) so that
@@ -21,6 +24,3 @@ export function sdNotify(state: string, unset = false): boolean {
   }
   return sendDatagram(path, enc.encode(state));
 }
-
-/** $NOTIFY_SOCKET after sdNotify(..., true) removed it from the environment. */
-let notifyPath: string | undefined;

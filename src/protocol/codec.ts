@@ -2,7 +2,7 @@
 // (type, req_id, tx_id, len) followed by `len` payload bytes. Payloads are handled as Latin-1
 // strings: one char per byte, so arbitrary binary values survive unchanged and V8 stores them
 // compactly as one-byte strings.
-import { latin1 } from "../common/latin1.ts";
+import { latin1, writeLatin1 } from "../common/latin1.ts";
 export { latin1 };
 import { HEADER_SIZE, PAYLOAD_MAX } from "./wire.ts";
 
@@ -18,10 +18,6 @@ export interface Message {
 export type FrameError = { readonly kind: "oversized"; readonly len: number };
 
 /** Write Latin-1 string `s` into `buf` at `off`; returns the offset after it. Chars > 0xff are a bug. */
-export function writeLatin1(buf: Uint8Array, off: number, s: string): number {
-  for (let i = 0; i < s.length; i++) buf[off + i] = s.charCodeAt(i);
-  return off + s.length;
-}
 
 /** Encode a complete message (header + payload) into a new buffer. */
 export function encodeMessage(type: number, reqId: number, txId: number, payload: string): Uint8Array {

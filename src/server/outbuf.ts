@@ -1,7 +1,8 @@
 // A connection's outgoing bytes: messages are appended whole and drained by write(). One contiguous
 // growable buffer, so a batch of pipelined replies leaves in one write() call.
 import { HEADER_SIZE } from "../protocol/wire.ts";
-import { writeHeader, writeLatin1 } from "../protocol/codec.ts";
+import { writeLatin1 } from "../common/latin1.ts";
+import { writeHeader } from "../protocol/codec.ts";
 
 export class OutBuffer {
   private buf: Uint8Array;

@@ -3,31 +3,9 @@
 // bytes written before (by anyone) are never changed — whatever the sizes and block boundaries.
 import { DirectAppender } from "../../src/backend/direct_log.ts";
 import assert from "../helpers/assert.ts";
+import { directIoWorks, rng } from "./harness.ts";
 
-/** A small seeded generator (xorshift32): one seed reproduces a run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
-
-function probe(): boolean {
-  const dir = Deno.makeTempDirSync({ prefix: "dxs-direct-probe-" });
-  try {
-    Deno.writeFileSync(`${dir}/f`, new Uint8Array(0));
-    const d = DirectAppender.open(`${dir}/f`);
-    d?.close();
-    return d !== null;
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
-const ignore = !probe(); // tmpfs and some overlay file systems refuse O_DIRECT (the backend then uses fdatasync)
+const ignore = !directIoWorks(); // tmpfs and some overlay file systems refuse O_DIRECT (the backend then uses fdatasync)
 
 for (const seed of [1, 42, 4242]) {
   Deno.test({

@@ -13,7 +13,7 @@ import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { UnixServer } from "../../src/server/unix_server.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
-import { Harness } from "./harness.ts";
+import { directIoWorks, Harness } from "./harness.ts";
 
 class FakeSync {
   pending = 0;
@@ -144,19 +144,6 @@ class WatchedLog extends FileBackend {
     this.directWrites++;
     this.durable = this.appended;
     return reached;
-  }
-}
-
-/** Whether this machine's temp file system takes O_DIRECT (tmpfs does not). */
-function directIoWorks(): boolean {
-  const dir = Deno.makeTempDirSync({ prefix: "dxs-direct-probe-" });
-  try {
-    Deno.writeFileSync(`${dir}/f`, new Uint8Array(0));
-    const d = DirectAppender.open(`${dir}/f`);
-    d?.close();
-    return d !== null;
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
   }
 }
 

@@ -1,5 +1,6 @@
 // Drive a Core (the real dispatcher, policy, transactions) over a backend without sockets, and
 // compare trees path by path.
+import { DirectAppender } from "../../src/backend/direct_log.ts";
 import { type Backend, openDatabase } from "../../src/backend/backend.ts";
 import { flatten } from "../../src/backend/records.ts";
 import type { Client } from "../../src/dispatch/client.ts";
@@ -98,4 +99,17 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Whether this machine's temp file system takes O_DIRECT (tmpfs and some overlays do not). */
+export function directIoWorks(): boolean {
+  const dir = Deno.makeTempDirSync({ prefix: "dxs-direct-probe-" });
+  try {
+    Deno.writeFileSync(`${dir}/f`, new Uint8Array(0));
+    const d = DirectAppender.open(`${dir}/f`);
+    d?.close();
+    return d !== null;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 }
