@@ -4,6 +4,7 @@
  * this, runs it, and compares each line with the TypeScript definitions (ffi/xen_abi.ts,
  * ffi/libc.ts, src/xen/ring.ts). Build: gcc -o xen_abi ffi/xen_abi.c
  */
+#define _GNU_SOURCE /* O_DIRECT */
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <errno.h>
+#include <sys/syscall.h>
+#include <linux/aio_abi.h>
 #include <xenctrl.h>
 #include <xen/xen.h>
 #include <xen/grant_table.h>
@@ -143,5 +146,31 @@ int main(void)
     NUM(EAGAIN);
     NUM(ESRCH);
     NUM(ECONNREFUSED);
+    /* The file backend's group writes (ffi/aio.ts, src/backend/direct_log.ts). */
+    NUM(O_WRONLY);
+    NUM(O_DSYNC);
+    NUM(O_DIRECT);
+    NUM(EINVAL);
+    NUM(SYS_io_setup);
+    NUM(SYS_io_destroy);
+    NUM(SYS_io_getevents);
+    NUM(SYS_io_submit);
+    NUM(IOCB_CMD_PWRITE);
+    NUM(IOCB_FLAG_RESFD);
+    SIZE(struct iocb);
+    OFF(struct iocb, aio_data);
+    OFF(struct iocb, aio_rw_flags);
+    OFF(struct iocb, aio_lio_opcode);
+    OFF(struct iocb, aio_fildes);
+    OFF(struct iocb, aio_buf);
+    OFF(struct iocb, aio_nbytes);
+    OFF(struct iocb, aio_offset);
+    OFF(struct iocb, aio_flags);
+    OFF(struct iocb, aio_resfd);
+    SIZE(struct io_event);
+    OFF(struct io_event, data);
+    OFF(struct io_event, obj);
+    OFF(struct io_event, res);
+    OFF(struct io_event, res2);
     return 0;
 }

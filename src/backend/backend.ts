@@ -26,15 +26,37 @@ export interface LoadedState {
 }
 
 /**
- * Group commit: a backend in `--sync=group:<ms>` mode writes each record at commit time (so a full
- * disk still fails that one commit) but syncs later, once for many commits. The server loop holds
- * every reply and watch event back until the sync that covers it (src/backend/group.ts).
+ * Group commit: a backend in `--sync=group:<ms>` mode stores each record at commit time (so a full
+ * disk still fails that one commit) but syncs later, once for many commits. Records are numbered in
+ * commit order; the server loop tags each turn's replies and watch events with the latest number and
+ * sends them only once that record is durable (src/backend/group.ts).
  */
 export interface DeferredSync {
-  /** Records (commits, domain sets) written since the last sync. */
+  /** Records (commits, domain sets) stored so far: the number of the latest. */
+  committedSeq(): number;
+  /** Every record up to this number is on stable storage. */
+  durableSeq(): number;
+  /** committedSeq() - durableSeq(). */
   unsynced(): number;
-  /** Make them durable. Throws if that fails: the state on disk is then unknown. */
+  /** Make every record durable before returning (after a write in flight). Throws if that fails. */
   syncNow(): void;
+  /** Syncs that need not block the loop (file backend: O_DIRECT + Linux AIO); null: syncNow only. */
+  asyncSync?(): AsyncSync | null;
+}
+
+/** A sync the loop starts and is told about when it completes (one write in flight at a time). */
+export interface AsyncSync {
+  /** An eventfd: readable when the write in flight has completed (then call complete()). */
+  readonly completionFd: number;
+  /** A write is in flight. */
+  inFlightNow(): boolean;
+  /**
+   * Start making every stored record durable without waiting (nothing if a write is in flight);
+   * where that cannot be done asynchronously it is done inline. Throws if a write fails.
+   */
+  startSync(): void;
+  /** Collect the completed write: durableSeq() advances. Throws if the write failed. */
+  complete(): void;
 }
 
 export interface Backend {
@@ -86,6 +108,8 @@ export interface BackendOptions {
   readonly sync: SyncMode;
   /** Start from the longest valid prefix of a damaged store instead of refusing. */
   readonly recover: boolean;
+  /** Group mode: let the loop go on serving while a group's write is in flight (default true). */
+  readonly asyncIo?: boolean;
 }
 
 export const DEFAULT_BACKEND_OPTIONS: BackendOptions = { sync: "always", recover: false };

@@ -8,6 +8,7 @@
 // zeros after them are preallocated space). Rewriting identical bytes cannot damage them even if the
 // write is torn: each sector holds either its old or its new content, and for durable bytes those
 // are the same.
+import { type AioContext, AioError } from "../../ffi/aio.ts";
 import * as libc from "../../ffi/libc.ts";
 
 const BLOCK = 4096;
@@ -23,12 +24,20 @@ export class DirectWriteError extends Error {
   }
 }
 
+/** A write laid out in the buffer: records end at buf[end], zero padding up to buf[padded]. */
+interface PreparedWrite {
+  readonly end: number;
+  readonly padded: number;
+}
+
 export class DirectAppender {
   /** A BLOCK-aligned buffer: buf[0] is the file's byte `blockStart`. */
   private buf = new Uint8Array(0);
   private blockStart = 0;
   /** Bytes of the log's last partial block, held at buf[0..tailLen). */
   private tailLen = 0;
+  /** The write submitted and not yet completed (the buffer must not change meanwhile). */
+  private inFlight: PreparedWrite | null = null;
 
   private constructor(private readonly fd: number) {
     this.reserve(64 * 1024);
@@ -45,6 +54,7 @@ export class DirectAppender {
 
   /** The log's end is `size`; `tail` holds its bytes from the last block boundary (size % BLOCK bytes). */
   reset(size: number, tail: Uint8Array): void {
+    if (this.inFlight !== null) throw new Error("a direct write is still in flight");
     this.blockStart = DirectAppender.tailStart(size);
     if (tail.length !== size - this.blockStart) throw new Error("tail does not match the log's size");
     this.buf.set(tail);
@@ -62,6 +72,49 @@ export class DirectAppender {
    * to the old end, and the caller must not use this appender again without reset().
    */
   append(frames: readonly Uint8Array[], bytes: number): number {
+    const w = this.fill(frames, bytes);
+    this.writeFrom(w, 0);
+    return this.advance(w);
+  }
+
+  /**
+   * The same write, submitted to `aio` without waiting: the kernel signals `resfd` when it is
+   * durable, and complete() must then be called with its result before anything else is appended.
+   * Throws DirectWriteError (or AioError) if it could not be submitted; nothing was written then.
+   */
+  submit(aio: AioContext, resfd: number, frames: readonly Uint8Array[], bytes: number): void {
+    const w = this.fill(frames, bytes);
+    try {
+      aio.submitWrite(this.fd, this.buf.subarray(0, w.padded), this.blockStart, resfd, 0n);
+    } catch (e) {
+      throw e instanceof AioError ? new DirectWriteError(e.errno) : e;
+    }
+    this.inFlight = w;
+  }
+
+  /** True between submit() and complete(). */
+  get busy(): boolean {
+    return this.inFlight !== null;
+  }
+
+  /**
+   * Finish the submitted write, whose completion reported `res` (bytes written or -errno); a short
+   * write is completed here, synchronously. Returns the offset reached, as append() does; throws
+   * DirectWriteError (the appender then needs reset()).
+   */
+  complete(res: number): number {
+    const w = this.inFlight;
+    if (w === null) throw new Error("no write in flight");
+    this.inFlight = null;
+    if (res < 0) throw new DirectWriteError(-res);
+    if (res === 0 || res % 512 !== 0) throw new DirectWriteError(libc.EIO);
+    if (res < w.padded) this.writeFrom(w, res);
+    return this.advance(w);
+  }
+
+  /** Lay out tail + frames + zero padding in the aligned buffer. */
+  private fill(frames: readonly Uint8Array[], bytes: number): PreparedWrite {
+    if (this.inFlight !== null) throw new Error("a direct write is still in flight");
     const end = this.tailLen + bytes;
     const padded = Math.ceil(end / BLOCK) * BLOCK;
     this.reserve(padded);
@@ -71,19 +124,27 @@ export class DirectAppender {
       o += f.length;
     }
     this.buf.fill(0, end, padded);
-    let written = 0;
-    while (written < padded) {
-      const n = libc.pwrite(this.fd, this.buf.subarray(written, padded), this.blockStart + written);
+    return { end, padded };
+  }
+
+  /** pwrite the prepared bytes from buffer offset `from` to its end. */
+  private writeFrom(w: PreparedWrite, from: number): void {
+    let written = from;
+    while (written < w.padded) {
+      const n = libc.pwrite(this.fd, this.buf.subarray(written, w.padded), this.blockStart + written);
       if (n < 0) throw new DirectWriteError(-n);
       if (n === 0 || n % 512 !== 0) throw new DirectWriteError(libc.EIO);
       written += n;
     }
-    const reached = this.blockStart + padded;
-    // Keep the new last partial block for the next append.
-    const fileEnd = this.blockStart + end;
+  }
+
+  /** After a successful write: keep the new last partial block for the next append. */
+  private advance(w: PreparedWrite): number {
+    const reached = this.blockStart + w.padded;
+    const fileEnd = this.blockStart + w.end;
     const nextStart = DirectAppender.tailStart(fileEnd);
     const keep = fileEnd - nextStart;
-    this.buf.copyWithin(0, nextStart - this.blockStart, end);
+    this.buf.copyWithin(0, nextStart - this.blockStart, w.end);
     this.blockStart = nextStart;
     this.tailLen = keep;
     return reached;

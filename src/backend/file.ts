@@ -18,6 +18,7 @@ import type { Commit } from "../store/database.ts";
 import { initialRoot } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
 import {
+  type AsyncSync,
   type Backend,
   BackendError,
   type BackendOptions,
@@ -48,6 +49,8 @@ import {
   treeOps,
 } from "./records.ts";
 import { DirectAppender, DirectWriteError } from "./direct_log.ts";
+import { AioContext } from "../../ffi/aio.ts";
+import * as libc from "../../ffi/libc.ts";
 
 const SNAP_MAGIC = "DXSSNAP1";
 const LOG_MAGIC = "DXSLOG01";
@@ -112,12 +115,25 @@ function domainsPayload(records: readonly DomainRecord[]): Uint8Array {
   return b;
 }
 
-export class FileBackend implements Backend, DeferredSync {
+/** A group write submitted through AIO and not yet completed. */
+interface InFlight {
+  readonly frames: Uint8Array[];
+  readonly bytes: number;
+  /** committedSeq when it was submitted: durableSeq once it completes. */
+  readonly seq: number;
+}
+
+export class FileBackend implements Backend, DeferredSync, AsyncSync {
   readonly name: string;
   private readonly opts: FileBackendOptions;
   private readonly group: boolean;
-  /** Records appended since the last sync (group mode). */
-  private pendingSync = 0;
+  /** Records stored so far, and how many of them are known durable (group mode: a running count). */
+  private committed = 0;
+  private durable = 0;
+  /** Group mode: the AIO context and the eventfd its completions signal (null: synchronous writes). */
+  private aio: AioContext | null = null;
+  private aioFd = -1;
+  private inFlight: InFlight | null = null;
   /** Group mode: durable appends in one write (src/backend/direct_log.ts); null: write + fdatasync. */
   private direct: DirectAppender | null = null;
   /** The appender knows the log's last partial block (false after any write through the page cache). */
@@ -407,6 +423,8 @@ export class FileBackend implements Backend, DeferredSync {
     if (this.opts.sync === "none" || step <= 0 || this.logSize + need <= this.allocated) return;
     if (this.logSize < this.reserveAfter) return;
     const target = Math.max(this.allocated + step, this.logSize + need);
+    // A direct write in flight may cover the block where the zeros start: let it land first.
+    this.settle();
     try {
       f.seekSync(this.allocated, Deno.SeekMode.Start);
       writeAll(f, new Uint8Array(target - this.allocated));
@@ -446,9 +464,10 @@ export class FileBackend implements Backend, DeferredSync {
         this.buffered.push(frame);
         this.bufferedBytes += frame.length;
         this.logSize += frame.length;
-        this.pendingSync++;
+        this.committed++;
         return;
       }
+      this.settle();
       this.flushBuffered(f);
     }
     try {
@@ -470,15 +489,49 @@ export class FileBackend implements Backend, DeferredSync {
       }
     }
     this.logSize += frame.length;
-    if (this.group) this.pendingSync++; // written (a nearly full disk) but not yet synced
+    if (this.group) this.committed++; // written (a nearly full disk) but not yet synced
   }
 
   deferredSync(): DeferredSync | null {
     return this.group ? this : null;
   }
 
+  committedSeq(): number {
+    return this.committed;
+  }
+
+  durableSeq(): number {
+    return this.durable;
+  }
+
   unsynced(): number {
-    return this.pendingSync;
+    return this.committed - this.durable;
+  }
+
+  /** Group mode with direct I/O and Linux AIO available: the loop need not wait for group writes. */
+  asyncSync(): AsyncSync | null {
+    if (!this.group || this.opts.asyncIo === false || this.opts.directIo === false) return null;
+    if (this.direct === null) return null; // O_DIRECT refused by this file system
+    if (this.aio === null) {
+      try {
+        this.aio = AioContext.create(4);
+        this.aioFd = libc.eventfd();
+      } catch (e) {
+        this.aio?.destroy();
+        this.aio = null;
+        log("info", `${this.name}: Linux AIO unavailable (${(e as Error).message}); group writes block`);
+        return null;
+      }
+    }
+    return this;
+  }
+
+  get completionFd(): number {
+    return this.aioFd;
+  }
+
+  inFlightNow(): boolean {
+    return this.inFlight !== null;
   }
 
   /**
@@ -507,13 +560,14 @@ export class FileBackend implements Backend, DeferredSync {
   }
 
   /**
-   * Group mode: make every record durable, inline — one O_DIRECT|O_DSYNC write where possible, else
-   * one write and one fdatasync.
+   * Group mode: make every record durable, inline — after the write in flight, one O_DIRECT|O_DSYNC
+   * write where possible, else one write and one fdatasync.
    */
   syncNow(): void {
-    const n = this.pendingSync;
-    if (n === 0) return;
     if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
+    this.settle();
+    const n = this.committed - this.durable;
+    if (n === 0) return;
     try {
       if (!this.appendDirect()) {
         this.flushBuffered(this.logFile!);
@@ -524,7 +578,107 @@ export class FileBackend implements Backend, DeferredSync {
       this.failed ??= `fsync failed: ${(e as Error).message}`;
       throw new Error(`${this.name}: fsync of ${n} records failed: ${(e as Error).message}`);
     }
-    this.pendingSync = 0;
+    this.durable = this.committed;
+  }
+
+  /**
+   * Group mode: start writing the buffered records durably through AIO and return at once; inline
+   * (syncNow) where that cannot be done. Nothing while a write is in flight: the next one starts
+   * after it completes, with everything buffered meanwhile.
+   */
+  startSync(): void {
+    if (this.inFlight !== null) return;
+    if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
+    const d = this.direct;
+    if (this.aio === null || d === null || this.plainUnsynced || this.bufferedBytes === 0) {
+      this.syncNow();
+      return;
+    }
+    try {
+      this.readyDirect(d);
+      this.submitDirect(d, this.buffered, this.bufferedBytes);
+    } catch (e) {
+      this.directReady = false;
+      if (e instanceof DirectWriteError) {
+        // Not submitted (EINVAL, EAGAIN...): nothing was written; do it inline, which also decides
+        // whether direct I/O is usable at all.
+        log("info", `${this.name}: asynchronous group write refused (errno ${e.errno}); writing inline`);
+        this.aio.destroy();
+        this.aio = null;
+        this.syncNow();
+        return;
+      }
+      this.failed ??= `group write failed: ${(e as Error).message}`;
+      throw e;
+    }
+    this.inFlight = { frames: this.buffered, bytes: this.bufferedBytes, seq: this.committed };
+    this.buffered = [];
+    this.bufferedBytes = 0;
+  }
+
+  /** The completion eventfd was readable: collect the write in flight, if it has completed. */
+  complete(): void {
+    if (this.aio === null) return;
+    libc.read(this.aioFd, new Uint8Array(8)); // reset the counter (nonblocking)
+    if (this.inFlight === null) return;
+    for (const c of this.aio.collect(false)) this.finishInFlight(c.res);
+  }
+
+  /** Wait for the write in flight, if any (before anything else touches the log). Throws if it failed. */
+  private settle(): void {
+    while (this.inFlight !== null && this.aio !== null) {
+      for (const c of this.aio.collect(true)) this.finishInFlight(c.res);
+    }
+  }
+
+  private finishInFlight(res: number): void {
+    const w = this.inFlight;
+    if (w === null) return;
+    this.inFlight = null;
+    let reached: number;
+    try {
+      reached = this.completeDirect(this.direct!, res);
+    } catch (e) {
+      this.directReady = false;
+      if (e instanceof DirectWriteError && e.unsupported) {
+        // Refused before any byte was written (alignment the device does not accept): write the
+        // group again through the page cache and sync it, and stay on that path.
+        log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
+        this.buffered = w.frames.concat(this.buffered);
+        this.bufferedBytes += w.bytes;
+        this.direct?.close();
+        this.direct = null;
+        this.aio?.destroy();
+        this.aio = null;
+        this.syncNow();
+        return;
+      }
+      this.failed ??= `group write of ${w.frames.length} records failed: ${(e as Error).message}`;
+      log("error", `${this.name}: ${this.failed}; refusing further writes`);
+      throw new Error(`${this.name}: ${this.failed}`);
+    }
+    this.allocated = Math.max(this.allocated, reached);
+    this.durable = w.seq;
+    // The plain descriptor's position: the end of what is written (the buffer follows it).
+    this.logFile?.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
+  }
+
+  /** Load the log's last partial block into the appender (after any write through the page cache). */
+  private readyDirect(d: DirectAppender): void {
+    if (this.directReady) return;
+    const f = this.logFile!;
+    const at = this.logSize - this.bufferedBytes;
+    const start = DirectAppender.tailStart(at);
+    const tail = new Uint8Array(at - start);
+    f.seekSync(start, Deno.SeekMode.Start);
+    for (let o = 0; o < tail.length;) {
+      const n = f.readSync(tail.subarray(o));
+      if (n === null) throw new Error(`log shorter than expected (${start + o} < ${at})`);
+      o += n;
+    }
+    f.seekSync(at, Deno.SeekMode.Start);
+    d.reset(at, tail);
+    this.directReady = true;
   }
 
   /** The buffered records written durably with the direct appender; false if it cannot be used. */
@@ -532,20 +686,7 @@ export class FileBackend implements Backend, DeferredSync {
     const d = this.direct;
     const f = this.logFile!;
     if (d === null || this.plainUnsynced || this.bufferedBytes === 0) return false;
-    const at = this.logSize - this.bufferedBytes;
-    if (!this.directReady) {
-      const start = DirectAppender.tailStart(at);
-      const tail = new Uint8Array(at - start);
-      f.seekSync(start, Deno.SeekMode.Start);
-      for (let o = 0; o < tail.length;) {
-        const n = f.readSync(tail.subarray(o));
-        if (n === null) throw new Error(`log shorter than expected (${start + o} < ${at})`);
-        o += n;
-      }
-      f.seekSync(at, Deno.SeekMode.Start);
-      d.reset(at, tail);
-      this.directReady = true;
-    }
+    this.readyDirect(d);
     let reached: number;
     try {
       reached = this.writeLogDirect(d, this.buffered, this.bufferedBytes);
@@ -555,6 +696,8 @@ export class FileBackend implements Backend, DeferredSync {
         log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
         d.close();
         this.direct = null;
+        this.aio?.destroy();
+        this.aio = null;
         return false;
       }
       throw e;
@@ -564,6 +707,16 @@ export class FileBackend implements Backend, DeferredSync {
     this.bufferedBytes = 0;
     f.seekSync(this.logSize, Deno.SeekMode.Start);
     return true;
+  }
+
+  /** The one place a group write is submitted through AIO (tests override it). */
+  protected submitDirect(d: DirectAppender, frames: readonly Uint8Array[], bytes: number): void {
+    d.submit(this.aio!, this.aioFd, frames, bytes);
+  }
+
+  /** The one place a submitted group write is completed (tests override it to inject faults). */
+  protected completeDirect(d: DirectAppender, res: number): number {
+    return d.complete(res);
   }
 
   /** The one place a group is written with the direct appender (tests override it). */
@@ -605,6 +758,7 @@ export class FileBackend implements Backend, DeferredSync {
 
   compact(root: Node, gen: number): void {
     if (this.failed !== null) throw new Error(`${this.name} disabled: ${this.failed}`);
+    this.settle(); // the old log's last group write lands before the logs switch
     const next = this.epoch + 1;
     const frame = frameRecord(encodePayload({ kind: KIND_SNAPSHOT, gen, epoch: next, ops: treeOps(root) }));
     const dom = this.domains.length > 0 ? frameRecord(domainsPayload(this.domains)) : new Uint8Array(0);
@@ -640,7 +794,7 @@ export class FileBackend implements Backend, DeferredSync {
     }
     this.snapshotSize = snap.length;
     this.needCompact = false;
-    this.pendingSync = 0; // the synced snapshot holds every record of the old log (and the buffer)
+    this.durable = this.committed; // the synced snapshot holds every record of the old log (and the buffer)
     this.buffered = [];
     this.bufferedBytes = 0;
     log("debug", `${this.name}: compacted to epoch ${next} (${snap.length} bytes, gen ${gen})`);
@@ -666,13 +820,24 @@ export class FileBackend implements Backend, DeferredSync {
   }
 
   close(): void {
-    if (this.pendingSync > 0 && this.failed === null) {
+    if (this.committed > this.durable && this.failed === null) {
       try {
         this.syncNow();
       } catch (e) {
         log("error", (e as Error).message);
       }
     }
+    if (this.inFlight !== null) {
+      try {
+        this.settle(); // the kernel still reads the buffer: never close under it
+      } catch (e) {
+        log("error", (e as Error).message);
+      }
+    }
+    this.aio?.destroy();
+    this.aio = null;
+    if (this.aioFd >= 0) libc.close(this.aioFd);
+    this.aioFd = -1;
     this.direct?.close();
     this.direct = null;
     if (this.logFile !== null && this.allocated > this.logSize && this.failed === null) {

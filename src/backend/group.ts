@@ -1,42 +1,65 @@
 // Group commit (`--sync=group:<ms>`): many commits share one sync, and no reply or watch event leaves
 // the daemon before the sync that covers it.
 //
-// The backend writes each commit's record when it commits (a full disk still fails just that
-// commit, with ENOSPC) but does not sync. The server loop asks this gate once per turn, after the
-// turn's requests are handled and before any output is written:
+// The backend stores each commit's record when it commits (a full disk still fails just that
+// commit, with ENOSPC) but does not sync. Records are numbered in commit order. The server loop asks
+// this gate once per turn, after the turn's requests are handled and before any output is written;
+// the answer is the number the turn's output must wait for (0: none, write it now), and the loop
+// writes each connection's output as far as the records it waits for are durable:
 //
-//   nothing unsynced                              → write output now
-//   the batch grew by half or more since the last → hold all output; poll again without blocking
+//   nothing unsynced                              → 0: write output now
+//   a write is in flight (asynchronous backend)   → wait: the next write starts when it completes,
+//                                                   with everything committed meanwhile
+//   the batch grew by half or more since the last → wait; poll again without blocking (gathering)
 //   poll, and the window is not over
-//   otherwise (a trickle or nothing new; or <ms>  → sync once, then write everything held
-//   since the first unsynced record passed)
+//   otherwise (a trickle or nothing new; or <ms>  → start the sync (asynchronously where the backend
+//   since the first unsynced record passed)         can: the loop keeps serving), then wait for it
 //
 // So a burst of commits from many clients is synced once when the burst ends (or after <ms> at the
-// latest), and with `group:0` once per loop turn. A failed sync cannot be answered per commit (their
-// replies are already queued as successes): `onSyncFailure` runs and the output stays held for ever;
-// the CLI logs and exits, so nothing unsynced is ever acknowledged (as PostgreSQL panics on a failed
-// fsync).
-import type { Backend, DeferredSync } from "./backend.ts";
+// latest), and with `group:0` once per loop turn; while one group's write is in flight the next
+// group forms (the classic group commit: the disk's flush time is not idle time for the daemon).
+// A failed sync cannot be answered per commit (their replies are already queued as successes):
+// `onSyncFailure` runs and that output is held for ever; the CLI logs and exits, so nothing unsynced
+// is ever acknowledged (as PostgreSQL panics on a failed fsync).
+import type { AsyncSync, Backend, DeferredSync } from "./backend.ts";
 
 /** The server loop's view (structurally src/server/unix_server.ts OutputGate). */
 export interface OutputGate {
-  /** Called once per loop turn before output is written; true = keep this turn's output back. */
-  hold(): boolean;
+  /** Once per turn, before output is written: 0, or the record number this turn's output waits for. */
+  turnEnd(): number;
+  /** Output waiting for records up to this number may be written. */
+  durable(): number;
+  /** A group is being gathered: the loop polls again without blocking. */
+  readonly gathering: boolean;
 }
+
+/** A tag no durable number reaches: output after a failed sync is never written. */
+const NEVER = Number.MAX_SAFE_INTEGER;
 
 export class GroupCommitGate implements OutputGate {
   private seen = 0;
   private firstAt = 0;
   private failed = false;
-  /** Syncs done, records they covered, and time spent syncing (diagnostics, tests). */
+  private startedAt = 0;
+  private startedRecords = 0;
+  gathering = false;
+  /** Syncs done, records they covered, and time from start to durable (diagnostics, tests). */
   readonly stats = { syncs: 0, records: 0, syncMs: 0 };
+  private readonly async: AsyncSync | null;
 
   constructor(
     private readonly sync: DeferredSync,
     private readonly windowMs: number,
     private readonly onSyncFailure: (e: Error) => void,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.async = sync.asyncSync?.() ?? null;
+  }
+
+  /** The eventfd the loop watches for completed asynchronous syncs (null: syncs are inline). */
+  get completionFd(): number | null {
+    return this.async?.completionFd ?? null;
+  }
 
   /** One line for the log. */
   describe(): string {
@@ -44,16 +67,24 @@ export class GroupCommitGate implements OutputGate {
     const avg = syncs > 0
       ? ` (${(records / syncs).toFixed(1)} per sync, ${(1000 * syncMs / syncs).toFixed(0)} µs each)`
       : "";
-    return `group commit: ${records} change sets in ${syncs} syncs${avg}`;
+    const how = this.async !== null ? ", asynchronous" : "";
+    return `group commit: ${records} change sets in ${syncs} syncs${avg}${how}`;
   }
 
-  hold(): boolean {
-    if (this.failed) return true;
-    const n = this.sync.unsynced();
+  durable(): number {
+    return this.failed ? 0 : this.sync.durableSeq();
+  }
+
+  turnEnd(): number {
+    this.gathering = false;
+    if (this.failed) return NEVER;
+    const tag = this.sync.committedSeq();
+    const n = tag - this.sync.durableSeq();
     if (n === 0) {
       this.seen = 0;
-      return false;
+      return 0;
     }
+    if (this.async !== null && this.async.inFlightNow()) return tag;
     const t = this.now();
     if (this.seen === 0) this.firstAt = t;
     // Gather while the batch keeps growing fast (by half or more since the last poll): a burst
@@ -62,20 +93,45 @@ export class GroupCommitGate implements OutputGate {
     const grew = n - this.seen;
     if (this.windowMs > 0 && grew >= Math.max(1, this.seen / 2) && t - this.firstAt < this.windowMs) {
       this.seen = n;
-      return true;
+      this.gathering = true;
+      return tag;
     }
-    try {
-      this.sync.syncNow();
-      this.stats.syncMs += this.now() - t;
-    } catch (e) {
-      this.failed = true;
-      this.onSyncFailure(e instanceof Error ? e : new Error(String(e)));
-      return true;
-    }
-    this.stats.syncs++;
-    this.stats.records += n;
     this.seen = 0;
-    return false;
+    this.startedAt = t;
+    this.startedRecords = n;
+    try {
+      if (this.async !== null) this.async.startSync();
+      else this.sync.syncNow();
+    } catch (e) {
+      return this.fail(e);
+    }
+    if (this.async === null || !this.async.inFlightNow()) this.count();
+    return tag;
+  }
+
+  /** The completion eventfd was readable: collect the write (the next turn end starts the next). */
+  completed(): void {
+    if (this.failed || this.async === null) return;
+    const wasInFlight = this.async.inFlightNow();
+    try {
+      this.async.complete();
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    if (wasInFlight && !this.async.inFlightNow()) this.count();
+  }
+
+  private count(): void {
+    this.stats.syncs++;
+    this.stats.records += this.startedRecords;
+    this.stats.syncMs += this.now() - this.startedAt;
+  }
+
+  private fail(e: unknown): number {
+    this.failed = true;
+    this.onSyncFailure(e instanceof Error ? e : new Error(String(e)));
+    return NEVER;
   }
 }
 

@@ -68,6 +68,8 @@ export class SqliteBackend implements Backend, DeferredSync {
   private fresh = false;
   /** Group mode: commits inside the open SQL transaction, not yet committed (synced). */
   private pendingSync = 0;
+  /** Change sets committed in earlier groups (group mode: the durable sequence number). */
+  private syncedCount = 0;
   private failed: string | null = null;
 
   constructor(readonly file: string, opts: Partial<BackendOptions> = {}) {
@@ -245,6 +247,14 @@ export class SqliteBackend implements Backend, DeferredSync {
     return this.pendingSync;
   }
 
+  committedSeq(): number {
+    return this.syncedCount + this.pendingSync;
+  }
+
+  durableSeq(): number {
+    return this.syncedCount;
+  }
+
   /** Group mode: COMMIT the open SQL transaction (synchronous=FULL: one WAL fsync). */
   syncNow(): void {
     if (this.pendingSync === 0) return;
@@ -270,6 +280,7 @@ export class SqliteBackend implements Backend, DeferredSync {
       }
       throw e;
     }
+    if (how === "COMMIT") this.syncedCount += this.pendingSync;
     this.pendingSync = 0;
   }
 

@@ -222,6 +222,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   fromOption("max-watch-events"),
   fromOption("backend"),
   fromOption("sync"),
+  fromOption("group-io", "string"),
   fromOption("recover", "bool"),
   fromOption("metrics-file"),
   fromOption("metrics-interval"),

@@ -58,7 +58,11 @@ async function main(): Promise<number> {
   const pidFile = claim.pidFile;
   makeFolders(parsed);
 
-  const backend = createBackend(parsed.backend, { sync: parsed.sync, recover: parsed.recover });
+  const backend = createBackend(parsed.backend, {
+    sync: parsed.sync,
+    recover: parsed.recover,
+    asyncIo: parsed.groupIo === "async",
+  });
   let db;
   let storedDomains;
   try {
@@ -119,7 +123,12 @@ async function main(): Promise<number> {
     log("error", `${e.message}; stopping without sending the replies it covered`);
     Deno.exit(1);
   });
-  if (gate !== null) server.setOutputGate(gate);
+  if (gate !== null) {
+    server.setOutputGate(gate);
+    // Asynchronous group writes: their completion wakes the loop, which then releases the output.
+    const fd = gate.completionFd;
+    if (fd !== null) server.addFd(fd, () => gate.completed());
+  }
   let domains;
   try {
     domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {

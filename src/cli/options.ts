@@ -52,6 +52,8 @@ export interface DaemonOptions {
   /** Storage backend (docs/backends.md). */
   backend: BackendSpec;
   sync: SyncMode;
+  /** Group commit: submit group writes through Linux AIO (async) or wait for each (inline). */
+  groupIo: "async" | "inline";
   recover: boolean;
   /** Guest domains' transport (--xen; docs/domains.md); unset = none. */
   xen?: XenSpec;
@@ -576,6 +578,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     },
   },
   {
+    long: "group-io",
+    arg: "required",
+    metavar: "HOW",
+    origin: ["dxenstored"],
+    status: "mapped",
+    help: "group commit writes: async (Linux AIO, the loop keeps serving during the disk flush) or " +
+      "inline (the loop waits for each); default: async",
+    apply: (o, v) => {
+      if (v !== "async" && v !== "inline") throw new OptionError("--group-io must be async or inline");
+      o.groupIo = v;
+    },
+  },
+  {
     long: "recover",
     arg: "none",
     origin: ["dxenstored"],
@@ -690,6 +705,7 @@ export function defaultOptions(env: (k: string) => string | undefined): DaemonOp
     logDest: null,
     backend: { kind: "memory" },
     sync: "always",
+    groupIo: "async",
     recover: false,
     quotas: {},
     softQuotas: {},

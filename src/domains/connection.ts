@@ -6,6 +6,7 @@
 // capped in number and bytes, and beyond that the newest is dropped and counted — a domain cannot be
 // disconnected and reconnect the way a socket client can, so dropping is the only bound left.
 import { log } from "../common/log.ts";
+import { ReleaseMarks } from "../common/release_marks.ts";
 import type { Client, ReplySink } from "../dispatch/client.ts";
 import {
   ERROR_NONE,
@@ -66,6 +67,8 @@ export class RingConnection implements ReplySink {
   moved = false;
   /** writer.repliesWritten when last asked (see takeDelivered). */
   private delivered = 0;
+  /** How far (in messages queued) output may be written: group commit holds the rest. */
+  readonly marks = new ReleaseMarks();
 
   constructor(
     readonly domid: number,
@@ -148,10 +151,15 @@ export class RingConnection implements ReplySink {
     return n;
   }
 
+  /** Turn end: the output queued so far waits for record `tag` (group commit; 0: for nothing). */
+  markOutput(tag: number): void {
+    this.marks.add(tag, this.writer.enqueued);
+  }
+
   /** Write queued output into the ring; returns a fault if the guest's indices are inconsistent. */
   flush(): RingFault | null {
     if (this.state !== "connected" || this.writer.empty) return null;
-    const n = this.writer.write(this.page, RESPONSES);
+    const n = this.writer.write(this.page, RESPONSES, this.marks.released);
     if (n < 0) return "ring-index";
     if (n > 0) this.moved = true;
     return null;
@@ -167,6 +175,7 @@ export class RingConnection implements ReplySink {
     if (features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
     this.reader.reset();
     this.writer.clear();
+    this.marks.reset(this.writer.enqueued);
     this.moved = true;
   }
 
@@ -175,6 +184,7 @@ export class RingConnection implements ReplySink {
     if (this.state === "closed") return;
     this.reader.reset();
     this.writer.clear();
+    this.marks.reset(this.writer.enqueued);
     this.dropLogged = false;
     this.page.set(Field.REQ_CONS, 0);
     this.page.set(Field.REQ_PROD, 0);
@@ -190,5 +200,6 @@ export class RingConnection implements ReplySink {
     this.state = "closed";
     this.reader.reset();
     this.writer.clear();
+    this.marks.reset(this.writer.enqueued);
   }
 }

@@ -56,8 +56,12 @@ export interface EventLoop {
   addFd(fd: number, onReadable: () => void): void;
   removeFd(fd: number): void;
   onTurnEnd(fn: () => void): void;
-  /** True while the turn's output is held back (group commit): rings are not written either. */
-  readonly outputHeld?: boolean;
+  /**
+   * Group commit: the record number this turn's output waits for (0: none), and the number durable
+   * so far; rings write only output whose record is durable (src/common/release_marks.ts).
+   */
+  readonly outputTag?: number;
+  readonly durable?: number;
 }
 
 /**
@@ -191,6 +195,8 @@ export class DomainManager implements DomainHandler {
   private readonly preset = new Map<number, { features: number; uniqueId: string }>();
   private readonly ready = new ReadyQueue<Domain>();
   private readonly dirty = new Set<Domain>();
+  /** Rings with output held for group commit (written once their records are durable). */
+  private readonly held = new Set<Domain>();
   /**
    * Rings left unread although they may hold requests: out of write credit, or stalled by a quota
    * (outstanding requests, memory). No event may come to wake them (the guest waits for replies),
@@ -496,6 +502,7 @@ export class DomainManager implements DomainHandler {
     this.guests.delete(d.domid);
     this.ready.delete(d);
     this.dirty.delete(d);
+    this.held.delete(d);
     this.parked.delete(d);
     this.byPort.delete(d.localPort);
     this.byClient.delete(d.conn.client.id);
@@ -797,8 +804,7 @@ export class DomainManager implements DomainHandler {
       this.watchesChanged = false;
       this.persist();
     }
-    if (this.loop?.outputHeld === true) return; // the loop comes back at once while output is held
-    this.flushAll();
+    this.flushAll(this.loop?.outputTag ?? 0, this.loop?.durable ?? Number.MAX_SAFE_INTEGER);
     this.releaseParked();
     if (this.ready.size > 0) {
       this.stats.budgetExhausted++;
@@ -820,7 +826,18 @@ export class DomainManager implements DomainHandler {
     }
   }
 
-  private flushAll(): void {
+  /** Write the rings' released output: this turn's waits for record `tag`, held output for `durable`. */
+  private flushAll(tag = 0, durable = Number.MAX_SAFE_INTEGER): void {
+    for (const d of this.dirty) {
+      if (d.conn.state === "closed") continue;
+      d.conn.markOutput(tag);
+      if (d.conn.marks.waiting) this.held.add(d);
+    }
+    for (const d of this.held) {
+      d.conn.marks.release(durable);
+      if (!d.conn.marks.waiting || d.conn.state === "closed") this.held.delete(d);
+      this.dirty.add(d);
+    }
     for (const d of this.dirty) {
       const conn = d.conn;
       if (conn.state === "closed") continue;
@@ -837,7 +854,7 @@ export class DomainManager implements DomainHandler {
   /** Without an event loop (tests): take pending events, serve, flush — one loop turn. */
   pump(): void {
     if (this.platform !== null) this.onEventChannel();
-    this.flushAll();
+    this.flushAll(this.loop?.outputTag ?? 0, this.loop?.durable ?? Number.MAX_SAFE_INTEGER);
     this.releaseParked();
   }
 

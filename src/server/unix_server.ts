@@ -10,6 +10,7 @@ import { log } from "../common/log.ts";
 import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
 import { HEADER_SIZE, MsgType } from "../protocol/wire.ts";
 import { UnsentEvents } from "../watch/queue.ts";
+import { ReleaseMarks } from "../common/release_marks.ts";
 import { OutBuffer } from "./outbuf.ts";
 import * as libc from "./libc.ts";
 
@@ -30,10 +31,18 @@ export interface UnixServerOptions {
   readonly onIdle?: () => number;
 }
 
-/** Holds a turn's output back (group commit: until the fsync covering it; src/backend/group.ts). */
+/**
+ * Holds output back (group commit: until the sync covering it; src/backend/group.ts). Each turn's
+ * output is tagged with the record number it waits for; a connection writes as far as its tags are
+ * durable (src/common/release_marks.ts), so later turns' output never overtakes or leaks early.
+ */
 export interface OutputGate {
-  /** Called once per turn before any output is written; true = write nothing yet, poll again. */
-  hold(): boolean;
+  /** Called once per turn before any output is written: 0 (write it now) or the number it waits for. */
+  turnEnd(): number;
+  /** Output waiting for numbers up to this may be written. */
+  durable(): number;
+  /** A group is being gathered: poll again without blocking. */
+  readonly gathering: boolean;
 }
 
 const READ_SIZE = 65536;
@@ -52,6 +61,8 @@ class Conn<C> {
   writtenBytes = 0;
   /** Watch events queued in `out` and not yet written. */
   readonly events = new UnsentEvents();
+  /** How far (in queuedBytes) output may be written: set at turn ends, held for group commit. */
+  readonly marks = new ReleaseMarks();
   constructor(readonly fd: number, readonly id: number) {}
 }
 
@@ -77,7 +88,10 @@ export class UnixServer<C> {
   private readonly extraFds = new Map<number, () => void>();
   private readonly turnEnd: Array<() => void> = [];
   private gate: OutputGate | null = null;
-  private held = false;
+  /** The record number this turn's output waits for (0: none). */
+  private tag = 0;
+  /** Connections with output held for group commit. */
+  private readonly waiting = new Set<Conn<C>>();
 
   constructor(private readonly opts: UnixServerOptions, private readonly handler: ConnectionHandler<C>) {
     this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
@@ -106,19 +120,19 @@ export class UnixServer<C> {
     let lastYield = performance.now();
     while (!this.stopping) {
       const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
-      // Held output (group commit gathering): poll without blocking.
-      const gathering = this.held;
+      // A group commit gathering: poll without blocking.
+      const gathering = this.gate !== null && this.gate.gathering;
       const busy = this.backlog.size > 0 || gathering;
       const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
       const n = this.ep.wait(timeout);
       for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
       for (const c of [...this.backlog]) this.serve(c);
-      this.held = this.gate !== null && this.gate.hold();
-      if (!this.held) this.flushDirty();
+      this.tag = this.gate === null ? 0 : this.gate.turnEnd();
+      this.releaseOutput();
       for (const fn of this.turnEnd) fn();
       const now = performance.now();
-      // Idle: yield. Not while a group commit gathers (or has just synced): that poll was non-blocking.
-      if ((n === 0 && !gathering && !this.held) || now - lastYield >= YIELD_MS) {
+      // Idle: yield. Not while a group commit gathers: that poll was non-blocking.
+      if ((n === 0 && !gathering && !(this.gate?.gathering ?? false)) || now - lastYield >= YIELD_MS) {
         await new Promise((r) => setTimeout(r, 0));
         lastYield = performance.now();
       }
@@ -159,9 +173,14 @@ export class UnixServer<C> {
     this.gate = g;
   }
 
-  /** True while output is held back: turn-end hooks must not write replies or events either. */
-  get outputHeld(): boolean {
-    return this.held;
+  /** The record number this turn's output waits for (0: none); turn-end hooks tag theirs with it. */
+  get outputTag(): number {
+    return this.tag;
+  }
+
+  /** Output tagged up to this number may be written (group commit; without a gate: everything). */
+  get durable(): number {
+    return this.gate === null ? Number.MAX_SAFE_INTEGER : this.gate.durable();
   }
 
   private onEvent(fd: number, mask: number): void {
@@ -176,7 +195,7 @@ export class UnixServer<C> {
     }
     const c = this.conns.get(fd);
     if (c === undefined) return;
-    if (mask & libc.EPOLLOUT && !this.held) this.flush(c);
+    if (mask & libc.EPOLLOUT) this.flush(c);
     if (c.closed) return;
     if (mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR)) this.readConn(c, mask);
   }
@@ -270,10 +289,13 @@ export class UnixServer<C> {
     this.ep.modify(c.fd, mask);
   }
 
-  /** Write as much output as the socket takes; arm EPOLLOUT for the rest. */
+  /** Write as much released output as the socket takes; arm EPOLLOUT for the rest. */
   flush(c: Conn<C>): void {
-    while (c.out.length > 0) {
-      const n = libc.write(c.fd, c.out.pending());
+    for (;;) {
+      const allowed = c.marks.released - c.writtenBytes;
+      if (allowed <= 0) break;
+      const pending = c.out.pending();
+      const n = libc.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
       if (n > 0) {
         c.out.consume(n);
         c.writtenBytes += n;
@@ -285,7 +307,7 @@ export class UnixServer<C> {
       this.closeConn(c, "write error");
       return;
     }
-    const want = c.out.length > 0;
+    const want = c.marks.released > c.writtenBytes; // held output does not need EPOLLOUT
     if (want !== c.wantOut) {
       c.wantOut = want;
       this.updateMask(c);
@@ -295,10 +317,26 @@ export class UnixServer<C> {
     else if (c.paused && c.out.length <= OUT_HIGH) this.setPaused(c, false);
   }
 
-  /** Write out everything queued this turn: one write() per connection, whatever the batch size. */
-  private flushDirty(): void {
-    for (const c of this.dirty) if (!c.closed && !c.wantOut) this.flush(c);
+  /**
+   * Turn end: release this turn's output (tagged with the record it waits for) and whatever held
+   * output has become durable; write it, one write() per connection whatever the batch size.
+   */
+  private releaseOutput(): void {
+    const tag = this.tag;
+    for (const c of this.dirty) {
+      if (c.closed) continue;
+      c.marks.add(tag, c.queuedBytes);
+      if (c.marks.waiting) this.waiting.add(c);
+      else if (!c.wantOut) this.flush(c);
+    }
     this.dirty.clear();
+    if (this.waiting.size === 0) return;
+    const durable = this.durable;
+    for (const c of this.waiting) {
+      c.marks.release(durable);
+      if (!c.marks.waiting) this.waiting.delete(c);
+      if (!c.wantOut) this.flush(c);
+    }
   }
 
   private closeConn(c: Conn<C>, why: string): void {
@@ -306,6 +344,7 @@ export class UnixServer<C> {
     c.closed = true;
     this.backlog.delete(c);
     this.dirty.delete(c);
+    this.waiting.delete(c);
     this.conns.delete(c.fd);
     this.ep.remove(c.fd);
     libc.closeFd(c.fd);

@@ -304,6 +304,14 @@ export class MessageWriter {
   private _events = 0;
   private _eventBytes = 0;
   private _repliesWritten = 0;
+  /** Messages ever queued, and ever finished (written completely, or dropped by clear()). */
+  private _enqueued = 0;
+  private _done = 0;
+
+  /** Messages ever queued (a running count: positions for write's `upTo`). */
+  get enqueued(): number {
+    return this._enqueued;
+  }
 
   /** Non-event messages completely written so far (a running count). */
   get repliesWritten(): number {
@@ -332,6 +340,7 @@ export class MessageWriter {
 
   enqueue(type: number, reqId: number, txId: number, payload: string): void {
     this.queue.push({ type, reqId, txId, payload });
+    this._enqueued++;
     const size = HEADER_SIZE + payload.length;
     this._bytes += size;
     if (type === WATCH_EVENT_TYPE) {
@@ -340,9 +349,12 @@ export class MessageWriter {
     }
   }
 
-  /** Write as much as fits into `side`; returns bytes written, or BAD_INDEXES (nothing written). */
-  write(page: RingPage, side: RingSide): number {
-    if (this.head === this.queue.length) return 0;
+  /**
+   * Write as much as fits into `side`, up to message number `upTo` (exclusive; group commit holds
+   * the rest); returns bytes written, or BAD_INDEXES (nothing written).
+   */
+  write(page: RingPage, side: RingSide, upTo = Number.MAX_SAFE_INTEGER): number {
+    if (this.head === this.queue.length || this._done >= upTo) return 0;
     const cons = page.get(side.cons);
     const prod = page.get(side.prod);
     const used = (prod - cons) >>> 0;
@@ -351,7 +363,7 @@ export class MessageWriter {
     const mask = RING_SIZE - 1;
     let space = RING_SIZE - used;
     let p = prod;
-    while (space > 0 && this.head < this.queue.length) {
+    while (space > 0 && this.head < this.queue.length && this._done < upTo) {
       const q = this.queue[this.head];
       const size = HEADER_SIZE + q.payload.length;
       if (this.offset < HEADER_SIZE) {
@@ -385,6 +397,7 @@ export class MessageWriter {
       }
       this.queue[this.head] = undefined as unknown as Queued; // let it be collected
       this.head++;
+      this._done++;
       this.offset = 0;
     }
     const total = (p - prod) >>> 0;
@@ -402,6 +415,7 @@ export class MessageWriter {
 
   /** Drop everything queued (reconnection, error, release). */
   clear(): void {
+    this._done = this._enqueued;
     this.queue = [];
     this.head = 0;
     this.offset = 0;

@@ -6,7 +6,7 @@
  */
 import { Core } from "../../src/dispatch/core.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
-import { DomainManager, type DomainManagerOptions } from "../../src/domains/manager.ts";
+import { DomainManager, type DomainManagerOptions, type EventLoop } from "../../src/domains/manager.ts";
 import type { DomainState, MappedRing, XenPlatform } from "../../src/xen/platform.ts";
 import { PAGE_SIZE, RingPage } from "../../src/xen/ring.ts";
 import { GuestClient, type GuestTransport } from "../../src/client/guest.ts";
@@ -126,11 +126,12 @@ export interface Rig {
   events(g: GuestClient): Promise<Array<{ path: string; token: string }>>;
 }
 
-export function rig(opts: DomainManagerOptions = {}): Rig {
+/** `loop`: the manager's event loop (group commit tags and durable numbers); null: none. */
+export function rig(opts: DomainManagerOptions = {}, loop: EventLoop | null = null): Rig {
   const core = new Core({ policy: new LegacyPolicy() });
   const xen = new FakeXen();
   const d0 = dom0(core);
-  const r = { mgr: new DomainManager(core, xen, null, opts) } as Rig;
+  const r = { mgr: new DomainManager(core, xen, loop, opts) } as Rig;
   core.dispatcher.domainHandler = r.mgr;
   const attach = (domid: number): GuestClient => {
     const page = new RingPage(xen.domains.get(domid)!.page);

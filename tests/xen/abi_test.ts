@@ -5,6 +5,7 @@
 import assert from "../helpers/assert.ts";
 import * as abi from "../../ffi/xen_abi.ts";
 import * as libc from "../../ffi/libc.ts";
+import * as aio from "../../ffi/aio.ts";
 import * as ring from "../../src/xen/ring.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, VIRQ_DOM_EXC } from "../../src/xen/platform.ts";
 import { RealPlatform } from "../../src/xen/real/platform.ts";
@@ -124,6 +125,32 @@ const TS: Record<string, number> = {
   EAGAIN: libc.EAGAIN,
   ESRCH: libc.ESRCH,
   ECONNREFUSED: libc.ECONNREFUSED,
+
+  O_WRONLY: libc.O_WRONLY,
+  O_DSYNC: libc.O_DSYNC,
+  O_DIRECT: libc.O_DIRECT,
+  EINVAL: libc.EINVAL,
+  SYS_io_setup: aio.SysIo.setup,
+  SYS_io_destroy: aio.SysIo.destroy,
+  SYS_io_getevents: aio.SysIo.getevents,
+  SYS_io_submit: aio.SysIo.submit,
+  IOCB_CMD_PWRITE: aio.IOCB_CMD_PWRITE,
+  IOCB_FLAG_RESFD: aio.IOCB_FLAG_RESFD,
+  "sizeof.struct iocb": aio.Iocb.size,
+  "offset.struct iocb.aio_data": aio.Iocb.data,
+  "offset.struct iocb.aio_rw_flags": aio.Iocb.rwFlags,
+  "offset.struct iocb.aio_lio_opcode": aio.Iocb.opcode,
+  "offset.struct iocb.aio_fildes": aio.Iocb.fildes,
+  "offset.struct iocb.aio_buf": aio.Iocb.buf,
+  "offset.struct iocb.aio_nbytes": aio.Iocb.nbytes,
+  "offset.struct iocb.aio_offset": aio.Iocb.offset,
+  "offset.struct iocb.aio_flags": aio.Iocb.flags,
+  "offset.struct iocb.aio_resfd": aio.Iocb.resfd,
+  "sizeof.struct io_event": aio.IoEvent.size,
+  "offset.struct io_event.data": aio.IoEvent.data,
+  "offset.struct io_event.obj": aio.IoEvent.obj,
+  "offset.struct io_event.res": aio.IoEvent.res,
+  "offset.struct io_event.res2": aio.IoEvent.res2,
 };
 
 async function cAbi(): Promise<Map<string, number>> {

@@ -1,0 +1,69 @@
+// Group commit on guest rings: a ring's replies and watch events are written only once the record
+// they wait for is durable (the loop's outputTag/durable, src/common/release_marks.ts), in order,
+// and a later turn's output never overtakes or leaks with an earlier one's.
+import assert from "../helpers/assert.ts";
+import { MsgType } from "../../src/protocol/wire.ts";
+import { request, rig } from "./harness.ts";
+
+/** The loop as the manager sees it; the test plays the group commit gate. */
+function fakeLoop() {
+  return {
+    addFd() {},
+    removeFd() {},
+    onTurnEnd() {},
+    outputTag: 0,
+    durable: Number.MAX_SAFE_INTEGER,
+  };
+}
+
+/** The reply to `id` if it is in the ring now (one pump, no waiting), else null. */
+async function replyNow(
+  g: { reply(id: number, ms: number): Promise<{ type: number }> },
+  id: number,
+): Promise<number | null> {
+  try {
+    return (await g.reply(id, 0)).type;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test("group commit on rings: replies and events wait for their record, and release in order", async () => {
+  const loop = fakeLoop();
+  const r = rig({}, loop);
+  const g = r.guest(1);
+  // The toolstack's part: the domain's home, owned by it.
+  assert.equal(request(r.core, r.dom0, MsgType.MKDIR, "/local/domain/1\0"), "OK\0");
+  assert.equal(request(r.core, r.dom0, MsgType.SET_PERMS, "/local/domain/1\0n1\0"), "OK\0");
+  await g.watch("data", "tok");
+  assert.deepEqual((await r.events(g)).map((e) => e.token), ["tok"], "the initial event");
+
+  // A write whose record (5) is not durable yet (4 is): nothing reaches the ring.
+  loop.outputTag = 5;
+  loop.durable = 4;
+  const first = g.send(MsgType.WRITE, "data/a\0one");
+  r.mgr.pump();
+  assert.equal(await replyNow(g, first), null, "the reply waits for record 5");
+  assert.deepEqual(await r.events(g), [], "so does the watch event");
+
+  // A second write in a later turn waits for record 6.
+  loop.outputTag = 6;
+  const second = g.send(MsgType.WRITE, "data/b\0two");
+  r.mgr.pump();
+  assert.equal(await replyNow(g, second), null);
+
+  // Record 5 durable: the first turn's reply and event go, the second's stay.
+  loop.durable = 5;
+  r.mgr.pump();
+  assert.equal(await replyNow(g, first), MsgType.WRITE, "the first reply");
+  assert.deepEqual((await g.eventsWithin(0)).map((e) => e.path), ["data/a"]);
+  assert.equal(await replyNow(g, second), null, "the second turn's reply still waits");
+
+  // Record 6 durable: the rest.
+  loop.durable = 6;
+  loop.outputTag = 0;
+  r.mgr.pump();
+  assert.equal(await replyNow(g, second), MsgType.WRITE, "the second reply");
+  assert.deepEqual((await g.eventsWithin(0)).map((e) => e.path), ["data/b"]);
+  assert.equal(await g.read("data/b"), "two", "with nothing unsynced, replies go at once");
+});
