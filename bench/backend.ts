@@ -308,8 +308,16 @@ export async function runBackendBench(
   const fsyncBefore = fsyncProbeUs();
   const rows: ThroughputRow[] = [];
   for (const c of configs) rows.push(await throughput(c, o, log));
+  // The machine is shared: measure memory again at the end, and compare against the better of the two
+  // (a slow first memory run must not flatter the other rows).
+  if (configs.length > 1) rows.push({ ...(await throughput(CONFIGS[0], o, log)), config: "memory (again)" });
   const fsyncAfter = fsyncProbeUs();
-  const mem = rows.find((r) => r.config === "memory");
+  const memRows = rows.filter((r) => r.config.startsWith("memory"));
+  const best = (xs: Array<number | undefined>) => {
+    const ok = xs.filter((x): x is number => x !== undefined);
+    return ok.length > 0 ? Math.max(...ok) : undefined;
+  };
+  const mem = { write: best(memRows.map((r) => r.write)), commits: best(memRows.map((r) => r.commits)) };
   const restarts: RestartRow[] = [];
   let baselineS = 0;
   if (!o.noRestart) {
@@ -331,7 +339,7 @@ export async function runBackendBench(
   }
   const fileGroup = rows.filter((r) => r.config.startsWith("file group") && r.write !== undefined);
   const bestRow = fileGroup.reduce<ThroughputRow | undefined>(
-    (best, r) => best === undefined || r.write! > best.write! ? r : best,
+    (top, r) => top === undefined || r.write! > top.write! ? r : top,
     undefined,
   );
   const bestGroup = bestRow?.write;
@@ -343,7 +351,8 @@ export async function runBackendBench(
       Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
     } at the end`,
     "- WRITE: xsbench write, 16 clients, 16-byte values; txn: xsbench txn --mode disjoint, 16 clients " +
-    "(commits/s). Ratios are against the memory backend in this run.",
+    "(commits/s). Ratios are against the memory backend in this run (measured first and last; the better of the " +
+    "two).",
     `- fdatasync of 1600 bytes on the stores' file system: median ${fsyncBefore.toFixed(0)} µs before the ` +
     `throughput runs, ${
       fsyncAfter.toFixed(0)
