@@ -209,6 +209,8 @@ const SPECS: CrashSpec[] = [
   { kind: "sqlite", sync: "always", clients: 2, seed: 5678 },
   { kind: "tdb", sync: "always", clients: 2, seed: 9012 },
   { kind: "file", sync: "group:2", clients: 4, seed: 3456 },
+  // The recommended group mode: a write is nearly always in flight (asynchronous, Linux AIO).
+  { kind: "file", sync: "group:0", clients: 4, seed: 2468 },
   { kind: "sqlite", sync: "group:1", clients: 4, seed: 7890 },
 ];
 
