@@ -11,6 +11,7 @@
  *
  * Options: --plans A,B   --no-reference-bench   --build-dir DIR   --timeout SECONDS (per boot)
  *          --daemon-arg ARG (repeatable, appended to dxenstored's command line)   --cpu QEMU_CPU_MODEL
+ *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
  * Ends with "N passed, N failed"; exit status 1 on any failure, 2 when it cannot run at all.
  */
 import { buildOverlay, DAEMON_RUN } from "./package.ts";
@@ -30,6 +31,14 @@ const XSCONTROL = "usr/lib/xen-4.17/bin/xenstore-control";
  * ... 64 48 8b 00 <48> 8b 00" in busybox). Opteron_G5 hangs Xen's boot. See docs/operations.md.
  */
 const CPU = "qemu64,+svm,+npt";
+/**
+ * A boot reaches dom0's init in 10–15 s (run.sh's "dom0 init" milestone: the first line of dom0's init,
+ * before any xenstore daemon exists). QEMU TCG sometimes hangs inside dom0's kernel before that (seen:
+ * right after "IP idents hash table entries", with the CPU spinning); such a boot is killed after
+ * `--stall` seconds and started again, at most BOOT_ATTEMPTS times, and the retry is reported.
+ */
+const STALL_S = 90;
+const BOOT_ATTEMPTS = 3;
 
 interface Options {
   reference?: string;
@@ -39,6 +48,7 @@ interface Options {
   timeout: number;
   daemonArgs: string[];
   cpu: string;
+  stall: number;
 }
 
 function usage(msg?: string): never {
@@ -56,6 +66,7 @@ function parseOptions(argv: string[]): Options {
     timeout: 420,
     daemonArgs: [],
     cpu: CPU,
+    stall: STALL_S,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -67,12 +78,14 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--timeout") o.timeout = Number(val());
     else if (a === "--daemon-arg") o.daemonArgs.push(val());
     else if (a === "--cpu") o.cpu = val();
+    else if (a === "--stall") o.stall = Number(val());
     else if (a === "-h" || a === "--help") usage();
     else usage(`unknown option ${a}`);
   }
   if (o.reference && !REFERENCES.includes(o.reference)) usage(`--reference takes ${REFERENCES.join(" or ")}`);
   if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A and/or B`);
   if (!(o.timeout > 0)) usage("--timeout needs seconds");
+  if (!(o.stall > 0)) usage("--stall needs seconds");
   return o;
 }
 
@@ -86,15 +99,27 @@ async function exists(p: string): Promise<boolean> {
   return await Deno.stat(p).then(() => true, () => false);
 }
 
-/** One boot with run.sh, its progress lines streamed; returns the parsed serial log. */
-async function boot(
+export interface BootResult {
+  log: BootLog;
+  seconds: number;
+  logPath: string;
+  runOutput: string;
+  /** QEMU was killed because dom0's init did not start within `o.stall` seconds. */
+  stalled: boolean;
+}
+
+/**
+ * One boot with run.sh, its progress lines streamed; returns the parsed serial log. A boot that has
+ * not reached dom0's init after `o.stall` seconds is stopped (its QEMU killed: run.sh then ends).
+ */
+export async function boot(
   shared: string,
-  o: Options,
+  o: Pick<Options, "buildDir" | "timeout" | "cpu" | "stall">,
   cpio: string,
   xsd: string,
   plan: string,
   tag: string,
-): Promise<{ log: BootLog; seconds: number; logPath: string; runOutput: string }> {
+): Promise<BootResult> {
   const logPath = `${o.buildDir}/serial-${tag}-${plan}.log`;
   const t0 = performance.now();
   console.log(`== boot ${plan} (${tag}): run.sh -x ${xsd} -g ${plan}, serial log ${logPath}`);
@@ -120,6 +145,17 @@ async function boot(
     stderr: "piped",
   }).spawn();
   let runOutput = "";
+  let qemuPid = 0;
+  let dom0Init = false;
+  let stalled = false;
+  const watchdog = setTimeout(() => {
+    if (dom0Init || qemuPid === 0) return;
+    stalled = true;
+    console.log(`   (no dom0 init after ${o.stall} s: QEMU hung in dom0's kernel; stopping this boot)`);
+    try {
+      Deno.kill(qemuPid, "SIGTERM");
+    } catch { /* already gone */ }
+  }, o.stall * 1000);
   const dec = new TextDecoder();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     let buf = "";
@@ -131,13 +167,29 @@ async function boot(
         buf = buf.slice(nl + 1);
         runOutput += line + "\n";
         console.log(`   ${line}`);
+        const pid = /^qemu pid (\d+)/.exec(line);
+        if (pid) qemuPid = Number(pid[1]);
+        if (/\] dom0 init$/.test(line)) dom0Init = true;
       }
     }
   };
   await Promise.all([pump(child.stdout), pump(child.stderr), child.status]);
+  clearTimeout(watchdog);
   const seconds = (performance.now() - t0) / 1000;
   const text = await Deno.readTextFile(logPath).catch(() => "");
-  return { log: parseSerialLog(text), seconds, logPath, runOutput };
+  return { log: parseSerialLog(text), seconds, logPath, runOutput, stalled };
+}
+
+/** boot(), started again (up to BOOT_ATTEMPTS in all) while it stalls before dom0's init. */
+async function bootRetrying(...args: Parameters<typeof boot>): Promise<BootResult> {
+  for (let attempt = 1;; attempt++) {
+    const r = await boot(...args);
+    if (!r.stalled || attempt >= BOOT_ATTEMPTS) return r;
+    console.log(
+      `== boot ${args[4]} (${args[5]}) stalled before dom0's init (nothing of the test had started): ` +
+        `booting again (attempt ${attempt + 1} of ${BOOT_ATTEMPTS})`,
+    );
+  }
 }
 
 async function main(): Promise<number> {
@@ -194,7 +246,7 @@ async function main(): Promise<number> {
   const xsd = o.reference ?? DAEMON_RUN;
   const reports: BootReport[] = [];
   for (const plan of o.plans) {
-    const r = await boot(shared, o, `${o.buildDir}/${cpioName}`, xsd, plan, tag);
+    const r = await bootRetrying(shared, o, `${o.buildDir}/${cpioName}`, xsd, plan, tag);
     reports.push({ plan, xsd: tag, counted: true, ...r });
     console.log(
       `== boot ${plan} (${tag}) took ${r.seconds.toFixed(1)} s: ${r.log.result ?? "no E2E-RESULT"}`,
@@ -202,7 +254,14 @@ async function main(): Promise<number> {
   }
   if (!o.reference && o.referenceBench && o.plans.includes("B")) {
     // the benchmark reference: the same image, cxenstored instead of dxenstored
-    const r = await boot(shared, o, `${o.buildDir}/${cpioName}`, "cxenstored", "B", "cxenstored-bench");
+    const r = await bootRetrying(
+      shared,
+      o,
+      `${o.buildDir}/${cpioName}`,
+      "cxenstored",
+      "B",
+      "cxenstored-bench",
+    );
     reports.push({ plan: "B", xsd: "cxenstored", counted: false, ...r });
     console.log(`== boot B (cxenstored, benchmark reference) took ${r.seconds.toFixed(1)} s`);
   }
