@@ -61,10 +61,7 @@ export interface FileBackendOptions extends BackendOptions {
   readonly compactBytes?: number;
   /** Zero-filled space kept ahead of the log's end when syncing (0 = none). Default 1 MiB. */
   readonly preallocBytes?: number;
-  /**
-   * Group and always modes: write each group (each record) with O_DIRECT|O_DSYNC where the file system
-   * allows (default true); false: write + fdatasync.
-   */
+  /** Group mode: write each group with O_DIRECT|O_DSYNC where the file system allows (default true). */
   readonly directIo?: boolean;
 }
 
@@ -138,7 +135,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   private aioFd = -1;
   private inFlight: InFlight | null = null;
   private readonly eventCount = new Uint8Array(8);
-  /** Group and always modes: durable appends in one write (src/backend/direct_log.ts); null: write + fdatasync. */
+  /** Group mode: durable appends in one write (src/backend/direct_log.ts); null: write + fdatasync. */
   private direct: DirectAppender | null = null;
   /** The appender knows the log's last partial block (false after any write through the page cache). */
   private directReady = false;
@@ -411,9 +408,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.direct?.close();
     this.direct = null;
     this.directReady = false;
-    if ((this.group || this.opts.sync === "always") && this.opts.directIo !== false) {
-      this.direct = DirectAppender.open(this.p("log"));
-    }
+    if (this.group && this.opts.directIo !== false) this.direct = DirectAppender.open(this.p("log"));
     this.logSize = size;
     this.allocated = size;
     this.reserveAfter = 0;
@@ -475,10 +470,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
       }
       this.settle();
       this.flushBuffered(f);
-    } else if (this.opts.sync === "always" && this.direct !== null && !this.plainUnsynced) {
-      // One O_DIRECT|O_DSYNC write: durable when it returns, no page cache, no fdatasync.
-      this.reserve(f, frame.length);
-      if (this.logSize + frame.length <= this.allocated && this.appendOneDirect(this.direct, frame)) return;
     }
     try {
       this.reserve(f, frame.length);
@@ -490,7 +481,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     if (this.opts.sync === "always") {
       try {
         this.syncLog(f);
-        this.plainUnsynced = false;
       } catch (e) {
         // After a failed fsync the kernel may have dropped the pages: nothing written since is
         // trustworthy. Take the record back and refuse further writes until a restart.
@@ -718,34 +708,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.buffered = [];
     this.bufferedBytes = 0;
     f.seekSync(this.logSize, Deno.SeekMode.Start);
-    return true;
-  }
-
-  /**
-   * `--sync=always`: write one record durably with the direct appender, into preallocated space.
-   * False if O_DIRECT turns out to be refused (then the caller writes it through the page cache).
-   * A failed write is a media error: nothing later is trusted (as after a failed fsync).
-   */
-  private appendOneDirect(d: DirectAppender, frame: Uint8Array): boolean {
-    let reached: number;
-    try {
-      this.readyDirect(d);
-      reached = this.writeLogDirect(d, [frame], frame.length);
-    } catch (e) {
-      this.directReady = false;
-      if (e instanceof DirectWriteError && e.unsupported) {
-        log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
-        d.close();
-        this.direct = null;
-        return false;
-      }
-      this.failed ??= `log write failed: ${(e as Error).message}`;
-      log("error", `${this.name}: ${this.failed}; refusing further writes`);
-      throw ioError(`${this.name}: log write`, e);
-    }
-    this.allocated = Math.max(this.allocated, reached);
-    this.logSize += frame.length;
-    this.logFile!.seekSync(this.logSize, Deno.SeekMode.Start); // where a write through the page cache goes
     return true;
   }
 

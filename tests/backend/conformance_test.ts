@@ -22,11 +22,6 @@ const ALL_KINDS: Kind[] = [
   { name: "memory", persistent: false, make: () => new MemoryBackend() },
   { name: "file", persistent: true, make: (d) => new FileBackend(`${d}/store`) },
   {
-    name: "file (write + fdatasync instead of O_DIRECT)",
-    persistent: true,
-    make: (d) => new FileBackend(`${d}/store`, { directIo: false }),
-  },
-  {
     name: "file (sync=none)",
     persistent: true,
     make: (d) => new FileBackend(`${d}/store`, { sync: "none" }),

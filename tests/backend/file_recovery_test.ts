@@ -3,14 +3,12 @@
 // ENOSPC from /dev/full and from a full tmpfs, and a failing fsync).
 import { type Backend, BackendError } from "../../src/backend/backend.ts";
 import { FileBackend, LOG_HEADER } from "../../src/backend/file.ts";
-import { type DirectAppender, DirectWriteError } from "../../src/backend/direct_log.ts";
-import * as libc from "../../ffi/libc.ts";
 import { readFrame } from "../../src/backend/records.ts";
 import { SqliteBackend } from "../../src/backend/sqlite.ts";
 import { TdbBackend } from "../../src/backend/tdb.ts";
 import { libtdbAvailable } from "../../src/backend/tdb_ffi.ts";
 import assert from "../helpers/assert.ts";
-import { assertSameTree, assertSound, directIoWorks, Harness, ReplyError } from "./harness.ts";
+import { assertSameTree, assertSound, Harness, ReplyError } from "./harness.ts";
 
 function withDir(fn: (dir: string) => void): () => void {
   return () => {
@@ -229,7 +227,7 @@ class FullDisk extends FileBackend {
 Deno.test(
   "file: ENOSPC reaches the client, the write is not applied, the log stays clean",
   withDir((dir) => {
-    const b = new FullDisk(dir, { directIo: false }); // the page-cache path (O_DIRECT: below)
+    const b = new FullDisk(dir);
     let h = new Harness(b);
     h.write("/a", "1");
     b.full = true;
@@ -263,7 +261,7 @@ class BadSync extends FileBackend {
 Deno.test(
   "file: a failed fsync answers EIO and disables further writes",
   withDir((dir) => {
-    const b = new BadSync(dir, { directIo: false });
+    const b = new BadSync(dir);
     const h = new Harness(b);
     h.write("/a", "1");
     b.broken = true;
@@ -274,42 +272,6 @@ Deno.test(
     h.close();
   }),
 );
-
-/** The O_DIRECT|O_DSYNC path of --sync=always, with a write that can fail like a dying disk. */
-class BadDirect extends FileBackend {
-  broken = false;
-  directWrites = 0;
-  protected override writeLogDirect(d: DirectAppender, frames: readonly Uint8Array[], bytes: number): number {
-    if (this.broken) throw new DirectWriteError(libc.EIO);
-    this.directWrites++;
-    return super.writeLogDirect(d, frames, bytes);
-  }
-}
-
-Deno.test({
-  name: "file (always, O_DIRECT): one durable write per commit; a failed one answers EIO and disables writes",
-  ignore: !directIoWorks(),
-  fn: withDir((dir) => {
-    const b = new BadDirect(dir);
-    let h = new Harness(b);
-    h.write("/a", "1");
-    const tx = h.start();
-    h.write("/t1", "x", tx);
-    h.write("/t2", "y", tx);
-    h.end(tx);
-    assert.equal(b.directWrites, 2, "a write and a transaction: one direct write each");
-    b.broken = true;
-    assert.throws(() => h.write("/a", "2"), ReplyError, (e) => e.errno === "EIO");
-    b.broken = false;
-    assert.throws(() => h.write("/b", "3"), ReplyError, (e) => e.errno === "EIO", "disabled until restart");
-    assert.equal(read(h, "/a"), "1");
-    const root = h.root;
-    h.close();
-    h = new Harness(new FileBackend(dir));
-    assertSameTree(h.root, root);
-    h.close();
-  }),
-});
 
 /** Mount a small tmpfs (root only); null when mounting is not possible here. */
 function smallTmpfs(dir: string, size: string): string | null {
