@@ -644,13 +644,9 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
       if (e instanceof DirectWriteError && e.unsupported) {
         // Refused before any byte was written (alignment the device does not accept): write the
         // group again through the page cache and sync it, and stay on that path.
-        log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
         this.buffered = w.frames.concat(this.buffered);
         this.bufferedBytes += w.bytes;
-        this.direct?.close();
-        this.direct = null;
-        this.aio?.destroy();
-        this.aio = null;
+        this.giveUpDirect(e.errno);
         this.syncNow();
         return;
       }
@@ -695,11 +691,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     } catch (e) {
       this.directReady = false;
       if (e instanceof DirectWriteError && e.unsupported) {
-        log("info", `${this.name}: O_DIRECT writes refused (errno ${e.errno}); syncing with fdatasync`);
-        d.close();
-        this.direct = null;
-        this.aio?.destroy();
-        this.aio = null;
+        this.giveUpDirect(e.errno);
         return false;
       }
       throw e;
@@ -709,6 +701,15 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.bufferedBytes = 0;
     f.seekSync(this.logSize, Deno.SeekMode.Start);
     return true;
+  }
+
+  /** O_DIRECT writes are refused here (EINVAL): from now on every group is written and fdatasynced. */
+  private giveUpDirect(errno: number): void {
+    log("info", `${this.name}: O_DIRECT writes refused (errno ${errno}); syncing with fdatasync`);
+    this.direct?.close();
+    this.direct = null;
+    this.aio?.destroy();
+    this.aio = null;
   }
 
   /** The one place a group write is submitted through AIO (tests override it). */
