@@ -521,6 +521,7 @@ export class DomainManager implements DomainHandler {
     this.preset.delete(d.domid);
     const r = removeDomainTraces(this.core.db, d.domid);
     this.quotas?.domainGone(d.domid);
+    this.core.dispatcher.policy.domainGone?.(d.domid); // e.g. a Chinese Wall history: the domid may return
     if (why === "released") this.stats.released++;
     else this.stats.died++;
     log(

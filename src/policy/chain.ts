@@ -64,6 +64,11 @@ export class PluginChain implements Policy {
     for (let k = 0; k < KIND_COUNT; k++) this.byKind.push(plugins.filter((p) => (p.interests >> k) & 1));
   }
 
+  /** Every plugin's per-domain variables of `domid` go (a plugin's state is shared by name). */
+  domainGone(domid: number): void {
+    for (const p of this.plugins) p.vars.dropDomain(domid);
+  }
+
   checkNode(who: Subject, access: NodeAccess, path: string, perms: Perms, flags = 0): Decision {
     const list = this.byKind[KIND_NODE];
     if (list.length === 0) return undefined;

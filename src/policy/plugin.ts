@@ -69,6 +69,23 @@ export class VarStore {
     return this.vars.get(k);
   }
 
+  /**
+   * Drop the per-domain state of `domid`: the variables named `d<domid>` and `d<domid>.<anything>`
+   * (docs/plugins.md, State). Returns how many were dropped.
+   */
+  dropDomain(domid: number): number {
+    const exact = `d${domid}`;
+    const prefix = `${exact}.`;
+    let n = 0;
+    for (const k of [...this.vars.keys()]) {
+      if (k === exact || k.startsWith(prefix)) {
+        this.set(k, null);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** False if the store would exceed its limit. */
   set(k: string, v: Uint8Array | null): boolean {
     const old = this.vars.get(k);

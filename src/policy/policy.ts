@@ -56,4 +56,9 @@ export interface Policy {
    * type `type` (src/protocol/wire.ts MsgType) with this raw Latin-1 payload, in transaction `txId`?
    */
   checkMessage?(who: Subject, type: number, txId: number, payload: string): Decision;
+  /**
+   * Optional: domain `domid` is gone (released, or dead and cleaned up). Per-domain state kept for it
+   * must go: Xen may give the domid to a new domain.
+   */
+  domainGone?(domid: number): void;
 }

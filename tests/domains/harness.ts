@@ -6,6 +6,7 @@
  */
 import { Core } from "../../src/dispatch/core.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import type { Policy } from "../../src/policy/policy.ts";
 import { DomainManager, type DomainManagerOptions, type EventLoop } from "../../src/domains/manager.ts";
 import type { DomainState, MappedRing, XenPlatform } from "../../src/xen/platform.ts";
 import { PAGE_SIZE, RingPage } from "../../src/xen/ring.ts";
@@ -126,9 +127,16 @@ export interface Rig {
   events(g: GuestClient): Promise<Array<{ path: string; token: string }>>;
 }
 
-/** `loop`: the manager's event loop (group commit tags and durable numbers); null: none. */
-export function rig(opts: DomainManagerOptions = {}, loop: EventLoop | null = null): Rig {
-  const core = new Core({ policy: new LegacyPolicy() });
+/**
+ * `loop`: the manager's event loop (group commit tags and durable numbers); null: none. `policy`: the
+ * core's (default legacy).
+ */
+export function rig(
+  opts: DomainManagerOptions = {},
+  loop: EventLoop | null = null,
+  policy: Policy = new LegacyPolicy(),
+): Rig {
+  const core = new Core({ policy });
   const xen = new FakeXen();
   const d0 = dom0(core);
   const r = { mgr: new DomainManager(core, xen, loop, opts) } as Rig;

@@ -9,6 +9,9 @@ import { MsgType as T } from "../../src/protocol/wire.ts";
 import { Core } from "../../src/dispatch/core.ts";
 import { PolicyManager } from "../../src/policy/manager.ts";
 import { chainOf } from "./helpers.ts";
+import { VarStore } from "../../src/policy/plugin.ts";
+import { rig } from "../domains/harness.ts";
+import type { GuestClient } from "../../src/client/guest.ts";
 
 const SETS = "banks:a=/cw/bank-a,/cw/a-archive banks:b=/cw/bank-b oil:x=/cw/oil-x oil:y=/cw/oil-y";
 
@@ -110,6 +113,38 @@ Deno.test("chinese-wall: the history survives a policy reload (same plugin name)
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("chinese-wall: a domain's history goes with the domain; a new domain with its domid starts free", async () => {
+  const r = rig({}, null, chainOf(["legacy", "chinese-wall"], { "chinese-wall": { "conflict-sets": SETS } }));
+  populate(r.core);
+  const read = async (g: GuestClient, path: string) => {
+    const m = await g.request(T.READ, `${path}\0`);
+    return m.type === T.ERROR ? m.payload.replace(/\0$/, "") : "ok";
+  };
+  const g = r.guest(5);
+  assert.equal(await read(g, "/cw/bank-a/k"), "ok");
+  assert.equal(await read(g, "/cw/bank-b/k"), "EACCES", "walled off after bank-a");
+  // Domain 5 dies; Xen later creates a new domain 5, which the toolstack grants /cw again.
+  r.xen.destroy(5);
+  r.mgr.pump();
+  for (const sub of ["", "/bank-a", "/bank-a/k", "/bank-b", "/bank-b/k", "/free"]) {
+    ok(r.core, r.dom0, T.SET_PERMS, `/cw${sub}\0n0\0b5\0`);
+  }
+  const again = r.guest(5);
+  assert.equal(await read(again, "/cw/bank-b/k"), "ok", "the new domain 5 inherits no history");
+  assert.equal(await read(again, "/cw/bank-a/k"), "EACCES", "and builds its own");
+});
+
+Deno.test("plugin state: a domain's variables are d<domid> and d<domid>.*, and only those go", () => {
+  const v = new VarStore(1000);
+  const b = (s: string) => new TextEncoder().encode(s);
+  for (const k of ["d5", "d5.hist", "d55", "d5x", "global"]) assert.ok(v.set(k, b("xyz")));
+  const before = v.bytes;
+  assert.equal(v.dropDomain(5), 2);
+  assert.deepEqual([...v.vars.keys()].sort(), ["d55", "d5x", "global"]);
+  assert.equal(v.bytes, before - (2 + 3) - (7 + 3), "their bytes are given back to the budget");
+  assert.equal(v.dropDomain(5), 0);
 });
 
 Deno.test("chinese-wall end to end: daemon with a policy config; SIGHUP reload keeps the wall", async () => {
