@@ -32,9 +32,9 @@ export interface QuotaSource {
 }
 
 /**
- * The Core's quota configuration from the options: -E/-W/-t/-Q..., config quota-* keys. Its refusal
- * logger keeps the soft-limit warnings but drops the quota module's own "quota refused" line: every
- * refusal already gets one rate-limited key=value line from the observer (src/observe/refusals.ts).
+ * The Core's quota configuration from the options: -E/-W/-t/-Q..., config quota-* keys. The quota
+ * module logs its soft-limit warnings but not its refusals: every refusal already gets one rate-limited
+ * key=value line from the observer (src/observe/refusals.ts).
  */
 export function quotaConfig(o: DaemonOptions): QuotaConfig {
   const defaults: Partial<Record<string, number>> = {};
@@ -45,9 +45,8 @@ export function quotaConfig(o: DaemonOptions): QuotaConfig {
   if (o.softQuotas.memory !== undefined) defaults[SOFT_MEMORY] = o.softQuotas.memory;
   return {
     defaults: defaults as Partial<QuotaValues>,
-    log: (level, msg) => {
-      if (!msg.startsWith("quota refused:")) log(level, msg);
-    },
+    log,
+    logRefusals: false,
   };
 }
 

@@ -92,6 +92,12 @@ export interface QuotaOptions {
   /** A domain's SET_QUOTA overrides changed (the domain registry persists them). */
   readonly onOverridesChanged?: (domid: number) => void;
   readonly log?: Logger;
+  /**
+   * Log the first refused request of each quota per domain here (default true). The daemon turns it
+   * off: its observer writes one rate-limited `refused ...` line for every refused request
+   * (src/observe/refusals.ts). Transport stalls are logged here either way.
+   */
+  readonly logRefusals?: boolean;
 }
 
 /** What a deployment chooses (CoreOptions.quota): everything but the daemon's own objects. */
@@ -192,7 +198,7 @@ export class Quotas {
     this.clients = opts.clients;
     this.logger = opts.log ?? defaultLog;
     this.settings = new QuotaSettings(opts.defaults, opts.caps, opts.exempt);
-    this.refusals = new RefusalLog(this.logger);
+    this.refusals = new RefusalLog(this.logger, opts.logRefusals ?? true);
     this.owned = treeUsage(this.db.root);
     // First: a commit refused here must not reach persistence (src/backend) or any listener.
     this.db.beforeCommit((c) => this.validateCommit(c), true);

@@ -17,7 +17,7 @@ export const REFUSAL_ERRNOS: ReadonlySet<string> = new Set([
   "ENOMEM",
 ]);
 
-/** Which quota refused a request, its limit and the usage that hit it (when known). */
+/** Which quota refused a request, its limit and the usage the request would have reached (when known). */
 export interface QuotaHit {
   readonly quota: string;
   readonly limit: number | null;
@@ -133,21 +133,30 @@ export class RefusalLog {
  */
 export function quotaOf(e: unknown, limits: KnownLimits): QuotaHit | null {
   if (typeof e !== "object" || e === null) return null;
-  const o = e as { quota?: unknown; limit?: unknown; used?: unknown; detail?: unknown };
+  const o = e as { quota?: unknown; limit?: unknown; used?: unknown; wanted?: unknown; detail?: unknown };
   if (typeof o.quota === "string") {
     // src/domains/quota.ts QuotaError: "<quota> quota (<limit>) of domain <id>: ..." in its detail.
     const m = typeof o.detail === "string" ? /quota \(([0-9]+)\)/.exec(o.detail) : null;
     return {
       quota: o.quota,
       limit: typeof o.limit === "number" ? o.limit : m !== null ? Number(m[1]) : null,
-      used: typeof o.used === "number" ? o.used : null,
+      // QuotaError.wanted: the usage the request would have reached (or the size it asked for).
+      used: typeof o.used === "number" ? o.used : typeof o.wanted === "number" ? o.wanted : null,
     };
   }
   switch (o.detail) {
     case "too many watches":
-      return { quota: "watches", limit: limits.watches, used: limits.watches };
+      return {
+        quota: "watches",
+        limit: limits.watches,
+        used: limits.watches === null ? null : limits.watches + 1,
+      };
     case "too many open transactions":
-      return { quota: "transactions", limit: limits.transactions, used: limits.transactions };
+      return {
+        quota: "transactions",
+        limit: limits.transactions,
+        used: limits.transactions === null ? null : limits.transactions + 1,
+      };
     case "transaction touches too many nodes":
       return { quota: "transaction-nodes", limit: limits.transactionNodes, used: null };
     case "transaction has too many operations":

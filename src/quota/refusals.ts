@@ -24,7 +24,11 @@ export class RefusalLog {
   private readonly maxSeen = new Map<number, Map<QuotaName, number>>();
   private readonly globalMax = new Map<QuotaName, number>();
 
-  constructor(private readonly logger: Logger) {}
+  /**
+   * `logRequests` false: refused requests are only counted (the daemon's observer logs every one);
+   * stalls of the transport, which are no request's answer, are still logged here.
+   */
+  constructor(private readonly logger: Logger, private readonly logRequests = true) {}
 
   /** Count a refusal; log it if it is the domain's first of this quota since the last re-arm. */
   record(r: Refusal): void {
@@ -40,7 +44,7 @@ export class RefusalLog {
       l = new Set();
       this.logged.set(r.domid, l);
     }
-    if (l.has(r.quota)) return;
+    if (l.has(r.quota) || (!this.logRequests && r.outcome !== "stall")) return;
     l.add(r.quota);
     this.logger(
       "warn",

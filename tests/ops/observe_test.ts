@@ -149,10 +149,19 @@ Deno.test("refusals: line format quotes unsafe values; quotaOf reads structured 
     quotaOf({ quota: "nodes", detail: "nodes quota (1000) of domain 5: 1 new node(s)" }, limits),
     { quota: "nodes", limit: 1000, used: null },
   );
+  // The domains' QuotaError: `wanted` is the usage the request would have reached.
+  assert.deepEqual(
+    quotaOf({ quota: "watches", limit: 3, wanted: 4, detail: "watches quota (3) ..." }, limits),
+    {
+      quota: "watches",
+      limit: 3,
+      used: 4,
+    },
+  );
   assert.deepEqual(quotaOf({ detail: "too many open transactions" }, limits), {
     quota: "transactions",
     limit: 10,
-    used: 10,
+    used: 11,
   });
   assert.equal(quotaOf({ detail: "/some/path" }, limits), null);
 });
