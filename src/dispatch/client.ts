@@ -11,6 +11,11 @@ export interface ReplySink {
 
 export class Client implements Subject {
   target: number | null = null;
+  /**
+   * Feature bits this connection may use (GET_FEATURE's numbering): all the server has for sockets;
+   * a guest's are its domain's (SET_FEATURE before INTRODUCE restricts them).
+   */
+  features = 0xffffffff;
   /** Base of relative paths: "/local/domain/<domid>". */
   readonly base: string;
   readonly txns: TxRegistry;

@@ -107,6 +107,11 @@ export class Dispatcher {
       case MsgType.SET_PERMS:
         return this.nodeOp(c, req, this.viewFor(c, txId));
       case MsgType.TRANSACTION_START: {
+        // Without the nested-transactions feature a transaction cannot be started inside one (as
+        // cxenstored: EBUSY while the request's transaction is open).
+        if (txId !== 0 && (c.features & FEATURE_NESTED_TRANSACTIONS) === 0) {
+          throw new XsError("EBUSY", "nested transactions are not enabled for this domain");
+        }
         this.quotas.checkTransactionStart(c);
         const tx = c.txns.start(
           () => this.db.root,
@@ -188,6 +193,9 @@ export class Dispatcher {
   }
 
   private watch(c: Client, raw: string, token: string, depth: number | undefined): string {
+    if (depth !== undefined && (c.features & FEATURE_WATCH_DEPTH) === 0) {
+      throw new XsError("EINVAL", "watch depth is not enabled for this domain");
+    }
     const p = this.resolve(c, raw, true);
     if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
     this.quotas.checkWatch(c, p.abs, token);

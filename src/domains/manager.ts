@@ -445,6 +445,7 @@ export class DomainManager implements DomainHandler {
       ? this.core.open(d.conn, d.conn.label)
       : this.core.openGuest(d.domid, d.conn, d.conn.label);
     c.target = d.target;
+    c.features = d.features;
     d.conn.client = c;
     this.byClient.set(c.id, d);
   }

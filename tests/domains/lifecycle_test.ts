@@ -173,6 +173,29 @@ Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE
   assert.equal(r.mgr.stats.reconnects, 0);
 });
 
+Deno.test("SET_FEATURE: a domain without watch depth or nested transactions cannot use them", async () => {
+  const r = rig();
+  r.xen.create(6);
+  ok(r.core, r.dom0, T.SET_FEATURE, "6\0" + `${1 | 2}\0`); // reconnection and error indicator only
+  const g = r.attach(6);
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  const errnoOf = async (type: number, payload: string, tx = 0) => {
+    const m = await g.request(type, payload, tx);
+    return m.type === T.ERROR ? m.payload.replace(/\0$/, "") : "OK";
+  };
+  assert.equal(await errnoOf(T.WATCH, "data\0tok\0" + "1\0"), "EINVAL", "a depth argument");
+  assert.equal(await errnoOf(T.WATCH, "data\0tok\0"), "OK", "a plain watch");
+  const tx = await g.transactionStart();
+  assert.equal(await errnoOf(T.TRANSACTION_START, "", tx), "EBUSY", "no transaction inside a transaction");
+  await g.transactionEnd(tx, false);
+  // A domain with the default features may use both.
+  const h = r.guest(7);
+  const tx7 = await h.transactionStart();
+  const child = await h.request(T.TRANSACTION_START, "", tx7);
+  assert.equal(child.type, T.TRANSACTION_START, "nested");
+  assert.equal((await h.request(T.WATCH, "data\0tok\0" + "1\0")).type, T.WATCH, "with a depth");
+});
+
 Deno.test("ring reconnection: watches, transactions and queued output of the old connection are gone", async () => {
   const r = rig();
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/8\0");
