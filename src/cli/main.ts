@@ -134,6 +134,8 @@ async function main(): Promise<number> {
     domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {
       // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
       onDomainsChanged: (d) => backend.persistDomains?.(d),
+      dom0Ring: parsed.domainInit,
+      keepOrphans: parsed.keepOrphans,
     });
     domains.restore(storedDomains as Parameters<typeof domains.restore>[0]);
   } catch (e) {

@@ -176,12 +176,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     long: "no-domain-init",
     arg: "none",
     origin: ["cxenstored", "oxenstored"],
-    status: "ignored",
-    help: "do not initialise dom0's ring: accepted; with --xen none there is none, and --xen real|sim " +
-      "always sets it up (the domains module has no switch for it yet)",
-    apply: (o, _v, flag) => {
+    status: "mapped",
+    help: "do not serve dom0's own ring (/proc/xen/xsd_kva) with --xen real|sim; dom0's tools use the " +
+      "socket",
+    apply: (o) => {
       o.domainInit = false;
-      o.warnings.push(`${flag}: accepted, no effect yet (dom0's ring follows --xen)`);
     },
   },
   {
@@ -373,12 +372,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     long: "keep-orphans",
     arg: "none",
     origin: ["cxenstored"],
-    status: "ignored",
-    help: "keep the nodes of a domain that goes away (a security risk): accepted; the domains module " +
-      "always removes them (no switch for it yet)",
+    status: "mapped",
+    help: "give the nodes of a domain that goes away to dom0 instead of deleting them (a security risk)",
     apply: (o, _v, flag) => {
       o.keepOrphans = true;
-      o.warnings.push(`${flag}: accepted, no effect yet (a dead domain's nodes are always removed)`);
+      o.warnings.push(`${flag}: a dead domain's nodes are kept (owned by dom0): a security risk`);
     },
   },
   {

@@ -17,8 +17,10 @@ import { hamtForEach } from "../store/hamt.ts";
 export interface CleanupResult {
   /** Subtrees deleted because the domain owned their top node. */
   readonly removed: number;
-  /** Nodes whose permission list lost the domain's entries. */
+  /** Nodes whose permission list lost the domain's entries (orphans included). */
   readonly stripped: number;
+  /** keepOrphans: nodes the domain owned, given to dom0. */
+  readonly orphaned: number;
 }
 
 /** Perms without any entry for `domid` (the owner entry is kept: owned nodes are deleted instead). */
@@ -26,20 +28,29 @@ function withoutDomain(p: Perms, domid: number): Perms {
   return Perms.of(p.owner, p.other, p.acl.filter((e) => e.domid !== domid));
 }
 
-/** Remove every trace of domain `domid` from the store in one commit. */
-export function removeDomainTraces(db: Database, domid: number): CleanupResult {
+/**
+ * Remove every trace of domain `domid` from the store in one commit. `keepOrphans` (cxenstored -K, a
+ * security risk): the nodes it owns are kept and given to dom0 instead of deleted (every such node, as
+ * cxenstored moves them), its other permission entries still go.
+ */
+export function removeDomainTraces(db: Database, domid: number, keepOrphans = false): CleanupResult {
   const before = db.root;
   const owned: string[] = [];
   const strip: Array<{ path: string; old: Perms; next: Perms }> = [];
   const stack: Array<[string, Node]> = [];
+  let orphaned = 0;
   hamtForEach(before.children, (name, c) => stack.push([joinPath("/", name), c]));
   while (stack.length > 0) {
     const [path, n] = stack.pop()!;
-    if (n.perms.owner === domid) {
+    if (n.perms.owner === domid && !keepOrphans) {
       owned.push(path); // its subtree goes with it
       continue;
     }
-    if (n.perms.acl.some((e) => e.domid === domid)) {
+    if (n.perms.owner === domid) {
+      const acl = n.perms.acl.filter((e) => e.domid !== domid);
+      strip.push({ path, old: n.perms, next: Perms.of(0, n.perms.other, acl) });
+      orphaned++;
+    } else if (n.perms.acl.some((e) => e.domid === domid)) {
       strip.push({ path, old: n.perms, next: withoutDomain(n.perms, domid) });
     }
     hamtForEach(n.children, (name, c) => stack.push([joinPath(path, name), c]));
@@ -56,7 +67,7 @@ export function removeDomainTraces(db: Database, domid: number): CleanupResult {
       );
     } else if (p.acl.some((e) => e.domid === domid)) db.specialPerms.set(name, withoutDomain(p, domid));
   }
-  if (owned.length === 0 && strip.length === 0) return { removed: 0, stripped: 0 };
+  if (owned.length === 0 && strip.length === 0) return { removed: 0, stripped: 0, orphaned: 0 };
 
   const gen = db.nextGen();
   let root = before;
@@ -81,7 +92,7 @@ export function removeDomainTraces(db: Database, domid: number): CleanupResult {
       "error",
       `cleanup of domain ${domid} failed, ${owned.length} orphaned subtrees kept: ${(e as Error).message}`,
     );
-    return { removed: 0, stripped: 0 };
+    return { removed: 0, stripped: 0, orphaned: 0 };
   }
-  return { removed: owned.length, stripped: strip.length };
+  return { removed: owned.length, stripped: strip.length, orphaned };
 }

@@ -132,6 +132,10 @@ export interface DomainManagerOptions {
   readonly writeThrottle?: WriteThrottleOptions;
   /** Clock in ms (tests). */
   readonly now?: () => number;
+  /** Serve dom0's own ring when the platform has one (default true; -D / --no-domain-init: false). */
+  readonly dom0Ring?: boolean;
+  /** A dead domain's nodes are given to dom0 instead of deleted (-K / --keep-orphans; default false). */
+  readonly keepOrphans?: boolean;
 }
 
 export interface DomainStats {
@@ -241,7 +245,7 @@ export class DomainManager implements DomainHandler {
     core.watches.onOwnerChanged((owner) => {
       if (this.byClient.has(owner)) this.watchesChanged = true;
     });
-    this.attachDom0Ring();
+    if (opts.dom0Ring !== false) this.attachDom0Ring();
     this.kick(); // dom0's kernel may have written requests before we were listening
   }
 
@@ -520,14 +524,15 @@ export class DomainManager implements DomainHandler {
       }
     }
     this.preset.delete(d.domid);
-    const r = removeDomainTraces(this.core.db, d.domid);
+    const r = removeDomainTraces(this.core.db, d.domid, this.opts.keepOrphans);
     this.quotas?.domainGone(d.domid);
     this.core.dispatcher.policy.domainGone?.(d.domid); // e.g. a Chinese Wall history: the domid may return
     if (why === "released") this.stats.released++;
     else this.stats.died++;
     log(
       "info",
-      `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned`,
+      `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned` +
+        (r.orphaned > 0 ? ` (${r.orphaned} owned nodes given to dom0: --keep-orphans)` : ""),
     );
     this.core.watches.fireSpecial("@releaseDomain", d.domid, "both");
     this.persist();
@@ -652,7 +657,7 @@ export class DomainManager implements DomainHandler {
       }
       const st = platform.domainState(r.domid);
       if (st === null || st.dying) {
-        const res = removeDomainTraces(this.core.db, r.domid);
+        const res = removeDomainTraces(this.core.db, r.domid, this.opts.keepOrphans);
         log("info", `dom${r.domid} died while we were down: ${res.removed} owned subtrees removed`);
         this.core.watches.fireSpecial("@releaseDomain", r.domid, "both");
         continue;

@@ -88,6 +88,26 @@ Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes a
   err(r.core, r.dom0, T.RELEASE, "0\0", "EINVAL");
 });
 
+Deno.test("--keep-orphans: a released domain's nodes stay, owned by dom0; its ACL entries still go", async () => {
+  const r = rig({ keepOrphans: true });
+  ok(r.core, r.dom0, T.MKDIR, "/shared\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "/shared\0n0\0w7\0");
+  ok(r.core, r.dom0, T.WRITE, "/granted\0x");
+  ok(r.core, r.dom0, T.SET_PERMS, "/granted\0n0\0r7\0b8\0");
+  const g = r.guest(7);
+  await g.write("/shared/mine/deep", "v");
+  await g.setPerms("/shared/mine", ["n7", "r8", "w7"]);
+  assert.equal(request(r.core, r.dom0, T.RELEASE, "7\0"), "OK\0");
+  assert.equal(ok(r.core, r.dom0, T.READ, "/shared/mine/deep\0"), "v", "kept");
+  assert.equal(
+    ok(r.core, r.dom0, T.GET_PERMS, "/shared/mine\0"),
+    "n0\0r8\0",
+    "owned by dom0, 7's entry gone",
+  );
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/shared/mine/deep\0").split("\0")[0], "n0", "every node");
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/granted\0"), "n0\0b8\0", "domain 7's entry struck");
+});
+
 Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires the per-domain event until RESUME", async () => {
   const r = rig();
   watch(r.core, r.dom0, "@releaseDomain", "all");

@@ -2,7 +2,7 @@
 // maps as guest domains, dom0's requests on the Unix socket. No timing assertions: every wait is for
 // a message, with a timeout that only turns a hang into a failure.
 import assert from "../helpers/assert.ts";
-import { XS } from "../helpers/wire.ts";
+import { WireClient, XS } from "../helpers/wire.ts";
 import { assertNoPendingEvents, startSimXen } from "./sim_harness.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { Field } from "../../src/xen/ring.ts";
@@ -170,6 +170,37 @@ Deno.test("sim: dom0's own ring is a privileged ring connection", async () => {
     assert.equal(await k.read("/tool/xenstored"), "", "dom0 reads what only dom0 may read");
     assert.equal(await k.call(XS.IS_DOMAIN_INTRODUCED, "0\0"), "T\0");
     assert.equal(await k.getDomainPath(0), "/local/domain/0");
+  } finally {
+    k.close();
+    await d.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sim: -D (--no-domain-init) leaves dom0's own ring alone; the socket serves dom0's tools", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dxs-xen-" });
+  createDom0Ring(dir);
+  const { startDaemon } = await import("../helpers/daemon.ts");
+  const d = await startDaemon({ args: [`--xen=sim:${dir}`, "-D"] }).catch(async (e) => {
+    await Deno.remove(dir, { recursive: true });
+    throw e;
+  });
+  const { GuestClient } = await import("../../src/client/guest.ts");
+  const { SimGuest } = await import("../../src/xen/sim/guest.ts");
+  const k = new GuestClient(new SimGuest(dir, 0), { timeoutMs: 1500 });
+  try {
+    await assert.rejects(k.write("/tool/fromkernel", "1"), Error, undefined, "nobody answers dom0's ring");
+    const c = await WireClient.connect(d.socket);
+    try {
+      assert.equal((await c.request(XS.IS_DOMAIN_INTRODUCED, "0\0")).payload, "T\0");
+      assert.equal(
+        (await c.request(XS.READ, "/tool/fromkernel\0")).type,
+        XS.ERROR,
+        "the ring's write never ran",
+      );
+    } finally {
+      c.close();
+    }
   } finally {
     k.close();
     await d.stop();
