@@ -56,6 +56,8 @@ export interface EventLoop {
   addFd(fd: number, onReadable: () => void): void;
   removeFd(fd: number): void;
   onTurnEnd(fn: () => void): void;
+  /** Runs before the turn's output is tagged (absent: the manager stores its records at turn end). */
+  onBeforeOutput?(fn: () => void): void;
   /**
    * Group commit: the record number this turn's output waits for (0: none), and the number durable
    * so far; rings write only output whose record is durable (src/common/release_marks.ts).
@@ -239,6 +241,9 @@ export class DomainManager implements DomainHandler {
       loop.addFd(platform.eventFd, () => this.onEventChannel());
       this.wakeFd = libc.eventfd();
       loop.addFd(this.wakeFd, () => this.onWake());
+      // Domain records (a ring's watches) are stored before the turn's output is tagged, so a WATCH
+      // reply goes out only once the record holding that watch is durable.
+      if (loop.onBeforeOutput) loop.onBeforeOutput(() => this.persistIfChanged());
       loop.onTurnEnd(() => this.turnEnd());
     }
     // Ring connections' watches are persisted with their domain (see records()), once per turn.
@@ -806,11 +811,14 @@ export class DomainManager implements DomainHandler {
   }
 
   /** End of a loop turn: write queued output into the rings and signal the guests. */
+  private persistIfChanged(): void {
+    if (!this.watchesChanged) return;
+    this.watchesChanged = false;
+    this.persist();
+  }
+
   private turnEnd(): void {
-    if (this.watchesChanged) {
-      this.watchesChanged = false;
-      this.persist();
-    }
+    this.persistIfChanged(); // nothing left if the loop ran it before tagging the output
     this.flushAll(this.loop?.outputTag ?? 0, this.loop?.durable ?? Number.MAX_SAFE_INTEGER);
     this.releaseParked();
     if (this.ready.size > 0) {

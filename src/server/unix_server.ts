@@ -87,6 +87,7 @@ export class UnixServer<C> {
   private readonly dirty = new Set<Conn<C>>();
   private readonly extraFds = new Map<number, () => void>();
   private readonly turnEnd: Array<() => void> = [];
+  private readonly beforeOutput: Array<() => void> = [];
   private gate: OutputGate | null = null;
   /** The record number this turn's output waits for (0: none). */
   private tag = 0;
@@ -127,6 +128,7 @@ export class UnixServer<C> {
       const n = this.ep.wait(timeout);
       for (let i = 0; i < n; i++) this.onEvent(this.ep.eventFd(i), this.ep.eventMask(i));
       for (const c of [...this.backlog]) this.serve(c);
+      for (const fn of this.beforeOutput) fn();
       this.tag = this.gate === null ? 0 : this.gate.turnEnd();
       this.releaseOutput();
       for (const fn of this.turnEnd) fn();
@@ -166,6 +168,14 @@ export class UnixServer<C> {
   /** Run `fn` at the end of every loop turn, after replies are flushed (ring I/O, group commit...). */
   onTurnEnd(fn: () => void): void {
     this.turnEnd.push(fn);
+  }
+
+  /**
+   * Run `fn` at the end of every loop turn before the turn's output is tagged for group commit: work
+   * that stores records the turn's replies depend on (a guest's new watch in its domain record).
+   */
+  onBeforeOutput(fn: () => void): void {
+    this.beforeOutput.push(fn);
   }
 
   /** Consult `g` before writing each turn's output (group commit). */

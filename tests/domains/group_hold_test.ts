@@ -67,3 +67,19 @@ Deno.test("group commit on rings: replies and events wait for their record, and 
   assert.deepEqual((await g.eventsWithin(0)).map((e) => e.path), ["data/b"]);
   assert.equal(await g.read("data/b"), "two", "with nothing unsynced, replies go at once");
 });
+
+Deno.test("group commit on rings: a guest's new watch is stored before the turn's output is tagged", async () => {
+  const before: Array<() => void> = [];
+  const loop = { ...fakeLoop(), onBeforeOutput: (fn: () => void) => before.push(fn) };
+  let stored = 0;
+  const r = rig({ onDomainsChanged: () => stored++ }, loop);
+  const g = r.guest(1);
+  assert.equal(before.length, 1, "the manager stores its records in the before-output step");
+  const n = stored;
+  const id = g.send(MsgType.WATCH, "data\0tok\0");
+  r.mgr.pump(); // the request is served (the loop's event phase)
+  assert.equal(stored, n, "not stored yet: that is the before-output step's job");
+  for (const fn of before) fn(); // the loop's turn end, before the gate tags the output
+  assert.equal(stored, n + 1, "the domain record with the new watch is stored before tagging");
+  assert.equal(await replyNow(g, id), MsgType.WATCH);
+});

@@ -1,0 +1,41 @@
+// The server loop's turn end, in order: work that stores records (onBeforeOutput: a guest's new watch
+// in its domain record) runs before the group commit gate tags the turn's output, and output hooks
+// (onTurnEnd: ring writes) run after it — so no reply can be tagged before the record it depends on.
+import assert from "../helpers/assert.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import type { Client } from "../../src/dispatch/client.ts";
+import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import { UnixServer } from "../../src/server/unix_server.ts";
+import { WireClient, XS } from "../helpers/wire.ts";
+
+Deno.test("server turn: before-output hooks, then the gate's tag, then turn-end hooks", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "dxs-turn-" });
+  const core = new Core({ policy: new LegacyPolicy() });
+  const server = new UnixServer<Client>({ path: `${dir}/sock` }, core);
+  const order: string[] = [];
+  server.setOutputGate({
+    turnEnd: () => {
+      order.push("gate");
+      return 0;
+    },
+    durable: () => 0,
+    gathering: false,
+  });
+  server.onBeforeOutput(() => order.push("before"));
+  server.onTurnEnd(() => order.push("end"));
+  server.listen();
+  const running = server.run();
+  try {
+    const c = await WireClient.connect(`${dir}/sock`);
+    assert.equal((await c.request(XS.WRITE, "/a\0x")).type, XS.WRITE);
+    c.close();
+    assert.ok(order.length >= 3);
+    for (let i = 0; i + 3 <= order.length; i += 3) {
+      assert.deepEqual(order.slice(i, i + 3), ["before", "gate", "end"], `turn ${i / 3}`);
+    }
+  } finally {
+    server.stop();
+    await running;
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
