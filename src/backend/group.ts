@@ -10,8 +10,9 @@
 //   nothing unsynced                              → 0: write output now
 //   a write is in flight (asynchronous backend)   → wait: the next write starts when it completes,
 //                                                   with everything committed meanwhile
-//   the batch grew by half or more since the last → wait; poll again without blocking (gathering)
-//   poll, and the window is not over
+//   inline syncs only: the batch grew by half or  → wait; poll again without blocking (gathering)
+//   more since the last poll, and the window is
+//   not over
 //   otherwise (a trickle or nothing new; or <ms>  → start the sync (asynchronously where the backend
 //   since the first unsynced record passed)         can: the loop keeps serving), then wait for it
 //
@@ -87,11 +88,14 @@ export class GroupCommitGate implements OutputGate {
     if (this.async !== null && this.async.inFlightNow()) return tag;
     const t = this.now();
     if (this.seen === 0) this.firstAt = t;
-    // Gather while the batch keeps growing fast (by half or more since the last poll): a burst
-    // still arriving. A trickle (one more per poll, as when clients share the daemon's CPU) is not
-    // worth the wait, so it is synced at once.
+    // Inline syncs: gather while the batch keeps growing fast (by half or more since the last poll):
+    // a burst still arriving. A trickle (one more per poll, as when clients share the daemon's CPU)
+    // is not worth the wait, so it is synced at once. Asynchronous writes do not gather: the write in
+    // flight already collects the next group, and waiting would only leave the disk idle (measured:
+    // group:2 46–48 % of memory's WRITE throughput against 59–61 % for group:0 before this rule).
     const grew = n - this.seen;
-    if (this.windowMs > 0 && grew >= Math.max(1, this.seen / 2) && t - this.firstAt < this.windowMs) {
+    const gather = this.windowMs > 0 && this.async === null;
+    if (gather && grew >= Math.max(1, this.seen / 2) && t - this.firstAt < this.windowMs) {
       this.seen = n;
       this.gathering = true;
       return tag;

@@ -158,6 +158,23 @@ Deno.test("group gate (asynchronous): one write in flight; the next group forms 
   assert.deepEqual(g.stats, { syncs: 2, records: 5, syncMs: 0 });
 });
 
+Deno.test("group gate (asynchronous): no gathering window: the write in flight gathers instead", () => {
+  let now = 0;
+  const s = new FakeAsyncSync();
+  const g = new GroupCommitGate(s, 5, () => assert.fail("no failure expected"), () => now);
+  s.pending = 2;
+  assert.equal(g.turnEnd(), 2);
+  assert.equal(g.gathering, false);
+  assert.deepEqual(s.started, [2], "submitted at once, although the window is 5 ms");
+  now = 1;
+  s.committed += 4;
+  g.turnEnd();
+  assert.deepEqual(s.started, [2], "the next group gathers behind the write in flight");
+  g.completed();
+  g.turnEnd();
+  assert.deepEqual(s.started, [2, 4]);
+});
+
 Deno.test("group gate (asynchronous): a failed write holds everything for ever", () => {
   const s = new FakeAsyncSync();
   const failures: Error[] = [];
