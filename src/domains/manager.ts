@@ -397,14 +397,20 @@ export class DomainManager implements DomainHandler {
       throw e;
     }
     const p = this.preset.get(domid);
-    this.preset.delete(domid);
     const features = p !== undefined && p.uniqueId === st.uniqueId ? p.features : DOMAIN_FEATURES;
     const d = this.attach(domid, false, st.uniqueId, gfn, port, localPort, ring, features, true);
     this.guests.set(domid, d);
+    try {
+      // Stored first: a domain the daemon could not re-attach to after a restart is not introduced.
+      this.persist();
+    } catch (e) {
+      this.detach(d); // SET_FEATURE's preset stays for the next INTRODUCE
+      throw e;
+    }
+    this.preset.delete(domid);
     this.stats.introduced++;
     log("info", `dom${domid} introduced (port ${port} → local ${localPort})`);
     this.core.watches.fireSpecial("@introduceDomain", domid, "both");
-    this.persist();
   }
 
   /** Wire up a mapped ring: connection, client, features in the page; serve whatever is waiting. */
@@ -506,9 +512,8 @@ export class DomainManager implements DomainHandler {
     );
   }
 
-  /** Release or death: everything of the domain goes; @releaseDomain fires. */
-  private destroy(d: Domain, why: string): void {
-    if (!this.guests.has(d.domid) || this.guests.get(d.domid) !== d) return;
+  /** Stop serving `d`: its connection, event channel and ring go (its nodes are not touched). */
+  private detach(d: Domain): void {
     this.guests.delete(d.domid);
     this.ready.delete(d);
     this.dirty.delete(d);
@@ -522,6 +527,12 @@ export class DomainManager implements DomainHandler {
     d.conn.close();
     this.platform!.unbind(d.localPort);
     d.ring.unmap();
+  }
+
+  /** Release or death: everything of the domain goes; @releaseDomain fires. */
+  private destroy(d: Domain, why: string): void {
+    if (!this.guests.has(d.domid) || this.guests.get(d.domid) !== d) return;
+    this.detach(d);
     for (const other of this.guests.values()) {
       if (other.target === d.domid) {
         other.target = null;

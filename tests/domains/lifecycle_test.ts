@@ -88,6 +88,27 @@ Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes a
   err(r.core, r.dom0, T.RELEASE, "0\0", "EINVAL");
 });
 
+Deno.test("INTRODUCE whose domain record cannot be stored is refused and leaves nothing attached", async () => {
+  let full = true;
+  const r = rig({
+    onDomainsChanged: () => {
+      if (full) throw new XsError("ENOSPC", "store full (injected)");
+    },
+  });
+  watch(r.core, r.dom0, "@introduceDomain", "intro");
+  r.xen.create(7);
+  const g = r.attach(7);
+  const mark = r.dom0.sink.sent.length;
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "7\0" + "1\0" + "7\0"), "ENOSPC");
+  assert.deepEqual(events(r.dom0.sink.sent, mark), [], "no @introduceDomain");
+  assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "7\0"), "F\0");
+  assert.equal(r.xen.domains.get(7)!.mapped, 0, "ring unmapped");
+  assert.equal(r.xen.boundPorts, 0, "event channel unbound");
+  full = false;
+  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK\0", "a retry works");
+  assert.equal(await g.getDomainPath(7), "/local/domain/7", "the guest is served");
+});
+
 Deno.test("--keep-orphans: a released domain's nodes stay, owned by dom0; its ACL entries still go", async () => {
   const r = rig({ keepOrphans: true });
   ok(r.core, r.dom0, T.MKDIR, "/shared\0");
