@@ -135,6 +135,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   private aioFd = -1;
   private inFlight: InFlight | null = null;
   private readonly eventCount = new Uint8Array(8);
+  private directRefusalLogged = false;
   /** Group mode: durable appends in one write (src/backend/direct_log.ts); null: write + fdatasync. */
   private direct: DirectAppender | null = null;
   /** The appender knows the log's last partial block (false after any write through the page cache). */
@@ -408,7 +409,13 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.direct?.close();
     this.direct = null;
     this.directReady = false;
-    if (this.group && this.opts.directIo !== false) this.direct = DirectAppender.open(this.p("log"));
+    if (this.group && this.opts.directIo !== false) {
+      this.direct = DirectAppender.open(this.p("log"));
+      if (this.direct === null && !this.directRefusalLogged) {
+        this.directRefusalLogged = true;
+        log("info", `${this.name}: O_DIRECT is not supported here; group syncs use write + fdatasync`);
+      }
+    }
     this.logSize = size;
     this.allocated = size;
     this.reserveAfter = 0;

@@ -128,6 +128,10 @@ async function main(): Promise<number> {
     // Asynchronous group writes: their completion wakes the loop, which then releases the output.
     const fd = gate.completionFd;
     if (fd !== null) server.addFd(fd, () => gate.completed());
+    log(
+      "info",
+      `group commit (${parsed.sync}): ${fd !== null ? "asynchronous writes (Linux AIO)" : "inline syncs"}`,
+    );
   }
   let domains;
   try {
