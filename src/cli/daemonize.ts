@@ -11,7 +11,7 @@
 // status, so a start that fails is seen by start-stop-daemon. This is the contract Debian's
 // /etc/init.d/xen relies on: `start-stop-daemon --start` without --background returns once the
 // daemon serves.
-import { nullifyFd, setsid } from "./sys.ts";
+import { nullifyFd, setsid, socketAccepts } from "./sys.ts";
 
 /** Set in the daemon's environment by the parent; removed by the daemon at once. */
 export const DETACHED_ENV = "DXENSTORED_DETACHED";
@@ -39,15 +39,6 @@ export interface ParentOptions {
   /** -P: print the daemon's pid on stdout. */
   readonly outputPid: boolean;
   readonly timeoutMs?: number;
-}
-
-async function socketAccepts(path: string): Promise<boolean> {
-  try {
-    (await Deno.connect({ transport: "unix", path })).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The parent: start the daemon, wait for its report, return the exit code of the start. */

@@ -16,7 +16,7 @@ import {
   usage,
 } from "./options.ts";
 import { PidFile } from "./pidfile.ts";
-import { isatty, nullifyFd } from "./sys.ts";
+import { isatty, nullifyFd, socketAccepts } from "./sys.ts";
 
 export type Loaded =
   | { readonly kind: "run"; readonly opts: DaemonOptions; readonly config: LoadedConfig | null }
@@ -146,15 +146,6 @@ export function logStartupNotes(l: { opts: DaemonOptions; config: LoadedConfig |
   for (const p of c.result.errors) log("error", `${formatProblem(c.file, p)} (ignored; run --config-test)`);
   if (c.result.ignored.length > 0) {
     log("warn", `${c.file}: accepted without effect in dxenstored: ${c.result.ignored.join(", ")}`);
-  }
-}
-
-async function socketAccepts(path: string): Promise<boolean> {
-  try {
-    (await Deno.connect({ transport: "unix", path })).close();
-    return true;
-  } catch {
-    return false;
   }
 }
 

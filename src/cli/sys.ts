@@ -1,7 +1,8 @@
 // The few process-level libc calls the daemon contract needs and Deno does not offer: setsid() for the
 // detached daemon, open/flock/ftruncate for a locked pid file, dup2 to let go of inherited stdio, and
-// Unix datagrams for sd_notify and syslog (Deno's datagram Unix sockets need --unstable). Raw file
-// descriptors never leave this module except as opaque numbers owned by its callers.
+// Unix datagrams for sd_notify and syslog (Deno's datagram Unix sockets need --unstable), and the
+// probe whether a daemon serves a socket. Raw file descriptors never leave this module except as
+// opaque numbers owned by its callers.
 
 const lib = Deno.dlopen("libc.so.6", {
   setsid: { parameters: [], result: "i32" },
@@ -153,5 +154,15 @@ export function sendDatagram(path: string, payload: Uint8Array): boolean {
     return n === payload.length;
   } finally {
     sym.close(fd);
+  }
+}
+
+/** Does a server accept connections on the Unix socket `path` (a daemon is serving it)? */
+export async function socketAccepts(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
   }
 }
