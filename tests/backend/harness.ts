@@ -10,6 +10,7 @@ import { checkStore } from "../../src/store/check.ts";
 import type { Node } from "../../src/store/tree.ts";
 import { XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
+import { AioContext } from "../../ffi/aio.ts";
 
 export class ReplyError extends Error {
   constructor(readonly errno: string) {
@@ -102,6 +103,16 @@ export function rng(seed: number): () => number {
 }
 
 /** Whether this machine's temp file system takes O_DIRECT (tmpfs and some overlays do not). */
+/** Can this process use Linux native AIO (io_setup may fail: aio-max-nr reached, a kernel without AIO)? */
+export function aioWorks(): boolean {
+  try {
+    AioContext.create(1).destroy();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function directIoWorks(): boolean {
   const dir = Deno.makeTempDirSync({ prefix: "dxs-direct-probe-" });
   try {
