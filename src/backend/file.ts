@@ -547,6 +547,10 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
    * the records are committed in memory with replies queued, so the backend stops (see syncNow).
    */
   private flushBuffered(f: Deno.FsFile): void {
+    // The direct appender writes through its own descriptor and reads the tail through this one:
+    // this descriptor's position is set here, the one place group mode writes through it, and nowhere
+    // on the per-group path.
+    f.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
     if (this.bufferedBytes === 0) return;
     const all = new Uint8Array(this.bufferedBytes);
     let o = 0;
@@ -664,8 +668,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     }
     this.allocated = Math.max(this.allocated, reached);
     this.durable = w.seq;
-    // The plain descriptor's position: the end of what is written (the buffer follows it).
-    this.logFile?.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
   }
 
   /** Load the log's last partial block into the appender (after any write through the page cache). */
@@ -681,7 +683,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
       if (n === null) throw new Error(`log shorter than expected (${start + o} < ${at})`);
       o += n;
     }
-    f.seekSync(at, Deno.SeekMode.Start);
     d.reset(at, tail);
     this.directReady = true;
   }
@@ -689,7 +690,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   /** The buffered records written durably with the direct appender; false if it cannot be used. */
   private appendDirect(): boolean {
     const d = this.direct;
-    const f = this.logFile!;
     if (d === null || this.plainUnsynced || this.bufferedBytes === 0) return false;
     this.readyDirect(d);
     let reached: number;
@@ -706,7 +706,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.allocated = Math.max(this.allocated, reached);
     this.buffered = [];
     this.bufferedBytes = 0;
-    f.seekSync(this.logSize, Deno.SeekMode.Start);
     return true;
   }
 

@@ -510,6 +510,13 @@ Deno.test({
       const b = make();
       const h = new Harness(b);
       const a = b.asyncSync()!;
+      // Groups written directly first: the page-cache write below must land after them, not where
+      // the log's descriptor last stood.
+      for (let i = 0; i < 3; i++) {
+        h.write(`/p${i}`, "x".repeat(1500));
+        a.startSync();
+        b.syncNow();
+      }
       h.write("/a", "1");
       b.refuseOnce = true;
       a.startSync();
@@ -522,6 +529,7 @@ Deno.test({
       b.syncNow();
       h.close();
       const r = new Harness(make());
+      for (let i = 0; i < 3; i++) assert.equal(r.req(XS.READ, `/p${i}\0`), "x".repeat(1500));
       assert.equal(r.req(XS.READ, "/a\0"), "1");
       assert.equal(r.req(XS.READ, "/b\0"), "2");
       assert.equal(r.req(XS.READ, "/c\0"), "3");
