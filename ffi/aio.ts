@@ -83,6 +83,7 @@ export class AioContext {
   private readonly iocb = new DataView(this.ctl, 0, Iocb.size);
   private readonly iocbPtrs = new Uint8Array(this.ctl, Iocb.size, 8);
   private readonly events = new Uint8Array(this.ctl, Iocb.size + 8, IoEvent.size * MAX_EVENTS);
+  private readonly eventsView = new DataView(this.ctl, Iocb.size + 8, IoEvent.size * MAX_EVENTS);
   private readonly zeroTimeout = new Uint8Array(this.ctl, Iocb.size + 8 + IoEvent.size * MAX_EVENTS, 16);
   private destroyed = false;
 
@@ -131,7 +132,7 @@ export class AioContext {
         if (e === 4 /* EINTR */) continue;
         throw new AioError("io_getevents", e);
       }
-      const v = new DataView(this.ctl, Iocb.size + 8, IoEvent.size * MAX_EVENTS);
+      const v = this.eventsView;
       const out: AioCompletion[] = [];
       for (let i = 0; i < Number(n); i++) {
         const o = i * IoEvent.size;
