@@ -327,9 +327,13 @@ export class Dispatcher {
         return this.existing(c, v, p.abs, "read", OBS_PERMS).perms.text;
       }
       case MsgType.SET_PERMS: {
-        const p = this.resolve(c, req.path, true);
+        // The list is judged before the path, as cxenstored does: malformed (EINVAL), too long
+        // (ENOSPC), an owner that is no existing domain (ENOENT) — so a node is never given to a
+        // domain that does not exist, to be inherited by whichever domain gets that domid next.
         const next = Perms.parse(req.perms);
         this.quotas.checkPermsCount(c, next);
+        const domains = this.incarnations(next);
+        const p = this.resolve(c, req.path, true);
         if (p.special) {
           const old = this.specialPerms(c, p.abs, "setperms");
           const d = this.policy.checkSetPerms(c, old, next);
@@ -348,13 +352,45 @@ export class Dispatcher {
         v.setPerms(p.abs, next, n.perms, (root) => {
           const cur = lookup(root, comps);
           return cur !== undefined && this.policy.checkNode(c, "setperms", p.abs, cur.perms) === undefined &&
-            this.policy.checkSetPerms(c, cur.perms, next) === undefined;
+            this.policy.checkSetPerms(c, cur.perms, next) === undefined && this.sameDomains(next, domains);
         });
         return OK;
       }
       default:
         throw new Error("unreachable");
     }
+  }
+
+  /**
+   * The incarnation of the domain `domid` names, or null if none has it (docs/protocol.md,
+   * Permissions). The domain handler knows (the daemon always has one); a bare core without one does
+   * not know which domains exist and takes every domid for an existing domain.
+   */
+  private incarnation(domid: number): string | null {
+    const h = this.domainHandler;
+    return h?.domainIncarnation !== undefined ? h.domainIncarnation(domid) : "unknown";
+  }
+
+  /**
+   * The incarnations of the domains a permission list names, owner first; ENOENT if the owner does
+   * not exist. Entries naming other unknown domains are kept: they grant nothing until such a domain
+   * exists (docs/protocol.md, Permissions).
+   */
+  private incarnations(p: Perms): Array<string | null> {
+    const owner = this.incarnation(p.owner);
+    if (owner === null) throw new XsError("ENOENT", `no domain ${p.owner} to own the node`);
+    return [owner, ...p.acl.map((e) => this.incarnation(e.domid))];
+  }
+
+  /**
+   * At a transaction's commit: every domain the list named when it was set is still the same one.
+   * Otherwise the commit fails (EAGAIN): the owner may be gone, and an entry meant for a domain that
+   * died since would go to the next domain given its domid (XSA-417), after the cleanup at its death
+   * removed every other entry naming it.
+   */
+  private sameDomains(p: Perms, then: ReadonlyArray<string | null>): boolean {
+    if (this.incarnation(p.owner) !== then[0]) return false;
+    return p.acl.every((e, i) => then[i + 1] === null || this.incarnation(e.domid) === then[i + 1]);
   }
 
   private specialPerms(c: Client, path: string, access: "read" | "setperms"): Perms {
