@@ -160,48 +160,7 @@ export class TdbBackend implements Backend {
   }
 
   private readAll(tdb: TdbFile): LoadedState {
-    const entries: Array<{ path: string; value: string; perms: Perms; gen: number }> = [];
-    let gen: number | null = null;
-    let domains: DomainRecord[] = [];
-    const bad: string[] = [];
-    tdb.forEach((k, v) => {
-      const key = latin1.decode(k);
-      if (key.startsWith("/")) {
-        const d = decodeNodeRecord(v, "gen");
-        if (d.record === undefined || !isNodePath(key)) {
-          bad.push(`${key.slice(0, 80)}: ${d.problem ?? "invalid path"}`);
-          return;
-        }
-        entries.push({ path: key, value: d.record.value, perms: d.record.perms, gen: d.record.gen });
-      } else if (key === "dxenstored:gen") {
-        gen = Number(latin1.decode(v));
-      } else if (key === "dxenstored:domains") {
-        try {
-          domains = decodeDomains(v);
-        } catch (e) {
-          bad.push(`domains: ${(e as Error).message}`);
-        }
-      }
-    });
-    if (bad.length > 0 && !this.opts.recover) {
-      throw new BackendError(
-        `${this.file}: ${bad.length} unreadable records (first: ${
-          bad[0]
-        }); start with --recover to skip them`,
-      );
-    }
-    for (const b of bad) log("warn", `${this.name}: --recover: skipped ${b}`);
-    if (gen === null || !Number.isSafeInteger(gen)) {
-      throw new BackendError(`${this.file}: no generation counter`);
-    }
-    let root: Node;
-    try {
-      root = buildTree(parentsFirst(entries));
-    } catch (e) {
-      throw new BackendError(`${this.file}: inconsistent node records: ${(e as Error).message}`);
-    }
-    log("info", `${this.name}: loaded ${entries.length} nodes, ${domains.length} domains, gen ${gen}`);
-    return { root, gen, domains };
+    return stateFromTdbRecords(this.name, this.file, this.opts.recover, (fn) => tdb.forEach(fn));
   }
 
   /** Run `body` in one TDB transaction; any failure cancels it and becomes EIO/ENOSPC. */
@@ -264,4 +223,59 @@ export class TdbBackend implements Backend {
     this.lockFile?.close(); // after tdb_close: closing any descriptor drops the process's fcntl locks
     this.lockFile = null;
   }
+}
+
+/**
+ * The store from a dxenstored TDB file's records (key, value), as `forEach` yields them: node records
+ * (src/backend/xs_tdb.ts decodeNodeRecord), the generation counter, the domain records. Anything that
+ * is not what this backend writes is a BackendError (or, with `recover`, a skipped record), never
+ * another exception (tests/fuzz/).
+ */
+export function stateFromTdbRecords(
+  name: string,
+  file: string,
+  recover: boolean,
+  forEach: (fn: (key: Uint8Array, value: Uint8Array) => void) => void,
+): LoadedState {
+  const entries: Array<{ path: string; value: string; perms: Perms; gen: number }> = [];
+  let gen: number | null = null;
+  let domains: DomainRecord[] = [];
+  const bad: string[] = [];
+  forEach((k, v) => {
+    const key = latin1.decode(k);
+    if (key.startsWith("/")) {
+      const d = decodeNodeRecord(v, "gen");
+      if (d.record === undefined || !isNodePath(key)) {
+        bad.push(`${key.slice(0, 80)}: ${d.problem ?? "invalid path"}`);
+        return;
+      }
+      entries.push({ path: key, value: d.record.value, perms: d.record.perms, gen: d.record.gen });
+    } else if (key === "dxenstored:gen") {
+      const text = latin1.decode(v);
+      gen = /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN; // decimal, as written; NaN: refused below
+    } else if (key === "dxenstored:domains") {
+      try {
+        domains = decodeDomains(v);
+      } catch (e) {
+        bad.push(`domains: ${(e as Error).message}`);
+      }
+    }
+  });
+  if (bad.length > 0 && !recover) {
+    throw new BackendError(
+      `${file}: ${bad.length} unreadable records (first: ${bad[0]}); start with --recover to skip them`,
+    );
+  }
+  for (const b of bad) log("warn", `${name}: --recover: skipped ${b}`);
+  if (gen === null || !Number.isSafeInteger(gen)) {
+    throw new BackendError(`${file}: no generation counter`);
+  }
+  let root: Node;
+  try {
+    root = buildTree(parentsFirst(entries));
+  } catch (e) {
+    throw new BackendError(`${file}: inconsistent node records: ${(e as Error).message}`);
+  }
+  log("info", `${name}: loaded ${entries.length} nodes, ${domains.length} domains, gen ${gen}`);
+  return { root, gen, domains };
 }

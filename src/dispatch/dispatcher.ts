@@ -38,6 +38,35 @@ export const FEATURE_WATCH_DEPTH = 4;
 export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
 export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
 
+/**
+ * Request types whose tx_id must name an open transaction of the connection: all but WATCH and UNWATCH,
+ * which ignore it (as cxenstored 4.17; RESET_WATCHES checks it there too, and then ends them all).
+ */
+const CHECKS_TX_ID: ReadonlySet<number> = new Set([
+  MsgType.CONTROL,
+  MsgType.DIRECTORY,
+  MsgType.READ,
+  MsgType.GET_PERMS,
+  MsgType.TRANSACTION_START,
+  MsgType.TRANSACTION_END,
+  MsgType.INTRODUCE,
+  MsgType.RELEASE,
+  MsgType.GET_DOMAIN_PATH,
+  MsgType.WRITE,
+  MsgType.MKDIR,
+  MsgType.RM,
+  MsgType.SET_PERMS,
+  MsgType.IS_DOMAIN_INTRODUCED,
+  MsgType.RESUME,
+  MsgType.SET_TARGET,
+  MsgType.RESET_WATCHES,
+  MsgType.DIRECTORY_PART,
+  MsgType.GET_FEATURE,
+  MsgType.SET_FEATURE,
+  MsgType.GET_QUOTA,
+  MsgType.SET_QUOTA,
+]);
+
 export interface DispatcherStats {
   requests: number;
   errors: number;
@@ -72,6 +101,9 @@ export class Dispatcher {
     let type = m.type;
     let failure: unknown = null;
     try {
+      // As cxenstored: a transaction id that names no transaction of the connection is refused
+      // (ENOENT) before the payload is looked at, by every request but WATCH and UNWATCH.
+      if (m.txId !== 0 && CHECKS_TX_ID.has(m.type)) c.txns.get(m.txId, this.now(), false);
       const req = parseRequest(m);
       // Protocol-level policy (e.g. strict-protocol), on the raw request, before it runs.
       const refused = this.policy.checkMessage?.(c, m.type, m.txId, m.payload);
@@ -123,7 +155,7 @@ export class Dispatcher {
       }
       case MsgType.TRANSACTION_END:
         return this.endTransaction(c, txId, req.commit);
-      // WATCH, UNWATCH and RESET_WATCHES ignore tx_id (xenstore.txt): watches are not transactional.
+      // WATCH and UNWATCH ignore tx_id (xenstore.txt): watches are not transactional.
       case MsgType.WATCH:
         return this.watch(c, req.path, req.token, req.depth);
       case MsgType.UNWATCH: {
@@ -395,7 +427,9 @@ export class Dispatcher {
 
   private specialPerms(c: Client, path: string, access: "read" | "setperms"): Perms {
     const perms = this.db.specialPerms.get(path);
-    if (perms === undefined) throw new XsError("ENOENT", path);
+    // Only @introduceDomain and @releaseDomain have permissions: another @-name is no valid argument
+    // here (EINVAL, as cxenstored).
+    if (perms === undefined) throw new XsError("EINVAL", `${path.slice(0, 64)} has no permissions`);
     this.check(c, access, path, perms);
     return perms;
   }
