@@ -178,13 +178,28 @@ export class SqliteBackend implements Backend, DeferredSync {
       putDomain: db.prepare("INSERT INTO domains (domid, record) VALUES (?, ?)"),
     };
     const g = db.prepare("SELECT value FROM meta WHERE key = 'gen'").get() as { value: unknown } | undefined;
-    if (g === undefined) {
-      this.fresh = true;
-      return null;
-    }
     const rows = db.prepare("SELECT path, value, perms, gen FROM nodes ORDER BY path").all();
+    let gen = g?.value;
+    if (g === undefined) {
+      if (rows.length === 0) {
+        this.fresh = true;
+        return null;
+      }
+      // Nodes but no counter: a damaged file, not a fresh one (a fresh start would write an empty
+      // tree over the nodes). --recover continues from the highest generation it finds.
+      if (!this.opts.recover) {
+        throw new BackendError(
+          `${this.name}: ${rows.length} nodes but no generation counter; restore a backup`,
+        );
+      }
+      gen = rows.reduce<number>((m, r) => {
+        const x = Number((r as { gen?: unknown }).gen);
+        return Number.isSafeInteger(x) ? Math.max(m, x) : m;
+      }, 0);
+      log("warn", `${this.name}: no generation counter; --recover: continuing from ${gen}`);
+    }
     const drows = db.prepare("SELECT record FROM domains ORDER BY domid").all();
-    const state = stateFromRows(this.name, g.value, rows, drows);
+    const state = stateFromRows(this.name, gen, rows, drows);
     log(
       "info",
       `${this.name}: loaded ${rows.length} nodes, ${state.domains.length} domains, gen ${state.gen}`,

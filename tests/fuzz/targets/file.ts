@@ -23,7 +23,6 @@ import {
   KIND_COMMIT,
   KIND_DOMAINS,
   KIND_SNAPSHOT,
-  maxGen,
   type NodeOp,
   readFrame,
 } from "../../../src/backend/records.ts";
