@@ -35,7 +35,20 @@ Deno.test("fuzz regression: decodeDomains on bytes that are not UTF-8 throws its
 });
 
 Deno.test("fuzz regression: file records naming an invalid node path are refused (ApplyError), not loaded", () => {
-  for (const bad of ["/to ol", "/tool\xe9", "/a//b", "/a/", "", "/" + "x".repeat(3100), "/a=b"]) {
+  for (
+    const bad of [
+      "/to ol",
+      "/tool\xe9",
+      "/a//b",
+      "/a/",
+      "",
+      "a",
+      "//a",
+      "x/a",
+      "/" + "x".repeat(3100),
+      "/a=b",
+    ]
+  ) {
     const snap = decodePayload(encodePayload({
       kind: KIND_SNAPSHOT,
       gen: 1,
