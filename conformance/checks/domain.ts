@@ -102,6 +102,7 @@ export const checks: Check[] = [
     async run(ctx) {
       const c = await ctx.dom0();
       expect(await okOf(c, XS.IS_DOMAIN_INTRODUCED, "0\0") === "T\0", "the privileged domain");
+      expect(await okOf(c, XS.IS_DOMAIN_INTRODUCED, "32752\0") === "T\0", "DOMID_SELF");
       expect(await okOf(c, XS.IS_DOMAIN_INTRODUCED, "32000\0") === "F\0", "a domain that does not exist");
       if (!ctx.hasGuests) return;
       const bare = await bareDomain(ctx, c);
