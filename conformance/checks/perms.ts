@@ -201,7 +201,13 @@ export const checks: Check[] = [
       await okOf(c, XS.WRITE, `${base}/x/child\0`);
       const child = await okOf(c, XS.GET_PERMS, `${base}/x/child\0`);
       expect(child === nul("n0", "r32001"), `a child inherited ${show(child)}`);
-      if (!ctx.hasGuests) return;
+    },
+  },
+  {
+    id: "PERM-10",
+    async run(ctx) {
+      const c = await ctx.dom0();
+      const base = await ctx.scratch(c);
       const D = ctx.sim().freshDomid();
       const p = await node(c, `${base}/early`, ["n0", `r${D}`]);
       const g = await ctx.guest({ domid: D });
@@ -212,7 +218,7 @@ export const checks: Check[] = [
     },
   },
   {
-    id: "PERM-10",
+    id: "PERM-11",
     async run(ctx) {
       const c = await ctx.dom0();
       const base = await ctx.scratch(c);
@@ -231,7 +237,7 @@ export const checks: Check[] = [
     },
   },
   {
-    id: "PERM-11",
+    id: "PERM-12",
     async run(ctx) {
       const c = await ctx.dom0();
       const base = await ctx.scratch(c);
@@ -252,7 +258,7 @@ export const checks: Check[] = [
     },
   },
   {
-    id: "PERM-12",
+    id: "PERM-13",
     async run(ctx) {
       const c = await ctx.dom0();
       for (const special of ["@introduceDomain", "@releaseDomain"]) {
