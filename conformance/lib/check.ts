@@ -178,7 +178,7 @@ export async function outcome(c: Endpoint, type: number, payload: string, txId =
 /**
  * Prove that no watch event is queued on `c` ahead of one caused now: register a watch on a fresh
  * path and require its registration event to be the next event (events for earlier requests
- * are ahead of it, requirement WATCH-14), then remove it. Returns the events that came first.
+ * are ahead of it, requirement WATCH-13), then remove it. Returns the events that came first.
  */
 let sentinelCount = 0;
 export interface Watcher extends Endpoint {

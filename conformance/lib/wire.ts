@@ -210,10 +210,10 @@ export class Conn {
     }
     if (p.type === MsgType.WATCH_EVENT) {
       if (p.reqId !== 0 || p.txId !== 0) {
-        v.record("WATCH-17", `WATCH_EVENT with req_id ${p.reqId} tx_id ${p.txId}`);
+        v.record("WATCH-9", `WATCH_EVENT with req_id ${p.reqId} tx_id ${p.txId}`);
       }
       if (!p.payload.endsWith("\0") || splitNul(p.payload).length !== 2) {
-        v.record("WATCH-17", `WATCH_EVENT payload ${JSON.stringify(p.payload.slice(0, 80))}`);
+        v.record("WATCH-9", `WATCH_EVENT payload ${JSON.stringify(p.payload.slice(0, 80))}`);
       }
     }
   }
