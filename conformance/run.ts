@@ -110,6 +110,9 @@ export async function runSuite(target: Target, opts: RunOptions = {}): Promise<R
     return { ...r, verdict: "fail" as const, detail: seen.join("; ") };
   });
   await cleanupRun(target.socket, run, violations);
+  // Reported in the spec's order, whatever order they ran in.
+  const order = new Map(REQUIREMENTS.map((r, i) => [r.id, i]));
+  final.sort((a, b) => order.get(a.req.id)! - order.get(b.req.id)!);
   for (const r of final) opts.onResult?.(r);
   return final;
 }
