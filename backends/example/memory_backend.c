@@ -22,10 +22,7 @@ struct dxs_backend {
     struct record *table[BUCKETS];
 };
 
-uint32_t dxs_backend_abi_version(void)
-{
-    return DXS_BACKEND_ABI_VERSION;
-}
+uint32_t dxs_backend_abi_version(void) { return DXS_BACKEND_ABI_VERSION; }
 
 static uint32_t bucket(const uint8_t *key, uint32_t len)
 {
@@ -104,17 +101,9 @@ int dxs_backend_apply(dxs_backend *be, const struct dxs_op *ops, uint32_t count,
     return DXS_OK;
 }
 
-int dxs_backend_sync(dxs_backend *be, char *message)
-{
-    (void)be, (void)message;
-    return DXS_OK; /* nothing to make durable */
-}
-
-int dxs_backend_compact(dxs_backend *be, char *message)
-{
-    (void)be, (void)message;
-    return DXS_OK;
-}
+/* Nothing to make durable, nothing to rewrite. */
+int dxs_backend_sync(dxs_backend *be, char *message) { return (void)be, (void)message, DXS_OK; }
+int dxs_backend_compact(dxs_backend *be, char *message) { return (void)be, (void)message, DXS_OK; }
 
 int dxs_backend_close(dxs_backend *be, char *message)
 {

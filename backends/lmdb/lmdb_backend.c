@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define DEFAULT_MAP_MIB 1024u
@@ -57,10 +58,23 @@ uint32_t dxs_backend_abi_version(void)
     return DXS_BACKEND_ABI_VERSION;
 }
 
-/* A failed LMDB call as a status code and message. */
-static int lmdb_fail(char *message, int rc, const char *what)
+/* Less than this left on the store's file system: an EIO from a write is taken for a full disk. */
+#define LOW_SPACE (4u << 20)
+
+/* LMDB reports a short write (the disk filled up in the middle of one) as EIO: look at the space left. */
+static int disk_nearly_full(const dxs_backend *be)
+{
+    struct statvfs st;
+    return be && fstatvfs(be->lock_fd, &st) == 0 && (uint64_t)st.f_bavail * st.f_frsize < LOW_SPACE;
+}
+
+/* A failed LMDB call as a status code and message (`be`: NULL before the store is open). */
+static int lmdb_fail(const dxs_backend *be, char *message, int rc, const char *what)
 {
     int code = DXS_E_IO;
+    if (rc == EIO && disk_nearly_full(be))
+        return dxs_fail(message, DXS_E_NOSPC, "lmdb: %s: no space left on the file system (%s)", what,
+                        mdb_strerror(rc));
     if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT)
         code = DXS_E_NOSPC;
     else if (rc == MDB_PANIC || rc == MDB_BAD_TXN)
@@ -161,13 +175,13 @@ int dxs_backend_open(const char *args, uint32_t flags, dxs_backend **out, char *
     MDB_txn *txn = NULL;
     unsigned env_flags = MDB_NOLOCK | (mode == DXS_SYNC_NONE ? MDB_NOSYNC : 0);
     if ((rc = mdb_env_create(&be->env)) != 0) {
-        rc = lmdb_fail(message, rc, "mdb_env_create");
+        rc = lmdb_fail(be, message, rc, "mdb_env_create");
         goto fail;
     }
     if ((rc = mdb_env_set_maxdbs(be->env, 2)) != 0 ||
         (rc = mdb_env_set_mapsize(be->env, (size_t)map_mib << 20)) != 0 ||
         (rc = mdb_env_open(be->env, dir, env_flags, 0600)) != 0) {
-        rc = lmdb_fail(message, rc, dir);
+        rc = lmdb_fail(be, message, rc, dir);
         goto fail;
     }
     if ((rc = mdb_txn_begin(be->env, NULL, 0, &txn)) != 0 ||
@@ -175,11 +189,11 @@ int dxs_backend_open(const char *args, uint32_t flags, dxs_backend **out, char *
         (rc = mdb_dbi_open(txn, "long_keys", MDB_CREATE, &be->long_keys)) != 0) {
         if (txn)
             mdb_txn_abort(txn);
-        rc = lmdb_fail(message, rc, "opening the databases");
+        rc = lmdb_fail(be, message, rc, "opening the databases");
         goto fail;
     }
     if ((rc = mdb_txn_commit(txn)) != 0) {
-        rc = lmdb_fail(message, rc, "opening the databases");
+        rc = lmdb_fail(be, message, rc, "opening the databases");
         goto fail;
     }
     be->max_key = (size_t)mdb_env_get_maxkeysize(be->env);
@@ -210,13 +224,13 @@ int dxs_backend_load_next(dxs_backend *be, uint8_t *buf, size_t cap, size_t *use
         return DXS_OK;
     if (!be->load_txn && (rc = mdb_txn_begin(be->env, NULL, MDB_RDONLY, &be->load_txn)) != 0) {
         be->load_txn = NULL;
-        return lmdb_fail(message, rc, "mdb_txn_begin (load)");
+        return lmdb_fail(be, message, rc, "mdb_txn_begin (load)");
     }
     while (be->load_stage < 2) {
         MDB_dbi dbi = be->load_stage == 0 ? be->keys : be->long_keys;
         if (!be->load_cur && (rc = mdb_cursor_open(be->load_txn, dbi, &be->load_cur)) != 0) {
             be->load_cur = NULL;
-            return lmdb_fail(message, rc, "mdb_cursor_open");
+            return lmdb_fail(be, message, rc, "mdb_cursor_open");
         }
         MDB_val k, v;
         MDB_cursor_op op = be->load_holding ? MDB_GET_CURRENT : be->load_started ? MDB_NEXT : MDB_FIRST;
@@ -232,7 +246,7 @@ int dxs_backend_load_next(dxs_backend *be, uint8_t *buf, size_t cap, size_t *use
             continue;
         }
         if (rc != 0)
-            return lmdb_fail(message, rc, "mdb_cursor_get");
+            return lmdb_fail(be, message, rc, "mdb_cursor_get");
         const uint8_t *key = k.mv_data, *value = v.mv_data;
         size_t key_len = k.mv_size, value_len = v.mv_size;
         if (be->load_stage == 1) { /* long_keys: u32 key length, key, value */
@@ -265,7 +279,7 @@ static int apply_op(dxs_backend *be, MDB_txn *txn, const struct dxs_op *op, char
         MDB_val k = {op->key_len, (void *)op->key}, v = {op->value_len, (void *)op->value};
         rc = op->kind == DXS_OP_PUT ? mdb_put(txn, be->keys, &k, &v, 0) : mdb_del(txn, be->keys, &k, NULL);
         if (rc != 0 && !(rc == MDB_NOTFOUND && op->kind == DXS_OP_DELETE))
-            return lmdb_fail(message, rc, op->kind == DXS_OP_PUT ? "mdb_put" : "mdb_del");
+            return lmdb_fail(be, message, rc, op->kind == DXS_OP_PUT ? "mdb_put" : "mdb_del");
         return DXS_OK;
     }
     uint8_t d[DIGEST_LEN];
@@ -273,7 +287,7 @@ static int apply_op(dxs_backend *be, MDB_txn *txn, const struct dxs_op *op, char
     MDB_val k = {DIGEST_LEN, d}, old;
     rc = mdb_get(txn, be->long_keys, &k, &old);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return lmdb_fail(message, rc, "mdb_get");
+        return lmdb_fail(be, message, rc, "mdb_get");
     int same = rc == 0 && old.mv_size >= 4 + (size_t)op->key_len && get_u32le(old.mv_data) == op->key_len &&
                memcmp((uint8_t *)old.mv_data + 4, op->key, op->key_len) == 0;
     if (rc == 0 && !same)
@@ -283,11 +297,11 @@ static int apply_op(dxs_backend *be, MDB_txn *txn, const struct dxs_op *op, char
         if (rc == MDB_NOTFOUND)
             return DXS_OK;
         rc = mdb_del(txn, be->long_keys, &k, NULL);
-        return rc == 0 ? DXS_OK : lmdb_fail(message, rc, "mdb_del");
+        return rc == 0 ? DXS_OK : lmdb_fail(be, message, rc, "mdb_del");
     }
     MDB_val v = {4 + (size_t)op->key_len + op->value_len, NULL};
     if ((rc = mdb_put(txn, be->long_keys, &k, &v, MDB_RESERVE)) != 0)
-        return lmdb_fail(message, rc, "mdb_put");
+        return lmdb_fail(be, message, rc, "mdb_put");
     uint8_t *p = v.mv_data;
     dxs_put_u32le(p, op->key_len);
     memcpy(p + 4, op->key, op->key_len);
@@ -306,13 +320,13 @@ int dxs_backend_apply(dxs_backend *be, const struct dxs_op *ops, uint32_t count,
     if (be->sync_mode == DXS_SYNC_GROUP) {
         if (!be->group && (rc = mdb_txn_begin(be->env, NULL, 0, &be->group)) != 0) {
             be->group = NULL;
-            return lmdb_fail(message, rc, "mdb_txn_begin (group)");
+            return lmdb_fail(be, message, rc, "mdb_txn_begin (group)");
         }
         parent = be->group;
     }
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(be->env, parent, 0, &txn)) != 0)
-        return lmdb_fail(message, rc, "mdb_txn_begin");
+        return lmdb_fail(be, message, rc, "mdb_txn_begin");
     for (uint32_t i = 0; i < count; i++) {
         if ((rc = apply_op(be, txn, &ops[i], message)) != DXS_OK) {
             mdb_txn_abort(txn); /* a child's abort leaves its parent (the group) as it was */
@@ -320,7 +334,7 @@ int dxs_backend_apply(dxs_backend *be, const struct dxs_op *ops, uint32_t count,
         }
     }
     if ((rc = mdb_txn_commit(txn)) != 0) {
-        rc = lmdb_fail(message, rc, "mdb_txn_commit");
+        rc = lmdb_fail(be, message, rc, "mdb_txn_commit");
         if (parent) /* merging a child failed: the group's state is not known */
             rc = DXS_E_BROKEN;
         if (rc == DXS_E_BROKEN)
@@ -340,10 +354,10 @@ int dxs_backend_sync(dxs_backend *be, char *message)
         be->group = NULL;
         if (rc != 0) {
             be->broken = 1;
-            return lmdb_fail(message, rc, "committing the group");
+            return lmdb_fail(be, message, rc, "committing the group");
         }
     } else if (be->sync_mode == DXS_SYNC_NONE && (rc = mdb_env_sync(be->env, 1)) != 0) {
-        return lmdb_fail(message, rc, "mdb_env_sync");
+        return lmdb_fail(be, message, rc, "mdb_env_sync");
     }
     return DXS_OK;
 }

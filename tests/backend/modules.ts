@@ -1,8 +1,6 @@
 // The C storage modules for tests: built on first use (backends/build.ts), so a fresh clone needs
 // only gcc and liblmdb-dev (.ci/run and bin/test install them).
 import { ensureModule, ModuleBuildError, type ModuleName, MODULES } from "../../backends/build.ts";
-import { NativeBackend } from "../../src/backend/native.ts";
-import type { BackendOptions } from "../../src/backend/backend.ts";
 
 /**
  * The module's shared object, or null (with a warning) where it cannot be built here. In CI a
@@ -16,9 +14,4 @@ export async function moduleOrSkip(name: ModuleName): Promise<string | null> {
     console.warn(`storage module ${name} cannot be built here: tests using it are skipped\n${e.message}`);
     return null;
   }
-}
-
-/** The LMDB module's backend on `dir`. */
-export function lmdbBackend(so: string, dir: string, opts: Partial<BackendOptions> = {}): NativeBackend {
-  return new NativeBackend(so, dir, opts);
 }

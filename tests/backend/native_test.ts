@@ -3,7 +3,7 @@
 // faulty_backend.c, a shim in front of the LMDB module) that fails open, load, apply, sync and
 // compaction or returns garbage lengths. Each time: the commit is refused with EIO/ENOSPC or the start
 // is refused with a clear message, and the real store behind the shim is never damaged.
-import { ensureModule, MODULES } from "../../backends/build.ts";
+import { ensureModule } from "../../backends/build.ts";
 import { BackendError, formatBackendSpec, parseBackendSpec } from "../../src/backend/backend.ts";
 import { NativeBackend, type NativeBackendOptions } from "../../src/backend/native.ts";
 import { flatten } from "../../src/backend/records.ts";
