@@ -1,8 +1,8 @@
 /*
  * dxenstored_backend.h: the C ABI of dxenstored's storage modules, version 1.
  *
- * A storage module is a shared object that keeps dxenstored's store: an ordered-by-nothing map of
- * byte-string keys to byte-string values, changed only by atomic batches. The daemon loads it with
+ * A storage module is a shared object that keeps dxenstored's store: a map (in no particular order)
+ * of byte-string keys to byte-string values, changed only by atomic batches. The daemon loads it with
  *
  *     dxenstored --backend so:/path/to/libfoo.so:<args>
  *
@@ -100,8 +100,8 @@ extern "C" {
  *                    applied after the last sync may be lost in a crash (a suffix, never one in the
  *                    middle). A failed sync stops the daemon.
  *   DXS_SYNC_NONE    apply stores the batch so that it survives the daemon's death (the page cache
- *                    is enough); the OS decides when it reaches the disk. dxs_backend_sync may still
- *                    be called (at close the daemon relies on dxs_backend_close instead).
+ *                    is enough); the OS decides when it reaches the disk. dxs_backend_sync is not
+ *                    called; dxs_backend_close makes everything durable.
  *
  * A module that cannot honour the mode asked for returns DXS_E_INVAL from open, saying so. */
 #define DXS_SYNC_ALWAYS 0u
@@ -163,16 +163,17 @@ int dxs_backend_apply(dxs_backend *be, const struct dxs_op *ops, uint32_t count,
 int dxs_backend_sync(dxs_backend *be, char *message);
 
 /* Rewrite the store compactly if that pays off (an append-only log rewritten as a snapshot); may do
- * nothing. Called after every DXS_COMPACT_BYTES of applied batches, only when nothing is pending a
- * sync. A failure is logged; the daemon goes on using the store as it is, so a failed compaction
- * must leave it usable (or return DXS_E_BROKEN). */
+ * nothing. Called once max(DXS_COMPACT_BYTES, twice the bytes loaded at start) of keys and values have
+ * been applied since the last call; in DXS_SYNC_GROUP mode only right after a successful sync, so no
+ * batch is pending then. A failure is logged and the daemon goes on using the store as it is, so a
+ * failed compaction must leave it usable (or return DXS_E_BROKEN). */
 int dxs_backend_compact(dxs_backend *be, char *message);
 
 /* Make everything durable and release the store and `be` (also after errors; `be` is not used again).
  * A failure is logged (the daemon is stopping). */
 int dxs_backend_close(dxs_backend *be, char *message);
 
-/* Bytes of applied batches (keys + values) after which the daemon calls dxs_backend_compact. */
+/* Bytes of applied batches (keys + values) after which the daemon calls dxs_backend_compact, at least. */
 #define DXS_COMPACT_BYTES (4u << 20)
 
 /* ---- Helpers for modules (static inline: nothing to link) ---------------------------------------- */

@@ -316,3 +316,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "so: dxenstored export|import move a whole store into and out of a module (CLI)",
+  ignore,
+  fn: async () => {
+    const dir = tempDir();
+    const cli = async (args: string[], stdin?: string) => {
+      const p = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../../src/cli/main.ts", import.meta.url).pathname, ...args],
+        stdin: stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      if (stdin !== undefined) {
+        const w = p.stdin.getWriter();
+        await w.write(new TextEncoder().encode(stdin));
+        await w.close();
+      }
+      const o = await p.output();
+      return {
+        code: o.code,
+        out: new TextDecoder().decode(o.stdout),
+        err: new TextDecoder().decode(o.stderr),
+      };
+    };
+    try {
+      const h = new Harness(plain(`${dir}/a`));
+      h.write("/x/y", "\x00\xff bytes");
+      h.setPerms("/x", ["n0", "r5"]);
+      h.backend.persistDomains!([{ domid: 4, ringGfn: 9, eventChannel: 2 }]);
+      h.close();
+      const spec = (d: string) => `so:${LMDB}:${dir}/${d}/lmdb`;
+      const none = await cli(["export", "--backend", spec("nothing")]);
+      assert.equal(none.code, 1);
+      assert.ok(/no store at so:/.test(none.err), none.err);
+      const out = await cli(["export", "--backend", spec("a")]);
+      assert.equal(out.code, 0, out.err);
+      assert.ok(out.out.includes('{"domain":{"domid":4'), out.out);
+      const imp = await cli(["import", "--backend", spec("b"), "--sync", "group:0"], out.out);
+      assert.equal(imp.code, 0, imp.err);
+      const back = await cli(["export", "--backend", spec("b")]);
+      assert.equal(back.out, out.out, "the same export, generations and domains included");
+      const again = await cli(["import", "--backend", spec("b")], out.out);
+      assert.equal(again.code, 1);
+      assert.ok(/already holds a store/.test(again.err), again.err);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
