@@ -56,6 +56,8 @@ const CLEAN_FAILURES = new Set([DXS_E_IO, DXS_E_NOSPC, DXS_E_NOMEM, DXS_E_CORRUP
 export interface NativeBackendOptions extends BackendOptions {
   /** Call dxs_backend_compact after this many bytes of batches (default DXS_COMPACT_BYTES; tests). */
   readonly compactBytes?: number;
+  /** The first load buffer's size (default 1 MiB; tests make it tiny to exercise DXS_E_RANGE). */
+  readonly loadBufferBytes?: number;
 }
 
 export class NativeBackend implements Backend, DeferredSync {
@@ -99,7 +101,11 @@ export class NativeBackend implements Backend, DeferredSync {
       throw e;
     }
     const mode = this.opts.sync === "always" ? DXS_SYNC_ALWAYS : this.group ? DXS_SYNC_GROUP : DXS_SYNC_NONE;
-    const opened = module.open(this.args, mode | (this.opts.recover ? DXS_OPEN_RECOVER : 0));
+    const opened = module.open(
+      this.args,
+      mode | (this.opts.recover ? DXS_OPEN_RECOVER : 0),
+      this.opts.loadBufferBytes,
+    );
     if (!(opened instanceof NativeStore)) {
       throw new BackendError(`${this.name}: cannot open the store: ${describe(opened)}`);
     }

@@ -136,8 +136,8 @@ export class NativeModule {
   /** @internal (loadModule) */
   constructor(readonly library: string, private readonly sym: Required) {}
 
-  /** dxs_backend_open: a store, or the failure. */
-  open(args: string, flags: number): NativeStore | Status {
+  /** dxs_backend_open: a store, or the failure. `loadBuffer`: the first load buffer's size (tests). */
+  open(args: string, flags: number, loadBuffer = LOAD_BUFFER): NativeStore | Status {
     const msg = messageBuffer();
     const out = new Uint8Array(8);
     const code = this.sym.dxs_backend_open(new TextEncoder().encode(args + "\0"), flags, out, msg);
@@ -146,7 +146,7 @@ export class NativeModule {
     if (handle === null) {
       return { code: DXS_E_BROKEN, message: "dxs_backend_open returned DXS_OK and no handle" };
     }
-    return new NativeStore(this.sym, handle);
+    return new NativeStore(this.sym, handle, loadBuffer);
   }
 }
 
@@ -175,14 +175,15 @@ const BATCH_BUFFER = 64 << 10;
 /** An open store (the module's handle). Not usable after close(). */
 export class NativeStore {
   private handle: Deno.PointerObject | null;
-  private loadBuf = new Uint8Array(LOAD_BUFFER);
+  private loadBuf: Uint8Array<ArrayBuffer>;
   private readonly used = new Uint8Array(8);
   private data = new Uint8Array(BATCH_BUFFER);
   private ops = new Uint8Array(DXS_OP_SIZE * 64);
 
   /** @internal (NativeModule.open) */
-  constructor(private readonly sym: Required, handle: Deno.PointerObject) {
+  constructor(private readonly sym: Required, handle: Deno.PointerObject, loadBuffer: number) {
     this.handle = handle;
+    this.loadBuf = new Uint8Array(loadBuffer);
   }
 
   private live(): Deno.PointerObject {

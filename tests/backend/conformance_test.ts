@@ -82,6 +82,12 @@ if (LMDB !== null) {
       make: (d) => new NativeBackend(LMDB, `${d}/lmdb`, { sync: "group:1" }),
     },
     {
+      // A 16-byte first load buffer: every record answers DXS_E_RANGE first, and the buffer grows.
+      name: "so lmdb (tiny load buffer)",
+      persistent: true,
+      make: (d) => new NativeBackend(LMDB, `${d}/lmdb`, { loadBufferBytes: 16 }),
+    },
+    {
       // dxs_backend_compact (a no-op for LMDB) after every 512 bytes of batches; a smaller map.
       name: "so lmdb (compacting, map=64 MiB)",
       persistent: true,
