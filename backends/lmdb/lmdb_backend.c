@@ -21,7 +21,8 @@
  *           the page cache; LMDB's documentation warns that a power loss can then damage the file).
  *
  * LMDB reuses freed pages itself, so compaction has nothing to do. The map (the largest the file may
- * grow) is 1024 MiB unless map=<MiB> says otherwise; a full map is DXS_E_NOSPC.
+ * grow) is 1024 MiB unless map=<MiB> says otherwise; a full map is DXS_E_NOSPC. A file that is not
+ * LMDB's, or is shorter than its last page, is DXS_E_CORRUPT (the daemon refuses to start).
  */
 #include "dxenstored_backend.h"
 
@@ -194,6 +195,18 @@ int dxs_backend_open(const char *args, uint32_t flags, dxs_backend **out, char *
     }
     if ((rc = mdb_txn_commit(txn)) != 0) {
         rc = lmdb_fail(be, message, rc, "opening the databases");
+        goto fail;
+    }
+    /* LMDB reads the file through mmap: pages past a truncated file's end would be a SIGBUS in the
+     * daemon, not an error. Refuse a file shorter than its last page instead. */
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    mdb_filehandle_t fd;
+    if (mdb_env_info(be->env, &info) == 0 && mdb_env_stat(be->env, &st) == 0 && mdb_env_get_fd(be->env, &fd) == 0 &&
+        fstat(fd, &fst) == 0 && (uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize) {
+        rc = dxs_fail(message, DXS_E_CORRUPT, "lmdb: %s/data.mdb is %lld bytes, but its last page ends at %llu: truncated",
+                      dir, (long long)fst.st_size, ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize);
         goto fail;
     }
     be->max_key = (size_t)mdb_env_get_maxkeysize(be->env);

@@ -142,6 +142,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "so lmdb: a file that is not LMDB's, or is cut short, refuses the start (no SIGBUS, nothing written)",
+  ignore,
+  fn: () => {
+    const dir = tempDir();
+    try {
+      const h = new Harness(plain(dir));
+      for (let i = 0; i < 200; i++) h.write(`/k${i}`, "v".repeat(500)); // some pages
+      h.close();
+      const data = Deno.readFileSync(`${dir}/lmdb/data.mdb`);
+      Deno.writeFileSync(`${dir}/lmdb/data.mdb`, data.subarray(0, data.length / 2));
+      assert.throws(
+        () => plain(dir).load(),
+        BackendError,
+        (e) =>
+          /DXS_E_CORRUPT: lmdb: .*data\.mdb is \d+ bytes, but its last page ends at \d+: truncated/.test(
+            e.message,
+          ),
+      );
+      assert.equal(Deno.statSync(`${dir}/lmdb/data.mdb`).size, data.length / 2, "left as it was");
+      Deno.writeFileSync(`${dir}/lmdb/data.mdb`, new Uint8Array(data.length).fill(0x5a));
+      assert.throws(
+        () => plain(dir).load(),
+        BackendError,
+        (e) => /cannot open the store: DXS_E_CORRUPT: lmdb: /.test(e.message),
+      );
+      assert.ok(Deno.readFileSync(`${dir}/lmdb/data.mdb`).every((b) => b === 0x5a), "not overwritten");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "so: a failed apply refuses that commit (EIO, ENOSPC); nothing of it is stored; later commits work",
   ignore,
   fn: () => {
