@@ -69,7 +69,7 @@ export class Connection {
   private flushQueued = false;
   private lastPayloadEmpty = false;
   private closedWith: Error | null = null;
-  private eventDemand = 0;
+  private eventDemand = false;
   private readonly maxInFlight: number;
   private readonly nudge: boolean;
   readonly stats: ConnectionStats = { requests: 0, events: 0, unmatched: 0 };
@@ -171,11 +171,10 @@ export class Connection {
     return reqId;
   }
 
-  /** Someone waits for watch events: rings must keep polling (counted; call with false when done). */
+  /** Whether watch events are expected (watches exist): a ring must then keep polling. */
   wantEvents(on: boolean): void {
-    this.eventDemand += on ? 1 : -1;
-    if (this.eventDemand < 0) this.eventDemand = 0;
-    if (this.closedWith === null) this.link.demand(this.pending.size > 0 || this.eventDemand > 0);
+    this.eventDemand = on;
+    if (this.closedWith === null) this.link.demand(this.pending.size > 0 || this.eventDemand);
   }
 
   /** Write queued requests now instead of at the end of this turn. */
@@ -231,7 +230,7 @@ export class Connection {
     this.pending.delete(m.reqId);
     const waiter = this.slotWaiters.shift();
     if (waiter !== undefined) waiter();
-    if (this.pending.size === 0 && this.eventDemand === 0) this.link.demand(false);
+    if (this.pending.size === 0 && !this.eventDemand) this.link.demand(false);
     if (p.abandoned) return;
     if (m.type !== p.type && m.type !== MsgType.ERROR) {
       p.done(new ProtocolError(`reply of type ${m.type} to a request of type ${p.type}`));

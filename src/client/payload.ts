@@ -24,6 +24,7 @@ export function joinNul(args: readonly string[]): string {
   return s;
 }
 
+// deno-lint-ignore no-control-regex -- NUL and other control bytes are valid value bytes
 const ASCII = /^[\x00-\x7f]*$/;
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -140,12 +140,11 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 /** A Deno stream (socket or device file): one read loop, writes chained so they keep their order. */
 function denoLink(s: DenoStream, h: LinkHandlers, onePerWrite = false): Link {
   let writing: Promise<void> = Promise.resolve();
-  let link: StreamLink;
   const writeAll = async (b: Uint8Array) => {
     let off = 0;
     while (off < b.length) off += await s.write(b.subarray(off));
   };
-  link = new StreamLink(
+  const link: StreamLink = new StreamLink(
     h,
     (b) => {
       writing = writing.then(() => writeAll(b)).catch((e) => link.fail(asError(e)));
