@@ -57,6 +57,8 @@ const DISCARD: Pending = { type: -1, done() {}, abandoned: true };
 
 export interface ConnectionStats {
   requests: number;
+  /** Batches handed to the link (one write each on a socket): requests ÷ flushes is the pipelining. */
+  flushes: number;
   events: number;
   /** Replies whose req_id matched no request (dropped). */
   unmatched: number;
@@ -72,7 +74,7 @@ export class Connection {
   private eventDemand = false;
   private readonly maxInFlight: number;
   private readonly nudge: boolean;
-  readonly stats: ConnectionStats = { requests: 0, events: 0, unmatched: 0 };
+  readonly stats: ConnectionStats = { requests: 0, flushes: 0, events: 0, unmatched: 0 };
   /** Watch events (path, token), in the order the daemon sent them. */
   onEvent: (path: string, token: string) => void = () => {};
   /** The connection closed (null: by close()). Pending requests have been rejected already. */
@@ -187,6 +189,7 @@ export class Connection {
       this.link.send(MsgType.GET_DOMAIN_PATH, id, 0, "0\0");
     }
     this.lastPayloadEmpty = false;
+    this.stats.flushes++;
     this.link.flush();
   }
 

@@ -64,10 +64,15 @@ function getEnv(name: string): string | undefined {
 // --- the link ----------------------------------------------------------------------------------------
 
 const READ_CHUNK = 65536;
+/**
+ * Replies longer than XENSTORE_PAYLOAD_MAX are accepted up to this: oxenstored 4.17 sends them (a
+ * DIRECTORY of more than 4 KiB of names). Anything longer is taken for a broken stream.
+ */
+const MAX_REPLY_PAYLOAD = 65536;
 
 /** Frames in both directions over a byte stream; the runtime part is three callbacks. */
 class StreamLink implements Link {
-  private readonly framer = new Framer();
+  private readonly framer = new Framer(MAX_REPLY_PAYLOAD);
   private out: Uint8Array[] = [];
   private closed = false;
 
@@ -102,7 +107,7 @@ class StreamLink implements Link {
       const m = this.framer.next();
       if (m === null) break;
       if (isFrameError(m)) {
-        this.fail(new ProtocolError(`the daemon sent a message of ${m.len} bytes (limit 4096)`));
+        this.fail(new ProtocolError(`the daemon sent a message of ${m.len} bytes (limit ${MAX_REPLY_PAYLOAD})`));
         return;
       }
       this.h.message(m);

@@ -16,7 +16,7 @@ import {
   readStats,
   type Sample,
 } from "./admin.ts";
-import { Connection, type Connector } from "./connection.ts";
+import { Connection, type ConnectionStats, type Connector } from "./connection.ts";
 import { ConnectionError, replyError, UnsupportedError } from "./errors.ts";
 import { StoreOps } from "./ops.ts";
 import { fromWire, joinNul, splitNul, toWire, watchPayload } from "./payload.ts";
@@ -129,6 +129,11 @@ export class XenStore extends StoreOps implements TransactionHost {
   /** Connection generation: a new one after every reconnection (transactions belong to one). */
   get generation(): number {
     return this.gen;
+  }
+
+  /** The current connection's counters (requests, batches written, events). */
+  get connectionStats(): Readonly<ConnectionStats> {
+    return this.conn?.stats ?? { requests: 0, flushes: 0, events: 0, unmatched: 0 };
   }
 
   /** Requests waiting for replies now. */
