@@ -122,12 +122,17 @@ export class QuotaApi {
   /** The value of quota `name`: global, or in force for `domid` (GET_QUOTA). 0 means "no quota". */
   async get(name: string, domid?: number): Promise<number> {
     const args = domid === undefined ? [name] : [String(domid), name];
-    return parseU32(await this.quotaCall(MsgType.GET_QUOTA, joinNul(args), `GET_QUOTA ${args.join(" ")}`), name);
+    return parseU32(
+      await this.quotaCall(MsgType.GET_QUOTA, joinNul(args), `GET_QUOTA ${args.join(" ")}`),
+      name,
+    );
   }
 
   /** Set quota `name` globally, or for `domid` only (SET_QUOTA). */
   async set(name: string, value: number, domid?: number): Promise<void> {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`bad quota value ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new RangeError(`bad quota value ${value}`);
+    }
     const args = domid === undefined ? [name, String(value)] : [String(domid), name, String(value)];
     await this.quotaCall(MsgType.SET_QUOTA, joinNul(args), `SET_QUOTA ${args.join(" ")}`);
   }
@@ -147,7 +152,9 @@ export class QuotaApi {
     if (u === null) {
       // oxenstored: "dom0 quota: 5/1000" — nodes only.
       const m = /^dom([0-9]+) quota: ([0-9]+)\/([0-9]+)/.exec(r);
-      if (m === null) throw new UnsupportedError("CONTROL quota <domid>", "this xenstored does not report usage");
+      if (m === null) {
+        throw new UnsupportedError("CONTROL quota <domid>", "this xenstored does not report usage");
+      }
       return { nodes: Number(m[2]), watches: NaN, transactions: NaN, outstanding: NaN, memory: NaN };
     }
     const n = (k: string) => u[k] ?? NaN;

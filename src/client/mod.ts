@@ -32,6 +32,6 @@ export {
 } from "./admin.ts";
 export { formatPerm, parsePerm, type Perm } from "./payload.ts";
 export { defaultDevicePath, defaultSocketPath, socketConnector } from "./socket.ts";
-export { type GuestTransport, ringConnector, RingClientError } from "./ring_link.ts";
+export { type GuestTransport, RingClientError, ringConnector } from "./ring_link.ts";
 export { type Connector, type Link, type LinkHandlers } from "./connection.ts";
 export { MsgType } from "../protocol/wire.ts";

@@ -52,7 +52,9 @@ export abstract class StoreOps {
    */
   async ls(path: string): Promise<string[]> {
     try {
-      return splitNul(await this.exec(MsgType.DIRECTORY, `${toWire(path)}\0`, `DIRECTORY ${path}`)).map(fromWire);
+      return splitNul(await this.exec(MsgType.DIRECTORY, `${toWire(path)}\0`, `DIRECTORY ${path}`)).map(
+        fromWire,
+      );
     } catch (e) {
       if (!hasErrno(e, "E2BIG")) throw e;
     }
@@ -71,7 +73,9 @@ export abstract class StoreOps {
         if (part.end) return names;
       }
     }
-    throw new Error(`DIRECTORY_PART ${path}: the directory kept changing (${MAX_DIRECTORY_RESTARTS} restarts)`);
+    throw new Error(
+      `DIRECTORY_PART ${path}: the directory kept changing (${MAX_DIRECTORY_RESTARTS} restarts)`,
+    );
   }
 
   /** Whether `path` exists (a READ that does not answer ENOENT; other errors are thrown). */

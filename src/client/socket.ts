@@ -107,7 +107,9 @@ class StreamLink implements Link {
       const m = this.framer.next();
       if (m === null) break;
       if (isFrameError(m)) {
-        this.fail(new ProtocolError(`the daemon sent a message of ${m.len} bytes (limit ${MAX_REPLY_PAYLOAD})`));
+        this.fail(
+          new ProtocolError(`the daemon sent a message of ${m.len} bytes (limit ${MAX_REPLY_PAYLOAD})`),
+        );
         return;
       }
       this.h.message(m);

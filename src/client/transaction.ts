@@ -105,7 +105,10 @@ export class Transaction extends StoreOps {
 }
 
 /** Start a transaction (nested in `parent` if given). */
-export async function startTransaction(host: TransactionHost, parent: Transaction | null): Promise<Transaction> {
+export async function startTransaction(
+  host: TransactionHost,
+  parent: Transaction | null,
+): Promise<Transaction> {
   const generation = host.generation;
   const reply = await host.call(
     MsgType.TRANSACTION_START,
@@ -115,7 +118,9 @@ export async function startTransaction(host: TransactionHost, parent: Transactio
     generation,
   );
   const id = Number(reply.replace(/\0$/, ""));
-  if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) throw new Error(`bad transaction id from the daemon`);
+  if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) {
+    throw new Error(`bad transaction id from the daemon`);
+  }
   return new Transaction(host, id, generation, parent);
 }
 
@@ -177,7 +182,10 @@ export async function runTransaction<T>(
     }
   }
   if (last instanceof XsError) {
-    throw new XsError("EAGAIN", `transaction still conflicting after ${maxAttempts} attempts (${last.message})`);
+    throw new XsError(
+      "EAGAIN",
+      `transaction still conflicting after ${maxAttempts} attempts (${last.message})`,
+    );
   }
   throw last;
 }

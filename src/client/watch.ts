@@ -100,11 +100,16 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     if (this.dropped > 0) {
       const missed = this.dropped;
       this.dropped = 0;
-      return Promise.resolve({ value: { path: this.path, token: this.token, gap: "overflow", missed }, done: false });
+      return Promise.resolve({
+        value: { path: this.path, token: this.token, gap: "overflow", missed },
+        done: false,
+      });
     }
     if (this.ended === "done") return Promise.resolve({ value: undefined, done: true });
     if (this.ended !== null) return Promise.reject(this.ended);
-    if (this.waiter !== null) return Promise.reject(new Error("Watch.next() called again before the last call resolved"));
+    if (this.waiter !== null) {
+      return Promise.reject(new Error("Watch.next() called again before the last call resolved"));
+    }
     return new Promise((resolve, reject) => {
       this.waiter = resolve;
       this.failWaiter = reject;

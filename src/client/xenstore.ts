@@ -82,7 +82,11 @@ export class XenStore extends StoreOps implements TransactionHost {
   /** Events whose token belongs to no watch of this store (a daemon's stray or a raw watch). */
   onStrayEvent: (path: string, token: string) => void = () => {};
 
-  private constructor(private readonly connector: Connector, target: string, private readonly opts: XenStoreOptions) {
+  private constructor(
+    private readonly connector: Connector,
+    target: string,
+    private readonly opts: XenStoreOptions,
+  ) {
     super();
     this.target = target;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -187,7 +191,9 @@ export class XenStore extends StoreOps implements TransactionHost {
     this.gen++;
     this.featureCache = null;
     if (this.reconnectOpts === null) {
-      this.fail(new ConnectionError(`lost the connection to xenstored (${this.target}): ${err?.message ?? "closed"}`));
+      this.fail(
+        new ConnectionError(`lost the connection to xenstored (${this.target}): ${err?.message ?? "closed"}`),
+      );
       return;
     }
     this.ready = this.reconnect(err);
@@ -203,7 +209,9 @@ export class XenStore extends StoreOps implements TransactionHost {
       if (this.userClosed) throw new ConnectionError("the XenStore was closed");
       if (Date.now() - start >= o.giveUpAfterMs) {
         const e = new ConnectionError(
-          `could not reconnect to xenstored (${this.target}) within ${o.giveUpAfterMs} ms: ${(last as Error)?.message}`,
+          `could not reconnect to xenstored (${this.target}) within ${o.giveUpAfterMs} ms: ${
+            (last as Error)?.message
+          }`,
         );
         this.fail(e);
         throw e;
@@ -222,11 +230,18 @@ export class XenStore extends StoreOps implements TransactionHost {
       // with that error (its consumer learns why), the others go on.
       await Promise.all([...this.watches.values()].map(async (w) => {
         w.gap("reconnect");
-        const m = await c.request(MsgType.WATCH, watchPayload(toWire(w.path), w.token, w.depth), 0, this.timeoutMs)
+        const m = await c.request(
+          MsgType.WATCH,
+          watchPayload(toWire(w.path), w.token, w.depth),
+          0,
+          this.timeoutMs,
+        )
           .catch((e: Error) => e);
         if (m instanceof Error || m.type === MsgType.ERROR) {
           this.watches.delete(w.token);
-          w.end(m instanceof Error ? m : replyError(m.payload, `WATCH ${w.path} (again, after reconnecting)`));
+          w.end(
+            m instanceof Error ? m : replyError(m.payload, `WATCH ${w.path} (again, after reconnecting)`),
+          );
         }
       }));
       if (c.closed) continue; // broke again while re-registering
@@ -274,7 +289,9 @@ export class XenStore extends StoreOps implements TransactionHost {
    */
   async watch(path: string, opts: WatchOptions = {}): Promise<Watch> {
     if (opts.depth !== undefined) {
-      if (!Number.isInteger(opts.depth) || opts.depth < 0) throw new RangeError(`bad watch depth ${opts.depth}`);
+      if (!Number.isInteger(opts.depth) || opts.depth < 0) {
+        throw new RangeError(`bad watch depth ${opts.depth}`);
+      }
       if (!(await this.features()).watchDepth) throw new UnsupportedError("watch depth");
     }
     const token = `dxs-${++this.tokenCounter}`;
@@ -303,7 +320,9 @@ export class XenStore extends StoreOps implements TransactionHost {
     this.watches.delete(w.token);
     this.conn?.wantEvents(this.watches.size > 0);
     if (this.conn === null || this.userClosed) return; // gone with the connection anyway
-    await this.call(MsgType.UNWATCH, joinNul([toWire(w.path), w.token]), 0, `UNWATCH ${w.path}`).catch(() => {});
+    await this.call(MsgType.UNWATCH, joinNul([toWire(w.path), w.token]), 0, `UNWATCH ${w.path}`).catch(
+      () => {},
+    );
   }
 
   // --- transactions ------------------------------------------------------------------------------
@@ -342,12 +361,18 @@ export class XenStore extends StoreOps implements TransactionHost {
 
   /** GET_DOMAIN_PATH: /local/domain/<domid>. */
   async getDomainPath(domid: number): Promise<string> {
-    return fromWire(splitNul(await this.exec(MsgType.GET_DOMAIN_PATH, `${domid}\0`, `GET_DOMAIN_PATH ${domid}`))[0]);
+    return fromWire(
+      splitNul(await this.exec(MsgType.GET_DOMAIN_PATH, `${domid}\0`, `GET_DOMAIN_PATH ${domid}`))[0],
+    );
   }
 
   /** INTRODUCE a domain's ring (what xl does after building a domain). */
   async introduce(domid: number, gfn: number | bigint, port: number): Promise<void> {
-    await this.exec(MsgType.INTRODUCE, joinNul([String(domid), String(gfn), String(port)]), `INTRODUCE ${domid}`);
+    await this.exec(
+      MsgType.INTRODUCE,
+      joinNul([String(domid), String(gfn), String(port)]),
+      `INTRODUCE ${domid}`,
+    );
   }
 
   /** RELEASE a domain (its connection and watches go). */

@@ -54,7 +54,10 @@ for (const t of TARGETS) {
         // The 200 requests went out together, not one write and one reply at a time.
         const after = xs.connectionStats;
         assert.equal(after.requests - before.requests, 200);
-        assert.ok(after.flushes - before.flushes <= 2, `${after.flushes - before.flushes} writes for 200 requests`);
+        assert.ok(
+          after.flushes - before.flushes <= 2,
+          `${after.flushes - before.flushes} writes for 200 requests`,
+        );
         assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `v${i}`));
         // An error in the middle of a batch fails only its own request.
         const mixed = await Promise.allSettled([xs.read("/p/n1"), xs.read("/p/none"), xs.read("/p/n2")]);
@@ -68,8 +71,11 @@ for (const t of TARGETS) {
     fn: () =>
       t.with(async (socket) => {
         using xs = await open(socket);
-        const names = Array.from({ length: 150 }, (_, i) => `child-with-a-long-name-${String(i).padStart(4, "0")}`);
-        await Promise.all(names.map((n) => xs.write(`/big/${n}`, "")));
+        const names = Array.from({ length: 150 }, (_, i) =>
+          `child-with-a-long-name-${String(i).padStart(4, "0")}`);
+        await Promise.all(names.map((n) =>
+          xs.write(`/big/${n}`, "")
+        ));
         assert.ok(names.join("\0").length > 4096);
         try {
           assert.deepEqual((await xs.ls("/big")).sort(), names);
