@@ -190,36 +190,45 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/** A busy daemon's listen queue may be full (connect answers EAGAIN): try again this often, this long. */
+const CONNECT_RETRY_MS = 10;
+const CONNECT_PATIENCE_MS = 2000;
+
+function wouldBlock(e: unknown): boolean {
+  const x = e as { name?: string; code?: string };
+  return x?.name === "WouldBlock" || x?.code === "EAGAIN";
+}
+
 /** A connector to a Unix socket (dom0's xenstored). */
 export function socketConnector(path: string): Connector {
   return async (h) => {
-    if (g.Deno !== undefined) {
-      let s: DenoStream;
+    const deadline = Date.now() + CONNECT_PATIENCE_MS;
+    for (;;) {
       try {
-        s = await g.Deno.connect({ transport: "unix", path });
+        return await connectOnce(path, h);
       } catch (e) {
-        throw new ConnectionError(`cannot connect to xenstored at ${path}: ${asError(e).message}`, false, {
-          cause: e,
-        });
+        if (!wouldBlock(e) || Date.now() > deadline) {
+          throw new ConnectionError(`cannot connect to xenstored at ${path}: ${asError(e).message}`, false, {
+            cause: e,
+          });
+        }
+        await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
       }
-      return denoLink(s, h);
     }
-    const spec = "node:net";
-    const net = (await import(spec)) as NodeNet;
-    const sock = net.createConnection({ path });
-    await new Promise<void>((resolve, reject) => {
-      sock.once("connect", resolve);
-      sock.once(
-        "error",
-        (e) =>
-          reject(
-            new ConnectionError(`cannot connect to xenstored at ${path}: ${e.message}`, false, { cause: e }),
-          ),
-      );
-    });
-    sock.removeAllListeners("error");
-    return nodeLink(sock, h);
   };
+}
+
+async function connectOnce(path: string, h: LinkHandlers): Promise<Link> {
+  if (g.Deno !== undefined) return denoLink(await g.Deno.connect({ transport: "unix", path }), h);
+  const spec = "node:net";
+  const net = (await import(spec)) as NodeNet;
+  const sock = net.createConnection({ path });
+  await new Promise<void>((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  sock.removeAllListeners("error");
+  return nodeLink(sock, h);
 }
 
 /** A connector to a character device speaking the socket protocol (a guest's /dev/xen/xenbus). Deno only. */
