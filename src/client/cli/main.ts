@@ -191,8 +191,17 @@ const COMPLETE: Command = {
 
 function denoIo(): Io {
   const enc = new TextEncoder();
+  const write = (b: Uint8Array) => {
+    try {
+      for (let off = 0; off < b.length;) off += Deno.stdout.writeSync(b.subarray(off));
+    } catch (e) {
+      // The reader went away (`dxenstore watch ... | head`): stop as a SIGPIPE would.
+      if (e instanceof Deno.errors.BrokenPipe) Deno.exit(141);
+      throw e;
+    }
+  };
   return {
-    out: (l) => Deno.stdout.writeSync(enc.encode(l + "\n")),
+    out: (l) => write(enc.encode(l + "\n")),
     err: (l) => Deno.stderr.writeSync(enc.encode(l + "\n")),
     readStdin: async () => await new Response(Deno.stdin.readable).text(),
     readFile: (p) => Deno.readTextFile(p),
