@@ -270,7 +270,11 @@ export const COMMANDS: readonly Command[] = [
         ? Object.fromEntries(
           await Promise.all(f.quotaNames.map(async (n) => [n, await xs.quota.get(n)] as const)),
         )
-        : await xs.quota.limits();
+        : await xs.quota.limits().catch((e) => {
+          // oxenstored lists no limits: a domain's usage is shown without them.
+          if (a === undefined || !(e instanceof UnsupportedError)) throw e;
+          return {};
+        });
       if (a === undefined) {
         if (p.flags.has("json")) return io.out(JSON.stringify(limits));
         for (const [k, v] of Object.entries(limits)) io.out(`${k.padEnd(18)} ${v}`);
