@@ -9,7 +9,11 @@ import { startSimXen } from "../xen/sim_harness.ts";
 
 const BIN = new URL("../../bin/dxenstore", import.meta.url).pathname;
 
-async function cli(socket: string, args: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
+async function cli(
+  socket: string,
+  args: string[],
+  stdin = "",
+): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(["--socket", socket, ...args], {
@@ -83,7 +87,12 @@ Deno.test("dxenstore: help for each command, completion, a daemon that is not th
   }
   const comp = await cli(none, ["completion", "bash"]);
   assert.ok(comp.out.includes("complete -F _dxenstore dxenstore") && comp.out.includes("--depth"));
-  const bash = await new Deno.Command("bash", { args: ["-n"], stdin: "piped", stdout: "null", stderr: "piped" }).spawn();
+  const bash = await new Deno.Command("bash", {
+    args: ["-n"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
   const w = bash.stdin.getWriter();
   await w.write(new TextEncoder().encode(comp.out));
   await w.close();
@@ -95,7 +104,12 @@ Deno.test("dxenstore: help for each command, completion, a daemon that is not th
 Deno.test("dxenstore: bin/dxenstore runs, honours XENSTORED_PATH, completes store paths", async () => {
   await using d = await startDaemon();
   const run = async (args: string[]) => {
-    const o = await new Deno.Command(BIN, { args, env: { XENSTORED_PATH: d.socket }, stdout: "piped", stderr: "piped" })
+    const o = await new Deno.Command(BIN, {
+      args,
+      env: { XENSTORED_PATH: d.socket },
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
     return { code: o.code, out: new TextDecoder().decode(o.stdout) };
   };
