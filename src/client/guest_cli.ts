@@ -3,7 +3,7 @@
 // crash... a domain). See `dxenstore-guest --help` and docs/domains.md.
 import { XsError } from "../common/xs_error.ts";
 import { XenStore } from "./xenstore.ts";
-import { GuestClient, RingClientError, XsType } from "./guest.ts";
+import { GuestClient, RingClientError } from "./guest.ts";
 import { SimGuest } from "../xen/sim/guest.ts";
 import {
   crashDomain,
