@@ -171,9 +171,9 @@ Deno.test("GET/SET_PERMS on special paths", () => {
   const c = dom0(core);
   assert.equal(ok(core, c, T.GET_PERMS, "@introduceDomain\0"), "n0\0");
   assert.equal(ok(core, c, T.GET_PERMS, "@releaseDomain\0"), "n0\0");
-  // Only the two special nodes have permissions: another @-name is no valid argument (as cxenstored).
-  err(core, c, T.GET_PERMS, "@unknownSpecial\0", "EINVAL");
-  err(core, c, T.SET_PERMS, "@unknownSpecial\0n0\0", "EINVAL");
+  // Only the two special nodes have permissions (spec PERM-13).
+  err(core, c, T.GET_PERMS, "@unknownSpecial\0", "ENOENT");
+  err(core, c, T.SET_PERMS, "@unknownSpecial\0n0\0", "ENOENT");
   assert.equal(ok(core, c, T.SET_PERMS, "@introduceDomain\0n0\0r5\0"), OK);
   assert.equal(ok(core, c, T.GET_PERMS, "@introduceDomain\0"), "n0\0r5\0");
   assert.equal(ok(core, c, T.GET_PERMS, "@releaseDomain\0"), "n0\0", "the other special is unaffected");

@@ -4,12 +4,12 @@
 //    generation field). It never throws (a `problem` value). Invariant: an accepted record is
 //    consistent — its value and child list are exactly the lengths its header gives, its generation
 //    a safe integer, its permissions a valid list.
-//  - "tdb-store": stateFromTdbRecords, the records of a dxenstored TDB file (node records keyed by
-//    path, the generation counter, the domain records), as libtdb hands them over, with and without
-//    --recover. Only BackendError may escape; a loaded tree must be sound. Input: u8 flags (bit 0:
+//  - "tdb-store": KvStoreReader (src/backend/kv_layout.ts), the records of a dxenstored TDB file or
+//    storage module (node records keyed by path, the format marker, the generation counter, the
+//    domain records), as libtdb hands them over, with and without --recover. Only BackendError may escape; a loaded tree must be sound. Input: u8 flags (bit 0:
 //    --recover), then records as u16 key length, key, u32 value length, value.
 import { BackendError } from "../../../src/backend/backend.ts";
-import { stateFromTdbRecords } from "../../../src/backend/tdb.ts";
+import { KvStoreReader } from "../../../src/backend/kv_layout.ts";
 import { decodeNodeRecord, encodeNodeRecord } from "../../../src/backend/xs_tdb.ts";
 import { Perms } from "../../../src/store/perms.ts";
 import { check, checkLoaded, type Target } from "../engine.ts";
@@ -103,7 +103,7 @@ function records(input: Uint8Array): Array<[Uint8Array, Uint8Array]> {
 
 export const tdbStoreTarget: Target = {
   name: "tdb-store",
-  contract: "a dxenstored TDB file's records → store (stateFromTdbRecords): BackendError only",
+  contract: "a TDB file's or storage module's records → store (KvStoreReader): BackendError only",
   corpus() {
     const parts = [
       new Uint8Array([0]),
@@ -127,11 +127,10 @@ export const tdbStoreTarget: Target = {
   },
   run(input) {
     if (input.length === 0) return;
-    const recs = records(input);
-    const st = stateFromTdbRecords("tdb:fuzz", "fuzz.tdb", (input[0] & 1) === 1, (fn) => {
-      for (const [k, v] of recs) fn(k, v);
-    });
-    checkLoaded(st.root, st.gen, "a loaded store");
+    const reader = new KvStoreReader("tdb:fuzz", (input[0] & 1) === 1);
+    for (const [k, v] of records(input)) reader.add(k, v);
+    const st = reader.finish();
+    if (st !== null) checkLoaded(st.root, st.gen, "a loaded store");
   },
   expected: (e) => e instanceof BackendError,
   ciCases: 10_000,
