@@ -8,7 +8,7 @@
 import { log } from "../common/log.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";
 import type { Client, ReplySink } from "../dispatch/client.ts";
-import { replaceOversized } from "../protocol/codec.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
 import { MsgType } from "../protocol/wire.ts";
 import {
   ERROR_NONE,

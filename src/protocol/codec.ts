@@ -3,9 +3,8 @@
 // strings: one char per byte, so arbitrary binary values survive unchanged and V8 stores them
 // compactly as one-byte strings.
 import { latin1, writeLatin1 } from "../common/latin1.ts";
-import { log } from "../common/log.ts";
 export { latin1 };
-import { HEADER_SIZE, MsgType, msgTypeName, PAYLOAD_MAX } from "./wire.ts";
+import { HEADER_SIZE, PAYLOAD_MAX } from "./wire.ts";
 
 export interface Message {
   readonly type: number;
@@ -17,21 +16,6 @@ export interface Message {
 
 /** Why a stream was abandoned. Both close the connection; neither allocates `len` bytes. */
 export type FrameError = { readonly kind: "oversized"; readonly len: number };
-
-/**
- * The transports' last line of "never a packet over PAYLOAD_MAX, on any transport". The core bounds
- * every reply (E2BIG, src/dispatch/dispatcher.ts) and every watch event (not sent,
- * src/dispatch/events.ts) before it reaches a transport, so getting here is a bug: it is logged, an
- * oversized watch event is dropped (null) and any other message is replaced by an E2BIG error, so
- * the client still gets its one reply and the stream stays in step.
- */
-export function replaceOversized(label: string, type: number, len: number): string | null {
-  log(
-    "error",
-    `${label}: internal error: refusing to send ${msgTypeName(type)} of ${len} bytes (limit ${PAYLOAD_MAX})`,
-  );
-  return type === MsgType.WATCH_EVENT ? null : "E2BIG\0";
-}
 
 /** Encode a complete message (header + payload) into a new buffer. */
 export function encodeMessage(type: number, reqId: number, txId: number, payload: string): Uint8Array {

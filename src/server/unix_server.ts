@@ -7,7 +7,8 @@
 // bytes and `maxOutEvents` unwritten watch events, past either of which the peer is considered stuck
 // and is disconnected (socket clients can reconnect); see docs/watches.md.
 import { log } from "../common/log.ts";
-import { Framer, isFrameError, type Message, replaceOversized } from "../protocol/codec.ts";
+import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
 import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { UnsentEvents } from "../watch/queue.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";

@@ -1,4 +1,4 @@
-// The transports' own bound on outgoing packets (src/protocol/codec.ts replaceOversized): whatever a
+// The transports' own bound on outgoing packets (src/protocol/outgoing.ts replaceOversized): whatever a
 // handler hands them, neither the Unix-socket server nor a ring connection puts a packet of more
 // than 4096 payload bytes on the wire. An oversized reply becomes E2BIG (the client still gets one
 // reply, in order), an oversized watch event is dropped. The core never gets here (its own bounds
