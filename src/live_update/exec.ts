@@ -9,6 +9,8 @@
 //  - Every descriptor the daemon opens is O_CLOEXEC (accept4/socket with SOCK_CLOEXEC, Deno's own
 //    files too), so none leaks into the new program unless it is named here: `keepAcrossExec` clears
 //    FD_CLOEXEC on exactly the descriptors the state names, just before the exec.
+//  - O_NONBLOCK belongs to the open file, so it crosses the exec: cxenstored's sockets are blocking
+//    and it depends on that (setNonBlocking); dxenstored's are non-blocking.
 //  - The signal mask and ignored signals are inherited across execve. Deno ignores SIGPIPE (inherited,
 //    harmless: cxenstored ignores it too); handlers Deno installed reset to the default.
 //
@@ -24,7 +26,10 @@ const sym = lib.symbols;
 
 const F_GETFD = 1;
 const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
 const FD_CLOEXEC = 1;
+const O_NONBLOCK = 0o4000;
 
 function errno(): number {
   const p = sym.__errno_location();
@@ -62,6 +67,29 @@ export function keepAcrossExec(fds: Iterable<number>): void {
 /** Undo keepAcrossExec (the exec failed and the daemon goes on). */
 export function closeAcrossExec(fds: Iterable<number>): void {
   for (const fd of fds) setCloseOnExec(fd, true);
+}
+
+/** True if `fd`'s open file is non-blocking (O_NONBLOCK, shared by every descriptor of that file). */
+export function isNonBlocking(fd: number): boolean {
+  const flags = sym.fcntl(fd, F_GETFL, 0);
+  if (flags < 0) throw new ExecError("fcntl(F_GETFL)", errno(), `fd ${fd}`);
+  return (flags & O_NONBLOCK) !== 0;
+}
+
+/**
+ * Make `fds` blocking or not. cxenstored creates its sockets blocking and, reading one that has no data
+ * (EAGAIN), takes it for end of file and drops the client (readfd() in 4.17): descriptors are handed
+ * over blocking, as cxenstored's own are, and whoever adopts them sets what it needs.
+ */
+export function setNonBlocking(fds: Iterable<number>, on: boolean): void {
+  for (const fd of fds) {
+    const flags = sym.fcntl(fd, F_GETFL, 0);
+    if (flags < 0) throw new ExecError("fcntl(F_GETFL)", errno(), `fd ${fd}`);
+    const next = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    if (next !== flags && sym.fcntl(fd, F_SETFL, next) < 0) {
+      throw new ExecError("fcntl(F_SETFL)", errno(), `fd ${fd}`);
+    }
+  }
 }
 
 const enc = new TextEncoder();

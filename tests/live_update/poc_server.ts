@@ -5,17 +5,19 @@
 //
 //   XENSTORED_RUNDIR=DIR [XENSTORED_PATH=SOCK] poc_server.ts [-N] [-U]
 //
-// It speaks READ, WRITE (creating missing parents), WATCH (an initial event, then an event for each
+// It speaks READ, WRITE (creating missing parents), SET_PERMS, WATCH (an initial event, then an event for each
 // WRITE at or below the path) and CONTROL live-update -f/-c/-s/-a as cxenstored 4.17 does: on `-s` it
 // queues "OK" as the reply of that request without sending it, writes <rundir>/state_dump with
 // src/migration/writer.ts, keeps the listening socket and every client socket open across exec
 // (src/live_update/exec.ts) and execs the program named by `-f` with its own arguments plus -U (or
 // those of `-c`). With -U it reads <rundir>/state_dump (src/migration/reader.ts), adopts the sockets,
 // sends their unsent output and serves their unprocessed input. Ring connections (dom0's, from
-// cxenstored) are carried through unchanged.
-import { execve, keepAcrossExec } from "../../src/live_update/exec.ts";
+// cxenstored) are carried through unchanged. POC_STREAM_VERSION=2, POC_EXTRA=opaque,transaction and
+// POC_NO_DOM0=1 make it write streams that probe what cxenstored 4.17 accepts.
+import { closeAcrossExec, execve, keepAcrossExec, setNonBlocking } from "../../src/live_update/exec.ts";
 import { readStream } from "../../src/migration/reader.ts";
 import { writeStream } from "../../src/migration/writer.ts";
+import { DX_RECORD_FIRST } from "../../src/migration/format.ts";
 import type { ConnRecord, NodePerm, StateRecord } from "../../src/migration/records.ts";
 
 const lib = Deno.dlopen("libc.so.6", {
@@ -33,7 +35,8 @@ const lib = Deno.dlopen("libc.so.6", {
 const sys = lib.symbols;
 const CLOEXEC_NONBLOCK = 0o2000000 | 0o4000;
 const EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10;
-const XS_CONTROL = 0, XS_READ = 2, XS_WATCH = 4, XS_WRITE = 11, XS_WATCH_EVENT = 15, XS_ERROR = 16;
+const XS_CONTROL = 0, XS_READ = 2, XS_WATCH = 4, XS_WRITE = 11, XS_SET_PERMS = 14, XS_WATCH_EVENT = 15;
+const XS_ERROR = 16;
 
 interface Conn {
   readonly fd: number;
@@ -96,6 +99,7 @@ function flush(c: Conn): void {
 }
 
 function adopt(fd: number, input = new Uint8Array(0), output = new Uint8Array(0)): Conn {
+  setNonBlocking([fd], true); // an inherited socket is blocking (see handOver)
   const c: Conn = { fd, input, output, watches: [] };
   conns.set(fd, c);
   epollAdd(fd, EPOLLIN);
@@ -134,6 +138,13 @@ function serve(c: Conn): void {
       const payload = args.slice(1).join("\0");
       reply("OK\0");
       write(args[0], payload);
+    } else if (type === XS_SET_PERMS && nodes.has(args[0])) {
+      nodes.get(args[0])!.perms = args.slice(1, -1).map((p) => ({
+        access: p[0] as NodePerm["access"],
+        domid: Number(p.slice(1)),
+        stale: false,
+      }));
+      reply("OK\0");
     } else if (type === XS_WATCH) {
       c.watches.push({ path: args[0], token: args[1] });
       reply("OK\0");
@@ -198,14 +209,38 @@ function handOver(asking: Conn, reply: Uint8Array): void {
   records.push(...special);
   const paths = [...nodes.keys()].sort((a, b) => a.split("/").length - b.split("/").length);
   for (const p of paths) records.push({ type: "node", path: p, ...nodes.get(p)!, txn: null });
-  Deno.writeFileSync(`${rundir}/state_dump`, writeStream({ version: 1, records }));
+  // Knobs for probing what cxenstored 4.17 accepts (tests/migration/cx_interop_test.ts).
+  const extra = (Deno.env.get("POC_EXTRA") ?? "").split(",");
+  const firstSocket = records.find((r) => r.type === "conn" && r.endpoint.kind === "socket");
+  if (extra.includes("transaction") && firstSocket?.type === "conn") {
+    const connId = firstSocket.connId;
+    records.push({ type: "transaction", connId, txId: 42 });
+    records.push({
+      type: "node",
+      path: "/a/in-transaction",
+      value: "pending",
+      perms: [{ access: "n", domid: 0, stale: false }],
+      txn: { connId, txId: 42, access: 2 },
+    });
+  }
+  if (extra.includes("opaque")) {
+    records.push({ type: "opaque", code: DX_RECORD_FIRST, body: new Uint8Array(16).fill(0xdd) });
+  }
+  const version = Deno.env.get("POC_STREAM_VERSION") === "2" ? 2 : 1;
+  Deno.writeFileSync(`${rundir}/state_dump`, writeStream({ version, records }));
   const fds = [listenFd, ...conns.keys(), ...(evtchnFd >= 0 ? [evtchnFd] : [])];
   keepAcrossExec(fds);
+  // Handed over blocking, as cxenstored's own sockets are (it takes EAGAIN on a read for end of file).
+  setNonBlocking([listenFd, ...conns.keys()], false);
   const argv = lu!.cmdline === null ? [...origArgs, "-U"] : [...lu!.cmdline.split(/[ \t]+/), "-U"];
   try {
     execve(lu!.binary, [lu!.binary, ...argv], Deno.env.toObject());
   } catch (e) {
+    // Still us: undo the preparations and go on serving.
     console.error(`poc: ${(e as Error).message}`);
+    setNonBlocking([listenFd, ...conns.keys()], true);
+    closeAcrossExec(fds);
+    Deno.removeSync(`${rundir}/state_dump`);
     lu = null;
   }
 }
@@ -237,6 +272,7 @@ if (restoring) {
   }
   nodes.set("/", { value: "", perms: [{ access: "n", domid: 0, stale: false }] });
 }
+setNonBlocking([listenFd], true);
 epollAdd(listenFd, EPOLLIN);
 console.log(`poc: serving pid ${Deno.pid}${restoring ? " (restored)" : ""}`);
 for (const c of conns.values()) {
