@@ -5,8 +5,8 @@
 //
 //   XENSTORED_RUNDIR=DIR [XENSTORED_PATH=SOCK] poc_server.ts [-N] [-U]
 //
-// It speaks READ, WRITE (creating missing parents), SET_PERMS, WATCH (an initial event, then an event for each
-// WRITE at or below the path) and CONTROL live-update -f/-c/-s/-a as cxenstored 4.17 does: on `-s` it
+// It speaks READ, WRITE (creating missing parents), SET_PERMS, WATCH (an initial event, then an event
+// for each WRITE at or below the path) and CONTROL live-update -f/-c/-s/-a as cxenstored 4.17 does: on `-s` it
 // queues "OK" as the reply of that request without sending it, writes <rundir>/state_dump with
 // src/migration/writer.ts, keeps the listening socket and every client socket open across exec
 // (src/live_update/exec.ts) and execs the program named by `-f` with its own arguments plus -U (or
