@@ -8,6 +8,7 @@ import { WireClient, XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
 import { rng } from "./harness.ts";
 import { libtdbAvailable } from "../../src/backend/tdb_ffi.ts";
+import { moduleOrSkip } from "./modules.ts";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const ITERATIONS = 22;
@@ -19,7 +20,7 @@ interface Slot {
 }
 
 interface CrashSpec {
-  readonly kind: "file" | "sqlite" | "tdb";
+  readonly kind: "file" | "sqlite" | "tdb" | "lmdb";
   readonly sync: string;
   readonly clients: number;
   readonly seed: number;
@@ -161,7 +162,9 @@ function crashTest(t: CrashSpec) {
   return async () => {
     const dir = await Deno.makeTempDir({ prefix: "dxs-crash-" });
     const socket = `${dir}/sock`;
-    const spec = t.kind === "file" ? `file:${dir}/store` : `${t.kind}:${dir}/store.${t.kind}`;
+    const spec = t.kind === "file" ? `file:${dir}/store` : t.kind === "lmdb"
+      ? `so:${LMDB}:${dir}/lmdb` // the C storage module (ffi/dxenstored_backend.h)
+      : `${t.kind}:${dir}/store.${t.kind}`;
     const rand = rng(t.seed);
     const writers = Array.from({ length: t.clients }, (_, i) => new Writer(i, rng(t.seed * 31 + i)));
     try {
@@ -212,12 +215,17 @@ const SPECS: CrashSpec[] = [
   // The recommended group mode: a write is nearly always in flight (asynchronous, Linux AIO).
   { kind: "file", sync: "group:0", clients: 4, seed: 2468 },
   { kind: "sqlite", sync: "group:1", clients: 4, seed: 7890 },
+  { kind: "lmdb", sync: "always", clients: 2, seed: 4321 },
+  // Inline syncs (a C module has no asynchronous path): each group is one LMDB parent transaction.
+  { kind: "lmdb", sync: "group:0", clients: 4, seed: 8765 },
 ];
+
+const LMDB = await moduleOrSkip("lmdb");
 
 for (const t of SPECS) {
   Deno.test({
     name: `crash: ${t.kind} --sync=${t.sync}, ${t.clients} concurrent clients, SIGKILL at random moments`,
-    ignore: t.kind === "tdb" && !libtdbAvailable(),
+    ignore: (t.kind === "tdb" && !libtdbAvailable()) || (t.kind === "lmdb" && LMDB === null),
     fn: crashTest(t),
   });
 }
