@@ -77,6 +77,11 @@ export class Connection {
   readonly stats: ConnectionStats = { requests: 0, flushes: 0, events: 0, unmatched: 0 };
   /** Watch events (path, token), in the order the daemon sent them. */
   onEvent: (path: string, token: string) => void = () => {};
+  /**
+   * A reply whose req_id matched no request (counted in stats.unmatched). Dropped by default; a test
+   * driver that writes raw requests into the transport itself takes them here.
+   */
+  onUnmatched: (m: Message) => void = () => {};
   /** The connection closed (null: by close()). Pending requests have been rejected already. */
   onClose: (err: Error | null) => void = () => {};
   private link!: Link;
@@ -228,6 +233,7 @@ export class Connection {
     const p = this.pending.get(m.reqId);
     if (p === undefined) {
       this.stats.unmatched++;
+      this.onUnmatched(m);
       return;
     }
     this.pending.delete(m.reqId);

@@ -51,6 +51,8 @@ export class GuestClient {
       { nudgeEmptyPayload: false },
     );
     this.conn.onEvent = (path, token) => this.events.push({ path, token });
+    // Raw access: replies to requests a test wrote into the ring itself are kept for reply(req_id).
+    this.conn.onUnmatched = (m) => this.replies.set(m.reqId, m);
   }
 
   get page(): RingPage {
