@@ -6,6 +6,7 @@ import { fileBackendTarget, fileRecordsTarget } from "./file.ts";
 import { sqliteFileTarget, sqliteRowsTarget } from "./sqlite.ts";
 import { tdbRecordTarget, tdbStoreTarget } from "./tdb.ts";
 import { configTarget } from "./config.ts";
+import { migrationTarget } from "./migration.ts";
 
 export const TARGETS: readonly Target[] = [
   wireTarget,
@@ -18,6 +19,7 @@ export const TARGETS: readonly Target[] = [
   tdbRecordTarget,
   tdbStoreTarget,
   configTarget,
+  migrationTarget,
 ];
 
 export function targetNamed(name: string): Target {
