@@ -46,29 +46,39 @@ export class BuildError extends Error {
 /** Bundle the program into `outDir` (default build/). */
 export async function build(outDir = `${ROOT}build`): Promise<BuildResult> {
   const assets = embedAssetList();
+  // The generated entry sits in build/.embed/ (its imports are relative to the repository), one per
+  // build, so builds running at once (tests, the E2E) never read each other's half-written file.
   const gen = `${ROOT}build/.embed`;
   Deno.mkdirSync(gen, { recursive: true });
-  const entry = `${gen}/entry.ts`;
+  const entry = Deno.makeTempFileSync({ dir: gen, prefix: "entry-", suffix: ".ts" });
   Deno.writeTextFileSync(entry, generatedEntry(assets));
   const bundle = `${outDir}/${BUNDLE.slice(BUNDLE.lastIndexOf("/") + 1)}`;
   const tmp = `${bundle}.tmp`;
   Deno.mkdirSync(outDir, { recursive: true });
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "deno", "--output", tmp, entry],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform", "deno", "--output", tmp, entry],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } finally {
+    Deno.removeSync(entry);
+  }
   if (!out.success) {
     throw new BuildError(`deno bundle failed:\n${dec.decode(out.stderr)}${dec.decode(out.stdout)}`);
   }
-  const text = Deno.readTextFileSync(tmp);
+  // The same bundle from the same sources, whatever the entry's temporary name was.
+  const rel = entry.slice(ROOT.length);
+  const text = Deno.readTextFileSync(tmp).replaceAll(`// ${rel}\n`, "// build/.embed/entry.ts\n");
   const problems = bundleProblems(text);
   if (problems.length > 0) {
     Deno.removeSync(tmp);
     throw new BuildError(`the bundle would read beside its sources at run time:\n  ${problems.join("\n  ")}`);
   }
+  Deno.writeTextFileSync(tmp, text);
   Deno.renameSync(tmp, bundle);
   const man = `${outDir}/${MAN_PAGE.slice(MAN_PAGE.lastIndexOf("/") + 1)}`;
   Deno.writeTextFileSync(man, manPage());
