@@ -327,6 +327,14 @@ export class DomainManager implements DomainHandler {
       case MsgType.GET_QUOTA:
       case MsgType.SET_QUOTA:
         if (this.quotas === null) throw new XsError("ENOSYS", "quotas not available");
+        // A <domid> must name a domain the hypervisor knows (ENOENT otherwise, as cxenstored; spec
+        // QUOTA-1); the privilege check comes first, so a guest learns nothing about other domains.
+        if (req.domid !== undefined && req.domid !== 0 && this.platform !== null) {
+          this.requireCap(c, req.op === MsgType.GET_QUOTA ? "get-quota" : "set-quota");
+          if (this.platform.domainState(req.domid) === null) {
+            throw new XsError("ENOENT", `no domain ${req.domid}`);
+          }
+        }
         return this.quotas.handleRequest(c, req);
       default:
         throw new XsError("ENOSYS", `message type ${req.op} is not a domain request`);
