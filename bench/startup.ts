@@ -138,6 +138,11 @@ if (import.meta.main) {
         [...runCommand(DENO, out.bundle, flags), "--socket", socket, "--backend", "memory"],
         { DENO_DIR: `${dir}/cache-built` },
       ],
+      [
+        "sources (bin/dxenstored), empty memory store",
+        [`${ROOT}bin/dxenstored`, "--socket", socket, "--backend", "memory"],
+        { DENO_DIR: `${dir}/cache-src` },
+      ],
     ];
     console.log(`load average: ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
     console.log(
