@@ -8,7 +8,7 @@ import { dpkgFile, runTool } from "../helpers/daemon.ts";
 import { bundleProblems } from "../../compile/build.ts";
 import { embedAssetList } from "../../compile/assets.ts";
 import { EXTISM_SDK } from "../../src/policy/sdk_check.ts";
-import { BuiltDaemon, builtProgram, removeBuilt, runBuilt } from "./built.ts";
+import { BuiltDaemon, builtProgram, removeBuilt, runBuilt, spawnBuilt } from "./built.ts";
 import { cmdlineOf, exists, readPid, stopPid, waitFor } from "../ops/helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -139,6 +139,27 @@ Deno.test("build: --xen=sim with the guest CLI of the same file; --xen=real says
     assert.equal(await ok("xenstore-read", ["/local/domain/7/data/x"], d.socket), "over the ring\n");
     const r = await guest(["--domid", "7", "read", "name"]);
     assert.deepEqual([r.code, r.stdout], [0, "guest7\n"], r.stderr);
+    // A guest's watch over the ring: its registration event, then the event for dom0's write.
+    const watcher = await spawnBuilt(
+      "dxenstore-guest",
+      ["--sim", sim, "--domid", "7", "watch", "data", "2"],
+      cwd,
+    );
+    const reader = watcher.stdout.getReader();
+    let events = "";
+    while (!events.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      events += new TextDecoder().decode(value);
+    }
+    await ok("xenstore-write", ["/local/domain/7/data/y", "from dom0"], d.socket);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      events += new TextDecoder().decode(value);
+    }
+    assert.equal((await watcher.status).code, 0);
+    assert.equal(events, "data dxenstore-guest\ndata/y dxenstore-guest\n");
     assert.equal(await d.stop(), 0, d.log);
 
     // No Xen on this machine: the real platform is in the program and refuses to start, saying why.

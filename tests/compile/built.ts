@@ -106,6 +106,26 @@ export async function runBuilt(
   return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
 }
 
+/** Start the program as `name` with stdout piped (a long-running client, e.g. a guest's watch). */
+export async function spawnBuilt(
+  name: string,
+  args: readonly string[],
+  cwd: string,
+): Promise<Deno.ChildProcess> {
+  const b = await builtProgram();
+  const [cmd, argv] = command(b, name, args);
+  return new Deno.Command(cmd, {
+    args: argv,
+    cwd,
+    clearEnv: true,
+    env: cleanEnv(b, cwd, {}),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(60_000),
+  }).spawn();
+}
+
 /** A daemon of the built program in the foreground (`--socket`), in its own empty working folder. */
 export class BuiltDaemon {
   private readonly chunks: Uint8Array[] = [];
