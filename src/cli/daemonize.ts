@@ -81,8 +81,6 @@ type Spawn = (
 /** The part of node:child_process's ChildProcess used here. */
 interface Child {
   readonly pid?: number;
-  readonly exitCode: number | null;
-  readonly signalCode: string | null;
   readonly stdout: {
     setEncoding(e: string): void;
     on(ev: "data", f: (chunk: string) => void): void;
