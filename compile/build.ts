@@ -29,6 +29,7 @@ const ASSET_MODULE = "src/common/assets.ts";
 const RUNTIME_IMPORTS: Readonly<Record<string, string>> = {
   "src/backend/sqlite.ts": "node:sqlite",
   "src/cli/daemonize.ts": "node:child_process",
+  "src/client/socket.ts": "node:net (only when the client library runs under Node)",
 };
 const dec = new TextDecoder();
 

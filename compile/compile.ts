@@ -1,7 +1,8 @@
 // `deno task compile`: the built program (build/dxenstored.js, compile/build.ts) as one executable,
 // build/dxenstored, with `deno compile`: the same bundle, the same permissions and the V8 flags of
 // compile/v8-flags, on Deno's runtime (denort) instead of the full deno binary. Named dxenstored, it
-// is `dxenstored` to pidof and pgrep by itself; linked as dxenstore-guest it is the guest CLI.
+// is `dxenstored` to pidof and pgrep by itself; linked as dxenstore or dxenstore-guest it is the client
+// or the guest CLI.
 //
 //   bin/deno task compile [--print]      (--print: only show the command)
 //
@@ -13,7 +14,7 @@
 //   unzip denort-x86_64-unknown-linux-gnu.zip          # -> denort
 //   DENORT_BIN=$PWD/denort bin/deno task compile
 import { build } from "./build.ts";
-import { BUNDLE, DENO_RUN_FLAGS, EXECUTABLE, GUEST_NAME } from "./program.ts";
+import { BUNDLE, CLIENT_NAME, DENO_RUN_FLAGS, EXECUTABLE, GUEST_NAME } from "./program.ts";
 import { readV8Flags, v8FlagsArgs } from "./v8_flags.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -64,10 +65,13 @@ async function main(): Promise<number> {
     }
     return 1;
   }
-  const guest = `${ROOT}build/${GUEST_NAME}`;
-  await Deno.remove(guest).catch(() => {});
-  Deno.symlinkSync(EXECUTABLE.slice(EXECUTABLE.lastIndexOf("/") + 1), guest);
-  console.log(`${output} (and ${guest} -> dxenstored)`);
+  // The other programs of the multi-call executable (compile/entry.ts): links named after them.
+  for (const name of [CLIENT_NAME, GUEST_NAME]) {
+    const link = `${ROOT}build/${name}`;
+    await Deno.remove(link).catch(() => {});
+    Deno.symlinkSync(EXECUTABLE.slice(EXECUTABLE.lastIndexOf("/") + 1), link);
+  }
+  console.log(`${output} (and build/${CLIENT_NAME}, build/${GUEST_NAME} -> dxenstored)`);
   return 0;
 }
 

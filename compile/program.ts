@@ -2,12 +2,14 @@
 // (build.ts), `deno task compile` (compile.ts), the .deb (packaging/build_deb.ts), the real-Xen E2E
 // (e2e/xen/package.ts) and the tests.
 import { v8FlagsArgs } from "./v8_flags.ts";
-import { DAEMON_NAME, GUEST_CLI_NAME } from "../src/cli/process_name.ts";
+import { CLIENT_CLI_NAME, DAEMON_NAME, GUEST_CLI_NAME } from "../src/cli/process_name.ts";
 
 /** The process name (argv[0] and the kernel's comm): what pgrep, pidof and journald see. */
 export const PROGRAM_NAME = DAEMON_NAME;
 /** The guest-side debugging CLI, the same program under another argv[0] (compile/entry.ts). */
 export const GUEST_NAME = GUEST_CLI_NAME;
+/** The XenStore client, likewise. */
+export const CLIENT_NAME = CLIENT_CLI_NAME;
 /** `deno task build`'s output, repository-relative. */
 export const BUNDLE = "build/dxenstored.js";
 /** `deno task compile`'s output, repository-relative. */

@@ -3,7 +3,8 @@
 // Layout (docs/operations.md): the built program (compile/build.ts: one JavaScript file holding the
 // daemon, its npm packages and the built-in policy plugins) and the Deno binary that runs it under
 // /usr/lib/dxenstored; /usr/sbin/dxenstored, a launcher that execs Deno as `dxenstored` with the V8
-// flags of compile/v8-flags (and /usr/bin/dxenstore-guest, the guest CLI, the same way); the man page
+// flags of compile/v8-flags (and /usr/bin/dxenstore, the client, and /usr/bin/dxenstore-guest, the
+// guest CLI, the same way); the man page
 // dxenstored(8) generated from the option table; the conffiles /etc/xen/dxenstored.conf and
 // /etc/logrotate.d/dxenstored, the disabled dxenstored.service, an inactive xen.service.d drop-in
 // example, operations.md and the documents it links to; maintainer scripts that never start or stop
@@ -13,7 +14,7 @@
 //   bin/deno task deb:test          # build, then install into a throw-away Debian 12 and check it
 //   bin/deno task deb:test-debootstrap   # the same in a fresh debootstrap'ed Debian 12 (minutes)
 import { build } from "../compile/build.ts";
-import { GUEST_NAME, launcherScript, PROGRAM_NAME } from "../compile/program.ts";
+import { CLIENT_NAME, GUEST_NAME, launcherScript, PROGRAM_NAME } from "../compile/program.ts";
 import { readV8Flags } from "../compile/v8_flags.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -94,7 +95,9 @@ export async function buildDeb(o: BuildOptions): Promise<string> {
     copy(program.bundle, `${stage}/${LIB}/dxenstored.js`, 0o644);
     copy(`${ROOT}${DENO_BIN}`, `${stage}/${LIB}/deno`, 0o755);
     const v8Flags = readV8Flags();
-    for (const [name, dir] of [[PROGRAM_NAME, "usr/sbin"], [GUEST_NAME, "usr/bin"]]) {
+    for (
+      const [name, dir] of [[PROGRAM_NAME, "usr/sbin"], [CLIENT_NAME, "usr/bin"], [GUEST_NAME, "usr/bin"]]
+    ) {
       Deno.mkdirSync(`${stage}/${dir}`, { recursive: true });
       Deno.writeTextFileSync(
         `${stage}/${dir}/${name}`,

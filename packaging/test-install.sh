@@ -57,7 +57,7 @@ if out="$(in_root dpkg -i /tmp/dxenstored.deb 2>&1)"; then ok "dpkg -i"; else fa
 
 # Files and conffiles as listed in docs/operations.md: the built program and Deno, no source tree.
 files="$(in_root dpkg -L dxenstored)"
-for f in /usr/sbin/dxenstored /usr/bin/dxenstore-guest /usr/lib/dxenstored/deno /usr/lib/dxenstored/dxenstored.js \
+for f in /usr/sbin/dxenstored /usr/bin/dxenstore /usr/bin/dxenstore-guest /usr/lib/dxenstored/deno /usr/lib/dxenstored/dxenstored.js \
     /etc/xen/dxenstored.conf /etc/logrotate.d/dxenstored /lib/systemd/system/dxenstored.service \
     /usr/share/man/man8/dxenstored.8.gz /usr/share/doc/dxenstored/examples/xen.service.d/dxenstored.conf \
     /usr/share/doc/dxenstored/operations.md; do
@@ -108,6 +108,9 @@ if out="$(in_root env XENSTORED_PATH=/run/xs.sock XENSTORED_RUNDIR=/run/xenstore
 else fail "start-stop-daemon start" "$out $(cat "$R/run/dxenstored.log" 2>/dev/null)"; fi
 if in_root env XENSTORED_PATH=/run/xs.sock xenstore-read -s / >/dev/null 2>&1; then ok "xenstore-read -s /"
 else fail "xenstore-read -s /" "no answer"; fi
+if out="$(in_root env XENSTORED_PATH=/run/xs.sock sh -c 'dxenstore write /pkg/x installed && dxenstore read /pkg/x' 2>&1)" &&
+    [ "$out" = installed ]; then ok "dxenstore write+read"
+else fail "dxenstore write+read" "$out"; fi
 pid="$(cat "$R/run/xenstore.pid" 2>/dev/null)"
 if [ -n "$pid" ] && grep -qs /usr/lib/dxenstored/dxenstored.js "/proc/$pid/cmdline"; then ok "pid file: $pid"
 else fail "pid file" "'$pid' is not the installed daemon"; fi

@@ -8,6 +8,8 @@ import { setCommName } from "./sys.ts";
 export const DAEMON_NAME = "dxenstored";
 /** The guest-side debugging CLI (src/client/guest_cli.ts), the same built program under another name. */
 export const GUEST_CLI_NAME = "dxenstore-guest";
+/** The XenStore command-line client (src/client/cli/main.ts), likewise. */
+export const CLIENT_CLI_NAME = "dxenstore";
 
 /** Give this process the daemon's comm name (the main thread is the process's task). */
 export function nameProcess(name: string = DAEMON_NAME): void {

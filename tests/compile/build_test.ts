@@ -171,7 +171,7 @@ Deno.test("build: --xen=sim with the guest CLI of the same file; --xen=real says
   }
 });
 
-Deno.test("build: export and import subcommands of the built program move a store", async () => {
+Deno.test("build: export and import subcommands of the built program move a store; its dxenstore reads it", async () => {
   const cwd = await emptyDir();
   try {
     const a = await BuiltDaemon.start(cwd, ["--backend", "file:./a"]);
@@ -185,6 +185,9 @@ Deno.test("build: export and import subcommands of the built program move a stor
     assert.equal(imp.code, 0, imp.stderr);
     const b = await BuiltDaemon.start(cwd, ["--backend", "file:./b"]);
     assert.equal(await ok("xenstore-read", ["/m/two"], b.socket), "2\n");
+    // The client of the same file (argv[0] dxenstore) reads it too.
+    const client = await runBuilt("dxenstore", ["-s", b.socket, "read", "/m/one"], { cwd });
+    assert.deepEqual([client.code, client.stdout], [0, "1\n"], client.stderr);
     assert.equal(await b.stop(), 0, b.log);
   } finally {
     await Deno.remove(cwd, { recursive: true });

@@ -27,6 +27,7 @@ const EXPECTED = [
   "config-test oxenstored.conf",
   "start-stop-daemon start",
   "xenstore-read -s /",
+  "dxenstore write+read",
   "pid file",
   "process name dxenstored",
   "dpkg -r",
@@ -52,6 +53,7 @@ Deno.test({
       for (
         const f of [
           "./usr/sbin/dxenstored",
+          "./usr/bin/dxenstore",
           "./usr/bin/dxenstore-guest",
           "./usr/lib/dxenstored/deno",
           "./usr/lib/dxenstored/dxenstored.js",
