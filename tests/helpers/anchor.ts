@@ -49,7 +49,7 @@ export interface Anchor {
   stop(): Promise<void>;
 }
 
-/** Start a reference daemon on a fresh socket (anchor.sh waits until the socket exists). */
+/** Start a reference daemon on a fresh socket; returns once it accepts connections. */
 export async function startAnchor(kind: "cxenstored" | "oxenstored"): Promise<Anchor> {
   await ensureShim();
   const dir = await Deno.makeTempDir({ prefix: `anchor-${kind}-` });
@@ -59,6 +59,22 @@ export async function startAnchor(kind: "cxenstored" | "oxenstored"): Promise<An
     await run(script, ["stop", dir]).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw new Error(`anchor.sh start ${kind} failed:\n${r.out}`);
+  }
+  // The socket exists once the daemon has bound it, which is before it listens: until then a connect
+  // is refused (seen under load). Wait until one is accepted.
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ transport: "unix", path: `${dir}/socket` })).close();
+      break;
+    } catch (e) {
+      const early = e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.WouldBlock;
+      if (!early || i >= 500) {
+        await run(script, ["stop", dir]).catch(() => {});
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        throw new Error(`${kind} does not accept connections on ${dir}/socket: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
   let stopped = false;
   return {
