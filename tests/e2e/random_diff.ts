@@ -432,7 +432,10 @@ if (import.meta.main) {
   let resyncs = 0;
   for (let seed = first; seed < first + seeds; seed++) {
     const ref = await startAnchor("cxenstored");
-    const d = await startDaemon({ args: ["--backend", "memory"] });
+    const d = await startDaemon({ args: ["--backend", "memory"] }).catch(async (e) => {
+      await ref.stop();
+      throw e;
+    });
     try {
       const res = await runSeed(seed, requests, ref.socket, d.socket, 3, Deno.args.includes("--survey"));
       total += res.requests;
