@@ -25,8 +25,11 @@ export interface ControlHandler {
 export interface RequestObserver {
   opened(c: Client): void;
   closed(c: Client): void;
-  /** `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null. */
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void;
+  /**
+   * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
+   * `seconds` how long the request took to handle (parse, policy, store, persist).
+   */
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, seconds: number): void;
   /** A watch event was queued for `c`. */
   watchEvent(c: Client, path: string, token: string): void;
 }
