@@ -17,6 +17,7 @@ import { StorageMetrics } from "../observe/storage.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
+import { nameProcess } from "./process_name.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
   claimInstance,
@@ -30,9 +31,11 @@ import {
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const sub = Deno.args[0];
   if (sub === "export" || sub === "import") return await migrationCommand(sub, Deno.args.slice(1));
+  // `dxenstored` to pgrep and journald (_COMM) as the launchers' argv[0] makes it to pidof.
+  nameProcess();
   const loaded = loadOptions(Deno.args, (k) => Deno.env.get(k));
   if (loaded.kind === "exit") return loaded.code;
   const parsed = loaded.opts;

@@ -27,9 +27,9 @@ export interface RequestObserver {
   closed(c: Client): void;
   /**
    * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
-   * `seconds` how long the request took to handle (parse, policy, store, persist).
+   * `ms` is how long handling took (not counting a wait for durability).
    */
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, seconds: number): void;
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms: number): void;
   /** A watch event was queued for `c`. */
   watchEvent(c: Client, path: string, token: string): void;
 }
