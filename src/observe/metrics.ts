@@ -108,6 +108,11 @@ export class Histogram {
 
   /** The samples of one series: cumulative `_bucket`s with `le` (then `+Inf`), `_sum`, `_count`. */
   samples(labels: Readonly<Record<string, string>> = {}): Sample[] {
+    return histogramSamples([[labels, this]]);
+  }
+
+  /** The cumulative `_bucket` samples of this series, `le` ascending, `+Inf` last. */
+  buckets(labels: Readonly<Record<string, string>>): Sample[] {
     const out: Sample[] = [];
     let acc = 0;
     for (let i = 0; i <= this.bounds.length; i++) {
@@ -115,10 +120,23 @@ export class Histogram {
       const le = i < this.bounds.length ? String(this.bounds[i]) : "+Inf";
       out.push({ suffix: "_bucket", labels: { ...labels, le }, value: acc });
     }
-    out.push({ suffix: "_sum", labels, value: this.sum });
-    out.push({ suffix: "_count", labels, value: this.count });
     return out;
   }
+}
+
+/**
+ * The samples of a histogram family with several series: every `_bucket` line, then every `_sum`, then
+ * every `_count`. Each sample name stays one contiguous group, so the lines are valid even without
+ * their `# TYPE` line (`xenstore-control stats` prints samples only).
+ */
+export function histogramSamples(
+  series: ReadonlyArray<readonly [Readonly<Record<string, string>>, Histogram]>,
+): Sample[] {
+  const out: Sample[] = [];
+  for (const [labels, h] of series) out.push(...h.buckets(labels));
+  for (const [labels, h] of series) out.push({ suffix: "_sum", labels, value: h.sum });
+  for (const [labels, h] of series) out.push({ suffix: "_count", labels, value: h.count });
+  return out;
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Message } from "../protocol/codec.ts";
 import { StorageError } from "../common/xs_error.ts";
 import type { AccessLog } from "./access_log.ts";
 import { connName } from "./access_log.ts";
-import { Histogram, type MetricFamily, type Sample } from "./metrics.ts";
+import { Histogram, histogramSamples, type MetricFamily, type Sample } from "./metrics.ts";
 import { formatRefusal, type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
 import { RecentActivity } from "./recent.ts";
 
@@ -188,17 +188,17 @@ export class DaemonObserver implements RequestObserver {
 
   /** Request latency by message type (a histogram: long; rendered after the other families). */
   latencyMetrics(): MetricFamily[] {
-    const latency: Sample[] = [];
+    const series: Array<[Record<string, string>, Histogram]> = [];
     for (let op = 0; op <= OTHER_OP; op++) {
       const h = this.latency[op];
-      if (h !== undefined) latency.push(...h.samples({ op: OP_NAMES[op] ?? "OTHER" }));
+      if (h !== undefined) series.push([{ op: OP_NAMES[op] ?? "OTHER" }, h]);
     }
     return [{
       name: "dxenstored_request_duration_seconds",
       help: "Time to handle a request (parse, access policy, store, persist), by message type; " +
         "not the time it waited to be read or for a group commit to release the reply.",
       type: "histogram",
-      samples: latency,
+      samples: histogramSamples(series),
     }];
   }
 

@@ -62,6 +62,9 @@ Deno.test("metrics: request latency by message type, and the build's version", (
     assert.equal(p.value("dxenstored_request_duration_seconds_bucket", { op: "READ", le: "+Inf" }), 8);
     assert.ok(p.value("dxenstored_request_duration_seconds_sum", { op: "READ" }) > 0);
     assert.ok(!p.samples.some((s) => s.labels.op === "RM"), "only the types seen: bounded series");
+    // `xenstore-control stats` prints samples without TYPE lines: still one group per sample name.
+    const untyped = parsePrometheus(ops.metrics.renderSamples("dxenstored_request_duration"));
+    assert.equal(untyped.value("dxenstored_request_duration_seconds_count", { op: "WRITE" }), 5);
     assert.equal(p.value("dxenstored_build_info", { version: VERSION }), 1);
     assert.equal(p.types.get("dxenstored_backend_commit_duration_seconds"), "histogram");
     assert.equal(p.types.get("dxenstored_backend_sync_duration_seconds"), "histogram");
