@@ -53,7 +53,7 @@ import builds a store from FILE (default: standard input):
   --backend SPEC   a new store (refused if SPEC already holds one); with --sync MODE
                    (${SYNC_MODES_TEXT}; default always)
   --socket PATH    write the nodes into a running daemon (WRITE + SET_PERMS each, in
-                   transactions of 512 nodes; other nodes are left alone)
+                   transactions of 128-512 nodes; other nodes are left alone)
   --format F       jsonl | ls (xenstore-ls [-f] [-p] output) | xenstored-tdb (FILE is
                    Xen's TDB, e.g. /var/lib/xenstored/tdb); default: from the content
 `;
@@ -194,6 +194,7 @@ async function readExport(a: MigrationArgs): Promise<{ store: ExportedStore; fro
   const backend = createBackend(t.spec, { sync: "always", recover: a.recover });
   try {
     const s = backend.load();
+    if (s === null && t.spec.kind === "so") throw new Error(`no store at ${formatBackendSpec(t.spec)}`);
     const root = s?.root ?? initialRoot(0);
     return {
       store: { nodes: treeNodes(root), gen: s?.gen ?? 0, domains: s?.domains ?? [] },
