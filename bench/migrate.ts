@@ -60,7 +60,7 @@ function fillLines(n: number): { text: string; nodes: number } {
 
 const xsbench = `${root}/.build/anchors/xsbench`;
 
-async function xsbenchJson(pin: string[], args: string[]): Promise<Record<string, number>> {
+async function xsbenchJson(pin: string[], args: string[]): Promise<Record<string, number | boolean>> {
   const o = await new Deno.Command(pin.length > 0 ? pin[0] : xsbench, {
     args: pin.length > 0 ? [...pin.slice(1), xsbench, ...args] : args,
     stdin: "null",
@@ -100,7 +100,11 @@ async function daemonSpeed(
       "--seconds",
       "2",
     ]);
-    return { fillS: fill.fill_s, readOpsPerS: read.ops_per_s };
+    // xsbench reports a failed run as ok=false (then no rate): no floor rather than a wrong one.
+    return {
+      fillS: fill.ok === false ? NaN : Number(fill.fill_s),
+      readOpsPerS: read.ok === false ? NaN : Number(read.ops_per_s),
+    };
   } finally {
     await stop(r, env);
   }
@@ -151,6 +155,8 @@ export async function runMigrateBench(
   Deno.writeTextFileSync(input, fill.text);
   const rows: Row[] = [];
   try {
+    // Twice: the first run after a change of the sources also transpiles them into Deno's cache.
+    await timed([dxenstored, "export", "--help"], pin);
     const cliStart = await timed([dxenstored, "export", "--help"], pin);
     for (const spec of TARGETS.filter((t) => o.only === undefined || o.only.includes(t.name))) {
       let r: Running | null = null;
@@ -184,7 +190,7 @@ export async function runMigrateBench(
         if (r !== null) await stop(r, env);
       }
     }
-    const fmt = (s?: number) => (s === undefined ? "–" : `${s.toFixed(2)} s`);
+    const fmt = (s?: number) => (s === undefined || !Number.isFinite(s) ? "–" : `${s.toFixed(2)} s`);
     const rate = (s?: number) => (s === undefined ? "–" : `${Math.round(fill.nodes / s)}`);
     const vs = (
       a?: number,

@@ -180,6 +180,9 @@ export class XsConnection {
   /** Move queued requests onto the wire while the window allows: their frames, encoded in `wbuf`. */
   private takeSendable(): Uint8Array | null {
     const inFlight = this.flight.length - this.flightHead;
+    // Refill in batches, not one request per reply: a daemon that writes one reply per syscall
+    // (oxenstored) would otherwise cost a write of ours per request.
+    if (inFlight > MAX_IN_FLIGHT - WRITE_BATCH) return null;
     let o = 0;
     let n = 0;
     const b = this.wbuf;
