@@ -159,7 +159,7 @@ export async function main(): Promise<number> {
   ops.startTimers();
   log(
     "info",
-    `serving ${parsed.socket} (dxenstored ${VERSION}, policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`,
+    `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
   );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
