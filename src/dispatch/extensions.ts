@@ -11,6 +11,12 @@ export type DomainRequest = Request;
 
 export interface DomainHandler {
   handle(c: Client, req: DomainRequest): string;
+  /**
+   * Which domains exist: an id of the current incarnation of `domid` (it changes when the domid is
+   * given to a new domain), or null if no domain has it. SET_PERMS refuses an owner that does not
+   * exist (ENOENT, as cxenstored; XSA-322/417). Absent: no domid is refused (a bare core).
+   */
+  domainIncarnation?(domid: number): string | null;
 }
 
 /** CONTROL <command> <args...>: daemon control and introspection (xenstore-control). */
