@@ -13,6 +13,7 @@ import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } 
 import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
+import { runMigrateBench } from "./migrate.ts";
 
 const USAGE = `usage: deno task bench [options]
 
@@ -24,8 +25,9 @@ const USAGE = `usage: deno task bench [options]
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
 dxenstored is started as "bin/dxenstored --socket {socket} --backend memory"; DXENSTORED_CMD overrides it.
-A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts) and
-guest domains over the simulated Xen (bench/guests.ts).
+A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts),
+guest domains over the simulated Xen (bench/guests.ts) and export/import of 100 000 nodes over
+each daemon's socket (bench/migrate.ts; --quick: 10 000).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
 Output: .build/bench/<stamp>/{raw.jsonl,summary.md,<target>-daemon.log}`;
 
@@ -320,6 +322,12 @@ async function main() {
     const guests = guestBenchMarkdown(await runGuestBench(o.quick ? 100 : 1000, o.quick ? 1000 : 5000));
     Deno.writeTextFileSync(`${out}/guests.md`, guests);
     console.log(guests);
+  }
+  // Moving a live host's store: `dxenstored import|export --socket` per daemon (bench/migrate.ts).
+  if (o.only === undefined && o.workloads === undefined) {
+    const migrate = await runMigrateBench({ nodes: o.quick ? 10_000 : 100_000, cpu: o.cpu }, log);
+    Deno.writeTextFileSync(`${out}/migrate.md`, migrate);
+    console.log(migrate);
   }
 }
 

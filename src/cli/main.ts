@@ -8,10 +8,12 @@ import { Core, DEFAULT_CORE_LIMITS } from "../dispatch/core.ts";
 import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
-import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
+import { BackendError, groupWindowMs, openState, persistDomainRecords } from "../backend/backend.ts";
 import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
 import { attachXen } from "../domains/attach.ts";
+import { VERSION } from "../common/version.ts";
+import { StorageMetrics } from "../observe/storage.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
@@ -66,10 +68,12 @@ export async function main(): Promise<number> {
     recover: parsed.recover,
     asyncIo: parsed.groupIo === "async",
   });
+  // Commit/sync durations and backend failures (logged at error level, counted): the metrics.
+  const storage = new StorageMetrics();
   let db;
   let storedDomains;
   try {
-    ({ db, domains: storedDomains } = openState(backend));
+    ({ db, domains: storedDomains } = openState(backend, storage));
   } catch (e) {
     // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
     log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
@@ -99,7 +103,7 @@ export async function main(): Promise<number> {
     maxOutBytes: parsed.maxOutBytes,
     maxOutEvents: parsed.maxWatchEvents,
   }, core);
-  const ops = new Operations(parsed, core, server);
+  const ops = new Operations(parsed, core, server, undefined, storage);
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
     // systemd: the stop is under way (Type=notify; a no-op without NOTIFY_SOCKET).
@@ -125,7 +129,7 @@ export async function main(): Promise<number> {
     // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
     log("error", `${e.message}; stopping without sending the replies it covered`);
     Deno.exit(1);
-  });
+  }, storage);
   if (gate !== null) {
     server.setOutputGate(gate);
     // Asynchronous group writes: their completion wakes the loop, which then releases the output.
@@ -140,7 +144,7 @@ export async function main(): Promise<number> {
   try {
     domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {
       // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
-      onDomainsChanged: (d) => backend.persistDomains?.(d),
+      onDomainsChanged: (d) => persistDomainRecords(backend, d, storage),
       dom0Ring: parsed.domainInit,
       keepOrphans: parsed.keepOrphans,
     });
@@ -153,7 +157,10 @@ export async function main(): Promise<number> {
   }
   server.listen();
   ops.startTimers();
-  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  log(
+    "info",
+    `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
+  );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();

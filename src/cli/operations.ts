@@ -18,6 +18,7 @@ import { Metrics, writeAtomic } from "../observe/metrics.ts";
 import { DaemonObserver } from "../observe/observer.ts";
 import { type KnownLimits, RefusalLog } from "../observe/refusals.ts";
 import { TreeUsage } from "../observe/usage.ts";
+import type { StorageMetrics } from "../observe/storage.ts";
 import type { DaemonOptions } from "./options.ts";
 
 export interface TransportStats {
@@ -68,6 +69,8 @@ export class Operations {
     private readonly core: Core,
     transport?: TransportStats,
     quotaSource?: QuotaSource,
+    /** The backend's durations and failures (absent: no such metrics). */
+    storage?: StorageMetrics,
   ) {
     const startedAt = Date.now();
     this.usage = new TreeUsage(core);
@@ -115,6 +118,7 @@ export class Operations {
         startedAt,
       })
     );
+    if (storage !== undefined) this.metrics.add(() => storage.metrics());
     const ctx: ControlContext = {
       quotas: this.quotas,
       usage: (d) => source.usage(d),

@@ -25,7 +25,9 @@ export interface CoreLimits {
 
 export const DEFAULT_CORE_LIMITS: CoreLimits = {
   tx: DEFAULT_TX_LIMITS,
-  txPrivileged: { ...DEFAULT_TX_LIMITS, maxOpen: 1024, maxTouched: 65536 },
+  // dom0 reads without a size limit (a whole store in one transaction: `dxenstored export --socket`),
+  // as cxenstored and oxenstored exempt it from their per-transaction quotas.
+  txPrivileged: { ...DEFAULT_TX_LIMITS, maxOpen: 1024, maxTouched: 65536, snapshotOnOverflow: true },
   maxWatches: 128,
   maxWatchesPrivileged: 65536,
 };

@@ -357,6 +357,9 @@ export class Quotas {
       get maxOps() {
         return base()?.maxOps ?? 4 * q.bound(domid, domid, "transaction-nodes");
       },
+      get snapshotOnOverflow() {
+        return base()?.snapshotOnOverflow ?? false;
+      },
     };
   }
 
