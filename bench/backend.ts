@@ -10,6 +10,7 @@
 // folder (on the same file system as the repo's .build, i.e. a real disk, not tmpfs). As in
 // bench/main.ts, daemon and clients share CPU 0 by default (--cpu same), so the numbers compare
 // like with like on a machine that has other work.
+import { v8FlagsArgs } from "./v8_flags.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${root}/src/cli/main.ts`;
@@ -82,6 +83,7 @@ async function startDaemon(
     Deno.execPath(),
     "run",
     "-A",
+    ...v8FlagsArgs(),
     MAIN,
     "--socket",
     socket,

@@ -14,6 +14,7 @@ import { GuestClient } from "../src/client/guest.ts";
 import { createDomain, destroyDomain, type SimDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
 import * as ffi from "../ffi/libc.ts";
+import { v8FlagsArgs } from "./v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const enc = new TextEncoder();
@@ -300,6 +301,7 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     args: [
       "run",
       "-A",
+      ...v8FlagsArgs(),
       `${ROOT}src/cli/main.ts`,
       "--socket",
       sock,

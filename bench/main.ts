@@ -13,6 +13,7 @@ import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } 
 import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
+import { dxenstoredEnv } from "./v8_flags.ts";
 
 const USAGE = `usage: deno task bench [options]
 
@@ -95,7 +96,7 @@ function targetSpecs(only: string[] | undefined): TargetSpec[] {
     { name: FLOOR, kind: "echo" },
     { name: "cxenstored", kind: "cxenstored" },
     { name: "oxenstored", kind: "oxenstored" },
-    { name: "dxenstored", kind: "custom", cmd: dxCmd },
+    { name: "dxenstored", kind: "custom", cmd: dxCmd, env: dxenstoredEnv() },
   ];
   const unknown = (only ?? []).filter((n) => !all.some((t) => t.name === n));
   if (unknown.length) {

@@ -15,6 +15,9 @@ import { attachXen } from "../domains/attach.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
+import { fullCollection, heapUsed } from "../memory/v8.ts";
+import { IdleCollector } from "../memory/idle_collector.ts";
+import { trimMalloc } from "../memory/malloc.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
   claimInstance,
@@ -148,6 +151,28 @@ async function main(): Promise<number> {
     pidFile?.release();
     return 1;
   }
+  // Memory comes back after big removals and closed connections (src/memory/idle_collector.ts).
+  const gc = fullCollection();
+  if (gc !== null) {
+    const idle = new IdleCollector({
+      now: () => performance.now(),
+      heapUsed,
+      footprint: () => coreFootprint(core),
+      collect: (giveBack) => {
+        gc(giveBack);
+        if (giveBack) trimMalloc();
+        log(
+          "debug",
+          `idle collection${giveBack ? " (giving memory back)" : ""}: ${
+            (heapUsed() / 1048576).toFixed(1)
+          } MiB live`,
+        );
+      },
+    });
+    server.onTurnEnd(() => idle.turnEnd(core.dispatcher.stats.requests));
+  } else {
+    log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
+  }
   server.listen();
   ops.startTimers();
   log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
@@ -168,6 +193,13 @@ async function main(): Promise<number> {
   log("info", "stopped");
   logOutput.close();
   return 0;
+}
+
+/** What the core holds that can go away: nodes, watches, connections, open transactions. */
+function coreFootprint(core: Core): number {
+  let txns = 0;
+  for (const c of core.clients.values()) txns += c.txns.size;
+  return core.quotas.totalNodes() + core.watches.trie.size + core.clients.size + txns;
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -546,6 +546,13 @@ export class Quotas {
     return this.owned.get(domid)?.nodes ?? 0;
   }
 
+  /** Nodes in the store (every owner's). */
+  totalNodes(): number {
+    let n = 0;
+    for (const u of this.owned.values()) n += u.nodes;
+    return n;
+  }
+
   /** Usage, limits, refusals and high-water marks of one domain. */
   report(domid: number): DomainQuotaReport {
     const nodeBytes = this.owned.get(domid)?.bytes ?? 0;

@@ -1,0 +1,121 @@
+// Giving memory back when the daemon goes idle. V8 frees dead objects at every collection but returns
+// their pages to the system only in a "memory reducing" collection, which it starts by itself only
+// some seconds after one of its own full collections and only while allocation is slow. Nothing in
+// V8 notices that a request just dropped a million nodes, or that a connection with 20 000 watches
+// closed: without help the daemon would keep that memory until enough new allocation makes V8
+// collect (docs/architecture.md, "Memory").
+//
+// So the daemon watches two signals and, once it has been idle for a moment, runs one full
+// collection when either says there is a lot to free:
+//  - the heap grew well past what the last collection left (a fill, a burst of new watches);
+//  - the footprint gauge (nodes + watches + connections + transactions) fell well below its highest
+//    value since the last collection (a removal, closed connections, released guests).
+// After growth it is V8's ordinary full collection (a pause proportional to what is still live),
+// which frees the garbage for reuse and lets V8's memory reducer release pages if the heap grew;
+// after a drop it is the memory-reducing kind (several passes), because V8 would otherwise keep the
+// emptied pages: its reducer only acts again once the heap has grown. Collections are spaced so that they cost
+// at most ~1 % of the time: the next one waits MIN_INTERVAL_FACTOR × its expected duration (the last
+// one's, scaled by how the footprint changed since, so the cheap collection after a big removal is
+// not held back by the expensive one before it), and none runs while requests keep arriving.
+
+export interface IdleCollectorOptions {
+  /** The current time in milliseconds (monotonic). */
+  readonly now: () => number;
+  /** Bytes used in the JS heap (live and not yet collected). */
+  readonly heapUsed: () => number;
+  /** Things the daemon holds that can go away (nodes, watches, connections, transactions). */
+  readonly footprint: () => number;
+  /** A full, synchronous collection; `giveBack`: return emptied pages to the system now. */
+  readonly collect: (giveBack: boolean) => void;
+  /** Quiet time before collecting (ms). */
+  readonly idleMs?: number;
+  /** Heap growth that warrants a collection: max(this many bytes, GROWTH_RATIO × live heap). */
+  readonly minGrowthBytes?: number;
+  /** Footprint drop that warrants a collection: max(this many, DROP_RATIO × the highest value). */
+  readonly minDrop?: number;
+}
+
+export interface IdleCollectorStats {
+  collections: number;
+  /** Duration of the last collection (ms). */
+  lastMs: number;
+  /** Heap left by the last collection (bytes). */
+  liveBytes: number;
+}
+
+const GROWTH_RATIO = 0.25;
+const DROP_RATIO = 0.1;
+/** A collection costs at most 1 / MIN_INTERVAL_FACTOR of the time between two. */
+const MIN_INTERVAL_FACTOR = 100;
+/** How often an idle daemon looks at its heap (ms). */
+const CHECK_EVERY_MS = 500;
+
+export class IdleCollector {
+  readonly stats: IdleCollectorStats = { collections: 0, lastMs: 0, liveBytes: 0 };
+  private readonly idleMs: number;
+  private readonly minGrowth: number;
+  private readonly minDrop: number;
+  private lastRequests = -1;
+  private lastActivity: number;
+  private lastCheck = -Infinity;
+  private lastCollection = -Infinity;
+  private footprintMax: number;
+  /** Footprint right after the last collection (what its duration was for). */
+  private footprintAtCollection: number;
+
+  constructor(private readonly o: IdleCollectorOptions) {
+    this.idleMs = o.idleMs ?? 1000;
+    this.minGrowth = o.minGrowthBytes ?? 8 << 20;
+    this.minDrop = o.minDrop ?? 1000;
+    this.lastActivity = o.now();
+    this.stats.liveBytes = o.heapUsed();
+    this.footprintMax = o.footprint();
+    this.footprintAtCollection = this.footprintMax;
+  }
+
+  /**
+   * Called at the end of every turn of the server loop with the number of requests served so far:
+   * cheap while requests arrive (one comparison), a look at the heap twice a second when idle.
+   */
+  turnEnd(requests: number): void {
+    if (requests !== this.lastRequests) {
+      this.lastRequests = requests;
+      this.lastActivity = this.o.now();
+      return;
+    }
+    const now = this.o.now();
+    if (now - this.lastActivity < this.idleMs || now - this.lastCheck < CHECK_EVERY_MS) return;
+    this.lastCheck = now;
+    const why = this.worthCollecting();
+    if (why === null) return;
+    const expectedMs = this.stats.lastMs * this.o.footprint() / Math.max(1, this.footprintAtCollection);
+    if (now - this.lastCollection < MIN_INTERVAL_FACTOR * expectedMs) return;
+    this.collectNow(why === "drop");
+  }
+
+  /**
+   * Is there enough to free: "drop" (the footprint fell), "growth" (the heap grew) or null? Also
+   * keeps the footprint's high-water mark.
+   */
+  worthCollecting(): "drop" | "growth" | null {
+    const fp = this.o.footprint();
+    if (fp > this.footprintMax) this.footprintMax = fp;
+    const dropped = this.footprintMax - fp;
+    if (dropped >= Math.max(this.minDrop, DROP_RATIO * this.footprintMax)) return "drop";
+    const grown = this.o.heapUsed() - this.stats.liveBytes;
+    if (grown >= Math.max(this.minGrowth, GROWTH_RATIO * this.stats.liveBytes)) return "growth";
+    return null;
+  }
+
+  collectNow(giveBack: boolean): void {
+    const t0 = this.o.now();
+    this.o.collect(giveBack);
+    const t1 = this.o.now();
+    this.lastCollection = t1;
+    this.stats.collections++;
+    this.stats.lastMs = t1 - t0;
+    this.stats.liveBytes = this.o.heapUsed();
+    this.footprintMax = this.o.footprint();
+    this.footprintAtCollection = this.footprintMax;
+  }
+}
