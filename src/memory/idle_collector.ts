@@ -8,22 +8,26 @@
 // So the daemon watches two signals and, once it has been idle for a moment, runs one full
 // collection when either says there is a lot to free:
 //  - the heap grew well past what the last collection left (a fill, a burst of new watches);
-//  - the footprint gauge (nodes + watches + connections + transactions) fell well below its highest
-//    value since the last collection (a removal, closed connections, released guests).
+//  - the footprint gauge (nodes + watches + connections) fell well below its highest value since
+//    the last collection (a removal, closed connections, released guests).
 // After growth it is V8's ordinary full collection (a pause proportional to what is still live),
 // which frees the garbage for reuse and lets V8's memory reducer release pages if the heap grew;
 // after a drop it is the memory-reducing kind (several passes), because V8 would otherwise keep the
-// emptied pages: its reducer only acts again once the heap has grown. Collections are spaced so that they cost
-// at most ~1 % of the time: the next one waits MIN_INTERVAL_FACTOR × its expected duration (the last
+// emptied pages: its reducer only acts again once the heap has grown. None runs while requests keep
+// arriving, and they are spaced: the next waits MIN_INTERVAL_FACTOR × its expected duration (the last
 // one's, scaled by how the footprint changed since, so the cheap collection after a big removal is
-// not held back by the expensive one before it), and none runs while requests keep arriving.
+// not held back by the expensive one before it), at most MAX_SPACING_MS — idle time only, so at
+// worst a few percent of a CPU while a client keeps freeing large amounts with pauses in between.
 
 export interface IdleCollectorOptions {
   /** The current time in milliseconds (monotonic). */
   readonly now: () => number;
   /** Bytes used in the JS heap (live and not yet collected). */
   readonly heapUsed: () => number;
-  /** Things the daemon holds that can go away (nodes, watches, connections, transactions). */
+  /**
+   * Things the daemon holds that can go away (nodes, watches, connections). Read at the end of every
+   * turn, so it must be O(1).
+   */
   readonly footprint: () => number;
   /** A full, synchronous collection; `giveBack`: return emptied pages to the system now. */
   readonly collect: (giveBack: boolean) => void;
@@ -45,8 +49,10 @@ export interface IdleCollectorStats {
 
 const GROWTH_RATIO = 0.25;
 const DROP_RATIO = 0.1;
-/** A collection costs at most 1 / MIN_INTERVAL_FACTOR of the time between two. */
-const MIN_INTERVAL_FACTOR = 100;
+/** A collection takes at most 1 / MIN_INTERVAL_FACTOR of the time between two (idle time)... */
+const MIN_INTERVAL_FACTOR = 20;
+/** ...unless that would keep memory for longer than this (ms). */
+const MAX_SPACING_MS = 5000;
 /** How often an idle daemon looks at its heap (ms). */
 const CHECK_EVERY_MS = 500;
 
@@ -75,9 +81,12 @@ export class IdleCollector {
 
   /**
    * Called at the end of every turn of the server loop with the number of requests served so far:
-   * cheap while requests arrive (one comparison), a look at the heap twice a second when idle.
+   * cheap while requests arrive (the footprint's high-water mark and a comparison), a look at the
+   * heap twice a second when idle.
    */
   turnEnd(requests: number): void {
+    const fp = this.o.footprint();
+    if (fp > this.footprintMax) this.footprintMax = fp;
     if (requests !== this.lastRequests) {
       this.lastRequests = requests;
       this.lastActivity = this.o.now();
@@ -89,7 +98,7 @@ export class IdleCollector {
     const why = this.worthCollecting();
     if (why === null) return;
     const expectedMs = this.stats.lastMs * this.o.footprint() / Math.max(1, this.footprintAtCollection);
-    if (now - this.lastCollection < MIN_INTERVAL_FACTOR * expectedMs) return;
+    if (now - this.lastCollection < Math.min(MIN_INTERVAL_FACTOR * expectedMs, MAX_SPACING_MS)) return;
     this.collectNow(why === "drop");
   }
 

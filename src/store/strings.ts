@@ -8,6 +8,7 @@
 // distinct strings and shared; anything longer is copied into a string of its own. The cache is
 // bounded (two generations of CACHE_GENERATION strings: a string not used for a whole generation is
 // dropped), so it never keeps more than a few hundred KiB of strings the tree no longer holds.
+import { RecentCache } from "./recent.ts";
 
 /** Distinct strings per cache generation. */
 export const CACHE_GENERATION = 4096;
@@ -16,36 +17,8 @@ export const SHARED_VALUE_MAX = 32;
 /** V8 (SlicedString::kMinLength) cuts substrings at least this long as slices of their parent. */
 const SLICE_MIN = 13;
 
-class StringCache {
-  private young = new Map<string, string>();
-  private old = new Map<string, string>();
-
-  /** The shared string equal to `s`. */
-  get(s: string): string {
-    let t = this.young.get(s);
-    if (t !== undefined) return t;
-    t = this.old.get(s) ?? own(s);
-    this.young.set(t, t);
-    if (this.young.size >= CACHE_GENERATION) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-    return t;
-  }
-
-  /** Forget everything (tests). */
-  clear(): void {
-    this.young = new Map();
-    this.old = new Map();
-  }
-
-  get size(): number {
-    return this.young.size + this.old.size;
-  }
-}
-
-const names = new StringCache();
-const values = new StringCache();
+const names = new RecentCache<string>(CACHE_GENERATION);
+const values = new RecentCache<string>(CACHE_GENERATION);
 
 /** `s` as a string of its own, never a slice of a larger one. */
 export function own(s: string): string {
@@ -58,13 +31,13 @@ export function own(s: string): string {
 
 /** A child name as the tree stores it (shared with every other node of that name). */
 export function ownName(s: string): string {
-  return names.get(s);
+  return names.get(s, own);
 }
 
 /** A value as the tree stores it: shared if short, else a copy of its own. */
 export function ownValue(s: string): string {
   if (s.length <= 1) return s; // V8 shares one-character strings already
-  return s.length <= SHARED_VALUE_MAX ? values.get(s) : own(s);
+  return s.length <= SHARED_VALUE_MAX ? values.get(s, own) : own(s);
 }
 
 /** Strings held by the caches (tests, memreport). */
