@@ -16,7 +16,7 @@ import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
 import { fullCollection, heapUsed } from "../memory/v8.ts";
-import { IdleCollector } from "../memory/idle_collector.ts";
+import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
 import { trimMalloc } from "../memory/malloc.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
@@ -158,16 +158,15 @@ async function main(): Promise<number> {
       now: () => performance.now(),
       heapUsed,
       footprint: () => coreFootprint(core),
-      collect: (giveBack) => {
+      collect: () => {
         const t0 = performance.now();
-        gc(giveBack);
-        if (giveBack) trimMalloc();
+        gc();
+        trimMalloc();
         log(
           "debug",
-          `idle collection${giveBack ? " (giving memory back)" : ""} in ${
-            (performance.now() - t0).toFixed(0)
-          } ms: ` +
-            `${(heapUsed() / 1048576).toFixed(1)} MiB live`,
+          `idle collection in ${(performance.now() - t0).toFixed(0)} ms: ${
+            (heapUsed() / 1048576).toFixed(1)
+          } MiB live`,
         );
       },
     });
@@ -197,9 +196,9 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** What the core holds that can go away: nodes, watches, connections (O(1): read every turn). */
+/** What the core holds that can go away, in estimated bytes (O(1): read every turn). */
 function coreFootprint(core: Core): number {
-  return core.quotas.totalNodes() + core.watches.trie.size + core.clients.size;
+  return footprintBytes(core.quotas.totalNodes(), core.watches.trie.size, core.clients.size);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -8,13 +8,12 @@
 // So the daemon watches two signals and, once it has been idle for a moment, runs one full
 // collection when either says there is a lot to free:
 //  - the heap grew well past what the last collection left (a fill, a burst of new watches);
-//  - the footprint gauge (nodes + watches + connections) fell well below its highest value since
-//    the last collection (a removal, closed connections, released guests).
-// After growth it is V8's ordinary full collection (a pause proportional to what is still live),
-// which frees the garbage for reuse and lets V8's memory reducer release pages if the heap grew;
-// after a drop it is the memory-reducing kind (several passes), because V8 would otherwise keep the
-// emptied pages: its reducer only acts again once the heap has grown. None runs while requests keep
-// arriving, and they are spaced: the next waits MIN_INTERVAL_FACTOR × its expected duration (the last
+//  - the footprint gauge (what the nodes, watches and connections it holds take, estimated:
+//    footprintBytes) fell well below its highest value since the last collection (a removal,
+//    closed connections, released guests).
+// The collection is V8's memory-reducing kind (src/memory/v8.ts: a few full passes, a pause
+// proportional to what is still live), because an ordinary one keeps the emptied pages. None runs
+// while requests keep arriving, and they are spaced: the next waits MIN_INTERVAL_FACTOR × its expected duration (the last
 // one's, scaled by how the footprint changed since, so the cheap collection after a big removal is
 // not held back by the expensive one before it), at most MAX_SPACING_MS — idle time only, so at
 // worst a few percent of a CPU while a client keeps freeing large amounts with pauses in between.
@@ -25,18 +24,18 @@ export interface IdleCollectorOptions {
   /** Bytes used in the JS heap (live and not yet collected). */
   readonly heapUsed: () => number;
   /**
-   * Things the daemon holds that can go away (nodes, watches, connections). Read at the end of every
-   * turn, so it must be O(1).
+   * What the things the daemon holds that can go away take, in bytes (footprintBytes). Read at the
+   * end of every turn, so it must be O(1).
    */
   readonly footprint: () => number;
-  /** A full, synchronous collection; `giveBack`: return emptied pages to the system now. */
-  readonly collect: (giveBack: boolean) => void;
+  /** A full, synchronous collection that returns emptied pages to the system. */
+  readonly collect: () => void;
   /** Quiet time before collecting (ms). */
   readonly idleMs?: number;
   /** Heap growth that warrants a collection: max(this many bytes, GROWTH_RATIO × live heap). */
   readonly minGrowthBytes?: number;
-  /** Footprint drop that warrants a collection: max(this many, DROP_RATIO × the highest value). */
-  readonly minDrop?: number;
+  /** Footprint drop that warrants a collection: max(this many bytes, DROP_RATIO × the highest value). */
+  readonly minDropBytes?: number;
 }
 
 export interface IdleCollectorStats {
@@ -72,7 +71,7 @@ export class IdleCollector {
   constructor(private readonly o: IdleCollectorOptions) {
     this.idleMs = o.idleMs ?? 1000;
     this.minGrowth = o.minGrowthBytes ?? 8 << 20;
-    this.minDrop = o.minDrop ?? 1000;
+    this.minDrop = o.minDropBytes ?? 4 << 20;
     this.lastActivity = o.now();
     this.stats.liveBytes = o.heapUsed();
     this.footprintMax = o.footprint();
@@ -95,30 +94,25 @@ export class IdleCollector {
     const now = this.o.now();
     if (now - this.lastActivity < this.idleMs || now - this.lastCheck < CHECK_EVERY_MS) return;
     this.lastCheck = now;
-    const why = this.worthCollecting();
-    if (why === null) return;
+    if (!this.worthCollecting()) return;
     const expectedMs = this.stats.lastMs * this.o.footprint() / Math.max(1, this.footprintAtCollection);
     if (now - this.lastCollection < Math.min(MIN_INTERVAL_FACTOR * expectedMs, MAX_SPACING_MS)) return;
-    this.collectNow(why === "drop");
+    this.collectNow();
   }
 
-  /**
-   * Is there enough to free: "drop" (the footprint fell), "growth" (the heap grew) or null? Also
-   * keeps the footprint's high-water mark.
-   */
-  worthCollecting(): "drop" | "growth" | null {
+  /** Is there enough to free (the footprint fell, or the heap grew)? */
+  worthCollecting(): boolean {
     const fp = this.o.footprint();
     if (fp > this.footprintMax) this.footprintMax = fp;
     const dropped = this.footprintMax - fp;
-    if (dropped >= Math.max(this.minDrop, DROP_RATIO * this.footprintMax)) return "drop";
+    if (dropped >= Math.max(this.minDrop, DROP_RATIO * this.footprintMax)) return true;
     const grown = this.o.heapUsed() - this.stats.liveBytes;
-    if (grown >= Math.max(this.minGrowth, GROWTH_RATIO * this.stats.liveBytes)) return "growth";
-    return null;
+    return grown >= Math.max(this.minGrowth, GROWTH_RATIO * this.stats.liveBytes);
   }
 
-  collectNow(giveBack: boolean): void {
+  collectNow(): void {
     const t0 = this.o.now();
-    this.o.collect(giveBack);
+    this.o.collect();
     const t1 = this.o.now();
     this.lastCollection = t1;
     this.stats.collections++;
@@ -127,4 +121,14 @@ export class IdleCollector {
     this.footprintMax = this.o.footprint();
     this.footprintAtCollection = this.footprintMax;
   }
+}
+
+/**
+ * What a store, its watches and its connections take, estimated from their numbers (measured on
+ * this runtime: docs/architecture.md, "Memory"): a leaf ~70 bytes (plus a share of its directory), a
+ * watch ~500, a connection ~16 KiB (its buffers and the C-heap memory behind its socket I/O). Only
+ * changes matter: a drop of several MiB says there is memory to give back.
+ */
+export function footprintBytes(nodes: number, watches: number, connections: number): number {
+  return nodes * 96 + watches * 512 + connections * 16384;
 }

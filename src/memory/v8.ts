@@ -55,26 +55,24 @@ export function heapUsed(): number {
   return m.heapUsed + m.external;
 }
 
-/** A synchronous full collection; `giveBack`: V8's memory-reducing kind (see fullCollection). */
-export type Collect = (giveBack: boolean) => void;
-
 interface GcOptions {
   type?: "major" | "minor";
   flavor?: "regular" | "last-resort";
 }
 
 /**
- * V8's full collection, or null when the daemon runs without `--expose-gc` (compile/v8-flags): then
- * nothing but V8's own heuristics returns memory, which they do only under allocation.
- *  - giveBack false: one full collection. Dead objects are freed for reuse, but emptied pages stay
- *    with the process (V8's memory reducer may release them later, if the heap had grown).
- *  - giveBack true: V8's "last resort" collection — repeated until nothing more is freed, compacting,
- *    and returning every emptied page to the system at once. Several times the pause.
+ * V8's memory-reducing full collection, or null when the daemon runs without `--expose-gc`
+ * (compile/v8-flags): then nothing but V8's own heuristics returns memory, which they do only under
+ * allocation. An ordinary full collection frees dead objects for reuse but keeps the emptied pages;
+ * V8's own memory reducer releases them only after the heap grew by 10 % or 10 MB since it last ran
+ * (so not after a removal), and even then seconds later. The "last resort" kind — repeated until
+ * nothing more is freed, compacting — gives every emptied page back at once, for a few times the
+ * pause of one collection.
  */
-export function fullCollection(): Collect | null {
+export function fullCollection(): (() => void) | null {
   const gc = (globalThis as { gc?: (o?: GcOptions) => void }).gc;
   if (typeof gc !== "function") return null;
-  return (giveBack) => giveBack ? gc({ type: "major", flavor: "last-resort" }) : gc();
+  return () => gc({ type: "major", flavor: "last-resort" });
 }
 
 /**
