@@ -14,6 +14,8 @@ import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
 import { dxenstoredEnv } from "./v8_flags.ts";
+import { DEFAULT_MEMORY_OPTIONS, QUICK_MEMORY_OPTIONS, runMemoryBench } from "./memory.ts";
+import { memoryMarkdown } from "./memory_report.ts";
 
 const USAGE = `usage: deno task bench [options]
 
@@ -25,8 +27,8 @@ const USAGE = `usage: deno task bench [options]
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
 dxenstored is started as "bin/dxenstored --socket {socket} --backend memory"; DXENSTORED_CMD overrides it.
-A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts) and
-guest domains over the simulated Xen (bench/guests.ts).
+A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts), memory
+against the anchors (bench/memory.ts) and guest domains over the simulated Xen (bench/guests.ts).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
 Output: .build/bench/<stamp>/{raw.jsonl,summary.md,<target>-daemon.log}`;
 
@@ -314,6 +316,15 @@ async function main() {
     const backends = await runBackendBench({ seconds: o.seconds, warmup: o.warmup, cpu: o.cpu }, log);
     Deno.writeTextFileSync(`${out}/backends.md`, backends);
     console.log(backends);
+  }
+  // Memory against the anchors (bench/memory.ts): idle, per node, peak, after removal, cycles, hosts.
+  if (o.only === undefined && o.workloads === undefined) {
+    log("memory: every daemon started fresh, filled, emptied and cycled");
+    const mem = memoryMarkdown(
+      await runMemoryBench({ ...(o.quick ? QUICK_MEMORY_OPTIONS : DEFAULT_MEMORY_OPTIONS), cpu: o.cpu }, log),
+    );
+    Deno.writeTextFileSync(`${out}/memory.md`, mem);
+    console.log(mem);
   }
   // Guest domains over the simulated Xen (bench/guests.ts): ring vs socket, 1 000 domains.
   if (o.only === undefined && o.workloads === undefined) {

@@ -114,10 +114,12 @@ async function fill(socket: string, pid: number, leaves: number, limitS: number,
       stderr: "piped",
       signal,
     }).output();
+    if (signal.aborted) return { ok: false, why: `not reached in ${limitS} s` };
     const line = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("{")).pop();
     const r = line ? JSON.parse(line) as Record<string, unknown> : null;
     if (r?.ok !== true) {
-      return { ok: false, why: String(r?.error ?? new TextDecoder().decode(out.stderr).trim()) };
+      const err = String(r?.error ?? new TextDecoder().decode(out.stderr).trim());
+      return { ok: false, why: err || `xsbench ended with code ${out.code}` };
     }
     return { ok: true, fillPerS: Number(r.fill_per_s) };
   } catch {

@@ -8,7 +8,7 @@
 // distinct strings and shared; anything longer is copied into a string of its own. The cache is
 // bounded (two generations of CACHE_GENERATION strings: a string not used for a whole generation is
 // dropped), so it never keeps more than a few hundred KiB of strings the tree no longer holds.
-import { RecentCache } from "./recent.ts";
+import { RecentStrings } from "./recent.ts";
 
 /** Distinct strings per cache generation. */
 export const CACHE_GENERATION = 4096;
@@ -17,8 +17,8 @@ export const SHARED_VALUE_MAX = 32;
 /** V8 (SlicedString::kMinLength) cuts substrings at least this long as slices of their parent. */
 const SLICE_MIN = 13;
 
-const names = new RecentCache<string>(CACHE_GENERATION);
-const values = new RecentCache<string>(CACHE_GENERATION);
+const names = new RecentStrings(CACHE_GENERATION);
+const values = new RecentStrings(CACHE_GENERATION);
 
 /** `s` as a string of its own, never a slice of a larger one. */
 export function own(s: string): string {

@@ -1,7 +1,8 @@
 // The immutable node tree. A tree is its root Node; every operation returns a new root and shares
 // every untouched subtree with the old one, so a snapshot is a pointer copy (O(1)) and a write copies
-// only the nodes on its path (O(depth), each with an O(log32 fanout) child-map update). Nothing here
-// recurses over user-controlled depth.
+// only the nodes on its path (O(depth), each with a copy of a flat child array of at most 128 entries
+// or an O(log32 fanout) trie update: src/store/node.ts). Nothing here recurses over user-controlled
+// depth.
 import { Node, sameNode, withChild, withoutChild } from "./node.ts";
 import type { Perms } from "./perms.ts";
 import { joinPath } from "./path.ts";
