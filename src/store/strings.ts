@@ -4,21 +4,21 @@
 //    out of a request payload would keep the whole payload (path, NUL, value) alive for as long as
 //    the node lives;
 //  - the same short strings ("state", "backend", "1", "online") recur in every guest's tree.
-// So a name, or a value of up to SHARED_VALUE_MAX characters, is looked up in a small cache of recent
-// distinct strings and shared; anything longer is copied into a string of its own. The cache is
-// bounded (two generations of CACHE_GENERATION strings: a string not used for a whole generation is
-// dropped), so it never keeps more than a few hundred KiB of strings the tree no longer holds.
+// So a name, or a value of up to SHARED_VALUE_MAX characters, goes through a small direct-mapped cache
+// of recent strings (recent.ts) and is shared when it is there; anything longer is copied into a
+// string of its own. The cache is a fixed table of CACHE_SLOTS strings: it never keeps more than a
+// few hundred KiB of strings the tree no longer holds.
 import { RecentStrings } from "./recent.ts";
 
-/** Distinct strings per cache generation. */
-export const CACHE_GENERATION = 4096;
+/** Strings each cache holds at most (a power of two). */
+export const CACHE_SLOTS = 4096;
 /** Values up to this length are shared through the cache (most repeated values are short). */
 export const SHARED_VALUE_MAX = 32;
 /** V8 (SlicedString::kMinLength) cuts substrings at least this long as slices of their parent. */
 const SLICE_MIN = 13;
 
-const names = new RecentStrings(CACHE_GENERATION);
-const values = new RecentStrings(CACHE_GENERATION);
+const names = new RecentStrings(CACHE_SLOTS);
+const values = new RecentStrings(CACHE_SLOTS);
 
 /** `s` as a string of its own, never a slice of a larger one. */
 export function own(s: string): string {
