@@ -62,20 +62,23 @@ export function deviceTree(domid: number): Array<[string, string]> {
 
 /**
  * The toolstack writes a domain's tree as libxl does: one transaction writing its nodes and
- * permissions. Sequential round trips, not pipelined.
+ * permissions. Sequential round trips, not pipelined. `guestOwns`: the guest owns its device and
+ * data directories, as libxl sets them; false gives them to dom0 with a read-write entry for the
+ * guest instead (cxenstored refuses an owner that is no running domain, and the anchors have none).
  */
-export function writeGuestTree(s: SocketClient, domid: number): void {
+export function writeGuestTree(s: SocketClient, domid: number, guestOwns = true): void {
   const home = `/local/domain/${domid}`;
+  const own = guestOwns ? `n${domid}\0r0\0` : `n0\0b${domid}\0`;
   for (;;) {
     const tx = Number(s.call(6, "\0").replace("\0", ""));
     s.call(12, `${home}\0`, tx);
     s.call(14, `${home}\0n0\0r${domid}\0`, tx);
     for (const [p, v] of deviceTree(domid)) s.call(11, `${p}\0${v}`, tx);
-    s.call(14, `${home}/device\0n${domid}\0r0\0`, tx);
+    s.call(14, `${home}/device\0${own}`, tx);
     s.call(14, `${home}/control\0n0\0r${domid}\0`, tx);
     s.call(14, `${home}/control/shutdown\0n0\0b${domid}\0`, tx);
     s.call(12, `${home}/data\0`, tx);
-    s.call(14, `${home}/data\0n${domid}\0`, tx);
+    s.call(14, `${home}/data\0${own}`, tx);
     s.send(7, "T\0", tx);
     const [t, p] = s.recv();
     if (t === 7) return;

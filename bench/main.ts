@@ -26,7 +26,8 @@ const USAGE = `usage: deno task bench [options]
   --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
-dxenstored is started as "bin/dxenstored --socket {socket} --backend memory"; DXENSTORED_CMD overrides it.
+dxenstored is started as "bin/dxenstored --socket {socket} --backend memory" with compile/v8-flags;
+DXENSTORED_CMD overrides it. DXENSTORED_BASELINE_CMD adds a target "baseline" (another build, same run).
 A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts), memory
 against the anchors (bench/memory.ts) and guest domains over the simulated Xen (bench/guests.ts).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
@@ -100,6 +101,10 @@ function targetSpecs(only: string[] | undefined): TargetSpec[] {
     { name: "oxenstored", kind: "oxenstored" },
     { name: "dxenstored", kind: "custom", cmd: dxCmd, env: dxenstoredEnv() },
   ];
+  // Another build measured in the same run (e.g. main's, to compare a change under the same load):
+  // its ratios come from raw.jsonl. The command gets its own environment (use `env` to set flags).
+  const baseline = Deno.env.get("DXENSTORED_BASELINE_CMD")?.trim().split(/\s+/);
+  if (baseline) all.push({ name: "baseline", kind: "custom", cmd: baseline });
   const unknown = (only ?? []).filter((n) => !all.some((t) => t.name === n));
   if (unknown.length) {
     throw new Error(`unknown target ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`);

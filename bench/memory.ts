@@ -82,6 +82,8 @@ export interface TargetMemory {
   /** RSS after each cycle, by kind (or why the kind could not run). */
   cycles: Record<string, number[] | string>;
   host?: { guests: number; before: number; loaded: number; after: number; errors: number };
+  /** Parts that failed ("fill", a cycle kind, "host"): why. */
+  errors: Record<string, string>;
 }
 
 export interface MemoryResult {
@@ -189,7 +191,7 @@ async function measureTarget(
   o: MemoryOptions,
   log: (s: string) => void,
 ) {
-  const t: TargetMemory = { name: spec.name, fills: [], cycles: {} };
+  const t: TargetMemory = { name: spec.name, fills: [], cycles: {}, errors: {} };
   let started;
   try {
     started = await start(spec, dir, env);
@@ -200,45 +202,58 @@ async function measureTarget(
   const pin = o.cpu === "same" ? ["taskset", "-c", "0"] : o.cpu === "split" ? ["taskset", "-c", "1"] : [];
   const rss = () => statusKb(r.pid, "VmRSS");
   const settle = () => sleep(o.settle * 1000);
+  // Each part on its own: a part that fails is reported in its rows, the others still run.
+  const part = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      t.errors[name] = (e as Error).message.split("\n")[0];
+      log(`memory: ${spec.name} ${name}: ${t.errors[name]}`);
+    }
+  };
   try {
     await sleep(2000);
     t.idle = rss();
-    const warm = await fill(r.socket, r.pid, 1000, o.fillLimit, pin);
-    if (!warm.ok) throw new Error(`1k fill: ${warm.why}`);
-    await settle();
-    t.warm = rss();
-    for (const n of o.leaves) {
-      const f = await fill(r.socket, r.pid, n, o.fillLimit, pin);
-      if (!f.ok) {
-        t.fills.push({ leaves: n, rss: null, note: f.why });
-        log(`memory: ${spec.name} ${n} leaves: ${f.why}`);
-        break;
-      }
-      const hwm = statusKb(r.pid, "VmHWM");
+    await part("fill", async () => {
+      const warm = await fill(r.socket, r.pid, 1000, o.fillLimit, pin);
+      if (!warm.ok) throw new Error(`1k fill: ${warm.why}`);
       await settle();
-      const settled = rss();
-      t.fills.push({ leaves: n, rss: settled, fillPerS: f.fillPerS });
-      t.peak = { hwm, settled, leaves: n };
-      log(`memory: ${spec.name} ${n} leaves: RSS ${(settled / 1048576).toFixed(1)} MiB`);
-    }
-    const s = new SocketClient(r.socket);
-    s.call(13, "/bench\0");
-    s.close();
-    await settle();
-    t.afterRemove = rss();
-    for (const [kind, run] of Object.entries(CYCLES)) {
-      const after: number[] = [];
-      let errors = 0;
-      for (let i = 0; i < o.cycles; i++) {
-        errors += run(r.socket);
+      t.warm = rss();
+      for (const n of o.leaves) {
+        const f = await fill(r.socket, r.pid, n, o.fillLimit, pin);
+        if (!f.ok) {
+          t.fills.push({ leaves: n, rss: null, note: f.why });
+          log(`memory: ${spec.name} ${n} leaves: ${f.why}`);
+          break;
+        }
+        const hwm = statusKb(r.pid, "VmHWM");
         await settle();
-        after.push(rss());
+        const settled = rss();
+        t.fills.push({ leaves: n, rss: settled, fillPerS: f.fillPerS });
+        t.peak = { hwm, settled, leaves: n };
+        log(`memory: ${spec.name} ${n} leaves: RSS ${(settled / 1048576).toFixed(1)} MiB`);
       }
-      t.cycles[kind] = errors > 0 ? `${errors} requests refused` : after;
+      const s = new SocketClient(r.socket);
+      s.call(13, "/bench\0");
+      s.close();
+      await settle();
+      t.afterRemove = rss();
+    });
+    for (const [kind, run] of Object.entries(CYCLES)) {
+      await part(kind, async () => {
+        const after: number[] = [];
+        let errors = 0;
+        for (let i = 0; i < o.cycles; i++) {
+          errors += run(r.socket);
+          await settle();
+          after.push(rss());
+        }
+        t.cycles[kind] = errors > 0 ? `${errors} requests refused` : after;
+      });
     }
-    t.host = await hostOverSocket(r.socket, rss, o);
-  } catch (e) {
-    return { ...t, error: (e as Error).message.split("\n")[0] };
+    await part("host", async () => {
+      t.host = await hostOverSocket(r.socket, rss, o);
+    });
   } finally {
     await stop(r, env);
   }
@@ -252,7 +267,7 @@ async function hostOverSocket(socket: string, rss: () => number, o: MemoryOption
   const conns: SocketClient[] = [];
   let errors = 0;
   for (let i = 1; i <= o.guests; i++) {
-    writeGuestTree(s, i);
+    writeGuestTree(s, i, false);
     const c = new SocketClient(socket);
     const w = pipelined(
       c,

@@ -53,7 +53,8 @@ export function memoryMarkdown(r: MemoryResult): string {
       (t) => {
         const b = perLeaf(t, n);
         const f = t.fills.find((x) => x.leaves === n);
-        return b === undefined ? (f?.note ?? "–") : `${b.toFixed(0)} B (RSS ${mib(f!.rss!)})`;
+        if (b !== undefined) return `${b.toFixed(0)} B (RSS ${mib(f!.rss!)})`;
+        return f?.note ?? (t.errors.fill ? `failed: ${t.errors.fill}` : "–");
       },
       targetB === undefined ? "" : `≤ ${targetB} B${verdict(got === undefined ? undefined : got <= targetB)}`,
     );
@@ -86,7 +87,7 @@ export function memoryMarkdown(r: MemoryResult): string {
       `${kind} × ${r.options.cycles}: RSS after cycle 2, then the largest drift`,
       (t) => {
         const c = t.cycles[kind];
-        if (c === undefined) return "–";
+        if (c === undefined) return t.errors[kind] ? `failed: ${t.errors[kind]}` : "–";
         if (typeof c === "string") return c;
         const x = drift(c);
         return `${mib(c[1])}, ${x === undefined ? "–" : `±${(x * 100).toFixed(0)} %`}`;
@@ -100,7 +101,12 @@ export function memoryMarkdown(r: MemoryResult): string {
     } guests' trees + 5 watches each (socket): RSS added per guest`,
     (t) =>
       t.host
-        ? `${((t.host.loaded - t.host.before) / t.host.guests / 1024).toFixed(1)} KiB (${mib(t.host.loaded)})`
+        ? `${((t.host.loaded - t.host.before) / t.host.guests / 1024).toFixed(1)} KiB (${
+          mib(t.host.loaded)
+        })` +
+          (t.host.errors > 0 ? `, ${t.host.errors} watches refused` : "")
+        : t.errors.host
+        ? `failed: ${t.errors.host}`
         : "–",
   );
   row(
