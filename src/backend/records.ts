@@ -11,7 +11,7 @@
 import { latin1, writeLatin1 } from "../common/latin1.ts";
 import { childrenFrom, withChild, withoutChild } from "../store/node.ts";
 import { ownValue } from "../store/strings.ts";
-import { components, parentOf } from "../store/path.ts";
+import { ABS_PATH_MAX, components, isNodePath, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, Node, walk } from "../store/tree.ts";
 import type { Commit } from "../store/database.ts";
@@ -104,7 +104,22 @@ function rebuild(
 }
 
 /** Apply one node operation to an immutable tree; throws ApplyError if a put has no parent. */
+/**
+ * What the readers check of a stored node before it enters the tree: a canonical path and a
+ * generation that is a safe integer ≥ 0 — a record that passed its checksum may still be wrong
+ * (media damage, an edited file), and the tree's invariants (src/store/check.ts) must hold anyway.
+ */
+const NODE_NAME = /^[A-Za-z0-9\-_@]+$/;
+
+function checkNode(path: string, gen: number | null): void {
+  if (!isNodePath(path)) throw new ApplyError(`invalid node path ${JSON.stringify(path.slice(0, 80))}`);
+  if (gen !== null && !(Number.isSafeInteger(gen) && gen >= 0)) {
+    throw new ApplyError(`node ${path.slice(0, 80)}: bad generation ${gen}`);
+  }
+}
+
 export function applyOp(root: Node, op: NodeOp): Node {
+  checkNode(op.path, op.op === "put" ? op.gen : null);
   const comps = components(op.path);
   const chain = existingChain(root, comps);
   if (op.op === "delete") {
@@ -143,6 +158,15 @@ export function buildTree(
   const parents: number[] = [];
   const names: string[] = [];
   for (const e of entries) {
+    // Parents come first and are checked (a node whose parent is not in the index is refused
+    // below), so what is left to check is the node's own name and the one slash before it.
+    if (!(Number.isSafeInteger(e.gen) && e.gen >= 0)) checkNode(e.path, e.gen);
+    if (e.path !== "/") {
+      const slash = e.path.lastIndexOf("/");
+      const ok = e.path.length <= ABS_PATH_MAX && e.path.charCodeAt(0) === 0x2f &&
+        (slash === 0 || e.path.charCodeAt(slash - 1) !== 0x2f) && NODE_NAME.test(e.path.slice(slash + 1));
+      if (!ok) checkNode(e.path, null);
+    }
     if (index.has(e.path)) throw new ApplyError(`duplicate node ${e.path}`);
     const i = slots.length;
     if (e.path === "/") {
@@ -322,6 +346,7 @@ export function decodePayload(b: Uint8Array): Payload {
   need(17);
   const kind = b[0];
   const gen = dv.getFloat64(1, true);
+  if (!(Number.isSafeInteger(gen) && gen >= 0)) throw new DecodeError(`bad generation counter ${gen}`);
   const epoch = dv.getUint32(9, true);
   const count = dv.getUint32(13, true);
   o = 17;

@@ -18,6 +18,7 @@ import { sdNotify } from "./notify.ts";
 import { fullCollection, heapUsed } from "../memory/v8.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
 import { trimMalloc } from "../memory/malloc.ts";
+import { nameProcess } from "./process_name.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
   claimInstance,
@@ -31,9 +32,11 @@ import {
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const sub = Deno.args[0];
   if (sub === "export" || sub === "import") return await migrationCommand(sub, Deno.args.slice(1));
+  // `dxenstored` to pgrep and journald (_COMM) as the launchers' argv[0] makes it to pidof.
+  nameProcess();
   const loaded = loadOptions(Deno.args, (k) => Deno.env.get(k));
   if (loaded.kind === "exit") return loaded.code;
   const parsed = loaded.opts;

@@ -124,6 +124,7 @@ export class Operations {
       trace: this.accessLog ?? new AccessLog(null, undefined, undefined, (m) => log("warn", m)),
       memreport: (file) => this.memreport(file),
       stats: (prefix) => this.metrics.renderSamples(prefix ?? ""),
+      recent: () => this.observer.recent.render(),
       log: (level: LogLevel, msg: string) => log(level, msg),
     };
     // `logfile`/`log on` may start a trace later: keep one AccessLog for both roles.

@@ -7,6 +7,7 @@
 // abbreviated to a unique prefix.
 import { isLogLevel, type LogLevel } from "../common/log.ts";
 import {
+  BACKEND_SPECS_TEXT,
   type BackendSpec,
   parseBackendSpec,
   parseSyncMode,
@@ -554,7 +555,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     metavar: "SPEC",
     origin: ["dxenstored"],
     status: "mapped",
-    help: "memory | file:<dir> | sqlite:<file> | tdb:<file> (default: memory); see docs/backends.md",
+    help: `${BACKEND_SPECS_TEXT} (default: memory); see docs/backends.md`,
     apply: (o, v) => {
       const b = parseBackendSpec(v!);
       if (typeof b === "string") throw new OptionError(b);

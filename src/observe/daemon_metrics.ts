@@ -67,6 +67,12 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "counter",
       w.filtered,
     ),
+    one(
+      "dxenstored_watch_events_oversized_total",
+      "Watch events not sent because they would exceed 4096 payload bytes (as cxenstored).",
+      "counter",
+      s.core.events.stats.oversized,
+    ),
     one("dxenstored_connections", "Open connections.", "gauge", s.core.clients.size),
     one(
       "dxenstored_output_limit_disconnects_total",
