@@ -14,7 +14,7 @@ import { GuestClient } from "../src/client/guest.ts";
 import { createDomain, destroyDomain, type SimDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
 import * as ffi from "../ffi/libc.ts";
-import { v8FlagsArgs } from "./v8_flags.ts";
+import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 import { SocketClient } from "./socket_client.ts";
 import { GUEST_WATCHES, toolstackCreate } from "./host_trees.ts";
 
@@ -127,7 +127,7 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     args: [
       "run",
       "-A",
-      ...v8FlagsArgs(),
+      ...v8FlagsArgs(readV8Flags()),
       `${ROOT}src/cli/main.ts`,
       "--socket",
       sock,

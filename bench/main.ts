@@ -13,7 +13,6 @@ import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } 
 import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
-import { dxenstoredEnv } from "./v8_flags.ts";
 import { DEFAULT_MEMORY_OPTIONS, QUICK_MEMORY_OPTIONS, runMemoryBench } from "./memory.ts";
 import { memoryMarkdown } from "./memory_report.ts";
 
@@ -26,8 +25,8 @@ const USAGE = `usage: deno task bench [options]
   --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
-dxenstored is started as "bin/dxenstored --socket {socket} --backend memory" with compile/v8-flags;
-DXENSTORED_CMD overrides it. DXENSTORED_BASELINE_CMD adds a target "baseline" (another build, same run).
+dxenstored is started as "bin/dxenstored --socket {socket} --backend memory" (which passes
+compile/v8-flags); DXENSTORED_CMD overrides it. DXENSTORED_BASELINE_CMD adds a target "baseline" (another build, same run).
 A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts), memory
 against the anchors (bench/memory.ts) and guest domains over the simulated Xen (bench/guests.ts).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
@@ -99,7 +98,7 @@ function targetSpecs(only: string[] | undefined): TargetSpec[] {
     { name: FLOOR, kind: "echo" },
     { name: "cxenstored", kind: "cxenstored" },
     { name: "oxenstored", kind: "oxenstored" },
-    { name: "dxenstored", kind: "custom", cmd: dxCmd, env: dxenstoredEnv() },
+    { name: "dxenstored", kind: "custom", cmd: dxCmd },
   ];
   // Another build measured in the same run (e.g. main's, to compare a change under the same load):
   // its ratios come from raw.jsonl. The command gets its own environment (use `env` to set flags).

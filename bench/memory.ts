@@ -22,7 +22,6 @@
 // [--leaves 10000,100000,1000000] [--cycles N] [--settle S] [--guests G]
 import { type Env, start, stop, type TargetSpec } from "./targets.ts";
 import { SocketClient } from "./socket_client.ts";
-import { dxenstoredEnv } from "./v8_flags.ts";
 import { GUEST_WATCHES, removeGuestTree, writeGuestTree } from "./host_trees.ts";
 import { simGuestCycles, type SimHostResult } from "./memory_sim.ts";
 import { memoryMarkdown } from "./memory_report.ts";
@@ -307,7 +306,7 @@ export async function runMemoryBench(o: MemoryOptions, log: (s: string) => void)
   const specs: TargetSpec[] = [
     { name: "cxenstored", kind: "cxenstored" },
     { name: "oxenstored", kind: "oxenstored" },
-    { name: "dxenstored", kind: "custom", cmd: dxCmd, env: dxenstoredEnv() },
+    { name: "dxenstored", kind: "custom", cmd: dxCmd },
   ].filter((s) => !o.only || o.only.includes(s.name)) as TargetSpec[];
   const work = Deno.makeTempDirSync({ prefix: "dxmem." });
   const targets: TargetMemory[] = [];

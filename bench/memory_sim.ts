@@ -6,7 +6,7 @@
 import { GuestClient } from "../src/client/guest.ts";
 import { createDomain, destroyDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
-import { v8FlagsArgs } from "./v8_flags.ts";
+import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 import { SocketClient } from "./socket_client.ts";
 import { GUEST_WATCHES, removeGuestTree, toolstackCreate } from "./host_trees.ts";
 
@@ -44,7 +44,7 @@ export async function simGuestCycles(
     Deno.execPath(),
     "run",
     "-A",
-    ...v8FlagsArgs(),
+    ...v8FlagsArgs(readV8Flags()),
     `${ROOT}src/cli/main.ts`,
     ...["--socket", sock, "--xen", `sim:${dir}/xen`, "--backend", "memory", "--log-level", "warn"],
   ];

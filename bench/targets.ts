@@ -12,8 +12,6 @@ export interface TargetSpec {
   kind: Kind;
   /** custom only: argv, "{socket}" replaced by the socket path. */
   cmd?: string[];
-  /** custom only: extra environment (DENO_V8_FLAGS for dxenstored). */
-  env?: Record<string, string>;
 }
 
 export interface Running {
@@ -89,7 +87,6 @@ async function startCustom(spec: TargetSpec, dir: string, env: Env): Promise<Run
   const pin = env.daemonCpu !== undefined ? `taskset -c ${env.daemonCpu} ` : "";
   const child = new Deno.Command("setsid", {
     args: ["bash", "-c", `exec ${pin}"$@" >"$0" 2>&1`, log, ...argv],
-    env: spec.env,
     stdin: "null",
     stdout: "null",
     stderr: "null",

@@ -4,7 +4,6 @@
 // about permissions and knows nothing about the wire format or transports. See docs/watches.md.
 import type { Commit } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
-import { own, ownValue } from "../store/strings.ts";
 import { eventPathFor, type Watch, type WatchMatch, WatchTrie } from "./trie.ts";
 
 /**
@@ -60,15 +59,7 @@ export class WatchManager {
   }
 
   add(w: Watch): boolean {
-    // The strings of a request are slices of its payload (see src/store/strings.ts): keep copies.
-    const kept: Watch = {
-      owner: w.owner,
-      path: own(w.path),
-      token: own(w.token),
-      depth: w.depth,
-      relativeBase: w.relativeBase === null ? null : ownValue(w.relativeBase),
-    };
-    const added = this.trie.add(kept);
+    const added = this.trie.add(w);
     if (added) this.changed(w.owner);
     return added;
   }

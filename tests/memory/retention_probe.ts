@@ -109,10 +109,10 @@ const scenarios: Record<string, Scenario> = {
       for (let i = 0; i < 20; i++) {
         const domid = next++; // Xen hands out new domids
         ids.push(domid);
-        // The toolstack's part: the guest's home, owned by the guest.
+        const g = r.guest(domid);
+        // The toolstack's part: the guest's home, owned by the guest (a domain that exists now).
         send(r.core, r.dom0.client, MsgType.MKDIR, `/local/domain/${domid}\0`);
         send(r.core, r.dom0.client, MsgType.SET_PERMS, `/local/domain/${domid}\0n${domid}\0r0\0`);
-        const g = r.guest(domid);
         for (let k = 0; k < 20; k++) await g.write(`data/k${k}`, `value-${domid}-${k}-abcdefghijklmnop`);
         for (const p of ["data", "device", "control/shutdown"]) await g.watch(p, `w-${p}`);
         track(g);
