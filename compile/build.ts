@@ -30,6 +30,7 @@ const RUNTIME_IMPORTS: Readonly<Record<string, string>> = {
   "src/backend/sqlite.ts": "node:sqlite",
   "src/cli/daemonize.ts": "node:child_process",
   "src/client/socket.ts": "node:net (only when the client library runs under Node)",
+  "src/memory/v8.ts": "node:v8 (memreport's heap spaces, loaded on first use)",
 };
 const dec = new TextDecoder();
 

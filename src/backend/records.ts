@@ -9,7 +9,8 @@
 // generation exactly as committed. This module also holds the binary encoding shared by the file
 // backend's log and snapshot, CRC-32, and bulk tree building for loading.
 import { latin1, writeLatin1 } from "../common/latin1.ts";
-import { hamtRemove, hamtSet } from "../store/hamt.ts";
+import { childrenFrom, withChild, withoutChild } from "../store/node.ts";
+import { ownValue } from "../store/strings.ts";
 import { ABS_PATH_MAX, components, isNodePath, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, Node, walk } from "../store/tree.ts";
@@ -96,7 +97,7 @@ function rebuild(
   let cur = replacement;
   for (let i = d - 1; i >= 0; i--) {
     const p = chain[i];
-    const children = cur === null ? hamtRemove(p.children, comps[i]) : hamtSet(p.children, comps[i], cur);
+    const children = cur === null ? withoutChild(p.children, comps[i]) : withChild(p.children, comps[i], cur);
     cur = new Node(p.value, p.perms, children, p.gen);
   }
   return cur!;
@@ -128,10 +129,10 @@ export function applyOp(root: Node, op: NodeOp): Node {
   }
   if (chain.length - 1 === comps.length) {
     const old = chain[comps.length];
-    return rebuild(chain, comps, comps.length, new Node(op.value, op.perms, old.children, op.gen));
+    return rebuild(chain, comps, comps.length, new Node(ownValue(op.value), op.perms, old.children, op.gen));
   }
   if (chain.length !== comps.length) throw new ApplyError(`put ${op.path}: parent missing`);
-  return rebuild(chain, comps, comps.length, new Node(op.value, op.perms, null, op.gen));
+  return rebuild(chain, comps, comps.length, new Node(ownValue(op.value), op.perms, null, op.gen));
 }
 
 /** Apply a whole record: all or nothing (the input tree is immutable). */
@@ -151,7 +152,6 @@ export function buildTree(
     value: string;
     perms: Perms;
     gen: number;
-    kids: Array<[string, number]>;
   }
   const slots: Slot[] = [];
   const index = new Map<string, number>();
@@ -180,18 +180,19 @@ export function buildTree(
       names.push(e.path.slice(e.path.lastIndexOf("/") + 1));
     }
     index.set(e.path, i);
-    slots.push({ value: e.value, perms: e.perms, gen: e.gen, kids: [] });
+    slots.push({ value: e.value, perms: e.perms, gen: e.gen });
   }
   if (slots.length === 0) throw new ApplyError("no root node");
   // Parents precede children, so walking backwards builds every child before its parent.
   const built: Array<Node | undefined> = new Array(slots.length);
-  const childMaps: Array<ReturnType<typeof hamtSet<Node>> | null> = new Array(slots.length).fill(null);
+  const kids: Array<Array<[string, Node]> | undefined> = new Array(slots.length);
   for (let i = slots.length - 1; i >= 0; i--) {
     const s = slots[i];
-    const n = new Node(s.value, s.perms, childMaps[i], s.gen);
+    const n = new Node(ownValue(s.value), s.perms, childrenFrom(kids[i] ?? []), s.gen);
+    kids[i] = undefined;
     built[i] = n;
     const p = parents[i];
-    if (p >= 0) childMaps[p] = hamtSet(childMaps[p], names[i], n);
+    if (p >= 0) (kids[p] ??= []).push([names[i], n]);
   }
   return built[0]!;
 }

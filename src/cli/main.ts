@@ -17,6 +17,9 @@ import { StorageMetrics } from "../observe/storage.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
+import { fullCollection, heapUsed } from "../memory/v8.ts";
+import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
+import { trimMalloc } from "../memory/malloc.ts";
 import { nameProcess } from "./process_name.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
@@ -155,6 +158,29 @@ export async function main(): Promise<number> {
     pidFile?.release();
     return 1;
   }
+  // Memory comes back after big removals and closed connections (src/memory/idle_collector.ts).
+  const gc = fullCollection();
+  if (gc !== null) {
+    const idle = new IdleCollector({
+      now: () => performance.now(),
+      heapUsed,
+      footprint: () => coreFootprint(core),
+      collect: () => {
+        const t0 = performance.now();
+        gc();
+        trimMalloc();
+        log(
+          "debug",
+          `idle collection in ${(performance.now() - t0).toFixed(0)} ms: ${
+            (heapUsed() / 1048576).toFixed(1)
+          } MiB live`,
+        );
+      },
+    });
+    server.onTurnEnd(() => idle.turnEnd(core.dispatcher.stats.requests));
+  } else {
+    log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
+  }
   server.listen();
   ops.startTimers();
   log(
@@ -178,6 +204,11 @@ export async function main(): Promise<number> {
   log("info", "stopped");
   logOutput.close();
   return 0;
+}
+
+/** What the core holds that can go away, in estimated bytes (O(1): read every turn). */
+function coreFootprint(core: Core): number {
+  return footprintBytes(core.quotas.totalNodes(), core.watches.trie.size, core.clients.size);
 }
 
 if (import.meta.main) Deno.exit(await main());

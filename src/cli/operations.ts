@@ -12,6 +12,7 @@ import type { Core } from "../dispatch/core.ts";
 import type { QuotaConfig } from "../domains/quota.ts";
 import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/names.ts";
 import { checkStore } from "../store/check.ts";
+import { heapSpacesReport } from "../memory/v8.ts";
 import { AccessLog } from "../observe/access_log.ts";
 import { daemonMetrics } from "../observe/daemon_metrics.ts";
 import { Metrics, writeAtomic } from "../observe/metrics.ts";
@@ -185,7 +186,8 @@ export class Operations {
     const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
       `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
       `  nodes ${nodes} generation ${this.core.db.generation}\n` +
-      `  connections ${this.core.clients.size} watches ${watches} transactions ${txns}\n`;
+      `  connections ${this.core.clients.size} watches ${watches} transactions ${txns}\n` +
+      heapSpacesReport();
     try {
       Deno.writeTextFileSync(file, text, { append: true, mode: 0o600 });
       return true;

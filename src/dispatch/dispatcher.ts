@@ -12,6 +12,7 @@ import type { Quotas } from "../domains/quota.ts";
 import type { Database } from "../store/database.ts";
 import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
+import { own, ownValue } from "../store/strings.ts";
 import { existingChain, lookup, type Node } from "../store/tree.ts";
 import {
   accessAspect,
@@ -234,7 +235,10 @@ export class Dispatcher {
     const p = this.resolve(c, raw, true);
     if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
     this.quotas.checkWatch(c, p.abs, token);
-    const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
+    // A watch lives long: its strings are copies, not slices that keep the request payload alive
+    // (src/store/strings.ts); a relative watch's base is shared with the domain's other watches.
+    const base = p.relativeBase === null ? null : ownValue(p.relativeBase);
+    const w = { owner: c.id, path: own(p.abs), token: own(token), depth, relativeBase: base };
     if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
     this.afterReply.push(() => this.watches.fireInitial(w));
     return OK;

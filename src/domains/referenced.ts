@@ -5,7 +5,6 @@
 // here, with the incarnation the hypervisor reported, so that its death (VIRQ_DOM_EXC) removes what it
 // owns, just as for an introduced domain, before another domain can be given its domid.
 import type { Node } from "../store/tree.ts";
-import { hamtForEach } from "../store/hamt.ts";
 import { DOMID_FIRST_RESERVED, type XenPlatform } from "../xen/platform.ts";
 
 export class ReferencedDomains {
@@ -65,7 +64,7 @@ export function nodeOwners(root: Node): Set<number> {
   while (stack.length > 0) {
     const n = stack.pop()!;
     owners.add(n.perms.owner);
-    hamtForEach(n.children, (_name, c) => stack.push(c));
+    n.forEachChild((_name, c) => stack.push(c));
   }
   return owners;
 }
