@@ -56,7 +56,7 @@ export interface DaemonOptions {
   /** Group commit: submit group writes through Linux AIO (async) or wait for each (inline). */
   groupIo: "async" | "inline";
   recover: boolean;
-  /** Guest domains' transport (--xen; docs/domains.md); unset = none. */
+  /** Guest domains' transport (--xen; docs/domains.md); unset = the host's default (host_defaults.ts). */
   xen?: XenSpec;
   /** Policy plugin chain (--policy) and policy config file (--policy-config); docs/plugins.md. */
   policy?: string[];
@@ -603,7 +603,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     metavar: "SPEC",
     origin: ["dxenstored"],
     status: "mapped",
-    help: "none | sim:<dir> | real: serve guest domains over Xen rings (default: none); see docs/domains.md",
+    help: "none | sim:<dir> | real: serve guest domains over Xen rings (default: real on a host with " +
+      "/dev/xen or /proc/xen, else none: sockets only); see docs/domains.md",
     apply: (o, v) => {
       const x = parseXenSpec(v!);
       if (typeof x === "string") throw new OptionError(x);
@@ -877,6 +878,8 @@ export function usage(): string {
     "Environment: XENSTORED_PATH (socket), XENSTORED_RUNDIR (default /var/run/xenstored),",
     "XENSTORED_ROOTDIR (default /var/lib/xenstored), NOTIFY_SOCKET (systemd readiness).",
     "Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log files. See docs/operations.md.",
+    "Each setting comes from the command line, else the configuration file, else the built-in default",
+    "shown above (bin/dxenstored in a checkout adds nothing: `deno task start` passes its --backend).",
   );
   return lines.join("\n") + "\n";
 }

@@ -22,10 +22,17 @@ import {
   usage,
 } from "./options.ts";
 import { PidFile } from "./pidfile.ts";
+import { applyHostDefaults, HOST, type HostProbe } from "./host_defaults.ts";
 import { isatty, nullifyFd, socketAccepts } from "./sys.ts";
 
 export type Loaded =
-  | { readonly kind: "run"; readonly opts: DaemonOptions; readonly config: LoadedConfig | null }
+  | {
+    readonly kind: "run";
+    readonly opts: DaemonOptions;
+    readonly config: LoadedConfig | null;
+    /** Built-in defaults that were taken and why (host_defaults.ts), logged at start. */
+    readonly notes: readonly string[];
+  }
   | { readonly kind: "exit"; readonly code: number };
 
 export interface LoadedConfig {
@@ -35,9 +42,14 @@ export interface LoadedConfig {
 
 /**
  * Options from the defaults, the configuration file (--config-file, else /etc/xen/dxenstored.conf
- * if it exists) and the command line, in that order. Usage errors print and give exit code 2.
+ * if it exists) and the command line, in that order; then the built-in defaults that depend on the
+ * host (`probe`: --xen) for what neither set. Usage errors print and give exit code 2.
  */
-export function loadOptions(argv: readonly string[], env: (k: string) => string | undefined): Loaded {
+export function loadOptions(
+  argv: readonly string[],
+  env: (k: string) => string | undefined,
+  probe: HostProbe = HOST,
+): Loaded {
   try {
     const occ = tokenize(argv);
     if (isHelp(occ)) {
@@ -62,7 +74,8 @@ export function loadOptions(argv: readonly string[], env: (k: string) => string 
     if (config !== null && config.result.policyKeys > 0 && opts.policyConfig === undefined) {
       opts.policyConfig = file;
     }
-    return { kind: "run", opts, config };
+    const notes = applyHostDefaults(opts, probe);
+    return { kind: "run", opts, config, notes };
   } catch (e) {
     if (!(e instanceof OptionError)) throw e;
     console.error(`dxenstored: ${e.message}\n(dxenstored --help lists the options)`);
@@ -149,7 +162,10 @@ function existsSocket(path: string): boolean {
 }
 
 /** Log what the options and the configuration file said that is worth knowing. */
-export function logStartupNotes(l: { opts: DaemonOptions; config: LoadedConfig | null }): void {
+export function logStartupNotes(
+  l: { opts: DaemonOptions; config: LoadedConfig | null; notes?: readonly string[] },
+): void {
+  for (const n of l.notes ?? []) log("info", n);
   for (const w of l.opts.warnings) log("warn", w);
   const c = l.config;
   if (c === null) return;
