@@ -8,7 +8,7 @@ import { Core, DEFAULT_CORE_LIMITS } from "../dispatch/core.ts";
 import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
-import { BackendError, groupWindowMs, openState, persistDomainRecords } from "../backend/backend.ts";
+import { formatBackendSpec, groupWindowMs, openState, persistDomainRecords } from "../backend/backend.ts";
 import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
 import { attachXen } from "../domains/attach.ts";
@@ -28,8 +28,11 @@ import {
   loadOptions,
   logStartupNotes,
   makeFolders,
+  removeStaleSocket,
+  reportStartupFailure,
   setupLogging,
 } from "./startup.ts";
+import { StartupFailure } from "./startup_failure.ts";
 
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
@@ -49,7 +52,8 @@ export async function main(): Promise<number> {
     return await runParent({ args: Deno.args, socket: parsed.socket, outputPid: parsed.outputPid });
   }
   const detached = isDetachedChild() ? DetachedDaemon.start() : null;
-  const logOutput = setupLogging(parsed, detached !== null);
+  const daemonLog = setupLogging(parsed, detached !== null);
+  const logOutput = daemonLog.output;
   logStartupNotes(loaded);
 
   // One daemon per pid file and socket: a second start leaves the running one alone and exits 0.
@@ -59,18 +63,30 @@ export async function main(): Promise<number> {
     detached?.busy(null);
     return 0;
   }
-  if (claim.kind === "error") {
-    log("error", claim.message);
-    return 1;
-  }
+  // Every failure from here until the socket serves is one line in the log and on the terminal
+  // that started the daemon, with a non-zero exit status (startup_failure.ts).
+  const cleanup: Array<() => void> = [];
+  const fail = (f: StartupFailure): number => {
+    for (const undo of cleanup.reverse()) undo();
+    return reportStartupFailure(f, daemonLog, detached);
+  };
+  if (claim.kind === "error") return fail(claim.failure);
   const pidFile = claim.pidFile;
+  if (pidFile !== null) cleanup.push(() => pidFile.release());
   makeFolders(parsed);
 
-  const backend = createBackend(parsed.backend, {
-    sync: parsed.sync,
-    recover: parsed.recover,
-    asyncIo: parsed.groupIo === "async",
-  });
+  const storeName = formatBackendSpec(parsed.backend);
+  let backend;
+  try {
+    backend = createBackend(parsed.backend, {
+      sync: parsed.sync,
+      recover: parsed.recover,
+      asyncIo: parsed.groupIo === "async",
+    });
+  } catch (e) {
+    return fail(StartupFailure.of("open the store", storeName, e));
+  }
+  cleanup.push(() => backend.close());
   // Commit/sync durations and backend failures (logged at error level, counted): the metrics.
   const storage = new StorageMetrics();
   let db;
@@ -78,20 +94,16 @@ export async function main(): Promise<number> {
   try {
     ({ db, domains: storedDomains } = openState(backend, storage));
   } catch (e) {
-    // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
-    log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
+    // A damaged store (BackendError explains what to do), a locked or an unreadable one.
+    return fail(StartupFailure.of("open the store", storeName, e));
   }
   let policies: PolicyManager;
   try {
     policies = await PolicyManager.start({ chain: parsed.policy, configFile: parsed.policyConfig });
   } catch (e) {
-    log("error", `cannot load the policy: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
+    return fail(
+      StartupFailure.of("load the policy", parsed.policyConfig ?? (parsed.policy ?? []).join(","), e),
+    );
   }
   const core = new Core({
     policy: policies.current,
@@ -123,11 +135,8 @@ export async function main(): Promise<number> {
     if (err !== null) log("error", `SIGHUP: ${err}`);
     log("info", `SIGHUP: log files reopened; ${reloadPolicy()}`);
   });
-  try {
-    Deno.removeSync(parsed.socket); // a stale socket from a previous run (claimInstance: nobody serves it)
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  const stale = removeStaleSocket(parsed.socket);
+  if (stale !== null) return fail(stale);
   const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
     // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
     log("error", `${e.message}; stopping without sending the replies it covered`);
@@ -153,10 +162,12 @@ export async function main(): Promise<number> {
     });
     domains.restore(storedDomains as Parameters<typeof domains.restore>[0]);
   } catch (e) {
-    log("error", `--xen: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
+    const xen = parsed.xen ?? { kind: "none" };
+    const [what, where] = xen.kind === "sim" ? ["open the simulated Xen (--xen sim)", xen.dir] : [
+      `attach to Xen (--xen ${xen.kind})`,
+      "/dev/xen",
+    ];
+    return fail(StartupFailure.of(what, where, e));
   }
   // Memory comes back after big removals and closed connections (src/memory/idle_collector.ts).
   const gc = fullCollection();
@@ -181,7 +192,12 @@ export async function main(): Promise<number> {
   } else {
     log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
   }
-  server.listen();
+  try {
+    server.listen();
+  } catch (e) {
+    domains.close();
+    return fail(StartupFailure.of("bind the socket", parsed.socket, e));
+  }
   ops.startTimers();
   log(
     "info",

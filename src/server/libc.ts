@@ -1,6 +1,7 @@
 // libc through Deno.dlopen: the socket and epoll calls of the server loop. Deno's own socket layer
 // costs ~1.7x a C epoll loop per round trip; calling epoll directly from one blocking JS loop matches
 // C (research/platform.md §9). Only this module touches raw file descriptors.
+import { SysError } from "../../ffi/libc.ts";
 
 const lib = Deno.dlopen("libc.so.6", {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -47,7 +48,8 @@ const enc = new TextEncoder();
 /** Create a listening, non-blocking Unix stream socket bound to `path`. Throws with errno on failure. */
 export function listenUnix(path: string, backlog = 4096): number {
   const bytes = enc.encode(path);
-  if (bytes.length >= 108) throw new Error(`socket path too long (${bytes.length} bytes, max 107): ${path}`);
+  // ENAMETOOLONG: sun_path holds 107 bytes and a NUL.
+  if (bytes.length >= 108) throw new SysError(`socket path of ${bytes.length} bytes (max 107): ${path}`, 36);
   const fd = sym.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error(`socket() failed: errno ${errno()}`);
   const sa = new Uint8Array(110);
@@ -56,12 +58,12 @@ export function listenUnix(path: string, backlog = 4096): number {
   if (sym.bind(fd, sa, 2 + bytes.length + 1) < 0) {
     const e = errno();
     sym.close(fd);
-    throw new Error(`bind(${path}) failed: errno ${e}`);
+    throw new SysError(`bind(${path})`, e);
   }
   if (sym.listen(fd, backlog) < 0) {
     const e = errno();
     sym.close(fd);
-    throw new Error(`listen(${path}) failed: errno ${e}`);
+    throw new SysError(`listen(${path})`, e);
   }
   return fd;
 }

@@ -75,7 +75,8 @@ export class RealPlatform implements XenPlatform {
     try {
       evtchn = libc.open("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
     } catch (e) {
-      throw new Error(`cannot open /dev/xen/evtchn (is this a Xen dom0 with xen-evtchn loaded?): ${e}`);
+      const why = e instanceof libc.SysError ? `errno ${e.errno}` : String(e);
+      throw new Error(`cannot open /dev/xen/evtchn (is this a Xen dom0 with xen-evtchn loaded?): ${why}`);
     }
     const gntdev = tryOpen("/dev/xen/gntdev", libc.O_RDWR);
     const privcmd = tryOpen("/dev/xen/privcmd", libc.O_RDWR);
