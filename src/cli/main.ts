@@ -182,9 +182,9 @@ export async function main(): Promise<number> {
         const trim = trimCodePages();
         log(
           "debug",
-          `quiet: ${trim.pages} code pages (${(trim.pages / 256).toFixed(1)} MiB) unmapped from ${trim.mappings} mappings in ${
-            (performance.now() - t0).toFixed(1)
-          } ms`,
+          `quiet: ${trim.pages} code pages (${
+            (trim.pages / 256).toFixed(1)
+          } MiB) unmapped from ${trim.mappings} mappings in ${(performance.now() - t0).toFixed(1)} ms`,
         );
       },
     });
