@@ -880,6 +880,8 @@ export function usage(): string {
     "Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log files. See docs/operations.md.",
     "Each setting comes from the command line, else the configuration file, else the built-in default",
     "shown above (bin/dxenstored in a checkout adds nothing: `deno task start` passes its --backend).",
+    "Exit status: 0 serving (or already running), 1 the start failed (one line says what, which path",
+    "and the errno), 2 bad options or configuration.",
   );
   return lines.join("\n") + "\n";
 }
