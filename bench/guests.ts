@@ -16,17 +16,8 @@ import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
 import * as ffi from "../ffi/libc.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const enc = new TextEncoder();
 
 // ---- a blocking socket client (dom0's toolstack) ----------------------------------------------
-
-const libc = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-});
 
 class SocketClient {
   private readonly fd: number;
@@ -34,12 +25,7 @@ class SocketClient {
   private have = 0;
 
   constructor(path: string) {
-    this.fd = libc.symbols.socket(1, 1, 0);
-    const p = enc.encode(path);
-    const sa = new Uint8Array(2 + p.length + 1);
-    sa[0] = 1;
-    sa.set(p, 2);
-    if (libc.symbols.connect(this.fd, sa, sa.length) < 0) throw new Error(`connect(${path}) failed`);
+    this.fd = ffi.connectUnix(path);
   }
 
   send(type: number, payload: string, txId = 0): void {
@@ -51,7 +37,7 @@ class SocketClient {
     for (let i = 0; i < payload.length; i++) b[16 + i] = payload.charCodeAt(i);
     let off = 0;
     while (off < b.length) {
-      const n = Number(libc.symbols.write(this.fd, b.subarray(off), BigInt(b.length - off)));
+      const n = ffi.write(this.fd, b.subarray(off));
       if (n <= 0) throw new Error("socket write failed");
       off += n;
     }
@@ -72,9 +58,7 @@ class SocketClient {
           return [type, s];
         }
       }
-      const n = Number(
-        libc.symbols.read(this.fd, this.buf.subarray(this.have), BigInt(this.buf.length - this.have)),
-      );
+      const n = ffi.read(this.fd, this.buf.subarray(this.have));
       if (n <= 0) throw new Error("socket closed");
       this.have += n;
     }
@@ -104,7 +88,7 @@ class SocketClient {
   }
 
   close(): void {
-    libc.symbols.close(this.fd);
+    ffi.close(this.fd);
   }
 }
 

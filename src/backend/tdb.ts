@@ -27,16 +27,8 @@ import {
 } from "./backend.ts";
 import { decodeDomains, type DomainRecord, encodeDomains } from "./domains.ts";
 import { buildTree, commitOps, type NodeOp, parentsFirst, treeOps } from "./records.ts";
-import {
-  latin1,
-  O_CREAT,
-  O_RDONLY,
-  O_RDWR,
-  TDB_DEFAULT,
-  TDB_NOMMAP,
-  TDB_NOSYNC,
-  TdbFile,
-} from "./tdb_ffi.ts";
+import { latin1, TDB_DEFAULT, TDB_NOMMAP, TDB_NOSYNC, TdbFile } from "./tdb_ffi.ts";
+import { O_CREAT, O_RDONLY, O_RDWR } from "../../ffi/libc.ts";
 import { decodeNodeRecord, encodeNodeRecord, isNodePath, TDB_VERSION_XEN, tdbVersion } from "./xs_tdb.ts";
 
 const KEY_FORMAT = latin1.encode("dxenstored:format");

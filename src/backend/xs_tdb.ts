@@ -23,10 +23,12 @@
 // libtdb accepts only + 6 and fails with EIO. The importer therefore reads a private copy whose
 // version word is set back to + 6 — the only difference — and never touches the original.
 import { type PermBits, type PermEntry, Perms } from "../store/perms.ts";
-import { ABS_PATH_MAX, parentOf } from "../store/path.ts";
+import { parentOf } from "../store/path.ts";
+import { ABS_PATH_MAX } from "../protocol/wire.ts";
 import type { Node } from "../store/tree.ts";
 import { buildTree, maxGen, parentsFirst } from "./records.ts";
-import { latin1, O_RDONLY, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
+import { latin1, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
+import { O_RDONLY } from "../../ffi/libc.ts";
 
 export const TDB_MAGIC_FOOD = "TDB file\n";
 /** libtdb's TDB_VERSION; also Xen ≤ 4.8's. */

@@ -133,12 +133,6 @@ function seconds(flag: string, v: string): number {
   return n;
 }
 
-export function parseBool(flag: string, v: string): boolean {
-  if (v === "true") return true;
-  if (v === "false") return false;
-  throw new OptionError(`${flag} needs true or false, got "${v}"`);
-}
-
 /** Names -Q/--quota accepts: cxenstored 4.17's and master's spellings. */
 const HARD_ALIASES: Readonly<Record<string, string>> = {
   "node-permissions": "permissions",

@@ -16,7 +16,6 @@ import {
   RESPONSES,
   type RingMessage,
   type RingPage,
-  WATCH_EVENT_TYPE,
 } from "../xen/ring.ts";
 
 /** What the client needs from the guest's platform (src/xen/sim/guest.ts SimGuest, or a real one). */
@@ -110,7 +109,7 @@ export class GuestClient {
       const m = this.reader.read(this.page, RESPONSES);
       if (m === null) break;
       if (isRingFault(m)) throw new RingClientError(`response ring: ${m}`);
-      if (m.type === WATCH_EVENT_TYPE) {
+      if (m.type === MsgType.WATCH_EVENT) {
         const [path, token] = m.payload.split("\0");
         this.events.push({ path, token: token ?? "" });
       } else {

@@ -6,6 +6,7 @@
 // come from a ControlContext the daemon wires in.
 import { policyStatus, reloadPolicy } from "../policy/manager.ts";
 import { XsError } from "../common/xs_error.ts";
+import { PAYLOAD_MAX } from "../protocol/wire.ts";
 import type { Client } from "./client.ts";
 import type { ControlHandler } from "./extensions.ts";
 
@@ -77,8 +78,6 @@ export interface ControlContext {
 }
 
 const OK = "OK\0";
-/** Reply payload limit (xs_wire.h XENSTORE_PAYLOAD_MAX). */
-const PAYLOAD_MAX = 4096;
 export const LIVE_UPDATE_UNSUPPORTED = "live-update is not supported by dxenstored yet";
 
 interface Command {

@@ -6,7 +6,7 @@ import { XsError } from "../common/xs_error.ts";
 import { log } from "../common/log.ts";
 import type { Message } from "../protocol/codec.ts";
 import { parseRequest, type Request } from "../protocol/request.ts";
-import { MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
+import { FEATURE_NESTED_TRANSACTIONS, FEATURE_WATCH_DEPTH, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { type Capability, CHECK_WATCH_EVENT, type NodeAccess, type Policy } from "../policy/policy.ts";
 import type { Quotas } from "../domains/quota.ts";
 import type { Database } from "../store/database.ts";
@@ -32,10 +32,7 @@ import { DatabaseView, TransactionView, type View } from "./view.ts";
 
 const OK = "OK\0";
 
-/** Feature bits reported by GET_FEATURE (xs_wire.h XENSTORE_SERVER_FEATURE_*, plus our extension). */
-export const FEATURE_WATCH_DEPTH = 4;
-/** dxenstored extension: TRANSACTION_START with a non-zero tx_id starts a nested transaction. */
-export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
+/** What GET_FEATURE reports for a connection that is no guest's (dom0's sockets). */
 export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
 
 export interface DispatcherStats {

@@ -8,12 +8,11 @@
 import { log } from "../common/log.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";
 import type { Client, ReplySink } from "../dispatch/client.ts";
+import { FEATURE_ERROR, HEADER_SIZE, MsgType } from "../protocol/wire.ts";
 import {
   ERROR_NONE,
   faultCode,
-  FEATURE_ERROR,
   Field,
-  HEADER_SIZE,
   isRingFault,
   MessageReader,
   MessageWriter,
@@ -23,7 +22,6 @@ import {
   type RingMessage,
   RingPage,
   ringUsed,
-  WATCH_EVENT_TYPE,
 } from "../xen/ring.ts";
 
 export interface RingLimits {
@@ -83,7 +81,7 @@ export class RingConnection implements ReplySink {
   /** ReplySink: queue a reply or event. Events beyond the limits are dropped (counted, logged once). */
   send(type: number, reqId: number, txId: number, payload: string): boolean {
     if (this.state !== "connected") return false;
-    if (type === WATCH_EVENT_TYPE) {
+    if (type === MsgType.WATCH_EVENT) {
       const cost = HEADER_SIZE + payload.length;
       if (
         this.writer.events >= this.limits.maxEvents ||

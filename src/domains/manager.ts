@@ -23,22 +23,19 @@ import { log } from "../common/log.ts";
 import { XsError } from "../common/xs_error.ts";
 import type { Client } from "../dispatch/client.ts";
 import type { Core } from "../dispatch/core.ts";
-import { FEATURE_NESTED_TRANSACTIONS, SERVER_FEATURES } from "../dispatch/dispatcher.ts";
+import { SERVER_FEATURES } from "../dispatch/dispatcher.ts";
 import type { DomainHandler } from "../dispatch/extensions.ts";
 import type { Capability } from "../policy/policy.ts";
 import type { Request } from "../protocol/request.ts";
-import { MsgType } from "../protocol/wire.ts";
-import * as libc from "../../ffi/libc.ts";
 import {
-  CONNECTED,
   FEATURE_ERROR,
+  FEATURE_NESTED_TRANSACTIONS,
   FEATURE_RECONNECTION,
   FEATURE_WATCH_DEPTH,
-  Field,
-  isRingFault,
-  RECONNECT,
-  type RingFault,
-} from "../xen/ring.ts";
+  MsgType,
+} from "../protocol/wire.ts";
+import * as libc from "../../ffi/libc.ts";
+import { CONNECTED, Field, isRingFault, RECONNECT, type RingFault } from "../xen/ring.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } from "../xen/platform.ts";
 import { removeDomainTraces } from "./cleanup.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits } from "./connection.ts";

@@ -12,7 +12,7 @@ import { HEADER_SIZE, MsgType } from "../protocol/wire.ts";
 import { UnsentEvents } from "../watch/queue.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";
 import { OutBuffer } from "./outbuf.ts";
-import * as libc from "./libc.ts";
+import * as libc from "../../ffi/libc.ts";
 
 /** What the transport needs from the daemon core. */
 export interface ConnectionHandler<C> {
@@ -146,10 +146,10 @@ export class UnixServer<C> {
     for (const c of [...this.conns.values()]) this.closeConn(c, "daemon stopping");
     if (this.listenFd >= 0) {
       this.ep.remove(this.listenFd);
-      libc.closeFd(this.listenFd);
+      libc.close(this.listenFd);
       this.listenFd = -1;
     }
-    libc.closeFd(this.ep.fd);
+    this.ep.close();
   }
 
   /**
@@ -255,10 +255,7 @@ export class UnixServer<C> {
       c.framer.release();
       return;
     }
-    if (n < 0) {
-      const e = libc.errno();
-      if (e === libc.EAGAIN || e === libc.EINTR) return;
-    }
+    if (n === -libc.EAGAIN || n === -libc.EINTR) return;
     if (n === 0 || mask & (libc.EPOLLHUP | libc.EPOLLERR) || n < 0) {
       this.closeConn(c, n === 0 ? "eof" : "error");
     }
@@ -312,8 +309,7 @@ export class UnixServer<C> {
         c.events.written(c.writtenBytes);
         continue;
       }
-      const e = libc.errno();
-      if (n < 0 && (e === libc.EAGAIN || e === libc.EINTR)) break;
+      if (n === -libc.EAGAIN || n === -libc.EINTR) break;
       this.closeConn(c, "write error");
       return;
     }
@@ -357,7 +353,7 @@ export class UnixServer<C> {
     this.waiting.delete(c);
     this.conns.delete(c.fd);
     this.ep.remove(c.fd);
-    libc.closeFd(c.fd);
+    libc.close(c.fd);
     log("debug", `socket#${c.id} closed (${why})`);
     this.handler.close(c.client);
   }

@@ -20,6 +20,7 @@
 // validates it before use, so a peer changing it concurrently cannot make us read or write outside
 // the ring.
 import { latin1 } from "../common/latin1.ts";
+import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 
 /** XENSTORE_RING_SIZE: bytes in each direction's queue. */
 export const RING_SIZE = 1024;
@@ -44,11 +45,6 @@ export enum Field {
   ERROR = 6,
 }
 
-/** Server feature bits (xs_wire.h XENSTORE_SERVER_FEATURE_*; bit 2 is the watch-depth extension). */
-export const FEATURE_RECONNECTION = 1;
-export const FEATURE_ERROR = 2;
-export const FEATURE_WATCH_DEPTH = 4;
-
 /** Connection state values. */
 export const CONNECTED = 0;
 export const RECONNECT = 1;
@@ -59,12 +55,8 @@ export const ERROR_COMM = 1;
 export const ERROR_RINGIDX = 2;
 export const ERROR_PROTO = 3;
 
-/** xsd_sockmsg: type, req_id, tx_id, len — four little-endian u32. */
-export const HEADER_SIZE = 16;
-/** XENSTORE_PAYLOAD_MAX. */
-export const PAYLOAD_MAX = 4096;
 /** XS_WATCH_EVENT: the only message a server sends unasked. */
-export const WATCH_EVENT_TYPE = 15;
+const WATCH_EVENT_TYPE = MsgType.WATCH_EVENT;
 
 /** A ring page: byte access to the queues, ordered access to the fields. */
 export class RingPage {

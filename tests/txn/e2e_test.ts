@@ -5,7 +5,7 @@
 import assert from "../helpers/assert.ts";
 import { runTool, withDaemon } from "../helpers/daemon.ts";
 import { errnoOf, type Reply, WireClient, XS } from "../helpers/wire.ts";
-import { FEATURE_NESTED_TRANSACTIONS } from "../../src/dispatch/dispatcher.ts";
+import { FEATURE_NESTED_TRANSACTIONS } from "../../src/protocol/wire.ts";
 
 const GET_FEATURE = 23; // xs_wire.h XS_GET_FEATURE (not in the helper's table)
 

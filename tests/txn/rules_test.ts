@@ -3,7 +3,7 @@
  * a second dom0 connection making plain (non-transactional) requests unless said otherwise.
  */
 import assert from "../helpers/assert.ts";
-import { FEATURE_NESTED_TRANSACTIONS } from "../../src/dispatch/dispatcher.ts";
+import { FEATURE_NESTED_TRANSACTIONS } from "../../src/protocol/wire.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { brief, type Conn, Harness } from "./harness.ts";
 
