@@ -4,7 +4,8 @@
 // (operations.ts). Serves the Unix socket until SIGINT/SIGTERM, then removes the socket file.
 // docs/operations.md is the operator's guide.
 import { log } from "../common/log.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../dispatch/core.ts";
+import { Core } from "../dispatch/core.ts";
+import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
 import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
@@ -15,7 +16,7 @@ import { attachXen } from "../domains/attach.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
-import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
+import { Operations, quotaConfig } from "./operations.ts";
 import {
   claimInstance,
   configTest,
@@ -86,7 +87,7 @@ async function main(): Promise<number> {
   const core = new Core({
     policy: policies.current,
     db,
-    limits: limitsWithQuotas(DEFAULT_CORE_LIMITS, parsed.quotas),
+    limits: limitsWithQuotas(DEFAULT_CONNECTION_LIMITS, parsed.quotas),
     quota: quotaConfig(parsed),
   });
   policies.attach((chain) => core.dispatcher.policy = chain);

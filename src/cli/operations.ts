@@ -2,33 +2,22 @@
 // request observer (metrics, refusal log, access log), the metrics file, and SIGHUP's log reopening.
 // main.ts builds the Core and the transport; this module adds everything an operator sees.
 import { log, type LogLevel } from "../common/log.ts";
-import {
-  ControlCommands,
-  type ControlContext,
-  type DomainUsage,
-  type QuotaSettings,
-} from "../dispatch/control.ts";
+import { ControlCommands, type ControlContext, type QuotaSettings } from "../dispatch/control.ts";
 import type { Core } from "../dispatch/core.ts";
-import type { QuotaConfig } from "../domains/quota.ts";
-import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/names.ts";
+import { controlQuotaSource } from "../quota/control.ts";
+import type { QuotaConfig } from "../quota/options.ts";
+import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/table.ts";
 import { checkStore } from "../store/check.ts";
 import { AccessLog } from "../observe/access_log.ts";
 import { daemonMetrics } from "../observe/daemon_metrics.ts";
 import { Metrics, writeAtomic } from "../observe/metrics.ts";
 import { DaemonObserver } from "../observe/observer.ts";
 import { type KnownLimits, RefusalLog } from "../observe/refusals.ts";
-import { TreeUsage } from "../observe/usage.ts";
 import type { DaemonOptions } from "./options.ts";
 
 export interface TransportStats {
   readonly connectionCount: number;
   readonly stats: { outputLimitDisconnects: number };
-}
-
-/** Where quota values and usage come from: the Core's quotas (Quotas.controlSource()). */
-export interface QuotaSource {
-  readonly settings: QuotaSettings;
-  usage(domid: number): DomainUsage | null;
 }
 
 /**
@@ -57,7 +46,6 @@ export class Operations {
   readonly metrics = new Metrics();
   readonly control: ControlCommands;
   readonly quotas: QuotaSettings;
-  private readonly usage: TreeUsage;
   private timers: Array<ReturnType<typeof setInterval>> = [];
   /** The trace log created for CONTROL when no access log was configured (SIGHUP reopens it too). */
   private traceOnly: AccessLog | null = null;
@@ -67,11 +55,9 @@ export class Operations {
     private readonly o: DaemonOptions,
     private readonly core: Core,
     transport?: TransportStats,
-    quotaSource?: QuotaSource,
   ) {
     const startedAt = Date.now();
-    this.usage = new TreeUsage(core);
-    const source = quotaSource ?? core.quotas.controlSource();
+    const source = controlQuotaSource(core.quotas);
     this.quotas = source.settings;
     const useAccessLog = o.accessLog.file !== null && !o.accessLog.disabled;
     this.accessLog = useAccessLog
@@ -108,7 +94,7 @@ export class Operations {
         usage: {
           domains: () => core.quotas.domains(),
           usage: (d) => source.usage(d),
-          totalNodes: () => this.usage.totalNodes(),
+          totalNodes: () => core.quotas.totalNodes(),
         },
         quotas: this.quotas,
         server: transport,
@@ -176,7 +162,7 @@ export class Operations {
       watches += this.core.watches.countOwner(c.id);
       txns += c.txns.size;
     }
-    const nodes = this.usage.totalNodes();
+    const nodes = this.core.quotas.totalNodes();
     const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
       `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
       `  nodes ${nodes} generation ${this.core.db.generation}\n` +
@@ -189,22 +175,4 @@ export class Operations {
       return false;
     }
   }
-}
-
-/** Core limits from the quota options (-W, -t, -Q transaction-nodes=...): enforced for guests. */
-export function limitsWithQuotas<
-  L extends { tx: { maxOpen: number; maxTouched: number }; maxWatches: number },
->(
-  base: L,
-  quotas: Readonly<Record<string, number>>,
-): L {
-  return {
-    ...base,
-    tx: {
-      ...base.tx,
-      maxOpen: quotas.transactions ?? base.tx.maxOpen,
-      maxTouched: quotas["transaction-nodes"] ?? base.tx.maxTouched,
-    },
-    maxWatches: quotas.watches ?? base.maxWatches,
-  };
 }

@@ -13,7 +13,7 @@ import {
   SYNC_MODES_TEXT,
   type SyncMode,
 } from "../backend/backend.ts";
-import { HARD_QUOTAS, SOFT_QUOTAS } from "../dispatch/control.ts";
+import { CONTROL_QUOTAS } from "../quota/table.ts";
 import { parseXenSpec, type XenSpec } from "../domains/attach.ts";
 import { parseChainList } from "../policy/loader.ts";
 import { DEFAULT_ACCESS_LOG, DEFAULT_REDACT } from "../observe/access_log.ts";
@@ -141,7 +141,7 @@ const HARD_ALIASES: Readonly<Record<string, string>> = {
 
 function hardQuotaName(name: string): string | null {
   const n = HARD_ALIASES[name] ?? name;
-  return HARD_QUOTAS.some((q) => q.name === n) ? n : null;
+  return CONTROL_QUOTAS.hard.some((q) => q.controlName === n) ? n : null;
 }
 
 /** "<what>=<nb>" of -Q, -q and -w. */
@@ -318,7 +318,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "set a soft quota (memory: a warning in the log)",
     apply: (o, v, flag) => {
       const [what, nb] = whatEquals(flag, v!);
-      if (!SOFT_QUOTAS.some((q) => q.name === what)) {
+      if (!CONTROL_QUOTAS.soft.some((q) => q.controlName === what)) {
         throw new OptionError(`${flag}: unknown quota "${what}"`);
       }
       o.softQuotas[what] = cxUint(flag, nb);

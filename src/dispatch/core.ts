@@ -5,35 +5,19 @@ import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
 import type { Policy } from "../policy/policy.ts";
 import { Database } from "../store/database.ts";
-import { DEFAULT_TX_LIMITS, type TxLimits } from "../txn/registry.ts";
 import { WatchManager } from "../watch/manager.ts";
 import { Client, type ReplySink } from "./client.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { type QuotaConfig, quotaOptionsFrom, Quotas } from "../domains/quota.ts";
-
-export interface CoreLimits {
-  /** Transactions of unprivileged connections. */
-  readonly tx: TxLimits;
-  /** Transactions of privileged (dom0 socket) connections: generous, but still bounded. */
-  readonly txPrivileged: TxLimits;
-  /** Watches per unprivileged connection (ENOSPC beyond). */
-  readonly maxWatches: number;
-  /** Watches per privileged connection (ENOSPC beyond). */
-  readonly maxWatchesPrivileged: number;
-}
-
-export const DEFAULT_CORE_LIMITS: CoreLimits = {
-  tx: DEFAULT_TX_LIMITS,
-  txPrivileged: { ...DEFAULT_TX_LIMITS, maxOpen: 1024, maxTouched: 65536 },
-  maxWatches: 128,
-  maxWatchesPrivileged: 65536,
-};
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../quota/limits.ts";
+import { type QuotaConfig, quotaOptionsFrom } from "../quota/options.ts";
+import { Quotas } from "../quota/quotas.ts";
 
 export interface CoreOptions {
   readonly policy: Policy;
   readonly db?: Database;
-  readonly limits?: CoreLimits;
-  /** Quota defaults, caps and exemption (src/domains/quota.ts; docs/quotas.md). */
+  /** Per-connection limits (default: derived from the quota table, src/quota/limits.ts). */
+  readonly limits?: ConnectionLimits;
+  /** Quota defaults, caps and exemption (src/quota; docs/quotas.md). */
   readonly quota?: QuotaConfig;
 }
 
@@ -41,7 +25,7 @@ export class Core {
   readonly db: Database;
   readonly dispatcher: Dispatcher;
   readonly watches: WatchManager;
-  readonly limits: CoreLimits;
+  readonly limits: ConnectionLimits;
   /** Per-domain accounting and quotas: its watch/transaction values come from `limits`. */
   readonly quotas: Quotas;
   private nextClientId = 1;
@@ -49,7 +33,7 @@ export class Core {
 
   constructor(opts: CoreOptions) {
     this.db = opts.db ?? new Database();
-    this.limits = opts.limits ?? DEFAULT_CORE_LIMITS;
+    this.limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
     this.watches = new WatchManager({
       deliver: (owner, epath, token) => {
         const c = this.clients.get(owner);
@@ -66,7 +50,6 @@ export class Core {
       db: this.db,
       watches: this.watches,
       clients: this.clients,
-      checkCapability: (who, cap) => this.dispatcher.policy.checkCapability(who, cap),
       ...quotaOptionsFrom(this.limits, opts.quota),
     });
     this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas);

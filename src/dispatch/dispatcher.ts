@@ -8,7 +8,9 @@ import type { Message } from "../protocol/codec.ts";
 import { parseRequest, type Request } from "../protocol/request.ts";
 import { FEATURE_NESTED_TRANSACTIONS, FEATURE_WATCH_DEPTH, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { type Capability, CHECK_WATCH_EVENT, type NodeAccess, type Policy } from "../policy/policy.ts";
-import type { Quotas } from "../domains/quota.ts";
+import type { Quotas } from "../quota/quotas.ts";
+import { parseSettingName } from "../quota/settings.ts";
+import { SETTING_NAMES } from "../quota/table.ts";
 import type { Database } from "../store/database.ts";
 import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
@@ -57,7 +59,7 @@ export class Dispatcher {
     readonly db: Database,
     public policy: Policy,
     readonly watches: WatchManager,
-    /** Per-domain quotas and hard caps (src/domains/quota.ts); checked at the points cxenstored checks. */
+    /** Per-domain quotas and hard caps (src/quota/quotas.ts); checked at the points cxenstored checks. */
     readonly quotas: Quotas,
     private readonly now: () => number = () => Date.now(),
   ) {}
@@ -140,8 +142,6 @@ export class Dispatcher {
       case MsgType.RESUME:
       case MsgType.SET_TARGET:
       case MsgType.SET_FEATURE:
-      case MsgType.GET_QUOTA:
-      case MsgType.SET_QUOTA:
         if (this.domainHandler === null) {
           throw new XsError("ENOSYS", `message type ${req.op} not implemented`);
         }
@@ -154,6 +154,13 @@ export class Dispatcher {
         if (this.domainHandler !== null) return this.domainHandler.handle(c, req);
         if (req.domid !== undefined && req.domid !== c.domid) this.requireCap(c, "get-feature-other");
         return `${SERVER_FEATURES}\0`;
+      case MsgType.GET_QUOTA:
+        this.requireCap(c, "get-quota");
+        return `${this.getQuota(req.domid, req.name)}\0`;
+      case MsgType.SET_QUOTA:
+        this.requireCap(c, "set-quota");
+        this.setQuota(req.domid, req.name, req.value);
+        return OK;
       case MsgType.CONTROL:
         if (this.controlHandler === null) throw new XsError("ENOSYS", "CONTROL not implemented");
         this.requireCap(c, "control");
@@ -161,6 +168,28 @@ export class Dispatcher {
       default:
         // Every request type is handled above; parseRequest already refused the rest with ENOSYS.
         throw new XsError("ENOSYS", `message type ${(req as Request).op} not implemented`);
+    }
+  }
+
+  /**
+   * GET_QUOTA as cxenstored master: no argument lists the quota names (space-separated), `[<domid>]
+   * <name>` answers the global or the domain's value.
+   */
+  private getQuota(domid: number | undefined, name: string | undefined): string {
+    if (name === undefined) return SETTING_NAMES.join(" ");
+    const s = parseSettingName(name);
+    if (domid === undefined) return String(this.quotas.settings.global(s));
+    this.quotas.requireDomain(domid);
+    return String(this.quotas.settings.value(domid, s));
+  }
+
+  /** SET_QUOTA `[<domid>] <name> <value>`: the global value or the domain's. */
+  private setQuota(domid: number | undefined, name: string, value: number): void {
+    const s = parseSettingName(name);
+    if (domid === undefined) this.quotas.setGlobal(s, value);
+    else {
+      this.quotas.requireDomain(domid);
+      this.quotas.setOverride(domid, s, value);
     }
   }
 

@@ -6,7 +6,7 @@ import type { Request } from "../protocol/request.ts";
 import type { Client } from "./client.ts";
 
 /** The requests routed to the DomainHandler: INTRODUCE, RELEASE, RESUME, SET_TARGET,
- *  IS_DOMAIN_INTRODUCED, GET_FEATURE, SET_FEATURE, GET_QUOTA, SET_QUOTA (narrow on `req.op`). */
+ *  IS_DOMAIN_INTRODUCED, GET_FEATURE, SET_FEATURE (narrow on `req.op`). */
 export type DomainRequest = Request;
 
 export interface DomainHandler {

@@ -64,11 +64,10 @@ export interface EventLoop {
 }
 
 /**
- * The quota module's side of guest connections (src/domains/quota.ts Quotas): GET_QUOTA/SET_QUOTA,
- * and the transport's accounting of outstanding requests and queued output.
+ * The quota module's side of guest connections (src/quota/quotas.ts Quotas): the transport's
+ * accounting of outstanding requests and queued output.
  */
 export interface DomainQuotaHooks {
-  handleRequest(c: Client, req: Request): string;
   /** May another request of `c` be read now? false = stall (leave it in the ring), not an error. */
   mayReceive(c: Client): boolean;
   requestReceived(c: Client): void;
@@ -125,7 +124,7 @@ export interface DomainManagerOptions {
   readonly perRingBudget?: number;
   /** The set of introduced domains changed (persistence, src/backend/domains.ts). */
   readonly onDomainsChanged?: (domains: IntroducedDomain[]) => void;
-  /** Quotas (GET/SET_QUOTA, outstanding requests, queued output); absent = none. */
+  /** Quotas (outstanding requests, queued output); absent = none. */
   readonly quotas?: DomainQuotaHooks;
   /** Write rate of guests while transactions are open (./throttle.ts). */
   readonly writeThrottle?: WriteThrottleOptions;
@@ -188,7 +187,7 @@ export class DomainManager implements DomainHandler {
     budgetExhausted: 0,
     throttled: 0,
   };
-  /** Quotas; null = GET_QUOTA/SET_QUOTA answer ENOSYS and rings are not accounted. */
+  /** Quotas; null = rings are not accounted. */
   quotas: DomainQuotaHooks | null;
   private readonly guests = new Map<number, Domain>();
   private dom0: Domain | null = null;
@@ -321,10 +320,6 @@ export class DomainManager implements DomainHandler {
         this.requireCap(c, "set-feature");
         this.setFeature(req.domid, req.features);
         return "OK\0";
-      case MsgType.GET_QUOTA:
-      case MsgType.SET_QUOTA:
-        if (this.quotas === null) throw new XsError("ENOSYS", "quotas not available");
-        return this.quotas.handleRequest(c, req);
       default:
         throw new XsError("ENOSYS", `message type ${req.op} is not a domain request`);
     }

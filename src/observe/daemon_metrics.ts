@@ -2,7 +2,8 @@
 // statistics (Dispatcher.stats, WatchManager.stats), connections, the store, per-domain usage (the
 // numbers of `xenstore-control quota <domid>`), the quota settings, and the process.
 import type { Core } from "../dispatch/core.ts";
-import { HARD_QUOTAS, type QuotaSettings, SOFT_QUOTAS } from "../dispatch/control.ts";
+import type { QuotaSettings } from "../dispatch/control.ts";
+import { CONTROL_QUOTAS } from "../quota/table.ts";
 import type { MetricFamily, Sample } from "./metrics.ts";
 import type { DaemonObserver } from "./observer.ts";
 import type { RefusalLog } from "./refusals.ts";
@@ -116,13 +117,19 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       name: "dxenstored_quota_limit",
       help: "Hard quota settings (xenstore-control quota).",
       type: "gauge",
-      samples: HARD_QUOTAS.map((q) => ({ labels: { quota: q.name }, value: s.quotas.get("hard", q.name) })),
+      samples: CONTROL_QUOTAS.hard.map((q) => ({
+        labels: { quota: q.controlName },
+        value: s.quotas.get("hard", q.controlName),
+      })),
     },
     {
       name: "dxenstored_quota_soft_limit",
       help: "Soft quota settings (xenstore-control quota-soft).",
       type: "gauge",
-      samples: SOFT_QUOTAS.map((q) => ({ labels: { quota: q.name }, value: s.quotas.get("soft", q.name) })),
+      samples: CONTROL_QUOTAS.soft.map((q) => ({
+        labels: { quota: q.controlName },
+        value: s.quotas.get("soft", q.controlName),
+      })),
     },
     one("dxenstored_process_resident_memory_bytes", "Resident set size.", "gauge", mem.rss),
     one("dxenstored_process_heap_used_bytes", "V8 heap in use.", "gauge", mem.heapUsed),

@@ -109,7 +109,6 @@ Deno.test("a ring stalled by a quota is looked at again without a new signal onc
   const calls: string[] = [];
   const r = rig({
     quotas: {
-      handleRequest: () => "OK\0",
       mayReceive: () => open,
       requestReceived: () => void calls.push("received"),
       replyDelivered: () => void calls.push("delivered"),

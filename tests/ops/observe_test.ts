@@ -3,12 +3,13 @@
 // Prometheus' text format written atomically.
 import assert from "../helpers/assert.ts";
 import { dom0, err, guest, ok } from "../helpers/core.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../../src/quota/limits.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { setLogSink } from "../../src/common/log.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { defaultOptions } from "../../src/cli/options.ts";
-import { limitsWithQuotas, Operations, quotaConfig } from "../../src/cli/operations.ts";
+import { Operations, quotaConfig } from "../../src/cli/operations.ts";
 import { accessDate, AccessLog, sanitize } from "../../src/observe/access_log.ts";
 import { formatRefusal, quotaOf, RefusalLog } from "../../src/observe/refusals.ts";
 import { Metrics, writeAtomic } from "../../src/observe/metrics.ts";
@@ -21,7 +22,7 @@ function newCore(argv: Partial<ReturnType<typeof defaultOptions>> = {}): Core {
   const o = { ...defaultOptions(noEnv), ...argv };
   return new Core({
     policy: new LegacyPolicy(),
-    limits: limitsWithQuotas(DEFAULT_CORE_LIMITS, o.quotas),
+    limits: limitsWithQuotas(DEFAULT_CONNECTION_LIMITS, o.quotas),
     quota: quotaConfig(o),
   });
 }

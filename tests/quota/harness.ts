@@ -1,16 +1,15 @@
 /**
  * Quota tests drive a Core in-process: dom0 is a socket-style client (Core.open), guests are
  * unprivileged clients built the way a ring connection is (with `core.quotas.txLimits(domid)`),
- * so these tests do not depend on the Xen transport. GET_QUOTA/SET_QUOTA reach the quota module
- * through a minimal DomainHandler (the domain engineer's handler delegates the same way).
+ * so these tests do not depend on the Xen transport.
  */
 import { Client } from "../../src/dispatch/client.ts";
-import { Core, type CoreLimits, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
-import type { QuotaConfig } from "../../src/domains/quota.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
+import type { QuotaConfig } from "../../src/quota/options.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import type { LogLevel } from "../../src/common/log.ts";
-import { XsError } from "../../src/common/xs_error.ts";
 import { FakeSink, TestConn } from "../watch/harness.ts";
 import { AssertionError, show } from "../helpers/assert.ts";
 
@@ -64,23 +63,13 @@ export class QConn extends TestConn {
   }
 }
 
-export function quotaCore(config: QuotaConfig = {}, limits: Partial<CoreLimits> = {}): QuotaHarness {
+export function quotaCore(config: QuotaConfig = {}, limits: Partial<ConnectionLimits> = {}): QuotaHarness {
   const logs: Array<{ level: LogLevel; msg: string }> = [];
   const core = new Core({
     policy: new LegacyPolicy(),
-    limits: { ...DEFAULT_CORE_LIMITS, ...limits },
+    limits: { ...DEFAULT_CONNECTION_LIMITS, ...limits },
     quota: { log: (level, msg) => logs.push({ level, msg }), ...config },
   });
-  if (core.dispatcher.domainHandler === null) {
-    core.dispatcher.domainHandler = {
-      handle: (c, req) => {
-        if (req.op === MsgType.GET_QUOTA || req.op === MsgType.SET_QUOTA) {
-          return core.quotas.handleRequest(c, req);
-        }
-        throw new XsError("ENOSYS", "not in this harness");
-      },
-    };
-  }
   const sink = new FakeSink();
   const admin = new QConn(core, core.open(sink, "dom0"), sink);
   return { core, logs, admin };

@@ -2,7 +2,7 @@
 // path-max, watches, transactions, transaction-nodes, memory (and soft-memory), outstanding.
 import assert from "../helpers/assert.ts";
 import { RECORD_HEADER_BYTES } from "../../src/quota/accounting.ts";
-import { QuotaError } from "../../src/domains/quota.ts";
+import { QuotaError } from "../../src/quota/options.ts";
 import { Perms } from "../../src/store/perms.ts";
 import { assertExact, guestConn, MsgType, newGuest, quotaCore, quotaLogs } from "./harness.ts";
 

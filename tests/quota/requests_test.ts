@@ -1,12 +1,14 @@
 // GET_QUOTA / SET_QUOTA as cxenstored master, the CONTROL `quota` output of cxenstored 4.17, the read
 // API, and persistence of refused commits.
 import assert from "../helpers/assert.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import { DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
 import { Database } from "../../src/store/database.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { guestConn, makeHome, MsgType, newGuest, QConn, quotaCore } from "./harness.ts";
 import { FakeSink } from "../watch/harness.ts";
 import { XsError } from "../../src/common/xs_error.ts";
+import { controlQuotaSource } from "../../src/quota/control.ts";
 
 const NAMES = "nodes watches outstanding memory soft-memory transactions transaction-nodes " +
   "node-permissions path-max node-size";
@@ -97,9 +99,9 @@ Deno.test("read API: report() and domains() give usage, quotas in force, refusal
   assert.equal(h.core.quotas.refusals.total().nodes, 0);
 });
 
-Deno.test("controlSource(): quota values and usage for CONTROL, in cxenstored 4.17's naming", () => {
+Deno.test("controlQuotaSource(): quota values and usage for CONTROL, in cxenstored 4.17's naming", () => {
   const h = quotaCore({ domainKnown: (d) => d === 0 || d === 5 });
-  const src = h.core.quotas.controlSource();
+  const src = controlQuotaSource(h.core.quotas);
   assert.equal(src.settings.get("hard", "permissions"), 5);
   assert.equal(src.settings.get("hard", "memory"), 2621440);
   assert.equal(src.settings.get("soft", "memory"), 2097152);
@@ -133,7 +135,7 @@ Deno.test("a commit the quotas refuse never reaches persistence (the validator r
   const core = new Core({
     policy: new LegacyPolicy(),
     db,
-    limits: DEFAULT_CORE_LIMITS,
+    limits: DEFAULT_CONNECTION_LIMITS,
     quota: { log: () => {} },
   });
   core.quotas.setGlobal("nodes", 3);

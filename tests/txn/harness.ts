@@ -9,7 +9,8 @@
  *   a.commit(t);            // "OK" or the errno ("EAGAIN")
  */
 import { Client, type ReplySink } from "../../src/dispatch/client.ts";
-import { Core, type CoreLimits, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import type { TxLimits } from "../../src/txn/registry.ts";
@@ -128,13 +129,13 @@ export class Harness {
   private nextUnpriv = 10000;
 
   constructor(opts: HarnessOptions = {}) {
-    const limits: CoreLimits = opts.tx
+    const limits: ConnectionLimits = opts.tx
       ? {
-        ...DEFAULT_CORE_LIMITS,
-        tx: { ...DEFAULT_CORE_LIMITS.tx, ...opts.tx },
-        txPrivileged: { ...DEFAULT_CORE_LIMITS.txPrivileged, ...opts.tx },
+        ...DEFAULT_CONNECTION_LIMITS,
+        tx: { ...DEFAULT_CONNECTION_LIMITS.tx, ...opts.tx },
+        txPrivileged: { ...DEFAULT_CONNECTION_LIMITS.txPrivileged, ...opts.tx },
       }
-      : DEFAULT_CORE_LIMITS;
+      : DEFAULT_CONNECTION_LIMITS;
     this.core = new Core({ policy: new LegacyPolicy(), limits });
     if (opts.now) {
       // The dispatcher's clock is a constructor parameter; tests substitute it.

@@ -4,7 +4,8 @@
  * strings with NUL separators, exactly as on the wire.
  */
 import { Client, type ReplySink } from "../../src/dispatch/client.ts";
-import { Core, type CoreLimits, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { AssertionError, show } from "../helpers/assert.ts";
@@ -130,8 +131,8 @@ export class TestConn {
   }
 }
 
-export function newCore(limits: Partial<CoreLimits> = {}): Core {
-  return new Core({ policy: new LegacyPolicy(), limits: { ...DEFAULT_CORE_LIMITS, ...limits } });
+export function newCore(limits: Partial<ConnectionLimits> = {}): Core {
+  return new Core({ policy: new LegacyPolicy(), limits: { ...DEFAULT_CONNECTION_LIMITS, ...limits } });
 }
 
 /** A privileged (dom0 socket) connection. */
