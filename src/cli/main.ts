@@ -7,12 +7,14 @@ import { log } from "../common/log.ts";
 import { Core } from "../dispatch/core.ts";
 import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
 import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
-import { UnixServer } from "../server/unix_server.ts";
-import type { Client } from "../dispatch/client.ts";
+import { EventLoop } from "../transport/loop.ts";
+import { RingServer } from "../transport/ring_server.ts";
+import { SocketServer } from "../transport/socket_server.ts";
+import { openPlatform } from "../xen/open.ts";
+import type { XenPlatform } from "../xen/platform.ts";
 import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
 import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
-import { attachXen } from "../domains/attach.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
@@ -84,25 +86,68 @@ async function main(): Promise<number> {
     pidFile?.release();
     return 1;
   }
+  let platform: XenPlatform | null;
+  try {
+    platform = openPlatform(parsed.xen ?? { kind: "none" });
+  } catch (e) {
+    log("error", `--xen: ${(e as Error).message}`);
+    backend.close();
+    pidFile?.release();
+    return 1;
+  }
   const core = new Core({
     policy: policies.current,
     db,
     limits: limitsWithQuotas(DEFAULT_CONNECTION_LIMITS, parsed.quotas),
     quota: quotaConfig(parsed),
+    platform,
+    domains: {
+      // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
+      onDomainsChanged: (d) => backend.persistDomains?.(d),
+      dom0Ring: parsed.domainInit,
+      keepOrphans: parsed.keepOrphans,
+    },
   });
   policies.attach((chain) => core.dispatcher.policy = chain);
   setActivePolicyManager(policies);
-  const server = new UnixServer<Client>({
+  const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
+    // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
+    log("error", `${e.message}; stopping without sending the replies it covered`);
+    Deno.exit(1);
+  });
+  if (gate !== null) {
+    log(
+      "info",
+      `group commit (${parsed.sync}): ${
+        gate.completionFd !== null ? "asynchronous writes (Linux AIO)" : "inline syncs"
+      }`,
+    );
+  }
+  const loop = new EventLoop({ gate });
+  const server = new SocketServer(loop, core, {
     path: parsed.socket,
     maxOutBytes: parsed.maxOutBytes,
     maxOutEvents: parsed.maxWatchEvents,
-  }, core);
+  });
   const ops = new Operations(parsed, core, server);
+  let rings: RingServer | null = null;
+  try {
+    if (platform !== null) {
+      rings = new RingServer(loop, platform, core, core.domains, { quotas: core.quotas });
+    }
+    core.domains.start(storedDomains);
+  } catch (e) {
+    log("error", `--xen: ${(e as Error).message}`);
+    platform?.close();
+    backend.close();
+    pidFile?.release();
+    return 1;
+  }
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
     // systemd: the stop is under way (Type=notify; a no-op without NOTIFY_SOCKET).
     sdNotify(`STOPPING=1\nSTATUS=stopping (${sig})\n`);
-    server.stop();
+    loop.stop();
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
@@ -119,48 +164,21 @@ async function main(): Promise<number> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
-    // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
-    log("error", `${e.message}; stopping without sending the replies it covered`);
-    Deno.exit(1);
-  });
-  if (gate !== null) {
-    server.setOutputGate(gate);
-    // Asynchronous group writes: their completion wakes the loop, which then releases the output.
-    const fd = gate.completionFd;
-    if (fd !== null) server.addFd(fd, () => gate.completed());
-    log(
-      "info",
-      `group commit (${parsed.sync}): ${fd !== null ? "asynchronous writes (Linux AIO)" : "inline syncs"}`,
-    );
-  }
-  let domains;
-  try {
-    domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {
-      // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
-      onDomainsChanged: (d) => backend.persistDomains?.(d),
-      dom0Ring: parsed.domainInit,
-      keepOrphans: parsed.keepOrphans,
-    });
-    domains.restore(storedDomains as Parameters<typeof domains.restore>[0]);
-  } catch (e) {
-    log("error", `--xen: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
-  }
   server.listen();
   ops.startTimers();
   log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();
-  await server.run();
+  await loop.run();
   if (gate !== null) {
     log("info", gate.describe());
   }
   ops.stop();
-  domains.close();
+  core.domains.close();
+  rings?.close();
+  platform?.close();
+  loop.close();
   try {
     Deno.removeSync(parsed.socket);
   } catch { /* already gone */ }

@@ -14,7 +14,7 @@ import {
   type SyncMode,
 } from "../backend/backend.ts";
 import { CONTROL_QUOTAS } from "../quota/table.ts";
-import { parseXenSpec, type XenSpec } from "../domains/attach.ts";
+import { parseXenSpec, type XenSpec } from "../xen/open.ts";
 import { parseChainList } from "../policy/loader.ts";
 import { DEFAULT_ACCESS_LOG, DEFAULT_REDACT } from "../observe/access_log.ts";
 import { DEFAULT_REFUSAL_RATE } from "../observe/refusals.ts";

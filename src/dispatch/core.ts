@@ -3,6 +3,8 @@
 // open/message/close; the core never touches a file descriptor.
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
+import { DomainManager, type DomainManagerOptions } from "../domains/manager.ts";
+import type { XenPlatform } from "../xen/platform.ts";
 import type { Policy } from "../policy/policy.ts";
 import { Database } from "../store/database.ts";
 import { WatchManager } from "../watch/manager.ts";
@@ -19,6 +21,10 @@ export interface CoreOptions {
   readonly limits?: ConnectionLimits;
   /** Quota defaults, caps and exemption (src/quota; docs/quotas.md). */
   readonly quota?: QuotaConfig;
+  /** The Xen platform guests are introduced through (absent/null: --xen=none, no rings). */
+  readonly platform?: XenPlatform | null;
+  /** The domain registry's options (persistence of its records, -D, -K). */
+  readonly domains?: DomainManagerOptions;
 }
 
 export class Core {
@@ -28,6 +34,8 @@ export class Core {
   readonly limits: ConnectionLimits;
   /** Per-domain accounting and quotas: its watch/transaction values come from `limits`. */
   readonly quotas: Quotas;
+  /** The introduced domains (src/domains): lifecycle, records, cleanup. */
+  readonly domains: DomainManager;
   private nextClientId = 1;
   readonly clients = new Map<number, Client>();
 
@@ -52,7 +60,15 @@ export class Core {
       clients: this.clients,
       ...quotaOptionsFrom(this.limits, opts.quota),
     });
-    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas);
+    const gone = opts.domains?.onDomainGone;
+    this.domains = new DomainManager(opts.platform ?? null, this.db, this.watches, {
+      ...opts.domains,
+      onDomainGone: (domid) => {
+        this.domainGone(domid);
+        gone?.(domid);
+      },
+    });
+    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas, this.domains);
     this.db.onCommit((c) => this.watches.onCommit(c));
   }
 
@@ -70,6 +86,21 @@ export class Core {
     this.clients.set(c.id, c);
     if (this.dispatcher.observer !== null) this.dispatcher.observer.opened(c);
     return c;
+  }
+
+  /** Whether any connection has a transaction open (the ring transport throttles guest writes then). */
+  anyTransactionOpen(): boolean {
+    for (const c of this.clients.values()) if (c.txns.size > 0) return true;
+    return false;
+  }
+
+  /**
+   * Domain `domid` is gone (released, or dead and cleaned up): what the quotas and the policy keep
+   * for it goes, since Xen may give the domid to a new domain.
+   */
+  domainGone(domid: number): void {
+    this.quotas.domainGone(domid);
+    this.dispatcher.policy.domainGone?.(domid); // e.g. a Chinese Wall history
   }
 
   message(c: Client, m: Message): void {

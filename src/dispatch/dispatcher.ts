@@ -29,13 +29,11 @@ import {
 } from "../txn/transaction.ts";
 import type { EventKind, WatchManager } from "../watch/manager.ts";
 import type { Client } from "./client.ts";
-import type { ControlHandler, DomainHandler, RequestObserver } from "./extensions.ts";
+import type { ControlHandler, RequestObserver } from "./extensions.ts";
+import type { DomainManager } from "../domains/manager.ts";
 import { DatabaseView, TransactionView, type View } from "./view.ts";
 
 const OK = "OK\0";
-
-/** What GET_FEATURE reports for a connection that is no guest's (dom0's sockets). */
-export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
 
 export interface DispatcherStats {
   requests: number;
@@ -46,8 +44,6 @@ export interface DispatcherStats {
 
 export class Dispatcher {
   readonly stats: DispatcherStats = { requests: 0, errors: 0, commits: 0, conflicts: 0 };
-  /** Guest-domain and quota requests (src/domains); null = ENOSYS. */
-  domainHandler: DomainHandler | null = null;
   /** CONTROL commands (daemon control); null = ENOSYS. */
   controlHandler: ControlHandler | null = null;
   /** Sees every reply and connection (metrics, refusal and access logs: src/observe); null = none. */
@@ -61,6 +57,8 @@ export class Dispatcher {
     readonly watches: WatchManager,
     /** Per-domain quotas and hard caps (src/quota/quotas.ts); checked at the points cxenstored checks. */
     readonly quotas: Quotas,
+    /** The introduced domains: INTRODUCE, RELEASE, ... (src/domains). */
+    private readonly domains: DomainManager,
     private readonly now: () => number = () => Date.now(),
   ) {}
 
@@ -138,22 +136,33 @@ export class Dispatcher {
       case MsgType.GET_DOMAIN_PATH:
         return `${domainPath(req.domid)}\0`;
       case MsgType.INTRODUCE:
+        this.requireCap(c, "introduce");
+        this.domains.introduce(req.domid, req.gfn, req.port);
+        return OK;
       case MsgType.RELEASE:
+        this.requireCap(c, "release");
+        this.domains.release(req.domid);
+        return OK;
       case MsgType.RESUME:
+        this.requireCap(c, "resume");
+        this.domains.resume(req.domid);
+        return OK;
       case MsgType.SET_TARGET:
+        this.requireCap(c, "set-target");
+        this.domains.setTarget(req.domid, req.target);
+        return OK;
       case MsgType.SET_FEATURE:
-        if (this.domainHandler === null) {
-          throw new XsError("ENOSYS", `message type ${req.op} not implemented`);
-        }
-        return this.domainHandler.handle(c, req);
+        this.requireCap(c, "set-feature");
+        this.domains.setFeature(req.domid, req.features);
+        return OK;
       case MsgType.IS_DOMAIN_INTRODUCED:
-        if (this.domainHandler !== null) return this.domainHandler.handle(c, req);
         this.requireCap(c, "is-domain-introduced");
-        return req.domid === 0 ? "T\0" : "F\0";
+        return this.domains.introducedForClients(req.domid) ? "T\0" : "F\0";
       case MsgType.GET_FEATURE:
-        if (this.domainHandler !== null) return this.domainHandler.handle(c, req);
-        if (req.domid !== undefined && req.domid !== c.domid) this.requireCap(c, "get-feature-other");
-        return `${SERVER_FEATURES}\0`;
+        // Without a domid: the caller's own (a guest's are its domain's; sockets have the server's).
+        if (req.domid === undefined) return `${c.features}\0`;
+        if (req.domid !== c.domid) this.requireCap(c, "get-feature-other");
+        return `${this.domains.featuresOf(req.domid)}\0`;
       case MsgType.GET_QUOTA:
         this.requireCap(c, "get-quota");
         return `${this.getQuota(req.domid, req.name)}\0`;

@@ -54,3 +54,8 @@ export const FEATURE_ERROR = 2;
 export const FEATURE_WATCH_DEPTH = 4;
 /** dxenstored extension (GET_FEATURE only): TRANSACTION_START with a non-zero tx_id nests. */
 export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
+/** What GET_FEATURE reports for a connection that is no guest's (dom0's sockets). */
+export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
+/** Features a guest domain gets unless SET_FEATURE restricted them before INTRODUCE. */
+export const DOMAIN_FEATURES = FEATURE_RECONNECTION | FEATURE_ERROR | FEATURE_WATCH_DEPTH |
+  FEATURE_NESTED_TRANSACTIONS;

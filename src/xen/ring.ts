@@ -265,6 +265,15 @@ export class MessageReader {
     if (n > 0 && ((page.get(side.prod) - cons) >>> 0) >= RING_SIZE) this.freedFull = true;
   }
 
+  /** A copy of the partial message's bytes taken off the ring so far (header, then payload). */
+  pendingBytes(): Uint8Array {
+    const p = this.payload === null ? 0 : this.payloadHave;
+    const out = new Uint8Array(this.headerHave + p);
+    out.set(this.header.subarray(0, this.headerHave));
+    if (this.payload !== null) out.set(this.payload.subarray(0, p), this.headerHave);
+    return out;
+  }
+
   /** Forget a partial message (reconnection, error). */
   reset(): void {
     this.headerHave = 0;
@@ -328,6 +337,14 @@ export class MessageWriter {
   /** Messages not yet completely written. */
   get queued(): number {
     return this.queue.length - this.head;
+  }
+
+  /**
+   * What is still queued (the first message may be partly written: `offset` of its bytes are in the
+   * ring), and how many messages were ever finished, for release positions.
+   */
+  pending(): { messages: RingMessage[]; offset: number; done: number } {
+    return { messages: this.queue.slice(this.head), offset: this.offset, done: this._done };
   }
 
   enqueue(type: number, reqId: number, txId: number, payload: string): void {

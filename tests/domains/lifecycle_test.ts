@@ -6,7 +6,7 @@ import { request, rig, watch } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { Field } from "../../src/xen/ring.ts";
-import { DOMAIN_FEATURES, DomainManager } from "../../src/domains/manager.ts";
+import { DOMAIN_FEATURES } from "../../src/protocol/wire.ts";
 
 const T = MsgType;
 
@@ -36,7 +36,7 @@ Deno.test("INTRODUCE: the guest reads and writes relative paths; @introduceDomai
   assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "5\0"), "T\0");
   assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "6\0"), "F\0");
   assert.equal(g.serverFeatures, 7, "reconnection, error indicator, watch depth advertised in the page");
-  assert.equal(r.mgr.domainCount, 1);
+  assert.equal(r.domains.domainCount, 1);
 });
 
 Deno.test("INTRODUCE is refused to guests and for bad arguments", async () => {
@@ -52,7 +52,7 @@ Deno.test("INTRODUCE is refused to guests and for bad arguments", async () => {
   err(r.core, r.dom0, T.INTRODUCE, "32752\0" + "1\0" + "7\0", "EINVAL"); // DOMID_SELF
   err(r.core, r.dom0, T.INTRODUCE, "9\0" + "1\0" + "8\0", "EINVAL"); // not the guest's unbound port
   assert.equal(r.xen.domains.get(9)!.mapped, 0, "a failed bind leaves the ring unmapped");
-  assert.equal(r.mgr.isIntroduced(9), false);
+  assert.equal(r.domains.isIntroduced(9), false);
 });
 
 Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes and ACL entries removed", async () => {
@@ -139,28 +139,28 @@ Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires
   await g.write("data", "1");
   let mark = r.dom0.sink.sent.length;
   r.xen.setState(4, { shutdown: true });
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain/4", "@releaseDomain"]);
   mark = r.dom0.sink.sent.length;
   r.xen.raiseDomExc();
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), [], "a shutdown is reported once");
   assert.equal(request(r.core, r.dom0, T.RESUME, "4\0"), "OK\0");
   r.xen.raiseDomExc();
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(
     events(r.dom0.sink.sent, mark),
     ["@releaseDomain/4", "@releaseDomain"],
     "again after RESUME",
   );
-  assert.equal(r.mgr.isIntroduced(4), true, "shut down is not dead");
+  assert.equal(r.domains.isIntroduced(4), true, "shut down is not dead");
   mark = r.dom0.sink.sent.length;
   r.xen.destroy(4);
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain", "@releaseDomain/4"]);
-  assert.equal(r.mgr.isIntroduced(4), false);
+  assert.equal(r.domains.isIntroduced(4), false);
   err(r.core, r.dom0, T.READ, "/local/domain/4\0", "ENOENT"); // owned by 4: removed
-  assert.equal(r.mgr.stats.died, 1);
+  assert.equal(r.domains.stats.died, 1);
 });
 
 Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be introduced guests", async () => {
@@ -178,7 +178,7 @@ Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be
   assert.equal(await stub.read("/local/domain/2/secret"), "s");
   // The target dies: its rights do not pass to whatever domain gets domid 2 next.
   r.xen.destroy(2);
-  r.mgr.pump();
+  r.turn();
   ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s2");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0");
   r.guest(2);
@@ -209,9 +209,9 @@ Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE
   // Without the reconnection feature a reconnection request is not honoured.
   g.page.set(Field.CONNECTION, 1);
   g.transport.notify();
-  r.mgr.pump();
+  r.turn();
   assert.equal(g.page.get(Field.CONNECTION), 1, "left alone");
-  assert.equal(r.mgr.stats.reconnects, 0);
+  assert.equal(r.rings.stats.reconnects, 0);
 });
 
 Deno.test("SET_FEATURE: a domain without watch depth or nested transactions cannot use them", async () => {
@@ -257,7 +257,7 @@ Deno.test("ring reconnection: watches, transactions and queued output of the old
   // The new connection works and can watch again from scratch.
   await g.watch("w3", "again");
   assert.deepEqual(await r.events(g), [{ path: "w3", token: "again" }]);
-  assert.equal(r.mgr.stats.reconnects, 1);
+  assert.equal(r.rings.stats.reconnects, 1);
   assert.equal(r.core.watches.trie.nodeCount() > 1, true);
 });
 
@@ -297,15 +297,12 @@ Deno.test("records() and restore(): a restarted daemon re-attaches without reset
   r.guest(4);
   assert.equal(request(r.core, r.dom0, T.SET_TARGET, "4\0" + "3\0"), "OK\0");
   await g3.write("x", "1");
-  const recs = r.mgr.records();
+  const recs = r.domains.records();
   assert.deepEqual(recs.map((d) => [d.domid, d.eventChannel, d.target]), [[3, 7, undefined], [4, 7, 3]]);
-  // A second manager over the same "hypervisor", as after a restart (the first one's ports stay bound
-  // in the fake, so unbind them as the dead process would have).
-  r.mgr.close();
-  const m2 = new DomainManager(r.core, r.xen, null);
-  r.core.dispatcher.domainHandler = m2;
-  r.mgr = m2;
-  m2.restore(recs);
+  // A restarted daemon over the same store and "hypervisor" (the first one's ports stay bound in the
+  // fake, so they are unbound as the dead process's would have been).
+  r.restart(recs);
+  const m2 = r.domains;
   assert.equal(m2.isIntroduced(3) && m2.isIntroduced(4), true);
   const again = r.attach(3);
   // The guest continues on its ring as it was (indices not reset).

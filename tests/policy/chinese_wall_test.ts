@@ -127,7 +127,7 @@ Deno.test("chinese-wall: a domain's history goes with the domain; a new domain w
   assert.equal(await read(g, "/cw/bank-b/k"), "EACCES", "walled off after bank-a");
   // Domain 5 dies; Xen later creates a new domain 5, which the toolstack grants /cw again.
   r.xen.destroy(5);
-  r.mgr.pump();
+  r.turn();
   for (const sub of ["", "/bank-a", "/bank-a/k", "/bank-b", "/bank-b/k", "/free"]) {
     ok(r.core, r.dom0, T.SET_PERMS, `/cw${sub}\0n0\0b5\0`);
   }
