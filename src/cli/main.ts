@@ -1,15 +1,10 @@
 // dxenstored: the daemon's entry point. A drop-in dom0 xenstored: Xen's cxenstored/oxenstored options
 // and configuration keys (options.ts, config.ts), fork by default with a locked pid file
-// (daemonize.ts, pidfile.ts), systemd readiness (notify.ts), CONTROL, metrics and logs
-// (operations.ts). Serves the Unix socket until SIGINT/SIGTERM, then removes the socket file.
+// (daemonize.ts, pidfile.ts), systemd readiness (notify.ts); the daemon itself is assembled by
+// daemon.ts. Serves the Unix socket until SIGINT/SIGTERM, then removes the socket file.
 // docs/operations.md is the operator's guide.
 import { log } from "../common/log.ts";
-import { Core } from "../dispatch/core.ts";
-import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
-import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
-import { EventLoop } from "../transport/loop.ts";
-import { RingServer } from "../transport/ring_server.ts";
-import { SocketServer } from "../transport/socket_server.ts";
+import { PolicyManager } from "../policy/manager.ts";
 import { openPlatform } from "../xen/open.ts";
 import type { XenPlatform } from "../xen/platform.ts";
 import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
@@ -18,7 +13,7 @@ import { groupCommitGate } from "../backend/group.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
-import { Operations, quotaConfig } from "./operations.ts";
+import { Daemon } from "./daemon.ts";
 import {
   claimInstance,
   configTest,
@@ -86,35 +81,24 @@ async function main(): Promise<number> {
     pidFile?.release();
     return 1;
   }
-  let platform: XenPlatform | null;
-  try {
-    platform = openPlatform(parsed.xen ?? { kind: "none" });
-  } catch (e) {
-    log("error", `--xen: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
-  }
-  const core = new Core({
-    policy: policies.current,
-    db,
-    limits: limitsWithQuotas(DEFAULT_CONNECTION_LIMITS, parsed.quotas),
-    quota: quotaConfig(parsed),
-    platform,
-    domains: {
-      // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
-      onDomainsChanged: (d) => backend.persistDomains?.(d),
-      dom0Ring: parsed.domainInit,
-      keepOrphans: parsed.keepOrphans,
-    },
-  });
-  policies.attach((chain) => core.dispatcher.policy = chain);
-  setActivePolicyManager(policies);
+  let platform: XenPlatform | null = null;
+  let daemon: Daemon;
   const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
     // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
     log("error", `${e.message}; stopping without sending the replies it covered`);
     Deno.exit(1);
   });
+  try {
+    platform = openPlatform(parsed.xen ?? { kind: "none" });
+    daemon = new Daemon(parsed, { db, policy: policies, platform, backend, gate });
+    daemon.startDomains(storedDomains);
+  } catch (e) {
+    log("error", `--xen: ${(e as Error).message}`);
+    platform?.close();
+    backend.close();
+    pidFile?.release();
+    return 1;
+  }
   if (gate !== null) {
     log(
       "info",
@@ -123,31 +107,11 @@ async function main(): Promise<number> {
       }`,
     );
   }
-  const loop = new EventLoop({ gate });
-  const server = new SocketServer(loop, core, {
-    path: parsed.socket,
-    maxOutBytes: parsed.maxOutBytes,
-    maxOutEvents: parsed.maxWatchEvents,
-  });
-  const ops = new Operations(parsed, core, server);
-  let rings: RingServer | null = null;
-  try {
-    if (platform !== null) {
-      rings = new RingServer(loop, platform, core, core.domains, { quotas: core.quotas });
-    }
-    core.domains.start(storedDomains);
-  } catch (e) {
-    log("error", `--xen: ${(e as Error).message}`);
-    platform?.close();
-    backend.close();
-    pidFile?.release();
-    return 1;
-  }
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
     // systemd: the stop is under way (Type=notify; a no-op without NOTIFY_SOCKET).
     sdNotify(`STOPPING=1\nSTATUS=stopping (${sig})\n`);
-    loop.stop();
+    daemon.stop();
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
@@ -155,30 +119,25 @@ async function main(): Promise<number> {
   // new chain leaves the old one in place).
   Deno.addSignalListener("SIGHUP", () => {
     const err = logOutput.reopen();
-    ops.reopenLogs();
+    daemon.ops.reopenLogs();
     if (err !== null) log("error", `SIGHUP: ${err}`);
-    log("info", `SIGHUP: log files reopened; ${reloadPolicy()}`);
+    log("info", `SIGHUP: log files reopened; ${policies.reload()}`);
   });
   try {
     Deno.removeSync(parsed.socket); // a stale socket from a previous run (claimInstance: nobody serves it)
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  server.listen();
-  ops.startTimers();
-  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  daemon.listen();
+  log("info", `serving ${parsed.socket} (policy ${policies.current.name}, pid ${Deno.pid})`);
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();
-  await loop.run();
+  await daemon.run();
   if (gate !== null) {
     log("info", gate.describe());
   }
-  ops.stop();
-  core.domains.close();
-  rings?.close();
-  platform?.close();
-  loop.close();
+  daemon.close();
   try {
     Deno.removeSync(parsed.socket);
   } catch { /* already gone */ }

@@ -3,8 +3,7 @@
 // argument list answers EINVAL, which xenstore-control turns into "Command not supported" and the
 // help list (plus dxenstored's `stats`, `policy` and `policy-reload`). The handler decides nothing about access (the dispatcher asked the policy for the
 // "control" capability first) and owns no state: quotas, usage, the trace log and the statistics
-// come from a ControlContext the daemon wires in.
-import { policyStatus, reloadPolicy } from "../policy/manager.ts";
+// come from a ControlContext the daemon gives it.
 import { XsError } from "../common/xs_error.ts";
 import type { ControlQuotaSource, DomainQuotaReport } from "../quota/options.ts";
 import { CONTROL_QUOTAS, type QuotaRow } from "../quota/table.ts";
@@ -41,6 +40,8 @@ export interface ControlContext {
   memreport(file: string): boolean;
   /** The statistics as Prometheus text lines, optionally only the metrics whose name starts with `prefix`. */
   stats(prefix: string | undefined): string;
+  /** The policy chain (docs/plugins.md): its status, and a reload ("OK:", "pending:" or "error:" first). */
+  readonly policy: { status(): string; reload(): string };
   /** Log one line (cxenstored writes check results to its trace/syslog). */
   log(level: "info" | "warn", msg: string): void;
 }
@@ -106,8 +107,12 @@ export class ControlCommands implements ControlHandler {
       { name: "quota", pars: "[set <name> <val>|<domid>]", run: (_c, a) => this.quota(a) },
       { name: "quota-soft", pars: "[set <name> <val>]", run: (_c, a) => this.quotaSoft(a) },
       { name: "stats", pars: "[<metric-prefix>]", run: (_c, a) => this.stats(a) },
-      { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, policyStatus) },
-      { name: "policy-reload", pars: "", run: (_c, a) => this.noArgs("policy-reload", a, reloadPolicy) },
+      { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, () => ctx.policy.status()) },
+      {
+        name: "policy-reload",
+        pars: "",
+        run: (_c, a) => this.noArgs("policy-reload", a, () => ctx.policy.reload()),
+      },
       { name: "help", pars: "", run: (_c, a) => this.help(a) },
     ];
   }

@@ -1,21 +1,25 @@
-// The daemon core: the database, the policy, the watches and the per-connection state, behind the
-// transport-neutral ConnectionHandler interface. Transports (Unix socket, Xen ring) call
-// open/message/close; the core never touches a file descriptor.
+// The daemon core: the database, the watches, the quotas, the domain registry and the per-connection
+// state, with the dispatcher in front. Transports (src/transport: Unix socket, Xen ring) call
+// open/message/close; the core never touches a file descriptor. Everything is given to its
+// constructor: the policy (fixed, or the policy manager's current chain), the observer, and the
+// CONTROL handler — built here from the core itself, since CONTROL reports on the core's state.
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
 import { DomainManager, type DomainManagerOptions } from "../domains/manager.ts";
-import type { XenPlatform } from "../xen/platform.ts";
 import type { Policy } from "../policy/policy.ts";
-import { Database } from "../store/database.ts";
-import { WatchManager } from "../watch/manager.ts";
-import { Client, type ReplySink } from "./client.ts";
-import { Dispatcher } from "./dispatcher.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../quota/limits.ts";
 import { type QuotaConfig, quotaOptionsFrom } from "../quota/options.ts";
 import { Quotas } from "../quota/quotas.ts";
+import { Database } from "../store/database.ts";
+import { WatchManager } from "../watch/manager.ts";
+import type { XenPlatform } from "../xen/platform.ts";
+import { Client, type ReplySink } from "./client.ts";
+import { Dispatcher, type PolicySource } from "./dispatcher.ts";
+import type { ControlHandler, RequestObserver } from "./extensions.ts";
 
 export interface CoreOptions {
-  readonly policy: Policy;
+  /** The policy: a fixed one, or a source whose `current` changes on reload (src/policy/manager.ts). */
+  readonly policy: Policy | PolicySource;
   readonly db?: Database;
   /** Per-connection limits (default: derived from the quota table, src/quota/limits.ts). */
   readonly limits?: ConnectionLimits;
@@ -25,6 +29,19 @@ export interface CoreOptions {
   readonly platform?: XenPlatform | null;
   /** The domain registry's options (persistence of its records, -D, -K). */
   readonly domains?: DomainManagerOptions;
+  /** Sees every connection and reply (src/observe: metrics, refusal and access logs). */
+  readonly observer?: RequestObserver | null;
+  /**
+   * Builds the CONTROL handler over this core (absent: CONTROL answers ENOSYS). Called once, by the
+   * constructor, before the dispatcher exists: the handler may keep `core` but must not use it yet.
+   */
+  readonly control?: (core: Core) => ControlHandler;
+  /** The dispatcher's clock in ms (transaction ages; tests). */
+  readonly now?: () => number;
+}
+
+function isPolicySource(p: Policy | PolicySource): p is PolicySource {
+  return "current" in p;
 }
 
 export class Core {
@@ -36,17 +53,19 @@ export class Core {
   readonly quotas: Quotas;
   /** The introduced domains (src/domains): lifecycle, records, cleanup. */
   readonly domains: DomainManager;
-  private nextClientId = 1;
   readonly clients = new Map<number, Client>();
+  private readonly observer: RequestObserver | null;
+  private nextClientId = 1;
 
   constructor(opts: CoreOptions) {
     this.db = opts.db ?? new Database();
     this.limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
+    const observer = this.observer = opts.observer ?? null;
     this.watches = new WatchManager({
       deliver: (owner, epath, token) => {
         const c = this.clients.get(owner);
         if (c === undefined || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, `${epath}\0${token}\0`)) return false;
-        if (this.dispatcher.observer !== null) this.dispatcher.observer.watchEvent(c, epath, token);
+        if (observer !== null) observer.watchEvent(c, epath, token);
         return true;
       },
       canSee: (owner, path, kind, before, after) => {
@@ -68,23 +87,32 @@ export class Core {
         gone?.(domid);
       },
     });
-    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas, this.domains);
+    this.dispatcher = new Dispatcher({
+      db: this.db,
+      policy: isPolicySource(opts.policy) ? opts.policy : { current: opts.policy },
+      watches: this.watches,
+      quotas: this.quotas,
+      domains: this.domains,
+      control: opts.control?.(this) ?? null,
+      observer,
+      now: opts.now ?? (() => Date.now()),
+    });
     this.db.onCommit((c) => this.watches.onCommit(c));
   }
 
   /** A Unix-socket connection: the privileged control domain (dom0), as in Xen. */
   open(sink: ReplySink, label: string): Client {
-    const c = new Client(this.nextClientId++, 0, true, sink, label, this.quotas.txLimits(0));
-    this.clients.set(c.id, c);
-    if (this.dispatcher.observer !== null) this.dispatcher.observer.opened(c);
-    return c;
+    return this.add(new Client(this.nextClientId++, 0, true, sink, label, this.quotas.txLimits(0)));
   }
 
-  /** A guest domain's ring connection (src/domains): unprivileged, paths relative to its domain. */
+  /** A guest domain's ring connection: unprivileged, paths relative to its domain. */
   openGuest(domid: number, sink: ReplySink, label: string): Client {
-    const c = new Client(this.nextClientId++, domid, false, sink, label, this.quotas.txLimits(domid));
+    return this.add(new Client(this.nextClientId++, domid, false, sink, label, this.quotas.txLimits(domid)));
+  }
+
+  private add(c: Client): Client {
     this.clients.set(c.id, c);
-    if (this.dispatcher.observer !== null) this.dispatcher.observer.opened(c);
+    if (this.observer !== null) this.observer.opened(c);
     return c;
   }
 
@@ -113,6 +141,6 @@ export class Core {
     c.txns.clear();
     this.clients.delete(c.id);
     this.quotas.connectionGone(c);
-    if (this.dispatcher.observer !== null) this.dispatcher.observer.closed(c);
+    if (this.observer !== null) this.observer.closed(c);
   }
 }

@@ -20,8 +20,8 @@ export interface DaemonMetricSources {
     totalNodes(): number;
   };
   readonly quotas: QuotaSettings;
-  /** Transport statistics (the Unix socket server), if any. */
-  readonly server?: { readonly connectionCount: number; readonly stats: { outputLimitDisconnects: number } };
+  /** The Unix socket server's counters (src/transport/socket_server.ts), if there is one. */
+  readonly socketStats?: { readonly outputLimitDisconnects: number };
   /** Process start, ms since the epoch. */
   readonly startedAt: number;
 }
@@ -73,7 +73,7 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "dxenstored_output_limit_disconnects_total",
       "Socket clients disconnected because they did not read their replies/events.",
       "counter",
-      s.server?.stats.outputLimitDisconnects ?? 0,
+      s.socketStats?.outputLimitDisconnects ?? 0,
     ),
     one(
       "dxenstored_refusal_log_suppressed_total",

@@ -24,7 +24,8 @@ import { CONNECTED, Field, isRingFault, RECONNECT, type RingFault } from "../xen
 import type { EventLoop } from "./loop.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits, type RingOwner } from "./ring_connection.ts";
 import { ReadyQueue, type ServeResult } from "./scheduler.ts";
-import { DEFAULT_WRITE_THROTTLE, isModifying, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
+import { DEFAULT_WRITE_THROTTLE, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
+import { isModifying } from "../dispatch/op_table.ts";
 
 /** The bits xenstore-ring.txt defines: the only ones written into the ring page. */
 const RING_FEATURE_MASK = FEATURE_RECONNECTION | FEATURE_ERROR | FEATURE_WATCH_DEPTH;

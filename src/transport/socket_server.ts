@@ -33,6 +33,8 @@ export interface SocketServerOptions {
   readonly maxOutBytes?: number;
   /** Unwritten WATCH_EVENT messages above which a connection is disconnected as stuck (default 65536). */
   readonly maxOutEvents?: number;
+  /** Where to count (the daemon's metrics read the same object); default: a fresh one. */
+  readonly stats?: SocketServerStats;
 }
 
 export interface SocketServerStats {
@@ -91,7 +93,7 @@ class SocketConnection implements Connection {
 }
 
 export class SocketServer {
-  readonly stats: SocketServerStats = { outputLimitDisconnects: 0 };
+  readonly stats: SocketServerStats;
   private readonly conns = new Map<number, SocketConnection>();
   private listenFd = -1;
   private readonly readBuf = new Uint8Array(READ_SIZE);
@@ -106,6 +108,7 @@ export class SocketServer {
     private readonly handler: ConnectionHandler,
     private readonly opts: SocketServerOptions,
   ) {
+    this.stats = opts.stats ?? { outputLimitDisconnects: 0 };
     this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
     this.maxOutEvents = opts.maxOutEvents ?? 65536;
     loop.onServe("backlog", () => this.serveBacklog(), () => this.backlog.size > 0);

@@ -99,8 +99,7 @@ Deno.test("chinese-wall: the history survives a policy reload (same plugin name)
       `policy = legacy, chinese-wall\npolicy-config.chinese-wall.conflict-sets = ${SETS}\n`,
     );
     const m = await PolicyManager.start({ configFile: conf });
-    const core = new Core({ policy: m.current });
-    m.attach((c) => core.dispatcher.policy = c);
+    const core = new Core({ policy: m });
     populate(core);
     const g5 = guest(core, 5);
     ok(core, g5, T.READ, "/cw/bank-a/k\0");

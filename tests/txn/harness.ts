@@ -136,11 +136,7 @@ export class Harness {
         txPrivileged: { ...DEFAULT_CONNECTION_LIMITS.txPrivileged, ...opts.tx },
       }
       : DEFAULT_CONNECTION_LIMITS;
-    this.core = new Core({ policy: new LegacyPolicy(), limits });
-    if (opts.now) {
-      // The dispatcher's clock is a constructor parameter; tests substitute it.
-      (this.core.dispatcher as unknown as { now: () => number }).now = opts.now;
-    }
+    this.core = new Core({ policy: new LegacyPolicy(), limits, now: opts.now });
   }
 
   /** A privileged (dom0 socket) connection. */
