@@ -3,7 +3,7 @@
 // and a later turn's output never overtakes or leaks with an earlier one's.
 import assert from "../helpers/assert.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
-import { request, rig } from "./harness.ts";
+import { rig } from "./harness.ts";
 
 /** The test plays the group commit gate: each turn's output waits for `outputTag`. */
 class FakeGate {
@@ -38,8 +38,8 @@ Deno.test("group commit on rings: replies and events wait for their record, and 
   const r = rig({}, loop);
   const g = r.guest(1);
   // The toolstack's part: the domain's home, owned by it.
-  assert.equal(request(r.core, r.dom0, MsgType.MKDIR, "/local/domain/1\0"), "OK\0");
-  assert.equal(request(r.core, r.dom0, MsgType.SET_PERMS, "/local/domain/1\0n1\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(MsgType.MKDIR, "/local/domain/1\0"), "OK");
+  assert.equal(r.dom0.tryRequest(MsgType.SET_PERMS, "/local/domain/1\0n1\0"), "OK");
   await g.watch("data", "tok");
   assert.deepEqual((await r.events(g)).map((e) => e.token), ["tok"], "the initial event");
 

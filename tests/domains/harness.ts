@@ -5,7 +5,7 @@
  * processes, no sockets, no timing.
  * The multi-process version of the same stack is tests/xen/ (the simulated Xen).
  */
-import { Core } from "../../src/dispatch/core.ts";
+import type { Core } from "../../src/dispatch/core.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import type { Policy } from "../../src/policy/policy.ts";
 import type { DomainManager, DomainManagerOptions } from "../../src/domains/manager.ts";
@@ -16,7 +16,7 @@ import { RingServer, type RingServerOptions } from "../../src/transport/ring_ser
 import type { DomainState, MappedRing, XenPlatform } from "../../src/xen/platform.ts";
 import { PAGE_SIZE, RingPage } from "../../src/xen/ring.ts";
 import { GuestClient, type GuestTransport } from "../../src/client/guest.ts";
-import { type CollectSink, dom0, type TestClient } from "../helpers/core.ts";
+import { dom0, type TestConn, testCore } from "../helpers/core.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 
@@ -127,7 +127,7 @@ export interface Rig {
   rings: RingServer;
   domains: DomainManager;
   readonly xen: FakeXen;
-  dom0: TestClient & { sink: CollectSink };
+  dom0: TestConn;
   /** One daemon loop turn: pending event-channel ports, then the loop's turn (serve, output, turn end). */
   turn(): void;
   /** Create a domain in the fake Xen, introduce it from dom0, and return a client running as it. */
@@ -155,7 +155,7 @@ export function rig(
 ): Rig {
   const xen = new FakeXen();
   const build = (db?: Database) => {
-    const core = new Core({ policy, db, platform: xen, domains: opts });
+    const core = testCore({ policy, db, platform: xen, domains: opts });
     const loop = new EventLoop({ gate });
     const rings = new RingServer(loop, xen, core, core.domains, { quotas: core.quotas, ...opts });
     return { core, loop, rings, domains: core.domains, dom0: dom0(core) };
@@ -190,8 +190,8 @@ export function rig(
     guest(domid: number) {
       xen.create(domid);
       const g = attach(domid);
-      const reply = request(r.core, r.dom0, MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
-      if (reply !== "OK\0") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);
+      const reply = r.dom0.tryRequest(MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
+      if (reply !== "OK") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);
       return g;
     },
     restart(records: readonly DomainRecord[]) {
@@ -202,27 +202,4 @@ export function rig(
       r.domains.start(records);
     },
   });
-}
-
-/** Register a watch for a test client (the reply and the initial event are discarded). */
-export function watch(core: Core, c: TestClient, path: string, token: string, depth?: number): void {
-  const n = c.sink.sent.length;
-  const payload = `${path}\0${token}\0${depth === undefined ? "" : `${depth}\0`}`;
-  core.message(c.client, { type: MsgType.WATCH, reqId: 1, txId: 0, payload });
-  const reply = c.sink.sent[n];
-  if (reply?.type !== MsgType.WATCH) throw new Error(`WATCH ${path} failed: ${JSON.stringify(reply)}`);
-  c.sink.sent.length = n;
-}
-
-/**
- * Send a request from a test client and return its reply payload ("ERRNO" for an ERROR reply); watch
- * events it causes stay in the client's sink (domain requests fire special watches before replying).
- */
-export function request(core: Core, c: TestClient, type: number, payload: string): string {
-  const n = c.sink.sent.length;
-  core.message(c.client, { type, reqId: 4242, txId: 0, payload });
-  const i = c.sink.sent.findIndex((m, j) => j >= n && m.type !== MsgType.WATCH_EVENT);
-  if (i < 0) throw new Error(`no reply to type ${type}`);
-  const [reply] = c.sink.sent.splice(i, 1);
-  return reply.type === MsgType.ERROR ? reply.payload.replace(/\0$/, "") : reply.payload;
 }

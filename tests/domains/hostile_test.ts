@@ -3,7 +3,7 @@
 // per class of past xenstored advisory that concerns the ring transport and the domain lifecycle.
 import assert from "../helpers/assert.ts";
 import { ok } from "../helpers/core.ts";
-import { request, rig, watch } from "./harness.ts";
+import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import {
@@ -48,7 +48,7 @@ Deno.test("XSA-38: garbage ring indices set the error indicator; the ring is not
     ] as const
   ) {
     const r = rig();
-    watch(r.core, r.dom0, "@releaseDomain", "rel");
+    r.dom0.watch("@releaseDomain", "rel");
     home(r, 6);
     const bad = r.guest(6);
     const good = r.guest(7);
@@ -231,7 +231,7 @@ Deno.test("XSA-322/417: a reused domid inherits no node, permission, watch or ta
   r.guest(8);
   await old.write("/open/bar", "mine");
   await old.watch("/foo", "f");
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "7\0" + "8\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "7\0" + "8\0"), "OK");
   r.xen.destroy(7);
   r.turn();
   const fresh = r.guest(7);
@@ -280,12 +280,12 @@ Deno.test("ring client errors are reported as such (the daemon set the error ind
 
 Deno.test("XSA-233: a guest and its stub domain destroyed in one VIRQ batch: both released and cleaned", () => {
   const r = rig();
-  watch(r.core, r.dom0, "@releaseDomain", "rel", 1);
+  r.dom0.watch("@releaseDomain", "rel", 1);
   home(r, 3);
   home(r, 4);
   r.guest(3);
   r.guest(4);
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "4\0" + "3\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "4\0" + "3\0"), "OK");
   r.xen.domains.delete(3);
   r.xen.domains.delete(4);
   r.xen.raiseDomExc();
@@ -294,8 +294,8 @@ Deno.test("XSA-233: a guest and its stub domain destroyed in one VIRQ batch: bot
   assert.equal(r.domains.domainCount, 0);
   for (const d of [3, 4]) {
     assert.equal(
-      request(r.core, r.dom0, T.READ, `/local/domain/${d}\0`),
-      "ENOENT",
+      r.dom0.tryRequest(T.READ, `/local/domain/${d}\0`),
+      "E:ENOENT",
       `dom${d}'s nodes removed`,
     );
   }
@@ -312,20 +312,20 @@ Deno.test("XSA-425: RELEASE while a request is in flight, then re-INTRODUCE: not
   // A request written and signalled, not yet served, when dom0 releases the domain in the same turn.
   ringProduce(g.page, REQUESTS, encode(T.WRITE, 77, 0, "late\0v"));
   g.transport.notify();
-  assert.equal(request(r.core, r.dom0, T.RELEASE, "6\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.RELEASE, "6\0"), "OK");
   r.turn();
   assert.equal(r.core.clients.has(oldClient), false);
   // Soft reset: the toolstack introduces the (same) domain again; its new kernel uses the ring.
   home(r, 6);
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK");
   assert.equal(g.page.get(Field.REQ_PROD), 0, "the ring was reset: the stale request is gone");
   const fresh = r.attach(6);
   assert.equal(await fresh.read("/local/domain/6"), "", "the new connection is served");
   await assert.rejects(fresh.read("w", tx), XsError, (e) => e.errno === "ENOENT");
   assert.equal(r.core.watches.countOwner(r.domains.ringInfo(6)!.clientId), 0);
   assert.equal(
-    request(r.core, r.dom0, T.READ, "/local/domain/6/late\0"),
-    "ENOENT",
+    r.dom0.tryRequest(T.READ, "/local/domain/6/late\0"),
+    "E:ENOENT",
     "the stale write never ran",
   );
   assert.equal(r.domains.ringInfo(6)!.requests, 2);

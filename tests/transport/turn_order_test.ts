@@ -2,15 +2,14 @@
 // in its domain record) runs before the group commit gate tags the turn's output, and output hooks
 // (onTurnEnd: ring writes) run after it — so no reply can be tagged before the record it depends on.
 import assert from "../helpers/assert.ts";
-import { Core } from "../../src/dispatch/core.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import { testCore } from "../helpers/core.ts";
 import { EventLoop } from "../../src/transport/loop.ts";
 import { SocketServer } from "../../src/transport/socket_server.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 
 Deno.test("server turn: before-output hooks, then the gate's tag, then turn-end hooks", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "dxs-turn-" });
-  const core = new Core({ policy: new LegacyPolicy() });
+  const core = testCore();
   const order: string[] = [];
   const loop = new EventLoop({
     gate: {
