@@ -1,7 +1,9 @@
 // `deno task bench:backend` (also the last part of a full `deno task bench`): the storage backends
 // side by side, in one run. For every backend and sync mode: WRITE ops/s with 16 clients and
 // transaction commits/s with 16 clients (the anchors' xsbench), as ratios of the memory backend. For
-// every persistent backend: restart time with 100 000 nodes and bytes on disk per node.
+// every persistent backend: restart time with 100 000 nodes and bytes on disk per node. "lmdb" is
+// the LMDB storage module in C (`--backend so:build/backends/liblmdb_backend.so:<dir>`, built here
+// if needed).
 //
 // Targets (issue 6): file with group commit ≥ 50 % of memory's WRITE throughput; restart with
 // 100 000 nodes ≤ 2 s.
@@ -10,6 +12,8 @@
 // folder (on the same file system as the repo's .build, i.e. a real disk, not tmpfs). As in
 // bench/main.ts, daemon and clients share CPU 0 by default (--cpu same), so the numbers compare
 // like with like on a machine that has other work.
+
+import { ensureModule, MODULES } from "../backends/build.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${root}/src/cli/main.ts`;
@@ -28,7 +32,7 @@ export interface BackendBenchOptions {
 
 interface Config {
   readonly name: string;
-  readonly backend: "memory" | "file" | "sqlite" | "tdb";
+  readonly backend: "memory" | "file" | "sqlite" | "tdb" | "lmdb";
   readonly sync: string;
   /** More daemon options. */
   readonly args?: readonly string[];
@@ -47,14 +51,26 @@ const CONFIGS: Config[] = [
   { name: "sqlite none", backend: "sqlite", sync: "none" },
   { name: "tdb always", backend: "tdb", sync: "always" },
   { name: "tdb none", backend: "tdb", sync: "none" },
+  { name: "lmdb always", backend: "lmdb", sync: "always" },
+  { name: "lmdb group:0", backend: "lmdb", sync: "group:0" },
+  { name: "lmdb group:2", backend: "lmdb", sync: "group:2" },
+  { name: "lmdb none", backend: "lmdb", sync: "none" },
 ];
 
+/** The LMDB module's shared object (built by runBackendBench when a configuration needs it). */
+let lmdbModule = `${root}/${MODULES.lmdb.output}`;
+
 function spec(backend: Config["backend"], dir: string): string {
-  return backend === "memory"
-    ? "memory"
-    : backend === "file"
-    ? `file:${dir}/state`
-    : `${backend}:${dir}/store.${backend}`;
+  switch (backend) {
+    case "memory":
+      return "memory";
+    case "file":
+      return `file:${dir}/state`;
+    case "lmdb":
+      return `so:${lmdbModule}:${dir}/lmdb`;
+    default:
+      return `${backend}:${dir}/store.${backend}`;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -305,6 +321,7 @@ export async function runBackendBench(
     ? CONFIGS.filter((c) => o.only!.includes(c.name) || o.only!.includes(c.backend))
     : CONFIGS;
   if (!configs.some((c) => c.name === "memory")) configs.unshift(CONFIGS[0]);
+  if (configs.some((c) => c.backend === "lmdb")) lmdbModule = await ensureModule(MODULES.lmdb);
   const fsyncBefore = fsyncProbeUs();
   const rows: ThroughputRow[] = [];
   for (const c of configs) rows.push(await throughput(c, o, log));

@@ -20,6 +20,9 @@ const lib = Deno.dlopen("libc.so.6", {
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   isatty: { parameters: ["i32"], result: "i32" },
   setsid: { parameters: [], result: "i32" },
+  // fcntl is variadic; on x86-64 an integer third argument is passed like a fixed one.
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   // ioctl is variadic; on x86-64 a third integer/pointer argument is passed like a fixed one.
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
@@ -253,6 +256,21 @@ export function dup2(from: number, to: number): void {
 
 export function isatty(fd: number): boolean {
   return sym.isatty(fd) === 1;
+}
+
+/** fcntl(2) with an integer argument: the call's result, or -errno. */
+export function fcntl(fd: number, cmd: number, arg = 0): number {
+  const r = sym.fcntl(fd, cmd, arg);
+  return r < 0 ? -errno() : r;
+}
+
+/**
+ * execve(2) with NULL-terminated arrays of C-string pointers: on success it does not return (the
+ * process is the new program); on failure it returns -errno and the process carries on unchanged.
+ */
+export function execve(path: Uint8Array, argv: Uint8Array, envp: Uint8Array): number {
+  sym.execve(path, argv, envp);
+  return -errno();
 }
 
 /** Start a new session (a detached daemon has no controlling terminal); false on failure. */

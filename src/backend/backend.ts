@@ -140,9 +140,19 @@ export type BackendSpec =
   | { readonly kind: "memory" }
   | { readonly kind: "file"; readonly dir: string }
   | { readonly kind: "sqlite"; readonly file: string }
-  | { readonly kind: "tdb"; readonly file: string };
+  | { readonly kind: "tdb"; readonly file: string }
+  /** A storage module in C (ffi/dxenstored_backend.h): its shared object and the text it is given. */
+  | { readonly kind: "so"; readonly library: string; readonly args: string };
 
-/** Parse `memory`, `file:<dir>`, `sqlite:<file>` or `tdb:<file>`; returns an error message otherwise. */
+/** What --backend accepts, for help and error messages. */
+export const BACKEND_SPECS_TEXT =
+  "memory | file:<dir> | sqlite:<file> | tdb:<file> | so:<library.so>[:<args>]";
+
+/**
+ * Parse `memory`, `file:<dir>`, `sqlite:<file>`, `tdb:<file>` or `so:<library>[:<args>]` (the
+ * library's path ends at the first colon; everything after it is the module's); returns an error
+ * message otherwise.
+ */
 export function parseBackendSpec(s: string): BackendSpec | string {
   if (s === "memory") return { kind: "memory" };
   const colon = s.indexOf(":");
@@ -152,12 +162,27 @@ export function parseBackendSpec(s: string): BackendSpec | string {
     if (arg === "") return `--backend ${kind} needs a path: ${kind}:<${kind === "file" ? "dir" : "file"}>`;
     return kind === "file" ? { kind, dir: arg } : { kind, file: arg };
   }
-  return `unknown backend "${s}" (memory | file:<dir> | sqlite:<file> | tdb:<file>)`;
+  if (kind === "so") {
+    const c = arg.indexOf(":");
+    const library = c < 0 ? arg : arg.slice(0, c);
+    if (library === "") return "--backend so needs a shared object: so:<library.so>[:<args>]";
+    return { kind, library, args: c < 0 ? "" : arg.slice(c + 1) };
+  }
+  return `unknown backend "${s}" (${BACKEND_SPECS_TEXT})`;
 }
 
 /** The spec back as text ("file:/var/lib/dxenstored"). */
 export function formatBackendSpec(b: BackendSpec): string {
-  return b.kind === "memory" ? "memory" : b.kind === "file" ? `file:${b.dir}` : `${b.kind}:${b.file}`;
+  switch (b.kind) {
+    case "memory":
+      return "memory";
+    case "file":
+      return `file:${b.dir}`;
+    case "so":
+      return `so:${b.library}${b.args === "" ? "" : `:${b.args}`}`;
+    default:
+      return `${b.kind}:${b.file}`;
+  }
 }
 
 /**
@@ -196,7 +221,10 @@ export function attachBackend(db: Database, backend: Backend): void {
     try {
       backend.compact(db.root, db.generation);
     } catch (e) {
-      log("warn", `${backend.name}: compaction failed (the log stays in use): ${(e as Error).message}`);
+      log(
+        "warn",
+        `${backend.name}: compaction failed (the store stays in use as it was): ${(e as Error).message}`,
+      );
     }
   });
 }

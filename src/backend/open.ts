@@ -2,6 +2,7 @@
 import type { Backend, BackendOptions, BackendSpec } from "./backend.ts";
 import { FileBackend } from "./file.ts";
 import { MemoryBackend } from "./memory.ts";
+import { NativeBackend } from "./native.ts";
 import { SqliteBackend } from "./sqlite.ts";
 import { TdbBackend } from "./tdb.ts";
 
@@ -20,5 +21,12 @@ export function createBackend(spec: BackendSpec, opts: BackendOptions): Backend 
       return new SqliteBackend(absolute(spec.file), opts);
     case "tdb":
       return new TdbBackend(absolute(spec.file), opts);
+    case "so":
+      // A bare name ("libfoo.so") is the dynamic linker's to find, as dlopen does; a path is a file.
+      return new NativeBackend(
+        spec.library.includes("/") ? absolute(spec.library) : spec.library,
+        spec.args,
+        opts,
+      );
   }
 }

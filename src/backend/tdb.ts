@@ -6,6 +6,7 @@
 //   "dxenstored:format"   "1": this file is a dxenstored store (not a legacy xenstored database)
 //   "dxenstored:gen"      the database's generation counter (decimal)
 //   "dxenstored:domains"  the introduced domains (JSON, src/backend/domains.ts)
+// (the layout shared with the C storage modules: src/backend/kv_layout.ts)
 //
 // libtdb's transactions are crash-safe (a recovery area is written and synced before the data;
 // libtdb replays or discards it on the next open). With --sync=none the file is opened TDB_NOSYNC:
@@ -13,9 +14,7 @@
 // transaction cannot roll back one change set of a group (it has no savepoints).
 import { log } from "../common/log.ts";
 import type { Commit } from "../store/database.ts";
-import { components } from "../store/path.ts";
-import type { Perms } from "../store/perms.ts";
-import { lookup, type Node, walk } from "../store/tree.ts";
+import type { Node } from "../store/tree.ts";
 import {
   type Backend,
   BackendError,
@@ -25,16 +24,14 @@ import {
   ioError,
   type LoadedState,
 } from "./backend.ts";
-import { decodeDomains, type DomainRecord, encodeDomains } from "./domains.ts";
-import { buildTree, commitOps, type NodeOp, parentsFirst, treeOps } from "./records.ts";
+import type { DomainRecord } from "./domains.ts";
+import { KV_FORMAT_KEY, kvCommit, kvDomains, kvInitial, type KvOp, KvStoreReader } from "./kv_layout.ts";
+import { commitOps } from "./records.ts";
 import { latin1, TDB_DEFAULT, TDB_NOMMAP, TDB_NOSYNC, TdbFile } from "./tdb_ffi.ts";
 import { O_CREAT, O_RDONLY, O_RDWR } from "../../ffi/libc.ts";
-import { decodeNodeRecord, encodeNodeRecord, isNodePath, TDB_VERSION_XEN, tdbVersion } from "./xs_tdb.ts";
+import { TDB_VERSION_XEN, tdbVersion } from "./xs_tdb.ts";
 
-const KEY_FORMAT = latin1.encode("dxenstored:format");
-const KEY_GEN = latin1.encode("dxenstored:gen");
-const KEY_DOMAINS = latin1.encode("dxenstored:domains");
-const FORMAT = "1";
+const KEY_FORMAT = latin1.encode(KV_FORMAT_KEY);
 /** Hash buckets of a new file: 7919 is cxenstored's choice; more keeps chains short at 100k nodes. */
 const HASH_SIZE = 65521;
 
@@ -135,11 +132,6 @@ export class TdbBackend implements Backend {
       this.fresh = true; // created, but the first daemon died before writing the initial tree
       return null;
     }
-    if (latin1.decode(format) !== FORMAT) {
-      throw new BackendError(
-        `${this.file}: unknown dxenstored TDB format ${JSON.stringify(latin1.decode(format))}`,
-      );
-    }
     if (!tdb.check()) {
       if (!this.opts.recover) {
         throw new BackendError(
@@ -151,49 +143,10 @@ export class TdbBackend implements Backend {
     return this.readAll(tdb);
   }
 
-  private readAll(tdb: TdbFile): LoadedState {
-    const entries: Array<{ path: string; value: string; perms: Perms; gen: number }> = [];
-    let gen: number | null = null;
-    let domains: DomainRecord[] = [];
-    const bad: string[] = [];
-    tdb.forEach((k, v) => {
-      const key = latin1.decode(k);
-      if (key.startsWith("/")) {
-        const d = decodeNodeRecord(v, "gen");
-        if (d.record === undefined || !isNodePath(key)) {
-          bad.push(`${key.slice(0, 80)}: ${d.problem ?? "invalid path"}`);
-          return;
-        }
-        entries.push({ path: key, value: d.record.value, perms: d.record.perms, gen: d.record.gen });
-      } else if (key === "dxenstored:gen") {
-        gen = Number(latin1.decode(v));
-      } else if (key === "dxenstored:domains") {
-        try {
-          domains = decodeDomains(v);
-        } catch (e) {
-          bad.push(`domains: ${(e as Error).message}`);
-        }
-      }
-    });
-    if (bad.length > 0 && !this.opts.recover) {
-      throw new BackendError(
-        `${this.file}: ${bad.length} unreadable records (first: ${
-          bad[0]
-        }); start with --recover to skip them`,
-      );
-    }
-    for (const b of bad) log("warn", `${this.name}: --recover: skipped ${b}`);
-    if (gen === null || !Number.isSafeInteger(gen)) {
-      throw new BackendError(`${this.file}: no generation counter`);
-    }
-    let root: Node;
-    try {
-      root = buildTree(parentsFirst(entries));
-    } catch (e) {
-      throw new BackendError(`${this.file}: inconsistent node records: ${(e as Error).message}`);
-    }
-    log("info", `${this.name}: loaded ${entries.length} nodes, ${domains.length} domains, gen ${gen}`);
-    return { root, gen, domains };
+  private readAll(tdb: TdbFile): LoadedState | null {
+    const reader = new KvStoreReader(this.name, this.opts.recover);
+    tdb.forEach((k, v) => reader.add(k, v));
+    return reader.finish();
   }
 
   /** Run `body` in one TDB transaction; any failure cancels it and becomes EIO/ENOSPC. */
@@ -214,26 +167,20 @@ export class TdbBackend implements Backend {
     }
   }
 
-  private applyOps(tdb: TdbFile, before: Node | null, ops: readonly NodeOp[], gen: number): void {
+  private store(tdb: TdbFile, ops: readonly KvOp[]): void {
     for (const op of ops) {
-      if (op.op === "put") {
-        tdb.store(latin1.encode(op.path), encodeNodeRecord(op.value, op.perms, op.gen));
-        continue;
-      }
-      // A delete removes the whole subtree, as it was before this commit (what the file holds).
-      const gone = before === null ? undefined : lookup(before, components(op.path));
-      if (gone !== undefined) walk(gone, op.path, (p) => tdb.delete(latin1.encode(p)));
+      if (op.kind === "put") tdb.store(op.key, op.value);
+      else tdb.delete(op.key);
     }
-    tdb.store(KEY_GEN, latin1.encode(String(gen)));
   }
 
   persist(c: Commit, gen: number): void {
-    const ops = commitOps(c);
-    this.transaction("commit", (tdb) => this.applyOps(tdb, c.before, ops, gen));
+    const ops = kvCommit(c.before, commitOps(c), gen);
+    this.transaction("commit", (tdb) => this.store(tdb, ops));
   }
 
   persistDomains(records: readonly DomainRecord[]): void {
-    this.transaction("domains", (tdb) => tdb.store(KEY_DOMAINS, encodeDomains(records)));
+    this.transaction("domains", (tdb) => this.store(tdb, kvDomains(records)));
   }
 
   wantsCompaction(): boolean {
@@ -243,10 +190,7 @@ export class TdbBackend implements Backend {
   /** A fresh file gets the whole initial tree and its format marker in one transaction. */
   compact(root: Node, gen: number): void {
     if (!this.fresh) return;
-    this.transaction("initial tree", (tdb) => {
-      this.applyOps(tdb, null, treeOps(root), gen);
-      tdb.store(KEY_FORMAT, latin1.encode(FORMAT));
-    });
+    this.transaction("initial tree", (tdb) => this.store(tdb, kvInitial(root, gen)));
     this.fresh = false;
   }
 

@@ -31,9 +31,10 @@ export const MIGRATION_USAGE = `Usage:
   dxenstored import (--backend SPEC | --socket PATH) [--format jsonl|ls|xenstored-tdb] [FILE]
 
 export writes a whole store to stdout (or FILE):
-  --backend SPEC   a stored backend: file:<dir> | sqlite:<file> | tdb:<file>, or
-                   xenstored-tdb:<file> (a TDB file of Xen's C xenstored). Stop the
-                   daemon that uses it first (its lock is taken).
+  --backend SPEC   a stored backend: file:<dir> | sqlite:<file> | tdb:<file> |
+                   so:<library.so>[:<args>], or xenstored-tdb:<file> (a TDB file
+                   of Xen's C xenstored). Stop the daemon that uses it first (its
+                   lock is taken).
   --socket PATH    a running daemon (Xen's cxenstored/oxenstored or dxenstored),
                    read inside one transaction; node generations are not visible
   --format F       jsonl: lossless JSON lines (default); ls: what
@@ -140,6 +141,7 @@ function storeExists(spec: BackendSpec): boolean {
     if (spec.kind === "file") {
       return [...Deno.readDirSync(spec.dir)].some((e) => e.name === "snapshot" || e.name === "log");
     }
+    if (spec.kind === "so") return true; // only the module can tell: load() returns null for none
     return spec.kind !== "memory" && Deno.statSync(spec.file).size > 0;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
@@ -159,6 +161,7 @@ async function readExport(a: MigrationArgs): Promise<ExportedStore> {
   const backend = createBackend(t.spec, { sync: "always", recover: a.recover });
   try {
     const s = backend.load();
+    if (s === null && t.spec.kind === "so") throw new Error(`no store at ${formatBackendSpec(t.spec)}`);
     const root = s?.root ?? initialRoot(0);
     return { nodes: treeNodes(root), gen: s?.gen ?? 0, domains: s?.domains ?? [] };
   } finally {

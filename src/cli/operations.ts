@@ -131,6 +131,7 @@ export class Operations {
       trace: this.trace,
       memreport: (file) => memreport(core, file),
       stats: (prefix) => this.metrics.renderSamples(prefix ?? ""),
+      recent: () => this.observer.recent.render(),
       policy: this.parts.policy ?? FIXED_POLICY,
       log: (level: LogLevel, msg: string) => log(level, msg),
     });

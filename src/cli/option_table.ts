@@ -3,7 +3,7 @@
 // value is applied to the DaemonOptions (./options.ts, which parses the command line with it). One
 // table drives parsing, --help and docs/operations.md's option reference.
 import { isLogLevel } from "../common/log.ts";
-import { parseBackendSpec, parseSyncMode, SYNC_MODES_TEXT } from "../backend/backend.ts";
+import { BACKEND_SPECS_TEXT, parseBackendSpec, parseSyncMode, SYNC_MODES_TEXT } from "../backend/backend.ts";
 import { CONTROL_QUOTAS } from "../quota/table.ts";
 import { parseXenSpec } from "../xen/open.ts";
 import { parseChainList } from "../policy/loader.ts";
@@ -458,7 +458,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     metavar: "SPEC",
     origin: ["dxenstored"],
     status: "mapped",
-    help: "memory | file:<dir> | sqlite:<file> | tdb:<file> (default: memory); see docs/backends.md",
+    help: `${BACKEND_SPECS_TEXT} (default: memory); see docs/backends.md`,
     apply: (o, v) => {
       const b = parseBackendSpec(v!);
       if (typeof b === "string") throw new OptionError(b);

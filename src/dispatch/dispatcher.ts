@@ -89,6 +89,7 @@ export class Dispatcher {
   /** Handle one framed request from `c`; the reply (or ERROR) is sent through c.sink. */
   handle(c: Client, m: Message): void {
     this.stats.requests++;
+    const started = this.observer !== null ? performance.now() : 0;
     let reply: string;
     let type = m.type;
     let failure: unknown = null;
@@ -114,7 +115,9 @@ export class Dispatcher {
       reply = `${e instanceof XsError ? e.errno : "EIO"}\0`;
     }
     c.sink.send(type, m.reqId, m.txId, reply);
-    if (this.observer !== null) this.observer.replied(c, m, type, reply, failure);
+    if (this.observer !== null) {
+      this.observer.replied(c, m, type, reply, failure, performance.now() - started);
+    }
     while (this.afterReply.length > 0) this.afterReply.shift()!();
   }
 

@@ -16,8 +16,11 @@ export interface ControlHandler {
 export interface RequestObserver {
   opened(c: Client): void;
   closed(c: Client): void;
-  /** `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null. */
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void;
+  /**
+   * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
+   * `ms` is how long handling took (not counting a wait for durability).
+   */
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms: number): void;
   /** A watch event was queued for `c`. */
   watchEvent(c: Client, path: string, token: string): void;
 }

@@ -130,12 +130,11 @@ export function setPerms(d: Dispatcher, c: Client, req: Op<MsgType.SET_PERMS>, v
  */
 export function directoryPart(node: Node, offset: number): string {
   const gen = `${node.gen}\0`;
-  const names = node.childNames();
-  if (names.length === 0) return gen;
   let all = "";
-  for (const n of names) all += n + "\0";
-  // Past the end (the directory shrank since the client's previous part): an empty list, as cxenstored
-  // answers, so libxenstore compares generations and restarts instead of failing.
+  for (const n of node.childNames()) all += n + "\0";
+  // At or past the end — an empty list, or a directory that shrank since the client's previous part —
+  // the end marker alone (docs/spec/operations.md NODE-8, as cxenstored): a client that stops at the
+  // marker stops, and libxenstore compares generations and restarts instead of failing.
   if (offset >= all.length) return gen + "\0";
   let end = offset;
   // Whole names only; leave room for the terminating "\0".

@@ -161,6 +161,8 @@ export const OPERATIONS: Table = {
     // As cxenstored master: no argument lists the names (space-separated); `[<domid>] <name>` answers
     // the global value or the domain's.
     run: (d, _c, req) => {
+      // The privilege is checked first (flags.priv), so a guest learns nothing about other domains.
+      if (req.domid !== undefined) d.domains.requireKnown(req.domid);
       if (req.name === undefined) return `${SETTING_NAMES.join(" ")}\0`;
       const s = parseSettingName(req.name);
       if (req.domid === undefined) return `${d.quotas.settings.global(s)}\0`;
@@ -171,6 +173,7 @@ export const OPERATIONS: Table = {
   [MsgType.SET_QUOTA]: {
     flags: { priv: "set-quota" },
     run: (d, _c, req) => {
+      if (req.domid !== undefined) d.domains.requireKnown(req.domid);
       const s = parseSettingName(req.name);
       if (req.domid === undefined) d.quotas.setGlobal(s, req.value);
       else {

@@ -147,6 +147,15 @@ export class DomainManager {
     return p !== undefined && p.uniqueId === st.uniqueId ? p.features : DOMAIN_FEATURES;
   }
 
+  /**
+   * GET_QUOTA/SET_QUOTA <domid>: ENOENT unless the hypervisor knows the domain (as cxenstored; spec
+   * QUOTA-1). Dom0 always exists; without a platform every domid is accepted.
+   */
+  requireKnown(domid: number): void {
+    if (domid === 0 || this.platform === null) return;
+    if (this.platform.domainState(domid) === null) throw new XsError("ENOENT", `no domain ${domid}`);
+  }
+
   // ---- requests -----------------------------------------------------------------------------------
 
   /** SET_FEATURE before INTRODUCE: restrict the features the domain will get. */

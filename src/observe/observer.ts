@@ -8,7 +8,8 @@ import { MsgType } from "../protocol/wire.ts";
 import type { AccessLog } from "./access_log.ts";
 import { connName } from "./access_log.ts";
 import type { MetricFamily, Sample } from "./metrics.ts";
-import { type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
+import { formatRefusal, type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
+import { RecentActivity } from "./recent.ts";
 
 /** xs_wire.h message names by type number (the `op` label and log field): MsgType's, 0..SET_QUOTA. */
 const OP_NAMES: readonly string[] = Array.from({ length: MsgType.SET_QUOTA + 1 }, (_, t) => MsgType[t]);
@@ -34,6 +35,8 @@ const PATH_OPS = new Set<number>([
 
 /** Distinct {domid, quota} label pairs kept for quota_refusals; the rest are summed under domid="other". */
 const MAX_QUOTA_SERIES = 4096;
+/** Domains counted one by one in domain_requests; the rest are summed under domid="other". */
+const MAX_DOMAIN_SERIES = 4096;
 
 export interface ObserverOptions {
   readonly refusals: RefusalLog;
@@ -48,6 +51,10 @@ export class DaemonObserver implements RequestObserver {
   private readonly resultNames: string[] = ["ok"];
   private readonly refusalsByErrno = new Map<string, number>();
   private readonly quotaRefusals = new Map<string, number>();
+  /** Requests answered per domain (domid, or -1 for "other"). */
+  private readonly requestsByDomain = new Map<number, number>();
+  /** The slowest recent requests and the last refusals (CONTROL recent, dxenstore top). */
+  readonly recent = new RecentActivity();
   connectionsOpened = 0;
   connectionsClosed = 0;
   watchEvents = 0;
@@ -70,8 +77,23 @@ export class DaemonObserver implements RequestObserver {
     if (a !== null && a.active) a.watchEvent(c, path, token);
   }
 
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void {
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms = 0): void {
     const op = m.type < OTHER_OP ? m.type : OTHER_OP;
+    let d = c.domid;
+    let n = this.requestsByDomain.get(d);
+    if (n === undefined && this.requestsByDomain.size >= MAX_DOMAIN_SERIES) {
+      n = this.requestsByDomain.get(d = -1);
+    }
+    this.requestsByDomain.set(d, (n ?? 0) + 1);
+    this.recent.request(
+      ms,
+      () => ({
+        domid: c.domid,
+        conn: connName(c),
+        op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
+        path: pathOf(c, m),
+      }),
+    );
     let errno: string | null = null;
     let slot = 0;
     if (replyType === ERROR_TYPE && m.type !== ERROR_TYPE) {
@@ -102,21 +124,16 @@ export class DaemonObserver implements RequestObserver {
       }
       this.quotaRefusals.set(key, (this.quotaRefusals.get(key) ?? 0) + 1);
     }
-    let path: string | null = null;
-    if (PATH_OPS.has(m.type)) {
-      const nul = m.payload.indexOf("\0");
-      path = (nul < 0 ? m.payload : m.payload.slice(0, nul)).slice(0, 256);
-      // A guest's relative path, as the daemon resolved it (against /local/domain/<domid>).
-      if (path !== "" && path[0] !== "/" && path[0] !== "@") path = `${c.base}/${path}`;
-    }
-    this.opts.refusals.refused({
+    const info = {
       domid: c.domid,
       conn: connName(c),
       op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
-      path,
+      path: pathOf(c, m),
       errno,
       quota,
-    });
+    };
+    this.opts.refusals.refused(info);
+    this.recent.refused(formatRefusal(info));
   }
 
   /** Total quota refusals (all domains and quotas). */
@@ -144,7 +161,17 @@ export class DaemonObserver implements RequestObserver {
       const [domid, name] = k.split("\0");
       return { labels: { domid, quota: name }, value: v };
     });
+    const byDomain: Sample[] = [...this.requestsByDomain].sort((a, b) => a[0] - b[0]).map(([d, v]) => ({
+      labels: { domid: d < 0 ? "other" : String(d) },
+      value: v,
+    }));
     return [
+      {
+        name: "dxenstored_domain_requests_total",
+        help: 'Requests answered, per domain (past 4096 domains: domid="other").',
+        type: "counter",
+        samples: byDomain,
+      },
       {
         name: "dxenstored_requests_total",
         help: "Requests answered, by message type and result (ok or the errno of the ERROR reply).",
@@ -177,4 +204,12 @@ export class DaemonObserver implements RequestObserver {
       },
     ];
   }
+}
+
+/** The request's path argument (a guest's relative path resolved as the daemon did), up to 256 bytes. */
+function pathOf(c: Client, m: Message): string | null {
+  if (!PATH_OPS.has(m.type)) return null;
+  const nul = m.payload.indexOf("\0");
+  const path = (nul < 0 ? m.payload : m.payload.slice(0, nul)).slice(0, 256);
+  return path !== "" && path[0] !== "/" && path[0] !== "@" ? `${c.base}/${path}` : path;
 }

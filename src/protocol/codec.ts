@@ -47,10 +47,13 @@ export function writeHeader(
  * come out. A fed chunk is parsed in place (no copy on the fast path); `release()` copies whatever
  * was not consumed so the caller may reuse its read buffer. Unconsumed bytes are bounded by what the
  * caller feeds before draining: the transport stops reading a connection while bytes are pending.
- * A header announcing more than PAYLOAD_MAX bytes is a protocol violation, reported before any of
+ * A header announcing more than `maxPayload` bytes (PAYLOAD_MAX unless given: a client reading
+ * oxenstored's over-long replies allows more) is a protocol violation, reported before any of
  * its payload is buffered.
  */
 export class Framer {
+  constructor(private readonly maxPayload = PAYLOAD_MAX) {}
+
   private buf: Uint8Array = EMPTY;
   private view: DataView = new DataView(EMPTY.buffer);
   private start = 0;
@@ -95,7 +98,7 @@ export class Framer {
     if (avail < HEADER_SIZE) return null;
     const s = this.start;
     const len = this.view.getUint32(s + 12, true);
-    if (len > PAYLOAD_MAX) return { kind: "oversized", len };
+    if (len > this.maxPayload) return { kind: "oversized", len };
     if (avail < HEADER_SIZE + len) return null;
     const msg: Message = {
       type: this.view.getUint32(s, true),

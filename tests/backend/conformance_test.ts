@@ -8,6 +8,8 @@ import { MemoryBackend } from "../../src/backend/memory.ts";
 import { SqliteBackend } from "../../src/backend/sqlite.ts";
 import { TdbBackend } from "../../src/backend/tdb.ts";
 import { libtdbAvailable } from "../../src/backend/tdb_ffi.ts";
+import { NativeBackend } from "../../src/backend/native.ts";
+import { moduleOrSkip } from "./modules.ts";
 import { initialRoot } from "../../src/store/database.ts";
 import assert from "../helpers/assert.ts";
 import { assertSameTree, assertSound, Harness, ReplyError, rng } from "./harness.ts";
@@ -64,6 +66,40 @@ const ALL_KINDS: Kind[] = [
 const KINDS = libtdbAvailable() ? ALL_KINDS : ALL_KINDS.filter((k) => !k.name.startsWith("tdb"));
 if (KINDS.length < ALL_KINDS.length) console.warn("libtdb.so.1 missing: tdb backend tests skipped");
 
+// Storage modules in C (ffi/dxenstored_backend.h), built on first use.
+const LMDB = await moduleOrSkip("lmdb");
+if (LMDB !== null) {
+  KINDS.push(
+    { name: "so lmdb", persistent: true, make: (d) => new NativeBackend(LMDB, `${d}/lmdb`) },
+    {
+      name: "so lmdb (sync=none)",
+      persistent: true,
+      make: (d) => new NativeBackend(LMDB, `${d}/lmdb`, { sync: "none" }),
+    },
+    {
+      name: "so lmdb (sync=group:1)",
+      persistent: true,
+      make: (d) => new NativeBackend(LMDB, `${d}/lmdb`, { sync: "group:1" }),
+    },
+    {
+      // A 16-byte first load buffer: every record answers DXS_E_RANGE first, and the buffer grows.
+      name: "so lmdb (tiny load buffer)",
+      persistent: true,
+      make: (d) => new NativeBackend(LMDB, `${d}/lmdb`, { loadBufferBytes: 16 }),
+    },
+    {
+      // dxs_backend_compact (a no-op for LMDB) after every 512 bytes of batches; a smaller map.
+      name: "so lmdb (compacting, map=64 MiB)",
+      persistent: true,
+      make: (d) => new NativeBackend(LMDB, `${d}/lmdb,map=64`, { compactBytes: 512 }),
+    },
+  );
+}
+const EXAMPLE = await moduleOrSkip("example");
+if (EXAMPLE !== null) {
+  KINDS.push({ name: "so memory example", persistent: false, make: () => new NativeBackend(EXAMPLE, "") });
+}
+
 const ALL_BYTES = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join("");
 
 /** Close `h`, reopen the same store, check it matches; returns the reopened harness. */
@@ -90,6 +126,8 @@ for (const kind of KINDS) {
       h.write("/a/b/c", "hello");
       h.write("/bin", ALL_BYTES);
       h.write("/empty", "");
+      const long = "/long/" + "x".repeat(200) + "/" + "y".repeat(2000); // beyond LMDB's 511-byte keys
+      h.write(long, "far down");
       h.mkdir("/m/n");
       h.setPerms("/a/b", ["n0", "r5", "w7", "b65535"]);
       h.write("/a/b/d", "inherits perms");
@@ -108,6 +146,7 @@ for (const kind of KINDS) {
       if (kind.persistent) {
         assert.equal(h.req(2, "/bin\0"), ALL_BYTES);
         assert.equal(h.req(3, "/a/b/d\0"), "n0\0r5\0w7\0b65535");
+        assert.equal(h.req(2, `${long}\0`), "far down");
         assert.throws(() => h.req(2, "/never\0"), ReplyError, (e) => e.errno === "ENOENT");
         // The reopened store keeps working and keeps persisting.
         h.write("/after", "restart");

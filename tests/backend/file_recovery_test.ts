@@ -1,6 +1,8 @@
 // The file backend under damage: torn tails, corruption before the tail, missing or damaged
 // snapshots, stale logs from interrupted compactions, a second daemon, and write errors (a real
 // ENOSPC from /dev/full and from a full tmpfs, and a failing fsync).
+import { NativeBackend } from "../../src/backend/native.ts";
+import { moduleOrSkip } from "./modules.ts";
 import { type Backend, BackendError } from "../../src/backend/backend.ts";
 import { FileBackend, LOG_HEADER } from "../../src/backend/file.ts";
 import { readFrame } from "../../src/backend/records.ts";
@@ -293,17 +295,32 @@ function umount(mnt: string): void {
   new Deno.Command("umount", { args: [mnt] }).outputSync();
 }
 
-const FULL_DISK_KINDS = ["file", "sqlite", "tdb", "file group:0", "sqlite group:0"] as const;
+const FULL_DISK_KINDS = [
+  "file",
+  "sqlite",
+  "tdb",
+  "file group:0",
+  "sqlite group:0",
+  "lmdb",
+  "lmdb group:0",
+] as const;
+/** The LMDB storage module in C (so:), built on first use. */
+const LMDB = await moduleOrSkip("lmdb");
 
 function makeOn(mnt: string, kind: typeof FULL_DISK_KINDS[number]): Backend {
   const group = kind.endsWith("group:0");
   const opts = { sync: group ? "group:0" as const : "always" as const };
   if (kind.startsWith("file")) return new FileBackend(`${mnt}/s`, opts);
   if (kind.startsWith("sqlite")) return new SqliteBackend(`${mnt}/s.db`, opts);
+  if (kind.startsWith("lmdb")) return new NativeBackend(LMDB!, `${mnt}/lmdb`, opts);
   return new TdbBackend(`${mnt}/s.tdb`, opts);
 }
 
-for (const kind of FULL_DISK_KINDS.filter((k) => k !== "tdb" || libtdbAvailable())) {
+for (
+  const kind of FULL_DISK_KINDS.filter((k) =>
+    (k !== "tdb" || libtdbAvailable()) && (!k.startsWith("lmdb") || LMDB !== null)
+  )
+) {
   Deno.test(
     `${kind}: a really full disk (tmpfs) answers ENOSPC and keeps every acknowledged write`,
     withDir((dir) => {
@@ -342,7 +359,7 @@ for (const kind of FULL_DISK_KINDS.filter((k) => k !== "tdb" || libtdbAvailable(
             try {
               sync();
             } catch (e) {
-              assert.ok(group !== null && /full/.test(String(e)), `sync: ${e}`);
+              assert.ok(group !== null && /full|no space left/i.test(String(e)), `sync: ${e}`);
               errno = "ENOSPC"; // at the group's sync: nothing of the group was acknowledged
             }
           }

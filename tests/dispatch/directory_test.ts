@@ -49,7 +49,13 @@ function directoryPart(
     off += body.length;
     if (off <= 1 || strings[off - 2] === "\0") {
       if (off > 1) strings = strings.slice(0, -1);
-      return { names: strings === "" ? [] : strings.slice(0, -1).split("\0"), gens, parts };
+      // An empty list is the end marker alone ("\0"): no names. (libxenstore would count one empty name
+      // there; it only pages lists DIRECTORY refused as too long, so it never meets an empty one.)
+      return {
+        names: strings === "" || strings === "\0" ? [] : strings.slice(0, -1).split("\0"),
+        gens,
+        parts,
+      };
     }
     assert.ok(body.endsWith("\0"), "a part holds whole names");
   }
@@ -112,6 +118,9 @@ Deno.test("DIRECTORY_PART: small and empty directories, bad offsets, missing nod
     gens: [String(lookup(core.db.root, ["s", "a"])!.gen)],
     parts: 1,
   });
+  // No children: the end marker alone, as for an offset past the end (docs/spec/operations.md NODE-8).
+  const leafGen = lookup(core.db.root, ["s", "a"])!.gen;
+  assert.equal(ok(core, c, T.DIRECTORY_PART, "/s/a\x000\0"), `${leafGen}\0\0`);
   err(core, c, T.DIRECTORY_PART, "/missing\x000\0", "ENOENT");
   err(core, c, T.DIRECTORY_PART, "/s\0", "EINVAL");
   err(core, c, T.DIRECTORY_PART, "/s\x00x\0", "EINVAL");

@@ -214,6 +214,20 @@ Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE
   assert.equal(r.rings.stats.reconnects, 0);
 });
 
+Deno.test("GET_QUOTA / SET_QUOTA <domid>: ENOENT unless the hypervisor knows the domain; guests EACCES first", async () => {
+  const q = rig(); // the core's operation table asks the domain registry, as the daemon's does
+  err(q.core, q.dom0, T.GET_QUOTA, "6\0nodes\0", "ENOENT");
+  err(q.core, q.dom0, T.SET_QUOTA, "6\0nodes\0" + "5\0", "ENOENT");
+  assert.equal(ok(q.core, q.dom0, T.GET_QUOTA, "nodes\0"), "1000\0", "global values need no domain");
+  q.xen.create(6); // exists, not introduced: its quotas may be set before INTRODUCE
+  ok(q.core, q.dom0, T.SET_QUOTA, "6\0nodes\0" + "5\0");
+  assert.equal(ok(q.core, q.dom0, T.GET_QUOTA, "6\0nodes\0"), "5\0");
+  q.xen.create(7);
+  const g = q.attach(7);
+  assert.equal(q.dom0.tryRequest(T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK");
+  await assert.rejects(g.call(T.GET_QUOTA, "9\0nodes\0"), XsError, (e) => e.errno === "EACCES");
+});
+
 Deno.test("SET_FEATURE: a domain without watch depth or nested transactions cannot use them", async () => {
   const r = rig();
   r.xen.create(6);
