@@ -24,7 +24,7 @@ export interface PolicyControl {
 }
 
 /** A policy that cannot be reloaded (tests, benchmarks): what CONTROL says about it. */
-export const FIXED_POLICY: PolicyControl = {
+const FIXED_POLICY: PolicyControl = {
   status: () => "no policy manager",
   reload: () => "error: no policy manager (policy is fixed)",
 };

@@ -102,7 +102,7 @@ Deno.test("e2e: a conflicting commit gets EAGAIN; a closed connection's transact
     assert.equal(body(await c.request(XS.WRITE, "/z\0never", { txId: u })), "OK");
     c.close();
     // Whenever the daemon notices the close, the uncommitted write never becomes visible (the registry
-    // being emptied on close is checked directly in rules_test.ts, P6).
+    // being emptied on close is checked directly in rules_more_test.ts, P6).
     assert.equal(errnoOf(await b.request(XS.READ, "/z\0")), "ENOENT");
     assert.equal(body(await b.request(XS.WRITE, "/after\x001")), "OK");
     assert.equal(errnoOf(await b.request(XS.READ, "/z\0")), "ENOENT");

@@ -61,3 +61,17 @@ export class Harness {
     this.core.close(c.client);
   }
 }
+
+/** A harness, a connection "a" (the one with transactions) and "other" (plain requests), both dom0's. */
+export function setup(): { h: Harness; a: Conn; o: Conn } {
+  const h = new Harness();
+  return { h, a: h.conn("a"), o: h.conn("other") };
+}
+
+/** dom0 prepares /g owned by guest 5 (so the guest may use it), and a guest connection. */
+export function guestSetup() {
+  const s = setup();
+  s.o.tryWrite("/g", "");
+  s.o.trySetPerms("/g", "n5");
+  return { ...s, g: s.h.guest(5) };
+}
