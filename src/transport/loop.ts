@@ -4,10 +4,10 @@
 // (./ring_server.ts) register their file descriptors here — so socket and ring requests are served in
 // the same turns, and every connection's output leaves through one output stage:
 //
-//   wait for events → signals (fds that only say there is work: the event channel, AIO completions)
-//   → work that was signalled or left over (the ring round: rings ready before the turn's socket
-//     input are served before it, as they were signalled first)
-//   → socket events (read and serve) → backlogs (socket input held back)
+//   wait for events → signals (fds that only say there is work: AIO completions)
+//   → work left from earlier turns (rings past their budget or let go from a stall)
+//   → the events, in epoll's order (socket reads, event-channel signals: each served as it comes)
+//   → backlogs (socket input held back)
 //   → before-output hooks (store records the turn's replies depend on)
 //   → the gate tags the turn's output with the record it waits for (group commit; 0 without a gate)
 //   → the output stage marks every connection that got output and writes what is released
@@ -100,7 +100,7 @@ export interface EventLoopOptions {
 const YIELD_MS = 50;
 
 /** When in a turn a transport serves work it holds (EventLoop.onServe). */
-export type ServePhase = "signalled" | "backlog";
+export type ServePhase = "first" | "backlog";
 
 export class EventLoop {
   readonly output = new OutputStage();
@@ -108,7 +108,7 @@ export class EventLoop {
   private readonly handlers = new Map<number, (mask: number) => void>();
   /** Fds whose readiness only records work (handled before anything is served). */
   private readonly signals = new Set<number>();
-  private readonly servers: Record<ServePhase, Array<() => void>> = { signalled: [], backlog: [] };
+  private readonly servers: Record<ServePhase, Array<() => void>> = { first: [], backlog: [] };
   private readonly busyChecks: Array<() => boolean> = [];
   private readonly beforeOutput: Array<() => void> = [];
   private readonly turnEnd: Array<() => void> = [];
@@ -127,8 +127,8 @@ export class EventLoop {
   }
 
   /**
-   * Watch `fd`, whose readiness only records work to do (the event channel's pending ports, an AIO
-   * completion): `onSignal` runs first in the turn, before anything is served.
+   * Watch `fd`, whose readiness only records work to do (an AIO completion): `onSignal` runs first in
+   * the turn, before anything is served.
    */
   addSignalFd(fd: number, onSignal: () => void): void {
     this.signals.add(fd);
@@ -154,9 +154,9 @@ export class EventLoop {
   }
 
   /**
-   * Run `serve` every turn in `phase`: "signalled" after the signals and before the socket events
-   * (rings that were signalled or left over), "backlog" after the socket events (input held back).
-   * While `busy()` holds, the loop does not sleep: the next turn has work without an event.
+   * Run `serve` every turn in `phase`: "first" after the signals and before the turn's events (work
+   * left from earlier turns), "backlog" after the events (socket input held back). While `busy()`
+   * holds, the loop does not sleep: the next turn has work without an event.
    */
   onServe(phase: ServePhase, serve: () => void, busy: () => boolean): void {
     this.servers[phase].push(serve);
@@ -204,7 +204,7 @@ export class EventLoop {
         if (this.signals.has(fd)) this.handlers.get(fd)!(this.ep.eventMask(i));
       }
     }
-    for (const serve of this.servers.signalled) serve();
+    for (const serve of this.servers.first) serve();
     for (let i = 0; i < n; i++) {
       const fd = this.ep.eventFd(i);
       if (this.signals.has(fd)) continue;

@@ -25,6 +25,7 @@ import {
 } from "../xen/ring.ts";
 import type { Connection, RingState } from "./connection.ts";
 import { ReleaseMarks } from "./release_marks.ts";
+import type { WriteCredit } from "./throttle.ts";
 
 export interface RingLimits {
   /** Queued output above which no more requests are read (back-pressure). */
@@ -91,6 +92,8 @@ export class RingConnection implements Connection {
     public localPort: number,
     private readonly owner: RingOwner,
     private readonly limits: RingLimits,
+    /** The domain's write credit while transactions are open (XSA-206, ./throttle.ts). */
+    readonly credit: WriteCredit,
   ) {
     this.page = new RingPage(page);
     this.label = `dom${id.domid}${id.privileged ? "-ring" : ""}`;

@@ -1,11 +1,12 @@
 // The ring transport: guest domains' (and dom0's own) xenstore rings, served by the daemon's loop
-// (./loop.ts) beside the Unix sockets. The platform's event-channel fd is one of the loop's signals; a
-// signalled ring goes into one ready queue, and each turn serves the ready rings once, before the
-// turn's socket input, round-robin with bounded work (./scheduler.ts), so one flooding guest gets its
-// share and no more. Rings left with work (budget spent, a parked ring let go) keep the loop from
-// sleeping: the next turn serves them without waiting for another signal. Requests go to the core in
-// the same turns as socket requests; replies leave through the loop's output stage (the one gate with
-// release marks), and every ring that moved bytes is notified once, at the turn's end.
+// (./loop.ts) beside the Unix sockets. The platform's event-channel fd is in the loop's epoll set; the
+// rings it signals go into one ready queue and are served when the event comes, in epoll's order among
+// the sockets' events, round-robin with bounded work (./scheduler.ts), so one flooding guest gets its
+// share and no more. Rings left with work (budget spent, a parked ring let go, a ring just attached)
+// keep the loop from sleeping and are served first in the next turn, before its events — as a wake-up
+// eventfd would make them. Requests go to the core in the same turns as socket requests; replies leave
+// through the loop's output stage (the one gate with release marks), and every ring that moved bytes is
+// notified once, at the turn's end.
 //
 // What a ring is attached for — INTRODUCE, release, death, restart — is the domain registry's
 // decision (src/domains): it attaches and detaches rings through RingPort, and learns from the
@@ -99,7 +100,6 @@ export class RingServer implements RingPort, RingOwner {
   readonly stats: RingServerStats = { reconnects: 0, budgetExhausted: 0, throttled: 0 };
   private readonly byPort = new Map<number, RingConnection>();
   private readonly byClient = new Map<number, RingConnection>();
-  private readonly credits = new Map<RingConnection, WriteCredit>();
   private readonly ready = new ReadyQueue<RingConnection>();
   /** Rings that may have moved bytes this turn: notified at its end if they did. */
   private readonly touched = new Set<RingConnection>();
@@ -136,11 +136,18 @@ export class RingServer implements RingPort, RingOwner {
     this.throttle = opts.writeThrottle ?? DEFAULT_WRITE_THROTTLE;
     this.now = opts.now ?? (() => performance.now());
     this.virqPort = platform.bindDomExc();
-    // A platform without a pollable fd (in-memory tests) is polled with checkEventChannel().
-    if (platform.eventFd >= 0) loop.addSignalFd(platform.eventFd, () => this.checkEventChannel());
-    // One serving round per turn, after the signals (every signalled ring is in `ready`) and before
-    // the socket input: a ring that was signalled or left waiting is not overtaken by later requests.
-    loop.onServe("signalled", () => this.serveReady(), () => this.ready.size > 0);
+    // Signalled rings are served when the event comes (a platform without a pollable fd, in-memory
+    // tests, is polled with checkEventChannel() and served by the next turn's first round).
+    if (platform.eventFd >= 0) {
+      loop.addFd(platform.eventFd, () => {
+        this.checkEventChannel();
+        this.serveReady();
+      });
+    }
+    // Rings left with work are served first in the next turn, before its events. The order matters:
+    // serving every ring after the turn's socket input made dom0's transactions conflict about twice
+    // as often with a throttled guest writer under load (tests/xen/fairness_test.ts, XSA-206).
+    loop.onServe("first", () => this.serveReady(), () => this.ready.size > 0);
     // Domain records (a ring's watches) are stored before the turn's output is tagged, so a WATCH
     // reply goes out only once the record holding that watch is durable.
     loop.onBeforeOutput(() => this.reportWatchChanges());
@@ -160,9 +167,9 @@ export class RingServer implements RingPort, RingOwner {
       spec.localPort,
       this,
       this.limits,
+      new WriteCredit(this.throttle, this.now()),
     );
     conn.target = spec.target;
-    this.credits.set(conn, new WriteCredit(this.throttle, this.now()));
     // Advertise before anything moves in the ring (xenstore-ring.txt); bits are never withdrawn.
     conn.page.set(
       Field.SERVER_FEATURES,
@@ -264,7 +271,6 @@ export class RingServer implements RingPort, RingOwner {
     this.ready.delete(conn);
     this.touched.delete(conn);
     this.parked.delete(conn);
-    this.credits.delete(conn);
     this.loop.output.forget(conn);
     this.byPort.delete(conn.localPort);
     this.byClient.delete(conn.client.id);
@@ -306,7 +312,7 @@ export class RingServer implements RingPort, RingOwner {
 
   /** Is `conn` out of write credit while transactions are open? Then it waits in `parked`. */
   private throttledNow(conn: RingConnection): boolean {
-    if (conn.id.privileged || !this.txOpen || this.credits.get(conn)!.allowed(this.now())) return false;
+    if (conn.id.privileged || !this.txOpen || conn.credit.allowed(this.now())) return false;
     this.parked.add(conn);
     this.stats.throttled++;
     return true;
@@ -314,7 +320,7 @@ export class RingServer implements RingPort, RingOwner {
 
   /** May `conn`'s ring be read now (write credit, quotas)? */
   private mayRead(conn: RingConnection, txOpen: boolean, now: number): boolean {
-    if (!conn.id.privileged && txOpen && !this.credits.get(conn)!.allowed(now)) return false;
+    if (!conn.id.privileged && txOpen && !conn.credit.allowed(now)) return false;
     return this.quotas === null || this.quotas.mayReceive(conn.client);
   }
 
@@ -342,7 +348,7 @@ export class RingServer implements RingPort, RingOwner {
       }
       used++;
       if (!conn.id.privileged && this.txOpen && isModifying(m.type, m.payload)) {
-        this.credits.get(conn)!.debit();
+        conn.credit.debit();
       }
       this.quotas?.requestReceived(conn.client);
       this.core.message(conn.client, m);
