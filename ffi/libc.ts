@@ -28,6 +28,9 @@ const lib = Deno.dlopen("libc.so.6", {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   free: { parameters: ["pointer"], result: "void" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
+  // prctl(2) is variadic; on x86-64 its integer and pointer arguments travel like fixed ones.
+  prctl: { parameters: ["i32", "buffer", "u64", "u64", "u64"], result: "i32" },
   statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -276,6 +279,26 @@ export function execve(path: Uint8Array, argv: Uint8Array, envp: Uint8Array): nu
 /** Start a new session (a detached daemon has no controlling terminal); false on failure. */
 export function setsid(): boolean {
   return sym.setsid() >= 0;
+}
+
+const PR_SET_NAME = 15;
+/** The kernel keeps 16 bytes of a task's name (TASK_COMM_LEN), NUL included. */
+const TASK_COMM_LEN = 16;
+
+/**
+ * prctl(PR_SET_NAME): the calling thread's name (the kernel's comm: /proc/PID/comm, what pgrep and
+ * ps -o comm show), cut to what the kernel keeps. 0, or -errno.
+ */
+export function setThreadName(name: string): number {
+  const bytes = enc.encode(name).slice(0, TASK_COMM_LEN - 1);
+  const buf = new Uint8Array(bytes.length + 1);
+  buf.set(bytes);
+  return sym.prctl(PR_SET_NAME, buf, 0n, 0n, 0n) === 0 ? 0 : -errno();
+}
+
+/** malloc_trim(3): give free C-heap memory back to the system; true if any was released. */
+export function mallocTrim(): boolean {
+  return sym.malloc_trim(0n) === 1;
 }
 
 /** ioctl(2) with a pointer argument: the call's result, or -errno. */

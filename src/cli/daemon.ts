@@ -5,18 +5,24 @@
 //   Core: store, watches, quotas, domain registry, dispatcher        src/dispatch/core.ts
 //     ← the policy (the policy manager: reloads swap its chain), the observer, CONTROL (built over it)
 //   EventLoop ← the group commit gate                               src/transport/loop.ts
+//     ← the idle collector at each turn's end                         src/memory/idle_collector.ts
 //   SocketServer ← loop, core                                        src/transport/socket_server.ts
 //   RingServer ← loop, platform, core, the domain registry           src/transport/ring_server.ts
 //     (it registers itself as the registry's RingPort: the one edge that runs back, see rings.ts)
 //
 // src/cli/main.ts adds the process around it (options, fork, pid file, signals, readiness); in-process
 // tests build the same core with buildCore().
-import type { Backend } from "../backend/backend.ts";
+import { type Backend, persistDomainRecords } from "../backend/backend.ts";
+import { log } from "../common/log.ts";
 import type { DomainRecord } from "../backend/domains.ts";
 import { Core } from "../dispatch/core.ts";
 import type { PolicySource } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../policy/policy.ts";
 import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
+import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
+import { trimMalloc } from "../memory/malloc.ts";
+import { fullCollection, heapUsed } from "../memory/v8.ts";
+import type { StorageMetrics } from "../observe/storage.ts";
 import type { Database } from "../store/database.ts";
 import { EventLoop, type OutputGate } from "../transport/loop.ts";
 import { RingServer } from "../transport/ring_server.ts";
@@ -34,6 +40,8 @@ export interface CoreParts {
   readonly backend?: Backend;
   /** The socket server's counters, shown in the metrics. */
   readonly socketStats?: SocketServerStats;
+  /** The backend's durations and failures (metrics, error log); absent: not observed. */
+  readonly storage?: StorageMetrics;
 }
 
 /** The Core and its operator-facing side, configured from the options as the daemon's are. */
@@ -41,7 +49,12 @@ export function buildCore(o: DaemonOptions, parts: CoreParts): { core: Core; ops
   const limits = limitsWithQuotas(DEFAULT_CONNECTION_LIMITS, o.quotas);
   const policy = parts.policy;
   const control = "reload" in policy ? policy : undefined;
-  const ops = new Operations(o, { limits, policy: control, socketStats: parts.socketStats });
+  const ops = new Operations(o, {
+    limits,
+    policy: control,
+    socketStats: parts.socketStats,
+    storage: parts.storage,
+  });
   const backend = parts.backend;
   const core = new Core({
     policy,
@@ -51,7 +64,9 @@ export function buildCore(o: DaemonOptions, parts: CoreParts): { core: Core; ops
     platform: parts.platform ?? null,
     domains: {
       // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
-      onDomainsChanged: (d) => backend?.persistDomains?.(d),
+      onDomainsChanged: (d) => {
+        if (backend !== undefined) persistDomainRecords(backend, d, parts.storage);
+      },
       dom0Ring: o.domainInit,
       keepOrphans: o.keepOrphans,
     },
@@ -90,6 +105,7 @@ export class Daemon {
     this.rings = this.platform === null
       ? null
       : new RingServer(this.loop, this.platform, this.core, this.core.domains, { quotas: this.core.quotas });
+    idleCollection(this.loop, this.core);
   }
 
   /**
@@ -124,4 +140,34 @@ export class Daemon {
     this.platform?.close();
     this.loop.close();
   }
+}
+
+/**
+ * Memory comes back after big removals and closed connections (src/memory/idle_collector.ts): the
+ * collector looks at each turn's end whether the daemon went idle with much to free.
+ */
+function idleCollection(loop: EventLoop, core: Core): void {
+  const gc = fullCollection();
+  if (gc === null) {
+    log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
+    return;
+  }
+  const idle = new IdleCollector({
+    now: () => performance.now(),
+    heapUsed,
+    // What the core holds that can go away, in estimated bytes (O(1): read every turn).
+    footprint: () => footprintBytes(core.quotas.totalNodes(), core.watches.trie.size, core.clients.size),
+    collect: () => {
+      const t0 = performance.now();
+      gc();
+      trimMalloc();
+      log(
+        "debug",
+        `idle collection in ${(performance.now() - t0).toFixed(0)} ms: ${
+          (heapUsed() / 1048576).toFixed(1)
+        } MiB live`,
+      );
+    },
+  });
+  loop.onTurnEnd(() => idle.turnEnd(core.dispatcher.stats.requests));
 }

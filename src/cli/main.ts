@@ -8,12 +8,15 @@ import { PolicyManager } from "../policy/manager.ts";
 import { openPlatform } from "../xen/open.ts";
 import type { XenPlatform } from "../xen/platform.ts";
 import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
+import { VERSION } from "../common/version.ts";
+import { StorageMetrics } from "../observe/storage.ts";
 import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
 import { Daemon } from "./daemon.ts";
+import { nameProcess } from "./process_name.ts";
 import {
   claimInstance,
   configTest,
@@ -26,9 +29,11 @@ import {
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const sub = Deno.args[0];
   if (sub === "export" || sub === "import") return await migrationCommand(sub, Deno.args.slice(1));
+  // `dxenstored` to pgrep and journald (_COMM) as the launchers' argv[0] makes it to pidof.
+  nameProcess();
   const loaded = loadOptions(Deno.args, (k) => Deno.env.get(k));
   if (loaded.kind === "exit") return loaded.code;
   const parsed = loaded.opts;
@@ -61,10 +66,12 @@ async function main(): Promise<number> {
     recover: parsed.recover,
     asyncIo: parsed.groupIo === "async",
   });
+  // Commit/sync durations and backend failures (logged at error level, counted): the metrics.
+  const storage = new StorageMetrics();
   let db;
   let storedDomains;
   try {
-    ({ db, domains: storedDomains } = openState(backend));
+    ({ db, domains: storedDomains } = openState(backend, storage));
   } catch (e) {
     // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
     log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
@@ -87,10 +94,10 @@ async function main(): Promise<number> {
     // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
     log("error", `${e.message}; stopping without sending the replies it covered`);
     Deno.exit(1);
-  });
+  }, storage);
   try {
     platform = openPlatform(parsed.xen ?? { kind: "none" });
-    daemon = new Daemon(parsed, { db, policy: policies, platform, backend, gate });
+    daemon = new Daemon(parsed, { db, policy: policies, platform, backend, gate, storage });
     daemon.startDomains(storedDomains);
   } catch (e) {
     log("error", `--xen: ${(e as Error).message}`);
@@ -129,7 +136,10 @@ async function main(): Promise<number> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   daemon.listen();
-  log("info", `serving ${parsed.socket} (policy ${policies.current.name}, pid ${Deno.pid})`);
+  log(
+    "info",
+    `serving ${parsed.socket} (policy ${policies.current.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
+  );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();

@@ -10,11 +10,13 @@ import type { QuotaConfig } from "../quota/options.ts";
 import type { SocketServerStats } from "../transport/socket_server.ts";
 import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/table.ts";
 import { checkStore } from "../store/check.ts";
+import { heapSpacesReport } from "../memory/v8.ts";
 import { AccessLog } from "../observe/access_log.ts";
 import { daemonMetrics } from "../observe/daemon_metrics.ts";
 import { Metrics, writeAtomic } from "../observe/metrics.ts";
 import { DaemonObserver } from "../observe/observer.ts";
 import { type KnownLimits, RefusalLog } from "../observe/refusals.ts";
+import type { StorageMetrics } from "../observe/storage.ts";
 import type { DaemonOptions } from "./options.ts";
 
 /** What CONTROL `policy` and `policy-reload` act on (src/policy/manager.ts PolicyManager). */
@@ -35,6 +37,8 @@ export interface OperationsParts {
   readonly policy?: PolicyControl;
   /** The socket transport's counters (src/transport/socket_server.ts), if there is one. */
   readonly socketStats?: SocketServerStats;
+  /** The backend's durations and failures (absent: no such metrics). */
+  readonly storage?: StorageMetrics;
 }
 
 /**
@@ -123,6 +127,10 @@ export class Operations {
         startedAt: this.startedAt,
       })
     );
+    if (this.parts.storage !== undefined) {
+      const storage = this.parts.storage;
+      this.metrics.add(() => storage.metrics());
+    }
     return new ControlCommands({
       quotas: source.settings,
       usage: (d) => source.usage(d),
@@ -186,7 +194,8 @@ function memreport(core: Core, file: string): boolean {
   const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
     `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
     `  nodes ${nodes} generation ${core.db.generation}\n` +
-    `  connections ${core.clients.size} watches ${watches} transactions ${txns}\n`;
+    `  connections ${core.clients.size} watches ${watches} transactions ${txns}\n` +
+    heapSpacesReport();
   try {
     Deno.writeTextFileSync(file, text, { append: true, mode: 0o600 });
     return true;

@@ -1,8 +1,8 @@
 // The few process-level calls the daemon contract needs and Deno does not offer, built on the one libc
 // binding (ffi/libc.ts): setsid() for the detached daemon, open/flock/ftruncate for a locked pid file,
 // dup2 to let go of inherited stdio, Unix datagrams for sd_notify and syslog (Deno's datagram Unix
-// sockets need --unstable), and the probe whether a daemon serves a socket. Raw file descriptors never
-// leave this module except as opaque numbers owned by its callers.
+// sockets need --unstable), the probe whether a daemon serves a socket, and the process's comm name.
+// Raw file descriptors never leave this module except as opaque numbers owned by its callers.
 
 import * as libc from "../../ffi/libc.ts";
 
@@ -96,4 +96,12 @@ export async function socketAccepts(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Set the calling thread's name (the kernel's comm: /proc/PID/comm, what pgrep and ps -o comm show).
+ * Called from the main thread it names the process. Returns false if the kernel refused.
+ */
+export function setCommName(name: string): boolean {
+  return libc.setThreadName(name) === 0;
 }

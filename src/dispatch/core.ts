@@ -15,6 +15,7 @@ import { WatchManager } from "../watch/manager.ts";
 import type { XenPlatform } from "../xen/platform.ts";
 import { Client, type ReplySink } from "./client.ts";
 import { Dispatcher, type PolicySource } from "./dispatcher.ts";
+import { EventBuilder } from "./events.ts";
 import type { ControlHandler, RequestObserver } from "./extensions.ts";
 
 export interface CoreOptions {
@@ -25,7 +26,10 @@ export interface CoreOptions {
   readonly limits?: ConnectionLimits;
   /** Quota defaults, caps and exemption (src/quota; docs/quotas.md). */
   readonly quota?: QuotaConfig;
-  /** The Xen platform guests are introduced through (absent/null: --xen=none, no rings). */
+  /**
+   * The Xen platform guests are introduced through. null: --xen=none (no rings; dom0 is the only
+   * domain). Absent: a bare core (in-process tests) that does not know which domains exist.
+   */
   readonly platform?: XenPlatform | null;
   /** The domain registry's options (persistence of its records, -D, -K). */
   readonly domains?: DomainManagerOptions;
@@ -48,6 +52,8 @@ export class Core {
   readonly db: Database;
   readonly dispatcher: Dispatcher;
   readonly watches: WatchManager;
+  /** Builds WATCH_EVENT payloads; counts the ones too large to send. */
+  readonly events = new EventBuilder();
   readonly limits: ConnectionLimits;
   /** Per-domain accounting and quotas: its watch/transaction values come from `limits`. */
   readonly quotas: Quotas;
@@ -62,9 +68,11 @@ export class Core {
     this.limits = opts.limits ?? DEFAULT_CONNECTION_LIMITS;
     const observer = this.observer = opts.observer ?? null;
     this.watches = new WatchManager({
-      deliver: (owner, epath, token) => {
+      deliver: (owner, epath, token, watch) => {
         const c = this.clients.get(owner);
-        if (c === undefined || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, `${epath}\0${token}\0`)) return false;
+        if (c === undefined) return false;
+        const payload = this.events.payload(c.label, watch, epath, token);
+        if (payload === null || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, payload)) return false;
         if (observer !== null) observer.watchEvent(c, epath, token);
         return true;
       },
@@ -81,6 +89,8 @@ export class Core {
     });
     const gone = opts.domains?.onDomainGone;
     this.domains = new DomainManager(opts.platform ?? null, this.db, this.watches, {
+      // A core given no platform at all (in-process tests) does not know which domains exist.
+      assumeDomainsExist: opts.platform === undefined,
       ...opts.domains,
       onDomainGone: (domid) => {
         this.domainGone(domid);

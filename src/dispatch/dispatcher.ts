@@ -15,6 +15,7 @@ import type { Quotas } from "../quota/quotas.ts";
 import type { Database } from "../store/database.ts";
 import { components, type ResolvedPath, resolvePath } from "../store/path.ts";
 import type { Perms } from "../store/perms.ts";
+import { own, ownValue } from "../store/strings.ts";
 import { existingChain, lookup, type Node } from "../store/tree.ts";
 import {
   accessAspect,
@@ -94,6 +95,12 @@ export class Dispatcher {
     let type = m.type;
     let failure: unknown = null;
     try {
+      // As cxenstored: a transaction id that names no transaction of the connection is refused
+      // (ENOENT) before the payload is looked at, unless the operation ignores it (flags.txn).
+      const def = (OPERATIONS as Partial<Record<number, OpDef<Request>>>)[m.type];
+      if (m.txId !== 0 && def !== undefined && def.flags.txn !== "ignored") {
+        c.txns.get(m.txId, this.now(), false);
+      }
       const req = parseRequest(m);
       // Protocol-level policy (e.g. strict-protocol), on the raw request, before it runs.
       const refused = this.policy.checkMessage?.(c, m.type, m.txId, m.payload);
@@ -166,7 +173,10 @@ export class Dispatcher {
     const p = this.resolve(c, raw, true);
     if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
     this.quotas.checkWatch(c, p.abs, token);
-    const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
+    // A watch lives long: its strings are copies, not slices that keep the request payload alive
+    // (src/store/strings.ts); a relative watch's base is shared with the domain's other watches.
+    const base = p.relativeBase === null ? null : ownValue(p.relativeBase);
+    const w = { owner: c.id, path: own(p.abs), token: own(token), depth, relativeBase: base };
     if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
     this.afterReply.push(() => this.watches.fireInitial(w));
   }
@@ -218,7 +228,8 @@ export class Dispatcher {
   /** The permissions of a special path (`@introduceDomain`...), after an access check. */
   specialPerms(c: Client, path: string, access: "read" | "setperms"): Perms {
     const perms = this.db.specialPerms.get(path);
-    if (perms === undefined) throw new XsError("ENOENT", path);
+    // Only @introduceDomain and @releaseDomain have permissions (spec PERM-13: ENOENT for another).
+    if (perms === undefined) throw new XsError("ENOENT", `${path.slice(0, 64)} has no permissions`);
     const d = this.policy.checkNode(c, access, path, perms);
     if (d !== undefined) throw new XsError(d, path);
     return perms;

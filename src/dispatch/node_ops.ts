@@ -96,9 +96,13 @@ export function getPerms(d: Dispatcher, c: Client, req: Op<MsgType.GET_PERMS>, v
 }
 
 export function setPerms(d: Dispatcher, c: Client, req: Op<MsgType.SET_PERMS>, v: View): string {
-  const p = d.resolve(c, req.path, true);
+  // The list is judged before the path, as cxenstored does: malformed (EINVAL), too long (ENOSPC), an
+  // owner that is no existing domain (ENOENT) — so a node is never given to a domain that does not
+  // exist, to be inherited by whichever domain gets that domid next.
   const next = Perms.parse(req.perms);
   d.quotas.checkPermsCount(c, next);
+  const domains = incarnations(d, next);
+  const p = d.resolve(c, req.path, true);
   if (p.special) {
     const old = d.specialPerms(c, p.abs, "setperms");
     const refused = d.policy.checkSetPerms(c, old, next);
@@ -118,9 +122,31 @@ export function setPerms(d: Dispatcher, c: Client, req: Op<MsgType.SET_PERMS>, v
     const cur = lookup(root, comps);
     const policy = d.policy;
     return cur !== undefined && policy.checkNode(c, "setperms", p.abs, cur.perms) === undefined &&
-      policy.checkSetPerms(c, cur.perms, next) === undefined;
+      policy.checkSetPerms(c, cur.perms, next) === undefined && sameDomains(d, next, domains);
   });
   return OK;
+}
+
+/**
+ * The incarnations of the domains a permission list names, owner first (docs/protocol.md,
+ * Permissions); ENOENT if the owner does not exist. Entries naming other unknown domains are kept:
+ * they grant nothing until such a domain exists.
+ */
+function incarnations(d: Dispatcher, p: Perms): Array<string | null> {
+  const owner = d.domains.domainIncarnation(p.owner);
+  if (owner === null) throw new XsError("ENOENT", `no domain ${p.owner} to own the node`);
+  return [owner, ...p.acl.map((e) => d.domains.domainIncarnation(e.domid))];
+}
+
+/**
+ * At a transaction's commit: every domain the list named when it was set is still the same one.
+ * Otherwise the commit fails (EAGAIN): the owner may be gone, and an entry meant for a domain that
+ * died since would go to the next domain given its domid (XSA-417), after the cleanup at its death
+ * removed every other entry naming it.
+ */
+function sameDomains(d: Dispatcher, p: Perms, then: ReadonlyArray<string | null>): boolean {
+  if (d.domains.domainIncarnation(p.owner) !== then[0]) return false;
+  return p.acl.every((e, i) => then[i + 1] === null || d.domains.domainIncarnation(e.domid) === then[i + 1]);
 }
 
 /**

@@ -6,7 +6,9 @@
 //          with the policy's errno, EACCES for guests under the legacy rules, before anything else);
 //   txn    what the request's tx_id means: "view" — the operation reads and writes through that
 //          transaction (0: the live store); "id" — it names the transaction the operation starts in
-//          or ends; absent — it is ignored (xenstore.txt: watches are not transactional);
+//          or ends; "ignored" — nothing, not even checked (WATCH, UNWATCH: xenstore.txt, watches are
+//          not transactional); absent — unused, but like every other, a non-zero tx_id must name an
+//          open transaction of the connection (ENOENT before the payload is looked at, as cxenstored);
 //   write  the operation changes the store ("commit": only when it commits a transaction): what a
 //          guest's write credit is debited for while transactions are open (XSA-206,
 //          src/transport/throttle.ts).
@@ -28,7 +30,7 @@ const OK = "OK\0";
 
 export interface OpFlags {
   readonly priv?: Capability;
-  readonly txn?: "view" | "id";
+  readonly txn?: "view" | "id" | "ignored";
   readonly write?: true | "commit";
 }
 
@@ -78,7 +80,7 @@ export const OPERATIONS: Table = {
     },
   },
   [MsgType.WATCH]: {
-    flags: {},
+    flags: { txn: "ignored" },
     run: (d, c, req) => {
       if (req.depth !== undefined && (c.features & FEATURE_WATCH_DEPTH) === 0) {
         throw new XsError("EINVAL", "watch depth is not enabled for this domain");
@@ -88,7 +90,7 @@ export const OPERATIONS: Table = {
     },
   },
   [MsgType.UNWATCH]: {
-    flags: {},
+    flags: { txn: "ignored" },
     run: (d, c, req) => {
       const p = d.resolve(c, req.path, true);
       if (!d.watches.remove(c.id, p.abs, req.token)) throw new XsError("ENOENT", "no such watch");
@@ -98,7 +100,8 @@ export const OPERATIONS: Table = {
   [MsgType.RESET_WATCHES]: {
     flags: {},
     run: (d, c) => {
-      // As cxenstored and oxenstored: forget the caller's watches and transactions.
+      // As cxenstored and oxenstored: forget the caller's watches and transactions (a non-zero
+      // tx_id must still name one of them, as cxenstored 4.17).
       d.watches.removeOwner(c.id);
       c.txns.clear();
       return OK;

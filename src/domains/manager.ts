@@ -28,6 +28,7 @@ import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } f
 import type { RingFault } from "../xen/ring.ts";
 import { removeDomainTraces } from "./cleanup.ts";
 import type { RingHandle, RingInfo, RingPort } from "./rings.ts";
+import { nodeOwners, ReferencedDomains } from "./referenced.ts";
 
 export interface DomainManagerOptions {
   /** The set of introduced domains changed (persistence, src/backend/domains.ts). */
@@ -39,6 +40,11 @@ export interface DomainManagerOptions {
   readonly onDomainGone?: (domid: number) => void;
   /** Serve dom0's own ring when the platform has one (default true; -D / --no-domain-init: false). */
   readonly dom0Ring?: boolean;
+  /**
+   * No hypervisor view at all (a bare core in in-process tests): every domid is taken for an existing
+   * domain (SET_PERMS refuses no owner). Default false: only dom0 and the domains the platform knows.
+   */
+  readonly assumeDomainsExist?: boolean;
   /** A dead domain's nodes are given to dom0 instead of deleted (-K / --keep-orphans; default false). */
   readonly keepOrphans?: boolean;
 }
@@ -76,13 +82,17 @@ export class DomainManager {
   private readonly preset = new Map<number, { features: number; uniqueId: string }>();
   /** The ring transport; registered by it (src/transport/ring_server.ts) when the daemon is built. */
   private rings: RingPort | null = null;
+  /** Domains the store refers to (SET_PERMS owners) that are not introduced: cleaned up at death too. */
+  private readonly referenced: ReferencedDomains;
 
   constructor(
     readonly platform: XenPlatform | null,
     private readonly db: Database,
     private readonly watches: WatchManager,
     private readonly opts: DomainManagerOptions = {},
-  ) {}
+  ) {
+    this.referenced = new ReferencedDomains(platform, (domid) => this.forgetDomain(domid, "was replaced"));
+  }
 
   // ---- the transport's side (RingRegistry, src/transport/ring_server.ts) -------------------------
 
@@ -128,6 +138,20 @@ export class DomainManager {
   /** IS_DOMAIN_INTRODUCED: dom0 and DOMID_SELF always are (as cxenstored). */
   introducedForClients(domid: number): boolean {
     return domid === 0 || domid === DOMID_SELF || this.guests.has(domid);
+  }
+
+  /**
+   * The incarnation of `domid` — dom0, an introduced domain, or one the hypervisor knows (remembered,
+   * so that its death is cleaned up although it was never introduced); null if no domain has this
+   * domid (with --xen=none: every domid but 0). SET_PERMS refuses an owner that does not exist
+   * (ENOENT, as cxenstored; XSA-322/417).
+   */
+  domainIncarnation(domid: number): string | null {
+    if (domid === 0) return "dom0";
+    if (this.opts.assumeDomainsExist === true) return "unknown";
+    const d = this.guests.get(domid);
+    if (d !== undefined) return d.uniqueId;
+    return this.referenced.incarnation(domid);
   }
 
   /** One ring's state and buffers (tests, metrics), or null if `domid` has no ring served. */
@@ -236,6 +260,7 @@ export class DomainManager {
       throw e;
     }
     this.preset.delete(domid);
+    this.referenced.forget(domid);
     this.stats.introduced++;
     log("info", `dom${domid} introduced (port ${port} → local ${localPort})`);
     this.watches.fireSpecial("@introduceDomain", domid, "both");
@@ -296,6 +321,7 @@ export class DomainManager {
       }
     }
     this.preset.delete(d.domid);
+    this.referenced.forget(d.domid);
     const r = removeDomainTraces(this.db, d.domid, this.opts.keepOrphans);
     this.opts.onDomainGone?.(d.domid);
     if (why === "released") this.stats.released++;
@@ -325,9 +351,24 @@ export class DomainManager {
       }
     }
     if (shutdown) this.watches.fireSpecial("@releaseDomain", 0, "plain");
+    for (const domid of this.referenced.takeGone()) this.forgetDomain(domid, "died before being introduced");
     for (const [domid, p] of [...this.preset]) {
       if (platform.domainState(domid)?.uniqueId !== p.uniqueId) this.preset.delete(domid);
     }
+  }
+
+  /**
+   * A domain that was never introduced is gone: remove its traces by the same rule as at a death
+   * (./cleanup.ts), and forget its per-domain state elsewhere (quota usage, plugin state). No
+   * @releaseDomain: it never had a connection (as cxenstored).
+   */
+  private forgetDomain(domid: number, why: string): void {
+    const r = removeDomainTraces(this.db, domid, this.opts.keepOrphans);
+    this.opts.onDomainGone?.(domid);
+    log(
+      "info",
+      `dom${domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned`,
+    );
   }
 
   // ---- start, records and restarts ----------------------------------------------------------------
@@ -459,6 +500,13 @@ export class DomainManager {
       if (d !== undefined && r.target !== undefined && this.guests.has(r.target)) {
         d.target = r.target;
         d.conn.setTarget(r.target);
+      }
+    }
+    // Owners that are neither dom0 nor introduced: remembered if they still exist (so their death is
+    // cleaned up), cleaned up now if they died while we were down.
+    for (const domid of nodeOwners(this.db.root)) {
+      if (domid !== 0 && !this.guests.has(domid) && this.referenced.incarnation(domid) === null) {
+        this.forgetDomain(domid, "is gone (found at start)");
       }
     }
     this.persist();

@@ -173,12 +173,18 @@ export function nodesToStream(root: Node, specialPerms: ReadonlyMap<string, Perm
       out.push({ type: "node", path: name, value: "", perms: permsToStream(p), txn: null });
     }
   }
-  const stack: Array<[string, Node]> = [["/", root]];
-  while (stack.length > 0) {
-    const [path, n] = stack.pop()!;
+  // Parallel stacks, not [path, node] pairs (see walk() in src/store/tree.ts).
+  const paths: string[] = ["/"];
+  const nodes: Node[] = [root];
+  while (nodes.length > 0) {
+    const path = paths.pop()!;
+    const n = nodes.pop()!;
     out.push({ type: "node", path, value: n.value, perms: permsToStream(n.perms), txn: null });
     const names = n.childNames();
-    for (let i = names.length - 1; i >= 0; i--) stack.push([joinPath(path, names[i]), n.child(names[i])!]);
+    for (let i = names.length - 1; i >= 0; i--) {
+      paths.push(joinPath(path, names[i]));
+      nodes.push(n.child(names[i])!);
+    }
   }
   return out;
 }

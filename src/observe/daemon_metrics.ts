@@ -5,6 +5,7 @@ import type { Core } from "../dispatch/core.ts";
 import type { QuotaSettings } from "../dispatch/control.ts";
 import { CONTROL_QUOTAS } from "../quota/table.ts";
 import type { MetricFamily, Sample } from "./metrics.ts";
+import { VERSION } from "../common/version.ts";
 import type { DaemonObserver } from "./observer.ts";
 import type { RefusalLog } from "./refusals.ts";
 import type { DomainUsage } from "../dispatch/control.ts";
@@ -53,6 +54,12 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
   const totalNodes = s.usage.totalNodes();
   const mem = Deno.memoryUsage();
   const families: MetricFamily[] = [
+    {
+      name: "dxenstored_build_info",
+      help: "The daemon's version (package.json), as a label; the value is 1.",
+      type: "gauge",
+      samples: [{ labels: { version: VERSION }, value: 1 }],
+    },
     ...s.observer.metrics(),
     one("dxenstored_transactions_committed_total", "Transactions committed.", "counter", d.commits),
     one(
@@ -67,6 +74,12 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "Watch matches suppressed because the watcher may not see the node.",
       "counter",
       w.filtered,
+    ),
+    one(
+      "dxenstored_watch_events_oversized_total",
+      "Watch events not sent because they would exceed 4096 payload bytes (as cxenstored).",
+      "counter",
+      s.core.events.stats.oversized,
     ),
     one("dxenstored_connections", "Open connections.", "gauge", s.core.clients.size),
     one(
@@ -139,6 +152,8 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "gauge",
       s.startedAt / 1000,
     ),
+    // Histograms last: `xenstore-control stats` without a prefix fits 4 KiB, and cuts from the end.
+    ...s.observer.latencyMetrics(),
   ];
   return families;
 }

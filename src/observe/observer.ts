@@ -5,9 +5,10 @@ import type { Client } from "../dispatch/client.ts";
 import type { RequestObserver } from "../dispatch/extensions.ts";
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
+import { StorageError } from "../common/xs_error.ts";
 import type { AccessLog } from "./access_log.ts";
 import { connName } from "./access_log.ts";
-import type { MetricFamily, Sample } from "./metrics.ts";
+import { Histogram, histogramSamples, type MetricFamily, type Sample } from "./metrics.ts";
 import { formatRefusal, type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
 import { RecentActivity } from "./recent.ts";
 
@@ -33,6 +34,27 @@ const PATH_OPS = new Set<number>([
   MsgType.DIRECTORY_PART,
 ]);
 
+/**
+ * Request latency buckets, seconds: a READ takes microseconds; a WRITE with --sync always waits for the
+ * disk (milliseconds). One histogram per message type seen (at most OTHER_OP + 1).
+ */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.000005,
+  0.00001,
+  0.000025,
+  0.00005,
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.1,
+  0.5,
+];
+
 /** Distinct {domid, quota} label pairs kept for quota_refusals; the rest are summed under domid="other". */
 const MAX_QUOTA_SERIES = 4096;
 /** Domains counted one by one in domain_requests; the rest are summed under domid="other". */
@@ -48,6 +70,8 @@ export interface ObserverOptions {
 export class DaemonObserver implements RequestObserver {
   /** requests[op * MAX_RESULTS + result] */
   private readonly requests = new Float64Array((OTHER_OP + 1) * MAX_RESULTS);
+  /** Request latency by message type (created when the type is first seen). */
+  private readonly latency: Array<Histogram | undefined> = new Array(OTHER_OP + 1);
   private readonly resultNames: string[] = ["ok"];
   private readonly refusalsByErrno = new Map<string, number>();
   private readonly quotaRefusals = new Map<string, number>();
@@ -99,9 +123,12 @@ export class DaemonObserver implements RequestObserver {
     if (replyType === ERROR_TYPE && m.type !== ERROR_TYPE) {
       errno = reply.endsWith("\0") ? reply.slice(0, -1) : reply;
       slot = this.resultSlot(errno);
-      if (REFUSAL_ERRNOS.has(errno)) this.refused(c, m, errno, failure);
+      // A store the backend could not write is the daemon's failure (src/observe/storage.ts logs and
+      // counts it), not a refusal of the client.
+      if (REFUSAL_ERRNOS.has(errno) && !(failure instanceof StorageError)) this.refused(c, m, errno, failure);
     }
     this.requests[op * MAX_RESULTS + slot]++;
+    (this.latency[op] ??= new Histogram(LATENCY_BUCKETS)).observe(ms / 1000);
     const a = this.opts.accessLog;
     if (a !== null && a.active) a.request(c, m.type, m.txId, m.payload, errno);
   }
@@ -141,6 +168,22 @@ export class DaemonObserver implements RequestObserver {
     let n = 0;
     for (const v of this.quotaRefusals.values()) n += v;
     return n;
+  }
+
+  /** Request latency by message type (a histogram: long; rendered after the other families). */
+  latencyMetrics(): MetricFamily[] {
+    const series: Array<[Record<string, string>, Histogram]> = [];
+    for (let op = 0; op <= OTHER_OP; op++) {
+      const h = this.latency[op];
+      if (h !== undefined) series.push([{ op: OP_NAMES[op] ?? "OTHER" }, h]);
+    }
+    return [{
+      name: "dxenstored_request_duration_seconds",
+      help: "Time to handle a request (parse, access policy, store, persist), by message type; " +
+        "not the time it waited to be read or for a group commit to release the reply.",
+      type: "histogram",
+      samples: histogramSamples(series),
+    }];
   }
 
   metrics(): MetricFamily[] {

@@ -17,8 +17,6 @@ export interface Message {
 /** Why a stream was abandoned. Both close the connection; neither allocates `len` bytes. */
 export type FrameError = { readonly kind: "oversized"; readonly len: number };
 
-/** Write Latin-1 string `s` into `buf` at `off`; returns the offset after it. Chars > 0xff are a bug. */
-
 /** Encode a complete message (header + payload) into a new buffer. */
 export function encodeMessage(type: number, reqId: number, txId: number, payload: string): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + payload.length);

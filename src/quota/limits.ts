@@ -22,6 +22,9 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
     maxOpen: DEFAULT_CAPS.transactions,
     maxTouched: DEFAULT_CAPS["transaction-nodes"],
     maxAgeMs: 0,
+    // dom0 reads without a size limit (a whole store in one transaction: `dxenstored export --socket`),
+    // as cxenstored and oxenstored exempt it from their per-transaction quotas.
+    snapshotOnOverflow: true,
   },
   maxWatches: DEFAULT_QUOTAS.watches,
   maxWatchesPrivileged: DEFAULT_CAPS.watches,

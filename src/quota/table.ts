@@ -62,7 +62,8 @@ export const QUOTA_TABLE: readonly QuotaRow[] = [
     errno: "ENOSPC",
     capScope: "domain",
     dflt: 1000,
-    cap: 1_000_000,
+    // A store of 4 million nodes takes ~300 MiB (docs/architecture.md, "Memory").
+    cap: 4_000_000,
   },
   {
     name: "watches",

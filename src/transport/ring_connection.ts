@@ -8,7 +8,8 @@
 // disconnected and reconnect the way a socket client can, so dropping is the only bound left.
 import { log } from "../common/log.ts";
 import type { Client } from "../dispatch/client.ts";
-import { FEATURE_ERROR, HEADER_SIZE, MsgType } from "../protocol/wire.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
+import { FEATURE_ERROR, HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import {
   ERROR_NONE,
   faultCode,
@@ -115,6 +116,12 @@ export class RingConnection implements Connection {
   /** ReplySink: queue a reply or event. Events beyond the limits are dropped (counted, logged once). */
   send(type: number, reqId: number, txId: number, payload: string): boolean {
     if (this.state !== "connected") return false;
+    if (payload.length > PAYLOAD_MAX) {
+      const instead = replaceOversized(this.label, type, payload.length);
+      if (instead === null) return false;
+      type = MsgType.ERROR;
+      payload = instead;
+    }
     if (type === MsgType.WATCH_EVENT) {
       const cost = HEADER_SIZE + payload.length;
       if (

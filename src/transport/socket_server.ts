@@ -12,7 +12,8 @@ import * as libc from "../../ffi/libc.ts";
 import { log } from "../common/log.ts";
 import type { Client } from "../dispatch/client.ts";
 import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
-import { HEADER_SIZE, MsgType } from "../protocol/wire.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
+import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { UnsentEvents } from "../watch/queue.ts";
 import type { Connection, SocketState } from "./connection.ts";
 import type { EventLoop } from "./loop.ts";
@@ -154,6 +155,12 @@ export class SocketServer {
   /** SocketConnection.send: queue one message; false if the connection is gone or now over its limits. */
   queue(c: SocketConnection, type: number, reqId: number, txId: number, payload: string): boolean {
     if (c.closed) return false;
+    if (payload.length > PAYLOAD_MAX) {
+      const instead = replaceOversized(c.label, type, payload.length);
+      if (instead === null) return false;
+      type = MsgType.ERROR;
+      payload = instead;
+    }
     c.out.append(type, reqId, txId, payload);
     c.queuedBytes += HEADER_SIZE + payload.length;
     if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);

@@ -10,7 +10,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
  * What each layer may import besides itself. `wire` is src/protocol/wire.ts (xs_wire.h: pure data,
  * importable from everywhere); `protocol` is the rest of src/protocol (framing, request parsing).
  * The direction, top to bottom: cli → transport → dispatch → {policy, quota, domains} → {txn, watch,
- * backend, xen} → store → common; observe and client sit beside them.
+ * backend, xen} → store → common; observe, memory and client sit beside them.
  */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   common: [],
@@ -27,7 +27,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   domains: ["backend", "common", "store", "watch", "wire", "xen"],
   dispatch: ["common", "domains", "policy", "protocol", "quota", "store", "txn", "watch", "wire", "xen"],
   transport: ["common", "dispatch", "domains", "ffi", "protocol", "watch", "wire", "xen"],
-  observe: ["common", "dispatch", "protocol", "quota", "store", "watch", "wire"],
+  // The storage metrics observe the backend through its StorageObserver interface (types only).
+  observe: ["backend", "common", "dispatch", "protocol", "quota", "store", "watch", "wire"],
+  // V8's heap and collector, malloc_trim: below everything but ffi; only the CLI's assembly uses it.
+  memory: ["ffi"],
   client: ["common", "protocol", "wire", "xen"],
   migration: ["backend", "common", "store", "wire"],
   live_update: ["ffi"],
@@ -37,6 +40,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "dispatch",
     "domains",
     "ffi",
+    "memory",
     "observe",
     "policy",
     "protocol",
@@ -171,6 +175,8 @@ Deno.test("libc is bound once, in ffi/libc.ts", () => {
  */
 const MODULE_LETS: Readonly<Record<string, string>> = {
   "src/common/log.ts": "the process's log level and sink (set once at start, by tests' capture)",
+  "src/common/assets.ts": "whether this is the built program (set once, before main, by its entry)",
+  "src/memory/v8.ts": "node:v8, loaded on first use (an immutable module)",
   "src/cli/notify.ts": "NOTIFY_SOCKET, read once",
   "src/policy/kernel.ts": "the compiled policy kernel module (immutable)",
   "src/policy/legacy.ts": "the loaded legacy plugin (immutable)",

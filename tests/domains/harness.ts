@@ -130,8 +130,13 @@ export interface Rig {
   dom0: TestConn;
   /** One daemon loop turn: pending event-channel ports, then the loop's turn (serve, output, turn end). */
   turn(): void;
-  /** Create a domain in the fake Xen, introduce it from dom0, and return a client running as it. */
+  /**
+   * Create a domain in the fake Xen (unless `create` already did), introduce it from dom0, and return a
+   * client running as it.
+   */
   guest(domid: number): GuestClient;
+  /** Create a domain in the fake Xen (as a toolstack does before giving it nodes); no-op if it exists. */
+  create(domid: number): void;
   /** A client on an existing domain's ring (no INTRODUCE). */
   attach(domid: number): GuestClient;
   /** Run a daemon turn, then take every event now in `g`'s ring. */
@@ -187,8 +192,11 @@ export function rig(
       return g.eventsWithin(0);
     },
     attach,
+    create(domid: number) {
+      if (!xen.domains.has(domid)) xen.create(domid);
+    },
     guest(domid: number) {
-      xen.create(domid);
+      if (!xen.domains.has(domid)) xen.create(domid);
       const g = attach(domid);
       const reply = r.dom0.tryRequest(MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
       if (reply !== "OK") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);

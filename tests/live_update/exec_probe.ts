@@ -22,5 +22,6 @@ console.log(JSON.stringify({ pid: Deno.pid, threads, kept, inherited, sigIgn }))
 execve("/bin/sh", [
   "sh",
   "-c",
-  'echo "pid $$"; grep -E "^(Threads|SigBlk|SigIgn):" /proc/self/status; ls /proc/$$/fd | tr "\\n" " "; echo',
+  // No pipe in the shell itself: a pipeline's descriptors could still be open in it while ls lists them.
+  'echo "pid $$"; grep -E "^(Threads|SigBlk|SigIgn):" /proc/self/status; ls -m -w 0 /proc/$$/fd',
 ], { PATH: "/usr/bin:/bin" });

@@ -39,7 +39,7 @@ Deno.test("exec: the new program has our pid, one thread, no blocked signal, and
   // Deno installed are reset.
   assert.equal(lines[4], `SigIgn:\t${before.sigIgn}`);
   assert.ok((BigInt(`0x${before.sigIgn}`) & (1n << 12n)) !== 0n, "SIGPIPE is not ignored");
-  const fds = lines[5].trim().split(" ").map(Number).sort((a, b) => a - b);
+  const fds = lines[5].split(",").map((f) => Number(f.trim())).sort((a, b) => a - b);
   assert.deepEqual(fds, [...new Set([0, 1, 2, before.kept, ...before.inherited])].sort((a, b) => a - b));
 });
 

@@ -145,13 +145,24 @@ Deno.test({
   name: "cx 4.17 stream: the installed cxenstored writes what the fixtures hold (pending)",
   ignore: !online,
   async fn() {
-    const got = await capturePending();
     const want = readStream(await pendingBytes());
-    const have = readStream(got.dump);
     // Everything equal except how much of D's events the kernel took (socket buffer sizes).
     const norm = (s: MigrationStream) =>
       s.records.map((r) => r.type === "conn" && r.output.length > 1000 ? { ...r, output: null } : r);
-    assert.deepEqual(norm(have), norm(want));
+    // The scenario races the daemon's reads against the clients' writes (seven clients, a 1 s
+    // timeout); one CI run saw a difference that three local runs under load never showed. A
+    // different cxenstored build differs every time: up to three captures, each difference printed.
+    let got = await capturePending();
+    for (let attempt = 2; attempt <= 3; attempt++) {
+      try {
+        assert.deepEqual(norm(readStream(got.dump)), norm(want));
+        break;
+      } catch (e) {
+        console.error(`capture ${attempt - 1} differs from the fixture: ${(e as Error).message}`);
+        got = await capturePending();
+      }
+    }
+    assert.deepEqual(norm(readStream(got.dump)), norm(want));
     const { afterwards, ...handover } = JSON.parse(
       Deno.readTextFileSync(`${FIXTURES}/pending.handover.json`),
     );

@@ -251,7 +251,7 @@ Deno.test("L1 open transactions per connection, nested ones included (ENOSPC)", 
 });
 
 Deno.test("L2 nodes touched per transaction (ENOSPC), counted as distinct paths", () => {
-  const h = new Harness({ tx: { maxTouched: 4, maxOps: 1000 } });
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 1000, snapshotOnOverflow: false } });
   const a = h.conn();
   const t = a.startTx();
   for (let i = 0; i < 50; i++) assert.equal(a.tryWrite("/same", `${i}`, t), "OK");
@@ -268,7 +268,7 @@ Deno.test("L2 nodes touched per transaction (ENOSPC), counted as distinct paths"
 });
 
 Deno.test("L3 operations logged per transaction (ENOSPC)", () => {
-  const h = new Harness({ tx: { maxTouched: 100, maxOps: 5 } });
+  const h = new Harness({ tx: { maxTouched: 100, maxOps: 5, snapshotOnOverflow: false } });
   const a = h.conn();
   const t = a.startTx();
   for (let i = 0; i < 5; i++) assert.equal(a.tryWrite("/same", `${i}`, t), "OK");
@@ -299,7 +299,7 @@ Deno.test("L4 transaction age (EAGAIN); an abort still succeeds", () => {
 });
 
 Deno.test("L5 a merge that would exceed the parent's limit fails with ENOSPC", () => {
-  const h = new Harness({ tx: { maxTouched: 3 } });
+  const h = new Harness({ tx: { maxTouched: 3, snapshotOnOverflow: false } });
   const a = h.conn();
   const p = a.startTx();
   a.tryWrite("/p1", "1", p);
@@ -310,6 +310,88 @@ Deno.test("L5 a merge that would exceed the parent's limit fails with ENOSPC", (
   assert.equal(a.commit(c), "ENOSPC");
   assert.equal(a.tryRead("/c1", p), "E:ENOENT");
   assert.equal(a.commit(p), "OK");
+});
+
+Deno.test("L6 dom0 reads beyond the limits: the transaction keeps its snapshot, a read-only one commits", () => {
+  // The default dom0 limits (snapshotOnOverflow), made small.
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 20; i++) o.tryWrite(`/n/${i}`, `${i}`);
+  const t = a.startTx();
+  o.tryWrite("/n/5", "changed");
+  for (let i = 0; i < 20; i++) {
+    assert.equal(a.tryRead(`/n/${i}`, t), `${i}`, "the snapshot, beyond the limit");
+  }
+  assert.equal(a.tryDir("/n", t).split(",").length, 20);
+  assert.equal(a.tryGetPerms("/n/19", t), "n0");
+  assert.equal(a.commit(t), "OK", "read-only: never fails");
+});
+
+Deno.test("L7 dom0 past the observation limit commits only if the store is unchanged since its start", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 10; i++) o.tryWrite(`/n/${i}`, `${i}`);
+  const t = a.startTx();
+  for (let i = 0; i < 10; i++) a.tryRead(`/n/${i}`, t);
+  assert.equal(a.tryWrite("/out", "1", t), "OK");
+  assert.equal(a.commit(t), "OK", "nothing changed meanwhile");
+  assert.equal(a.tryRead("/out"), "1");
+  const u = a.startTx();
+  for (let i = 0; i < 10; i++) a.tryRead(`/n/${i}`, u);
+  assert.equal(a.tryWrite("/out", "2", u), "OK");
+  o.tryWrite("/unrelated", "x"); // not observed, but the observations were dropped: conservative
+  assert.equal(a.commit(u), "EAGAIN");
+  assert.equal(a.tryRead("/out"), "1", "nothing applied");
+});
+
+Deno.test("L8 modifications stay bounded for dom0: past the limit they are refused (ENOSPC)", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const t = a.startTx();
+  a.tryRead("/r1", t);
+  a.tryRead("/r2", t);
+  a.tryRead("/r3", t);
+  for (let i = 0; i < 4; i++) assert.equal(a.tryWrite(`/w${i}`, "1", t), "OK", "observations make room");
+  assert.equal(a.tryWrite("/w4", "1", t), "E:ENOSPC");
+  assert.equal(a.tryRead("/r9", t), "E:ENOENT", "reads go on");
+  assert.equal(a.commit(t), "OK");
+  assert.equal(a.tryRead("/w3"), "1");
+  assert.equal(a.tryRead("/w4"), "E:ENOENT");
+});
+
+Deno.test("L9 guests keep the transaction-nodes quota: past it, reads are refused (ENOSPC)", () => {
+  const h = new Harness();
+  const o = h.conn("o");
+  o.tryWrite("/local/domain/7", "");
+  o.trySetPerms("/local/domain/7", "n7");
+  const g = h.guest(7);
+  const t = g.startTx();
+  const limit = h.core.limits.tx.maxTouched;
+  let refused = 0;
+  for (let i = 0; i < limit + 5; i++) if (g.tryRead(`/local/domain/7/x${i}`, t) === "E:ENOSPC") refused++;
+  assert.ok(refused >= 5, `refused ${refused}`);
+});
+
+Deno.test("L10 a nested transaction past the limit merges only into an unchanged parent view", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 10; i++) o.tryWrite(`/n/${i}`, `${i}`);
+  const p = a.startTx();
+  const c = a.startTx(p);
+  for (let i = 0; i < 10; i++) a.tryRead(`/n/${i}`, c);
+  a.tryWrite("/from-child", "1", c);
+  a.tryWrite("/parent-moved", "1", p); // the parent's view is no longer the child's snapshot
+  assert.equal(a.commit(c), "EAGAIN");
+  const d = a.startTx(p);
+  for (let i = 0; i < 10; i++) a.tryRead(`/n/${i}`, d);
+  a.tryWrite("/from-child", "2", d);
+  assert.equal(a.commit(d), "OK");
+  o.tryWrite("/elsewhere", "x"); // the parent inherited the whole-snapshot dependency
+  assert.equal(a.commit(p), "EAGAIN");
+  assert.equal(a.tryRead("/from-child"), "E:ENOENT");
 });
 
 // ---- Deduplicated observations stay exact ----

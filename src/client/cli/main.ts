@@ -189,7 +189,7 @@ const COMPLETE: Command = {
   },
 };
 
-function denoIo(): Io {
+export function denoIo(): Io {
   const enc = new TextEncoder();
   const write = (b: Uint8Array) => {
     try {
