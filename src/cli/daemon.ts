@@ -35,6 +35,7 @@ export interface CoreParts {
   readonly db?: Database;
   /** A fixed policy, or the policy manager (src/policy/manager.ts: reloadable, its status for CONTROL). */
   readonly policy: Policy | (PolicySource & PolicyControl);
+  /** null: --xen=none (dom0 is the only domain); absent: a core that does not know which domains exist. */
   readonly platform?: XenPlatform | null;
   /** Where the introduced domains are stored (absent: nowhere, as the memory backend). */
   readonly backend?: Backend;
@@ -61,7 +62,8 @@ export function buildCore(o: DaemonOptions, parts: CoreParts): { core: Core; ops
     db: parts.db,
     limits,
     quota: quotaConfig(o),
-    platform: parts.platform ?? null,
+    // The daemon always names its platform (null: --xen=none); in-process tests may leave it out.
+    platform: parts.platform,
     domains: {
       // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
       onDomainsChanged: (d) => {
@@ -78,6 +80,8 @@ export function buildCore(o: DaemonOptions, parts: CoreParts): { core: Core; ops
 
 export interface DaemonParts extends CoreParts {
   readonly db: Database;
+  /** The daemon's platform: null with --xen=none. */
+  readonly platform: XenPlatform | null;
   /** Group commit's gate (null: output is released at each turn's end). */
   readonly gate: OutputGate | null;
 }
@@ -94,7 +98,7 @@ export class Daemon {
   constructor(o: DaemonOptions, parts: DaemonParts) {
     const socketStats: SocketServerStats = { outputLimitDisconnects: 0 };
     ({ core: this.core, ops: this.ops } = buildCore(o, { ...parts, socketStats }));
-    this.platform = parts.platform ?? null;
+    this.platform = parts.platform;
     this.loop = new EventLoop({ gate: parts.gate });
     this.sockets = new SocketServer(this.loop, this.core, {
       path: o.socket,

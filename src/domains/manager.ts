@@ -21,7 +21,7 @@
 import { log } from "../common/log.ts";
 import { XsError } from "../common/xs_error.ts";
 import type { DomainRecord, StoredWatch } from "../backend/domains.ts";
-import { DOMAIN_FEATURES, SERVER_FEATURES } from "../protocol/wire.ts";
+import { DOMAIN_FEATURES, PAYLOAD_MAX, SERVER_FEATURES } from "../protocol/wire.ts";
 import type { Database } from "../store/database.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } from "../xen/platform.ts";
@@ -114,7 +114,7 @@ export class DomainManager {
     log(
       "warn",
       `dom${domid}${domid === 0 ? "-ring" : ""}: ${
-        fault === "ring-index" ? "inconsistent ring indices" : "message longer than 4096 bytes"
+        fault === "ring-index" ? "inconsistent ring indices" : `message longer than ${PAYLOAD_MAX} bytes`
       }; no longer serving its ring (${this.stats.ringFaults} ring faults so far)`,
     );
   }

@@ -223,7 +223,7 @@ export class SocketServer {
         break;
       }
       if (isFrameError(m)) {
-        log("warn", `${c.label}: message length ${m.len} exceeds 4096, closing the connection`);
+        log("warn", `${c.label}: message length ${m.len} exceeds ${PAYLOAD_MAX}, closing the connection`);
         this.closeConn(c, "oversized message");
         return;
       }
