@@ -4,8 +4,8 @@
 // in an in-process core and tears them down the way the daemon does; after two full collections the
 // heap left is recorded, and the last cycle's objects still alive are counted (WeakRefs). Prints one
 // JSON line: { alive: objects of the last cycle still reachable, tracked, heap: bytes after each }.
-import { Core } from "../../src/dispatch/core.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import type { Core } from "../../src/dispatch/core.ts";
+import { testCore } from "../helpers/core.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { lookup } from "../../src/store/tree.ts";
 import { components } from "../../src/store/path.ts";
@@ -31,7 +31,7 @@ type Scenario = () => Promise<() => Promise<void>>;
 const scenarios: Record<string, Scenario> = {
   // 2 000 watches on one connection, then the connection closes.
   watches: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const c = core.open(sink, "watcher");
       for (let i = 0; i < 2000; i++) {
@@ -50,7 +50,7 @@ const scenarios: Record<string, Scenario> = {
   },
   // 500 transactions opened, each writing, then abandoned by closing the connection.
   transactions: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const c = core.open(sink, "txn");
       for (let i = 0; i < 500; i++) send(core, c, MsgType.TRANSACTION_START, "\0");
@@ -66,7 +66,7 @@ const scenarios: Record<string, Scenario> = {
   },
   // 500 connections opened, each serving a request, then closed.
   connections: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const cs = [];
       for (let i = 0; i < 500; i++) {
@@ -83,7 +83,7 @@ const scenarios: Record<string, Scenario> = {
   },
   // 20 000 nodes written and removed again; the node total (memreport, metrics) was read meanwhile.
   nodes: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     const c = core.open(sink, "writer");
     return Promise.resolve(() => {
       for (let i = 0; i < 20_000; i++) {
