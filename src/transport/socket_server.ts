@@ -49,7 +49,8 @@ const OUT_HIGH = 256 * 1024;
 class SocketConnection implements Connection {
   readonly framer = new Framer();
   readonly out = new OutBuffer();
-  client!: Client;
+  /** The core's client for this connection (the privileged control domain). */
+  readonly client: Client;
   closed = false;
   /** Reading suspended because output is backed up or input is pending. */
   paused = false;
@@ -64,8 +65,15 @@ class SocketConnection implements Connection {
   readonly marks = new ReleaseMarks();
   readonly label: string;
 
-  constructor(readonly fd: number, readonly id: number, private readonly server: SocketServer) {
+  constructor(
+    readonly fd: number,
+    readonly id: number,
+    private readonly server: SocketServer,
+    handler: ConnectionHandler,
+  ) {
     this.label = `socket#${id}`;
+    // Last: the core may keep this connection as the client's reply sink from here on.
+    this.client = handler.open(this, this.label);
   }
 
   get queuedPosition(): number {
@@ -145,8 +153,7 @@ export class SocketServer {
     for (;;) {
       const fd = libc.accept(this.listenFd);
       if (fd < 0) break;
-      const c = new SocketConnection(fd, this.nextId++, this);
-      c.client = this.handler.open(c, c.label);
+      const c = new SocketConnection(fd, this.nextId++, this, this.handler);
       this.conns.set(fd, c);
       this.loop.addFd(fd, (mask) => this.onEvent(c, mask), libc.EPOLLIN | libc.EPOLLRDHUP);
     }
