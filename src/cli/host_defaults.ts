@@ -3,7 +3,7 @@
 // default depends on the host: a host with Xen's devices (/dev/xen or /proc/xen) is a dom0, and a
 // dom0 xenstored serves guests, so there it is `real`; elsewhere (a development machine, CI) it is
 // `none`, sockets only. Sockets only on a Xen host is an explicit choice (--xen none, or `xen = none`).
-import type { XenSpec } from "../domains/attach.ts";
+import type { XenSpec } from "../xen/open.ts";
 import type { DaemonOptions } from "./options.ts";
 
 /** What the default looks at: whether a path exists. Tests inject their own. */
