@@ -49,6 +49,7 @@ import {
   treeOps,
 } from "./records.ts";
 import { DirectAppender, DirectWriteError } from "./direct_log.ts";
+import { type Disk, type DiskFile, REAL_DISK } from "./disk.ts";
 import { AioContext } from "../../ffi/aio.ts";
 import * as libc from "../../ffi/libc.ts";
 
@@ -63,6 +64,8 @@ export interface FileBackendOptions extends BackendOptions {
   readonly preallocBytes?: number;
   /** Group mode: write each group with O_DIRECT|O_DSYNC where the file system allows (default true). */
   readonly directIo?: boolean;
+  /** The file system (default: the real one). Any other has no O_DIRECT/AIO path (src/backend/disk.ts). */
+  readonly disk?: Disk;
 }
 
 /** True if b[from..] holds only zeros (preallocated or never-written space). */
@@ -84,23 +87,23 @@ function logHeader(epoch: number): Uint8Array {
   return h;
 }
 
-function readIfExists(path: string): Uint8Array | null {
+function readIfExists(disk: Disk, path: string): Uint8Array | null {
   try {
-    return Deno.readFileSync(path);
+    return disk.readFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
 }
 
-function writeAll(f: Deno.FsFile, b: Uint8Array): void {
+function writeAll(f: DiskFile, b: Uint8Array): void {
   let off = 0;
   while (off < b.length) off += f.writeSync(b.subarray(off));
 }
 
-function removeIfExists(path: string): void {
+function removeIfExists(disk: Disk, path: string): void {
   try {
-    Deno.removeSync(path);
+    disk.removeSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -144,8 +147,8 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   private plainUnsynced = false;
   /** The introduced domains as last stored (rewritten into every snapshot). */
   private domains: readonly DomainRecord[] = [];
-  private lockFile: Deno.FsFile | null = null;
-  private logFile: Deno.FsFile | null = null;
+  private lockFile: DiskFile | null = null;
+  private logFile: DiskFile | null = null;
   private epoch = 0;
   private logSize = 0;
   /** Bytes the log file really has: logSize plus zero-filled space ahead (preallocation). */
@@ -164,9 +167,12 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   /** Set after an I/O failure that leaves the on-disk state uncertain: every later persist fails. */
   private failed: string | null = null;
 
+  private readonly disk: Disk;
+
   constructor(readonly dir: string, opts: Partial<FileBackendOptions> = {}) {
     this.name = `file:${dir}`;
-    this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts };
+    this.disk = opts.disk ?? REAL_DISK;
+    this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts, ...(this.disk.directIo ? {} : { directIo: false }) };
     this.group = groupWindowMs(this.opts.sync) !== null;
   }
 
@@ -184,17 +190,17 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private loadLocked(): LoadedState | null {
-    Deno.mkdirSync(this.dir, { recursive: true });
-    this.lockFile = Deno.openSync(this.p("lock"), { read: true, write: true, create: true });
+    this.disk.mkdirSync(this.dir, { recursive: true });
+    this.lockFile = this.disk.openSync(this.p("lock"), { read: true, write: true, create: true });
     if (!this.lockFile.tryLockSync(true)) {
       this.lockFile.close();
       this.lockFile = null;
       throw new BackendError(`${this.dir} is in use by another daemon (lock held)`);
     }
-    removeIfExists(this.p("snapshot.tmp"));
-    removeIfExists(this.p("log.tmp"));
-    const snapBytes = readIfExists(this.p("snapshot"));
-    const logBytes = readIfExists(this.p("log"));
+    removeIfExists(this.disk, this.p("snapshot.tmp"));
+    removeIfExists(this.disk, this.p("log.tmp"));
+    const snapBytes = readIfExists(this.disk, this.p("snapshot"));
+    const logBytes = readIfExists(this.disk, this.p("log"));
     if (snapBytes === null && logBytes === null) {
       this.needCompact = true; // fresh: the first compaction writes snapshot 1 and log 1
       return null;
@@ -331,7 +337,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
       log("warn", `${this.name}: --recover dropped ${skippedOps} node operations whose parents are missing`);
     }
     if (pos < logBytes.length) {
-      Deno.truncateSync(this.p("log"), pos);
+      this.disk.truncateSync(this.p("log"), pos);
     }
     if (tolerant) gen = Math.max(gen, maxGen(root));
     this.openLog(pos);
@@ -386,7 +392,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   /** --recover: save the bytes from `pos` on for inspection and report them. */
   private drop(b: Uint8Array, pos: number, why: string): void {
     const name = `log.dropped-${this.epoch}-${pos}`;
-    Deno.writeFileSync(this.p(name), b.subarray(pos));
+    this.disk.writeFileSync(this.p(name), b.subarray(pos));
     let later = 0; // records that still look valid after the damage (lost with it)
     for (let i = pos + 1; i + 12 <= b.length; i++) {
       const f = readFrame(b, i);
@@ -403,7 +409,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private openLog(size: number): void {
-    const f = Deno.openSync(this.p("log"), { read: true, write: true });
+    const f = this.disk.openSync(this.p("log"), { read: true, write: true });
     f.seekSync(size, Deno.SeekMode.Start);
     this.logFile = f;
     this.direct?.close();
@@ -426,7 +432,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
    * metadata update, so each commit's fdatasync writes just data (as PostgreSQL pre-zeroes its WAL);
    * the file's size changes once per preallocBytes. At start the zeros are recognised and cut off.
    */
-  private reserve(f: Deno.FsFile, need: number): void {
+  private reserve(f: DiskFile, need: number): void {
     const step = this.opts.preallocBytes ?? 1 << 20;
     if (this.opts.sync === "none" || step <= 0 || this.logSize + need <= this.allocated) return;
     if (this.logSize < this.reserveAfter) return;
@@ -546,7 +552,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
    * Group mode: write the buffered records. Into preallocated space, so a failure is a media error:
    * the records are committed in memory with replies queued, so the backend stops (see syncNow).
    */
-  private flushBuffered(f: Deno.FsFile): void {
+  private flushBuffered(f: DiskFile): void {
     // The direct appender writes through its own descriptor and reads the tail through this one:
     // this descriptor's position is set here, the one place group mode writes through it, and nowhere
     // on the per-group path.
@@ -734,19 +740,19 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   /** The one place a log record is written (tests override it to inject faults). */
-  protected writeLog(f: Deno.FsFile, frame: Uint8Array): void {
+  protected writeLog(f: DiskFile, frame: Uint8Array): void {
     this.directReady = false;
     this.plainUnsynced = true;
     writeAll(f, frame);
   }
 
   /** The one place the log is synced (tests override it to inject faults). */
-  protected syncLog(f: Deno.FsFile): void {
+  protected syncLog(f: DiskFile): void {
     f.syncDataSync();
   }
 
   /** Cut a partly written record off the end so the log stays a clean sequence of records. */
-  private undo(f: Deno.FsFile, cause: unknown): void {
+  private undo(f: DiskFile, cause: unknown): void {
     try {
       f.truncateSync(this.logSize);
       f.seekSync(this.logSize, Deno.SeekMode.Start);
@@ -778,11 +784,11 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     try {
       this.writeDurably(this.p("snapshot.tmp"), snap);
       this.writeDurably(this.p("log.tmp"), logHeader(next));
-      Deno.renameSync(this.p("snapshot.tmp"), this.p("snapshot"));
+      this.disk.renameSync(this.p("snapshot.tmp"), this.p("snapshot"));
     } catch (e) {
       try {
-        removeIfExists(this.p("snapshot.tmp"));
-        removeIfExists(this.p("log.tmp"));
+        removeIfExists(this.disk, this.p("snapshot.tmp"));
+        removeIfExists(this.disk, this.p("log.tmp"));
       } catch { /* best effort */ }
       throw e;
     }
@@ -790,7 +796,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     // (appending to the old log would be ignored at the next start).
     try {
       this.syncDir();
-      Deno.renameSync(this.p("log.tmp"), this.p("log"));
+      this.disk.renameSync(this.p("log.tmp"), this.p("log"));
       this.syncDir();
       this.logFile?.close();
       this.logFile = null;
@@ -810,7 +816,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private writeDurably(path: string, b: Uint8Array): void {
-    const f = Deno.openSync(path, { write: true, create: true, truncate: true });
+    const f = this.disk.openSync(path, { write: true, create: true, truncate: true });
     try {
       writeAll(f, b);
       f.syncSync();
@@ -820,7 +826,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private syncDir(): void {
-    const d = Deno.openSync(this.dir, { read: true });
+    const d = this.disk.openSync(this.dir, { read: true });
     try {
       d.syncSync();
     } finally {

@@ -38,6 +38,8 @@ export interface CoreOptions {
   readonly limits?: CoreLimits;
   /** Quota defaults, caps and exemption (src/domains/quota.ts; docs/quotas.md). */
   readonly quota?: QuotaConfig;
+  /** Wall clock in ms for transaction ages (default Date.now; the simulation's clock in tests/sim). */
+  readonly now?: () => number;
 }
 
 export class Core {
@@ -76,7 +78,7 @@ export class Core {
       checkCapability: (who, cap) => this.dispatcher.policy.checkCapability(who, cap),
       ...quotaOptionsFrom(this.limits, opts.quota),
     });
-    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas);
+    this.dispatcher = new Dispatcher(this.db, opts.policy, this.watches, this.quotas, opts.now);
     this.db.onCommit((c) => this.watches.onCommit(c));
   }
 
