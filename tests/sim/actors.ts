@@ -58,7 +58,12 @@ abstract class Actor {
   protected abstract get clientId(): number;
 
   /** A node request, a transaction step or a watch change, at random (dom0: /sim; guests: data/). */
-  protected nextRequest(rng: Rng, root: string, names: readonly string[], watchRoots: readonly string[]): Message {
+  protected nextRequest(
+    rng: Rng,
+    root: string,
+    names: readonly string[],
+    watchRoots: readonly string[],
+  ): Message {
     const reqId = this.nextReq++;
     const p = path(rng, root, names, 3);
     const txId = this.tx;
@@ -186,7 +191,10 @@ export class SocketActor extends Actor {
     }
     const n = rng.int(3);
     for (let i = 0; i < n && this.outstanding.length < 4 && !this.txStarting; i++) {
-      out.push([this.sock, this.nextRequest(rng, "/sim", ["a", "b", "c", "d"], ["/sim", "/sim/a", "/", "/local"])]);
+      out.push([
+        this.sock,
+        this.nextRequest(rng, "/sim", ["a", "b", "c", "d"], ["/sim", "/sim/a", "/", "/local"]),
+      ]);
     }
   }
 
@@ -240,10 +248,10 @@ export class GuestActor extends Actor {
     this.client = d.mgr.ringInfo(this.domid)?.clientId ?? -1;
   }
 
-  /** Read whatever the daemon put in the ring. */
-  drain(chk: Checker): void {
+  /** Read whatever the daemon put in the ring (`force`: also while not reading, at a restart). */
+  drain(chk: Checker, force = false): void {
     const page = this.page();
-    if (page === null || this.state === "down" || this.muteSteps > 0) return;
+    if (page === null || this.state === "down" || (this.muteSteps > 0 && !force)) return;
     const got: Delivered[] = [];
     for (;;) {
       const m = this.reader.read(page, RESPONSES);
@@ -334,7 +342,9 @@ export class GuestActor extends Actor {
     this.client = info.clientId;
     this.forget();
     const restored = d.core.watches.trie.watchesOf(info.clientId);
-    const have = new Set(restored.map((w) => `${w.path.replace(`/local/domain/${this.domid}/`, "")}\0${w.token}`));
+    const have = new Set(
+      restored.map((w) => `${w.path.replace(`/local/domain/${this.domid}/`, "")}\0${w.token}`),
+    );
     for (const w of this.watches) {
       if (!have.has(w)) chk.fail(`${this.name}: acknowledged watch ${JSON.stringify(w)} lost in the restart`);
     }

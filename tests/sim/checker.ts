@@ -17,7 +17,7 @@ import type { Client } from "../../src/dispatch/client.ts";
 import type { Core } from "../../src/dispatch/core.ts";
 import type { Message } from "../../src/protocol/codec.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
-import type { Commit } from "../../src/store/database.ts";
+import type { Commit, Database } from "../../src/store/database.ts";
 import { components } from "../../src/store/path.ts";
 import { lookup, type Node } from "../../src/store/tree.ts";
 import { Model, type ModelOp, modelOp, type ModelResult, modifies } from "./model.ts";
@@ -64,7 +64,8 @@ export class Checker {
   readonly replyIdx = new Map<string, number>();
   readonly expected = new Map<number, ExpectedEvent[]>();
   readonly watches = new Map<number, SimWatch[]>();
-  private readonly txLogs = new Map<string, TxEntry[]>();
+  /** Open transactions: their requests and answers, and the history index when they started. */
+  private readonly txLogs = new Map<string, { readonly start: number; readonly log: TxEntry[] }>();
   private inRequest = false;
   private serial = 1;
   private requestCommits = 0;
@@ -84,9 +85,16 @@ export class Checker {
     this.digest = h;
   }
 
-  /** Hook into a new daemon incarnation (before it loads anything that could commit). */
+  private core: Core | null = null;
+
+  /** Hook into a new incarnation's database, before the backend (its compaction) is attached. */
+  instrumentDatabase(db: Database): void {
+    db.onCommit((c) => this.onCommit(this.core!, c));
+  }
+
+  /** Hook into a new daemon incarnation (before anything is served). */
   instrument(core: Core): void {
-    core.db.onCommit((c) => this.onCommit(core, c));
+    this.core = core;
     const handle = core.dispatcher.handle.bind(core.dispatcher);
     core.dispatcher.handle = (c: Client, m: Message) => {
       this.inRequest = true;
@@ -166,7 +174,12 @@ export class Checker {
   private queueEvents(core: Core, c: Commit, idx: number): void {
     const told = new Set<string>();
     const serial = this.serial++;
-    if (DEBUG) console.log(`commit serial ${serial} idx ${idx} dom${c.domid} inRequest=${this.inRequest}`, c.changes.map((x) => `${x.kind} ${x.path}`));
+    if (DEBUG) {
+      console.log(
+        `commit serial ${serial} idx ${idx} dom${c.domid} inRequest=${this.inRequest}`,
+        c.changes.map((x) => `${x.kind} ${x.path}`),
+      );
+    }
     for (const [owner, ws] of this.watches) {
       if (!core.clients.has(owner)) continue;
       for (const w of ws) {
@@ -209,6 +222,7 @@ export class Checker {
   }
 
   push(owner: number, e: ExpectedEvent): void {
+    if (DEBUG) console.log(`expect #${owner} ${JSON.stringify(e)}`);
     let q = this.expected.get(owner);
     if (q === undefined) this.expected.set(owner, q = []);
     q.push(e);
@@ -217,12 +231,19 @@ export class Checker {
   /** A client received watch events: they must be the next expected ones, in order. */
   receivedEvents(owner: number, who: string, got: ReadonlyArray<{ path: string; token: string }>): void {
     const q = this.expected.get(owner) ?? [];
+    if (DEBUG) {
+      console.log(
+        `events to ${who}#${owner}: ${JSON.stringify(got)} expected ${JSON.stringify(q.slice(0, 6))}`,
+      );
+    }
     for (const e of got) {
       this.stats.events++;
       this.mix(`E${who}${e.path}\0${e.token}`);
       // The event must belong to the oldest commit still owed.
       let i = 0;
-      while (i < q.length && q[i].serial === q[0].serial && (q[i].path !== e.path || q[i].token !== e.token)) i++;
+      while (
+        i < q.length && q[i].serial === q[0].serial && (q[i].path !== e.path || q[i].token !== e.token)
+      ) i++;
       const x = i < q.length && q[i].serial === q[0].serial ? q.splice(i, 1)[0] : q.shift();
       if (x === undefined || x.path !== e.path || x.token !== e.token) {
         this.fail(
@@ -242,11 +263,23 @@ export class Checker {
   }
 
   private replied(c: Client, m: Message, type: number, reply: string, failure: unknown): void {
-    if (this.dead) return;
+    // After the crash point nothing is real — except a commit that took effect before it, in the
+    // request that was being handled when the process died, or its write that failed at the crash
+    // point (either may have left its record on disk).
+    if (this.dead && this.requestCommits === 0 && !(failure instanceof StorageError)) return;
     this.stats.requests++;
+    if (DEBUG) {
+      console.log(
+        `req ${c.label}#${c.id} tx${m.txId} type ${m.type} ${
+          JSON.stringify(m.payload.slice(0, 40))
+        } -> ${type} ${JSON.stringify(reply.slice(0, 40))} hist ${this.history.length}`,
+      );
+    }
     this.mix(`R${c.id}:${m.reqId}:${type}:${reply}`);
     if (failure !== null && !(failure instanceof Error && "errno" in failure)) {
-      this.fail(`internal error answering type ${m.type} ${JSON.stringify(m.payload.slice(0, 60))}: ${failure}`);
+      this.fail(
+        `internal error answering type ${m.type} ${JSON.stringify(m.payload.slice(0, 60))}: ${failure}`,
+      );
     }
     const storage = failure instanceof StorageError;
     if (storage) this.stats.storageErrors++;
@@ -257,8 +290,7 @@ export class Checker {
     const op = modelOp(m.type, m.payload, abs);
     const committed = this.requestCommits > 0;
     if (op !== null && m.txId !== 0) {
-      const log = this.txLogs.get(key(m.txId));
-      if (log !== undefined) log.push({ op, ok, payload: ok ? reply : errno });
+      this.txLogs.get(key(m.txId))?.log.push({ op, ok, payload: ok ? reply : errno });
     } else if (op !== null) {
       if (storage && modifies(op)) {
         const s = this.model.clone();
@@ -266,16 +298,23 @@ export class Checker {
         this.maybes.push({ at: this.history.length - 1, state: s });
       } else if (ok || errno === "ENOENT") this.check(this.model, op, ok, ok ? reply : errno, "");
     } else if (m.type === MsgType.TRANSACTION_START && ok) {
-      this.txLogs.set(key(Number(reply.replace(/\0$/, ""))), []);
+      this.txLogs.set(key(Number(reply.replace(/\0$/, ""))), { start: this.history.length - 1, log: [] });
     } else if (m.type === MsgType.TRANSACTION_END) {
-      const log = this.txLogs.get(key(m.txId));
-      if (log !== undefined && (ok || errno !== "ENOENT")) this.txLogs.delete(key(m.txId));
-      if (log !== undefined && m.payload.startsWith("T")) {
-        if (ok) {
+      const tx = this.txLogs.get(key(m.txId));
+      if (tx !== undefined && (ok || errno !== "ENOENT")) this.txLogs.delete(key(m.txId));
+      if (tx !== undefined && m.payload.startsWith("T")) {
+        const log = tx.log;
+        const what = `transaction ${m.txId} of ${c.label}`;
+        if (ok && !log.some((e) => e.ok && modifies(e.op))) {
+          // Read-only: it commits at once, serialized at its snapshot (the state when it started).
           this.stats.txCommitted++;
-          this.model = this.replay(this.model, log, `transaction ${m.txId} of ${c.label}`);
-        } else if (storage) this.maybes.push({ at: this.history.length - 1, state: this.replay(this.model, log, "") });
-        else if (errno === "EAGAIN") this.stats.txConflicts++;
+          this.replay(this.history[tx.start], log, `read-only ${what}`);
+        } else if (ok) {
+          this.stats.txCommitted++;
+          this.model = this.replay(this.model, log, what);
+        } else if (storage) {
+          this.maybes.push({ at: this.history.length - 1, state: this.replay(this.model, log, "") });
+        } else if (errno === "EAGAIN") this.stats.txConflicts++;
       }
     } else if (m.type === MsgType.WATCH && ok) {
       const [path, token] = m.payload.split("\0");
@@ -313,7 +352,9 @@ export class Checker {
     const want = r.ok ? r.payload : r.errno;
     if (r.ok !== ok || want !== got) {
       this.fail(
-        `${ctx}${op.op} ${op.path}: daemon answered ${ok ? "" : "error "}${JSON.stringify(got.slice(0, 80))}, ` +
+        `${ctx}${op.op} ${op.path}: daemon answered ${ok ? "" : "error "}${
+          JSON.stringify(got.slice(0, 80))
+        }, ` +
           `model ${r.ok ? "" : "error "}${JSON.stringify(want.slice(0, 80))}`,
       );
     }

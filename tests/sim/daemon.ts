@@ -6,7 +6,13 @@
  * before output, then the gate's tag, then socket output released as far as it is durable, then the
  * turn-end hooks (ring output). Nothing here decides anything the daemon decides.
  */
-import { type Backend, openState, persistDomainRecords, type SyncMode } from "../../src/backend/backend.ts";
+import {
+  attachBackend,
+  type Backend,
+  persistDomainRecords,
+  type SyncMode,
+} from "../../src/backend/backend.ts";
+import { Database } from "../../src/store/database.ts";
 import { FileBackend } from "../../src/backend/file.ts";
 import { GroupCommitGate } from "../../src/backend/group.ts";
 import { groupWindowMs } from "../../src/backend/backend.ts";
@@ -91,8 +97,11 @@ export class SimDaemon {
     hv: SimHypervisor,
     config: DaemonConfig,
     now: () => number,
-    /** Installed before anything can commit (the checker's commit listener and request observer). */
-    instrument: (core: Core) => void,
+    /**
+     * The checker's hooks: `database` before the backend is attached (its commit listener runs before
+     * the backend's compaction, which may be where the process dies), `core` before anything else.
+     */
+    instrument: { database(db: Database): void; core(core: Core): void },
   ) {
     this.backend = new FileBackend("/state", {
       sync: config.sync,
@@ -101,9 +110,14 @@ export class SimDaemon {
       compactBytes: config.compactBytes,
       preallocBytes: config.preallocBytes,
     });
-    const { db, domains } = openState(this.backend);
+    // openState (src/backend/backend.ts), with the checker's listener installed first.
+    const state = this.backend.load();
+    const db = state === null ? new Database() : new Database(state.root, state.gen);
+    instrument.database(db);
+    attachBackend(db, this.backend);
+    const domains = state?.domains ?? [];
     this.core = new Core({ policy: new LegacyPolicy(), db, limits: DEFAULT_CORE_LIMITS, now });
-    instrument(this.core);
+    instrument.core(this.core);
     const window = groupWindowMs(config.sync);
     const deferred = window === null ? null : this.backend.deferredSync?.() ?? null;
     this.gate = deferred === null ? null : new GroupCommitGate(deferred, window!, (e) => {

@@ -49,7 +49,12 @@ export interface DiskFaults {
   readonly tear: number;
 }
 
-export const NO_FAULTS: DiskFaults = { fsyncFail: 0, writeFail: 0, capacity: Number.MAX_SAFE_INTEGER, tear: 0 };
+export const NO_FAULTS: DiskFaults = {
+  fsyncFail: 0,
+  writeFail: 0,
+  capacity: Number.MAX_SAFE_INTEGER,
+  tear: 0,
+};
 
 /** The process died (a crash point was reached): nothing it does from here on is real. */
 export class DeadProcessError extends Error {
@@ -120,7 +125,11 @@ export class SimDisk implements Disk {
     const inodes = new Set<Inode>([...this.live.values(), ...this.durableNs.values()]);
     for (const op of this.pendingNs) if (op.kind !== "unlink") inodes.add(op.ino);
     for (const ino of inodes) {
-      ino.durable = this.writeBack(ino, ino.pending.length === 0 ? 0 : this.rng.int(ino.pending.length + 1), true);
+      ino.durable = this.writeBack(
+        ino,
+        ino.pending.length === 0 ? 0 : this.rng.int(ino.pending.length + 1),
+        true,
+      );
       ino.pending = [];
     }
     const keep = this.pendingNs.length === 0 ? 0 : this.rng.int(this.pendingNs.length + 1);

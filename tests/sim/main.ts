@@ -18,7 +18,9 @@ function arg(name: string): number | null {
 
 const steps = arg("steps") ?? DEFAULT_STEPS;
 const one = arg("seed");
-const seeds = one !== null ? [one] : Array.from({ length: arg("seeds") ?? 100 }, (_, i) => (arg("from") ?? 1) + i);
+const seeds = one !== null
+  ? [one]
+  : Array.from({ length: arg("seeds") ?? 100 }, (_, i) => (arg("from") ?? 1) + i);
 let failed = 0;
 const totals: Record<string, number> = {};
 const t0 = performance.now();

@@ -28,7 +28,9 @@ export type ModelOp =
   | { readonly op: "rm"; readonly path: string };
 
 export class Model {
-  constructor(readonly nodes: Map<string, string> = new Map([["/", ""], ["/tool", ""], ["/tool/xenstored", ""]])) {}
+  constructor(
+    readonly nodes: Map<string, string> = new Map([["/", ""], ["/tool", ""], ["/tool/xenstored", ""]]),
+  ) {}
 
   clone(): Model {
     return new Model(new Map(this.nodes));
@@ -46,7 +48,9 @@ export class Model {
     for (const [p, v] of this.nodes) {
       const o = other.nodes.get(p);
       if (o === undefined) return `${p} missing`;
-      if (o !== v) return `${p}: ${JSON.stringify(o.slice(0, 40))} instead of ${JSON.stringify(v.slice(0, 40))}`;
+      if (o !== v) {
+        return `${p}: ${JSON.stringify(o.slice(0, 40))} instead of ${JSON.stringify(v.slice(0, 40))}`;
+      }
     }
     for (const p of other.nodes.keys()) if (!this.nodes.has(p)) return `${p} should not exist`;
     return null;
@@ -94,7 +98,9 @@ export class Model {
         return { ok: true, payload: "OK\0" };
       case "rm":
         if (!this.nodes.has(o.path)) {
-          return this.nodes.has(parentOf(o.path)) ? { ok: true, payload: "OK\0" } : { ok: false, errno: "ENOENT" };
+          return this.nodes.has(parentOf(o.path))
+            ? { ok: true, payload: "OK\0" }
+            : { ok: false, errno: "ENOENT" };
         }
         this.removeTree(o.path);
         return { ok: true, payload: "OK\0" };

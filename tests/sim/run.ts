@@ -83,17 +83,29 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
 
   const start = (): SimDaemon | null => {
     try {
-      const d = new SimDaemon(disk, hv, cfg.daemon, clock, (core) => {
-        chk.instrument(core);
-        const recovered = Model.fromTree(core.db.root);
-        const match = chk.matchRecovered(recovered);
-        if (match === null) {
-          chk.fail(
-            `restart lost acknowledged state: recovered store matches no state from #${chk.lastAck} ` +
-              `of ${chk.history.length - 1} (vs newest: ${chk.history[chk.history.length - 1].diff(recovered)})`,
-          );
-        }
-        chk.restart(match ?? recovered);
+      const d = new SimDaemon(disk, hv, cfg.daemon, clock, {
+        database: (db) => {
+          const recovered = Model.fromTree(db.root);
+          const match = chk.matchRecovered(recovered);
+          if (Deno.env.get("SIM_DEBUG") === "1") {
+            console.log(
+              `RESTART lastAck ${chk.lastAck} of ${chk.history.length - 1}: matched ${
+                match === null ? "none" : chk.history.indexOf(match)
+              } /sim/a/c=${recovered.nodes.get("/sim/a/c")}`,
+            );
+          }
+          if (match === null) {
+            chk.fail(
+              `restart lost acknowledged state: recovered store matches no state from #${chk.lastAck} ` +
+                `of ${chk.history.length - 1} (vs newest: ${
+                  chk.history[chk.history.length - 1].diff(recovered)
+                })`,
+            );
+          }
+          chk.restart(match ?? recovered);
+          chk.instrumentDatabase(db);
+        },
+        core: (core) => chk.instrument(core),
       });
       d.onExit = onDeath;
       return d;
@@ -108,7 +120,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     if (frozenPages !== null) hv.restorePages(frozenPages); // the dead process wrote nothing after dying
     frozenPages = null;
     chk.dead = true;
-    for (const g of guests) g.drain(chk); // what it had put in the rings before dying reached the guests
+    for (const g of guests) g.drain(chk, true); // what it had put in the rings before dying reached the guests
     old.kill();
     disk.crash();
     for (const s of sockets) s.lost();
@@ -133,7 +145,9 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
       try {
         d.turn(requests);
       } catch (e) {
-        if (!disk.dead && d.exited === null) chk.fail(`the daemon threw out of its loop: ${(e as Error).stack}`);
+        if (!disk.dead && d.exited === null) {
+          chk.fail(`the daemon threw out of its loop: ${(e as Error).stack}`);
+        }
       }
       if (disk.dead || d.exited !== null) {
         if (disk.dead) stats.midTurnCrashes++;
@@ -168,12 +182,15 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     ringFaults: guests.reduce((n, g) => n + g.stats.faults, 0),
     reconnects: guests.reduce((n, g) => n + g.stats.reconnects, 0),
   };
-  const violations = chk.violations.length > 0 ? [...chk.violations, ...logs.slice(-5).map((l) => `log: ${l}`)] : [];
+  const violations = chk.violations.length > 0
+    ? [...chk.violations, ...logs.slice(-5).map((l) => `log: ${l}`)]
+    : [];
   return {
     seed,
     violations,
     digest: chk.digest.toString(16).padStart(8, "0"),
-    config: `sync=${cfg.daemon.sync} compact=${cfg.daemon.compactBytes} prealloc=${cfg.daemon.preallocBytes} ` +
+    config:
+      `sync=${cfg.daemon.sync} compact=${cfg.daemon.compactBytes} prealloc=${cfg.daemon.preallocBytes} ` +
       `fsyncFail=${cfg.faults.fsyncFail} writeFail=${cfg.faults.writeFail} capacity=${cfg.faults.capacity} ` +
       `sockets=${sockets.length} guests=${guests.length}`,
     stats: all,
@@ -203,7 +220,9 @@ function checkTurn(d: SimDaemon, chk: Checker, hv: SimHypervisor, sockets: reado
   const limits = core.limits;
   for (const c of core.clients.values()) {
     const tx = c.privileged ? limits.txPrivileged : limits.tx;
-    if (c.txns.size > tx.maxOpen) chk.fail(`${c.label}: ${c.txns.size} transactions open (limit ${tx.maxOpen})`);
+    if (c.txns.size > tx.maxOpen) {
+      chk.fail(`${c.label}: ${c.txns.size} transactions open (limit ${tx.maxOpen})`);
+    }
     const w = core.watches.countOwner(c.id);
     const wl = c.privileged ? limits.maxWatchesPrivileged : limits.maxWatches;
     if (w > wl) chk.fail(`${c.label}: ${w} watches (limit ${wl})`);
@@ -223,6 +242,12 @@ function checkTurn(d: SimDaemon, chk: Checker, hv: SimHypervisor, sockets: reado
     const s = a.sock;
     if (s === null || s.closed || s.marks.waiting || s.delivered < s.queue.length) continue;
     const owed = chk.owed(s.client.id);
-    if (owed > 0) chk.fail(`${a.name}: ${owed} watch events never delivered (${JSON.stringify(chk.expected.get(s.client.id)![0])})`);
+    if (owed > 0) {
+      chk.fail(
+        `${a.name}: ${owed} watch events never delivered (${
+          JSON.stringify(chk.expected.get(s.client.id)![0])
+        })`,
+      );
+    }
   }
 }
