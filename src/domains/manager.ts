@@ -40,7 +40,7 @@ import {
   type RingFault,
 } from "../xen/ring.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } from "../xen/platform.ts";
-import { removeDomainTraces } from "./cleanup.ts";
+import { type CleanupResult, removeDomainTraces } from "./cleanup.ts";
 import { nodeOwners, ReferencedDomains } from "./referenced.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits } from "./connection.ts";
 import { ReadyQueue, type ServeResult } from "./scheduler.ts";
@@ -224,6 +224,10 @@ export class DomainManager implements DomainHandler {
   private domExcPending = false;
   /** A ring connection's watches changed this turn: the domain records must be persisted again. */
   private watchesChanged = false;
+  /** Storing the domain records failed outside a request: retried at every turn end. */
+  private recordsUnsaved = false;
+  /** Gone domains whose nodes could not be removed yet (the disk refused the commit). */
+  private readonly cleanupPending_ = new Set<number>();
   private readonly wakeBuf = new Uint8Array(8);
 
   constructor(
@@ -264,6 +268,11 @@ export class DomainManager implements DomainHandler {
     const one = new Uint8Array(8);
     one[0] = 1;
     libc.write(this.wakeFd, one);
+  }
+
+  /** `domid` is gone but its nodes are still to be removed (the disk refused; retried every turn). */
+  cleanupPending(domid: number): boolean {
+    return this.cleanupPending_.has(domid);
   }
 
   /** Introduced guest domains (not dom0's own ring). */
@@ -401,6 +410,9 @@ export class DomainManager implements DomainHandler {
       throw new XsError("EINVAL", `cannot introduce ${domid}`);
     }
     if (port === 0) throw new XsError("EINVAL", "event channel port 0");
+    if (this.cleanupPending_.has(domid) && this.removeTraces(domid) === null) {
+      throw new XsError("EIO", `the nodes of an earlier domain ${domid} could not be removed yet`);
+    }
     const st = platform.domainState(domid);
     if (st === null) throw new XsError("ENOENT", `no domain ${domid}`);
     const old = this.guests.get(domid);
@@ -566,18 +578,59 @@ export class DomainManager implements DomainHandler {
     }
     this.preset.delete(d.domid);
     this.referenced.forget(d.domid);
-    const r = removeDomainTraces(this.core.db, d.domid, this.opts.keepOrphans);
-    this.quotas?.domainGone(d.domid);
-    this.core.dispatcher.policy.domainGone?.(d.domid); // e.g. a Chinese Wall history: the domid may return
+    const r = this.removeTraces(d.domid);
     if (why === "released") this.stats.released++;
     else this.stats.died++;
-    log(
-      "info",
-      `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned` +
-        (r.orphaned > 0 ? ` (${r.orphaned} owned nodes given to dom0: --keep-orphans)` : ""),
-    );
+    if (r !== null) {
+      log(
+        "info",
+        `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned` +
+          (r.orphaned > 0 ? ` (${r.orphaned} owned nodes given to dom0: --keep-orphans)` : ""),
+      );
+    }
     this.core.watches.fireSpecial("@releaseDomain", d.domid, "both");
-    this.persist();
+    this.persistSafely();
+  }
+
+  /**
+   * Remove a gone domain's nodes and permission entries (./cleanup.ts), then forget its quota usage and
+   * plugin state (e.g. a Chinese Wall history: the domid may return). That is a commit, which the disk
+   * may refuse: then the loop must not die of it (this runs in a turn, not only in a request) — the
+   * domain is retried at every turn end, and INTRODUCE of its domid waits for it (a new domain must
+   * inherit nothing). Null if it failed.
+   */
+  private removeTraces(domid: number): CleanupResult | null {
+    let r: CleanupResult;
+    try {
+      r = removeDomainTraces(this.core.db, domid, this.opts.keepOrphans);
+    } catch (e) {
+      if (!(e instanceof XsError)) throw e;
+      if (!this.cleanupPending_.has(domid)) {
+        log("error", `dom${domid} is gone but its nodes could not be removed (${e.message}); retrying`);
+      }
+      this.cleanupPending_.add(domid);
+      return null;
+    }
+    if (this.cleanupPending_.delete(domid)) log("info", `dom${domid}: its nodes are removed now`);
+    this.quotas?.domainGone(domid);
+    this.core.dispatcher.policy.domainGone?.(domid);
+    return r;
+  }
+
+  /**
+   * Store the domain records outside a request (turn end, a death, a restart): a failure (a full or
+   * broken disk) is logged and retried at the next turn end instead of ending the loop.
+   */
+  private persistSafely(): void {
+    try {
+      this.persist();
+    } catch (e) {
+      if (!(e instanceof XsError)) throw e;
+      if (!this.recordsUnsaved) log("error", `the introduced domains could not be stored (${e.message}); retrying`);
+      this.recordsUnsaved = true;
+      return;
+    }
+    this.recordsUnsaved = false;
   }
 
   /** VIRQ_DOM_EXC: find the domains that shut down or died. */
@@ -608,9 +661,8 @@ export class DomainManager implements DomainHandler {
    * connection (as cxenstored).
    */
   private forgetDomain(domid: number, why: string): void {
-    const r = removeDomainTraces(this.core.db, domid, this.opts.keepOrphans);
-    this.quotas?.domainGone(domid);
-    this.core.dispatcher.policy.domainGone?.(domid);
+    const r = this.removeTraces(domid);
+    if (r === null) return;
     log(
       "info",
       `dom${domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned`,
@@ -715,8 +767,8 @@ export class DomainManager implements DomainHandler {
       }
       const st = platform.domainState(r.domid);
       if (st === null || st.dying) {
-        const res = removeDomainTraces(this.core.db, r.domid, this.opts.keepOrphans);
-        log("info", `dom${r.domid} died while we were down: ${res.removed} owned subtrees removed`);
+        const res = this.removeTraces(r.domid);
+        log("info", `dom${r.domid} died while we were down: ${res?.removed ?? "no"} owned subtrees removed`);
         this.core.watches.fireSpecial("@releaseDomain", r.domid, "both");
         continue;
       }
@@ -762,7 +814,7 @@ export class DomainManager implements DomainHandler {
         this.forgetDomain(domid, "is gone (found at start)");
       }
     }
-    this.persist();
+    this.persistSafely();
     this.kick();
   }
 
@@ -872,9 +924,10 @@ export class DomainManager implements DomainHandler {
 
   /** End of a loop turn: write queued output into the rings and signal the guests. */
   private persistIfChanged(): void {
-    if (!this.watchesChanged) return;
+    for (const domid of [...this.cleanupPending_]) this.removeTraces(domid);
+    if (!this.watchesChanged && !this.recordsUnsaved) return;
     this.watchesChanged = false;
-    this.persist();
+    this.persistSafely();
   }
 
   private turnEnd(): void {

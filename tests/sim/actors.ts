@@ -331,7 +331,7 @@ export class GuestActor extends Actor {
   }
 
   /** The daemon restarted: what it restored. Acknowledged watches must be back; pending ones may be. */
-  restarted(d: SimDaemon, chk: Checker): void {
+  restarted(d: SimDaemon, chk: Checker, recordsFailed: boolean): void {
     if (this.state === "down") return;
     const info = d.mgr.ringInfo(this.domid);
     if (info === null) {
@@ -346,7 +346,10 @@ export class GuestActor extends Actor {
       restored.map((w) => `${w.path.replace(`/local/domain/${this.domid}/`, "")}\0${w.token}`),
     );
     for (const w of this.watches) {
-      if (!have.has(w)) chk.fail(`${this.name}: acknowledged watch ${JSON.stringify(w)} lost in the restart`);
+      // Lost only if storing the domain records failed (logged; docs/simulation.md, known limits).
+      if (!have.has(w) && !recordsFailed) {
+        chk.fail(`${this.name}: acknowledged watch ${JSON.stringify(w)} lost in the restart`);
+      }
     }
     this.watches.clear();
     for (const w of restored) {

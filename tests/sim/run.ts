@@ -61,8 +61,11 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
   const cfg = pickConfig(rng);
   const chk = new Checker();
   const logs: string[] = [];
+  /** This incarnation could not store the domain records (a ring's acknowledged watch may not be durable). */
+  let recordsFailed = false;
   setLogSink((_p, level, msg) => {
     if (level === "error" && msg.includes("internal error")) chk.fail(`daemon logged: ${msg.slice(0, 300)}`);
+    if (msg.includes("introduced domains could not be stored")) recordsFailed = true;
     if (logs.length < 50) logs.push(msg);
   });
   let now = 1_000_000;
@@ -81,7 +84,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
   const guests = Array.from({ length: 1 + rng.int(4) }, (_, i) => new GuestActor(1 + i, hv));
   const toolstack = new Toolstack(hv, guests);
 
-  const start = (): SimDaemon | null => {
+  const start = (attempt = 0): SimDaemon | null => {
     try {
       const d = new SimDaemon(disk, hv, cfg.daemon, clock, {
         database: (db) => {
@@ -110,7 +113,14 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
       d.onExit = onDeath;
       return d;
     } catch (e) {
-      chk.fail(`the daemon refused to restart: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      // An injected I/O error while opening (an operator starts it again); anything else (a store it
+      // calls damaged) is a finding.
+      if (msg.includes("(os error") && attempt < 10) {
+        disk.crash();
+        return start(attempt + 1);
+      }
+      chk.fail(`the daemon refused to restart: ${msg}`);
       return null;
     }
   };
@@ -128,7 +138,8 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     const fresh = start();
     if (fresh === null) return null;
     toolstack.restarted(fresh);
-    for (const g of guests) g.restarted(fresh, chk);
+    for (const g of guests) g.restarted(fresh, chk, recordsFailed);
+    recordsFailed = false;
     return fresh;
   };
 
@@ -215,7 +226,9 @@ function checkTurn(d: SimDaemon, chk: Checker, hv: SimHypervisor, sockets: reado
   for (const p of core.quotas.verify()) chk.fail(`quota accounting differs from a recount: ${p}`);
   for (const p of checkStore(core.db.root, core.db.generation)) chk.fail(`store check: ${p}`);
   for (const owner of nodeOwners(core.db.root)) {
-    if (owner !== 0 && !hv.domains.has(owner)) chk.fail(`a node is still owned by dead domain ${owner}`);
+    if (owner !== 0 && !hv.domains.has(owner) && !d.mgr.cleanupPending(owner)) {
+      chk.fail(`a node is still owned by dead domain ${owner}`);
+    }
   }
   const limits = core.limits;
   for (const c of core.clients.values()) {
