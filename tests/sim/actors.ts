@@ -219,7 +219,9 @@ export class GuestActor extends Actor {
   private muteSteps = 0;
   /** The daemon's client id for this ring (looked up when needed; changes at resets and restarts). */
   client = -1;
-  readonly stats = { faults: 0, reconnects: 0 };
+  readonly stats = { faults: 0, reconnects: 0, faultedAfterRestart: 0 };
+  /** The daemon restarted since this connection began (a request it had half read is lost then). */
+  private restartedSince = false;
 
   constructor(readonly domid: number, private readonly hv: SimHypervisor) {
     super(`dom${domid}`);
@@ -241,6 +243,7 @@ export class GuestActor extends Actor {
 
   private reset(d: SimDaemon): void {
     this.state = "up";
+    this.restartedSince = false;
     this.reader = new MessageReader();
     this.backlog = new Uint8Array(0);
     this.forget();
@@ -264,6 +267,16 @@ export class GuestActor extends Actor {
       got.push(m);
     }
     if (this.state === "up") this.receive(chk, got);
+    if (this.state === "up" && page.get(Field.ERROR) !== 0) {
+      // The daemon stopped serving this ring. A well-behaved guest only sees that after a restart
+      // that happened while the daemon had taken part of a request off the ring: the rest of that
+      // request then reads as a new message (docs/simulation.md, known limits).
+      if (!this.restartedSince) chk.fail(`${this.name}: ring error ${page.get(Field.ERROR)} set, guest did nothing wrong`);
+      this.stats.faultedAfterRestart++;
+      this.state = "faulted";
+      this.watches.clear();
+      chk.forgetClient(this.client);
+    }
   }
 
   act(rng: Rng, d: SimDaemon, chk: Checker): void {
@@ -340,6 +353,7 @@ export class GuestActor extends Actor {
       return;
     }
     this.client = info.clientId;
+    this.restartedSince = true;
     this.forget();
     const restored = d.core.watches.trie.watchesOf(info.clientId);
     const have = new Set(

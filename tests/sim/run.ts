@@ -192,6 +192,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     ...prefixed("xen.", toolstack.stats),
     ringFaults: guests.reduce((n, g) => n + g.stats.faults, 0),
     reconnects: guests.reduce((n, g) => n + g.stats.reconnects, 0),
+    faultedAfterRestart: guests.reduce((n, g) => n + g.stats.faultedAfterRestart, 0),
   };
   const violations = chk.violations.length > 0
     ? [...chk.violations, ...logs.slice(-5).map((l) => `log: ${l}`)]
