@@ -436,21 +436,33 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     const step = this.opts.preallocBytes ?? 1 << 20;
     if (this.opts.sync === "none" || step <= 0 || this.logSize + need <= this.allocated) return;
     if (this.logSize < this.reserveAfter) return;
-    const target = Math.max(this.allocated + step, this.logSize + need);
+    // From the log's end if records were appended past the reserve (after a reserve failed): zeros
+    // written from a stale `allocated` would overwrite them.
+    const start = Math.max(this.allocated, this.logSize - this.bufferedBytes);
+    const target = Math.max(start + step, this.logSize + need);
     // A direct write in flight may cover the block where the zeros start: let it land first.
     this.settle();
+    let written = false;
     try {
-      f.seekSync(this.allocated, Deno.SeekMode.Start);
-      writeAll(f, new Uint8Array(target - this.allocated));
+      f.seekSync(start, Deno.SeekMode.Start);
+      writeAll(f, new Uint8Array(target - start));
+      written = true;
       f.syncDataSync();
       this.allocated = target;
-    } catch {
-      // No room for the reserve (a nearly full disk): take the zeros back and append plainly (the
-      // record's own write then succeeds or fails with the real error); retry one step later.
-      this.reserveAfter = this.logSize + step;
+    } catch (e) {
+      // Take the zeros back (never below `start`: what lies before it is the log).
       try {
-        f.truncateSync(this.allocated);
+        f.truncateSync(start);
       } catch { /* some zeros may stay: harmless, cut at the next start */ }
+      if (written) {
+        // The fsync failed: it covered the whole file, so (as for a record's own fsync) nothing
+        // written since the last good sync is trustworthy: refuse further writes until a restart.
+        this.failed ??= `fsync failed: ${(e as Error).message}`;
+        throw ioError(`${this.name}: fsync`, e);
+      }
+      // No room for the reserve (a nearly full disk): append plainly (the record's own write then
+      // succeeds or fails with the real error); retry one step later.
+      this.reserveAfter = this.logSize + step;
     } finally {
       f.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
     }
