@@ -117,6 +117,8 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
       // An injected I/O error while opening (an operator starts it again); anything else (a store it
       // calls damaged) is a finding.
       if (msg.includes("(os error") && attempt < 10) {
+        // A full disk: the operator makes room first.
+        if (msg.includes("No space left")) disk.faults = { ...disk.faults, capacity: disk.faults.capacity * 2 };
         disk.crash();
         return start(attempt + 1);
       }
