@@ -520,6 +520,9 @@ export class DomainManager implements DomainHandler {
     const old = d.conn.client;
     this.byClient.delete(old.id);
     this.core.close(old); // its watches and transactions go with it
+    // ...also from the stored domain records (the owner-changed hook no longer knows this client), or
+    // a restart would bring the dropped watches back to the new connection.
+    this.watchesChanged = true;
     this.quotas?.connectionGone(old);
     d.conn.reset();
     this.newClient(d);

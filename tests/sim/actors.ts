@@ -266,6 +266,9 @@ export class GuestActor extends Actor {
       if (m.payload.length > 4096) chk.fail(`${this.name}: ${m.payload.length}-byte message in its ring`);
       got.push(m);
     }
+    if (Deno.env.get("SIM_DEBUG") === "1" && got.length > 0) {
+      console.log(`DRAIN ${this.name} state ${this.state} muted ${this.muteSteps} client ${this.client}: ${JSON.stringify(got.map((m) => [m.type, m.reqId, m.payload.slice(0, 20)]))}`);
+    }
     if (this.state === "up") this.receive(chk, got);
     if (this.state === "up" && page.get(Field.ERROR) !== 0) {
       // The daemon stopped serving this ring. A well-behaved guest only sees that after a restart
