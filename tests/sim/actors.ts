@@ -219,7 +219,7 @@ export class GuestActor extends Actor {
   private muteSteps = 0;
   /** The daemon's client id for this ring (looked up when needed; changes at resets and restarts). */
   client = -1;
-  readonly stats = { faults: 0, reconnects: 0, faultedAfterRestart: 0 };
+  readonly stats = { faults: 0, reconnects: 0, faultedAfterRestart: 0, watchesBack: 0 };
   /** The daemon restarted since this connection began (a request it had half read is lost then). */
   private restartedSince = false;
 
@@ -356,6 +356,14 @@ export class GuestActor extends Actor {
       return;
     }
     this.client = info.clientId;
+    const page = this.page();
+    if (this.state === "reconnecting" && page !== null && page.get(Field.CONNECTION) === CONNECTED) {
+      // The old process reset the connection (and said so in the page) but may have died before the
+      // domain records without the old watches were durable: they can come back on this connection
+      // (docs/simulation.md, known limits). The guest takes what it is given.
+      this.reset(d);
+      this.stats.watchesBack += d.core.watches.trie.watchesOf(info.clientId).length;
+    }
     this.restartedSince = true;
     // An UNWATCH sent but not answered may have taken effect: that watch may be gone.
     const unwatching = new Set(

@@ -137,11 +137,12 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     disk.crash();
     for (const s of sockets) s.lost();
     stats.restarts++;
+    const oldRecordsFailed = recordsFailed;
+    recordsFailed = false; // from here on: the new incarnation's
     const fresh = start();
     if (fresh === null) return null;
     toolstack.restarted(fresh);
-    for (const g of guests) g.restarted(fresh, chk, recordsFailed);
-    recordsFailed = false;
+    for (const g of guests) g.restarted(fresh, chk, oldRecordsFailed);
     return fresh;
   };
 
@@ -195,6 +196,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     ringFaults: guests.reduce((n, g) => n + g.stats.faults, 0),
     reconnects: guests.reduce((n, g) => n + g.stats.reconnects, 0),
     faultedAfterRestart: guests.reduce((n, g) => n + g.stats.faultedAfterRestart, 0),
+    watchesBack: guests.reduce((n, g) => n + g.stats.watchesBack, 0),
   };
   const violations = chk.violations.length > 0
     ? [...chk.violations, ...logs.slice(-5).map((l) => `log: ${l}`)]
