@@ -629,7 +629,9 @@ export class DomainManager implements DomainHandler {
       this.persist();
     } catch (e) {
       if (!(e instanceof XsError)) throw e;
-      if (!this.recordsUnsaved) log("error", `the introduced domains could not be stored (${e.message}); retrying`);
+      if (!this.recordsUnsaved) {
+        log("error", `the introduced domains could not be stored (${e.message}); retrying`);
+      }
       this.recordsUnsaved = true;
       return;
     }

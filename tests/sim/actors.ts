@@ -267,14 +267,20 @@ export class GuestActor extends Actor {
       got.push(m);
     }
     if (Deno.env.get("SIM_DEBUG") === "1" && got.length > 0) {
-      console.log(`DRAIN ${this.name} state ${this.state} muted ${this.muteSteps} client ${this.client}: ${JSON.stringify(got.map((m) => [m.type, m.reqId, m.payload.slice(0, 20)]))}`);
+      console.log(
+        `DRAIN ${this.name} state ${this.state} muted ${this.muteSteps} client ${this.client}: ${
+          JSON.stringify(got.map((m) => [m.type, m.reqId, m.payload.slice(0, 20)]))
+        }`,
+      );
     }
     if (this.state === "up") this.receive(chk, got);
     if (this.state === "up" && page.get(Field.ERROR) !== 0) {
       // The daemon stopped serving this ring. A well-behaved guest only sees that after a restart
       // that happened while the daemon had taken part of a request off the ring: the rest of that
       // request then reads as a new message (docs/simulation.md, known limits).
-      if (!this.restartedSince) chk.fail(`${this.name}: ring error ${page.get(Field.ERROR)} set, guest did nothing wrong`);
+      if (!this.restartedSince) {
+        chk.fail(`${this.name}: ring error ${page.get(Field.ERROR)} set, guest did nothing wrong`);
+      }
       this.stats.faultedAfterRestart++;
       this.state = "faulted";
       this.watches.clear();
@@ -347,7 +353,11 @@ export class GuestActor extends Actor {
   }
 
   /** The daemon restarted: what it restored. Acknowledged watches must be back; pending ones may be. */
-  restarted(d: SimDaemon, chk: Checker, recordsFailed: boolean): void {
+  /**
+   * `mayBeStale`: the process may have died before the records of its last turn were durable (it died
+   * mid-turn, or stopped on a failed sync, or group commit had not synced them yet).
+   */
+  restarted(d: SimDaemon, chk: Checker, recordsFailed: boolean, mayBeStale: boolean): void {
     if (this.state === "down") return;
     const info = d.mgr.ringInfo(this.domid);
     if (info === null) {
@@ -358,16 +368,22 @@ export class GuestActor extends Actor {
     this.client = info.clientId;
     const page = this.page();
     if (this.state === "reconnecting" && page !== null && page.get(Field.CONNECTION) === CONNECTED) {
+      const back = d.core.watches.trie.watchesOf(info.clientId).length;
+      if (back > 0 && !mayBeStale) {
+        chk.fail(`${this.name}: ${back} watches dropped by its reconnection came back`);
+      }
       // The old process reset the connection (and said so in the page) but may have died before the
       // domain records without the old watches were durable: they can come back on this connection
       // (docs/simulation.md, known limits). The guest takes what it is given.
       this.reset(d);
-      this.stats.watchesBack += d.core.watches.trie.watchesOf(info.clientId).length;
+      this.stats.watchesBack += back;
     }
     this.restartedSince = true;
     // An UNWATCH sent but not answered may have taken effect: that watch may be gone.
     const unwatching = new Set(
-      this.outstanding.filter((o) => o.type === MsgType.UNWATCH).map((o) => o.payload.split("\0").slice(0, 2).join("\0")),
+      this.outstanding.filter((o) => o.type === MsgType.UNWATCH).map((o) =>
+        o.payload.split("\0").slice(0, 2).join("\0")
+      ),
     );
     this.forget();
     const restored = d.core.watches.trie.watchesOf(info.clientId);

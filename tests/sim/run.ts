@@ -118,7 +118,9 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
       // calls damaged) is a finding.
       if (msg.includes("(os error") && attempt < 10) {
         // A full disk: the operator makes room first.
-        if (msg.includes("No space left")) disk.faults = { ...disk.faults, capacity: disk.faults.capacity * 2 };
+        if (msg.includes("No space left")) {
+          disk.faults = { ...disk.faults, capacity: disk.faults.capacity * 2 };
+        }
         disk.crash();
         return start(attempt + 1);
       }
@@ -128,7 +130,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
   };
 
   let d = start();
-  const restart = (old: SimDaemon): SimDaemon | null => {
+  const restart = (old: SimDaemon, midTurn: boolean): SimDaemon | null => {
     if (frozenPages !== null) hv.restorePages(frozenPages); // the dead process wrote nothing after dying
     frozenPages = null;
     chk.dead = true;
@@ -142,7 +144,8 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     const fresh = start();
     if (fresh === null) return null;
     toolstack.restarted(fresh);
-    for (const g of guests) g.restarted(fresh, chk, oldRecordsFailed);
+    const mayBeStale = midTurn || cfg.daemon.sync !== "always";
+    for (const g of guests) g.restarted(fresh, chk, oldRecordsFailed, mayBeStale);
     return fresh;
   };
 
@@ -167,7 +170,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
         if (disk.dead) stats.midTurnCrashes++;
         else stats.exits++;
         disk.crashAt = 0;
-        d = restart(d);
+        d = restart(d, true);
         continue;
       }
       disk.crashAt = 0;
@@ -179,7 +182,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
         stats.crashes++;
         onDeath();
         frozenPages = null; // between turns: the rings hold exactly what it wrote
-        d = restart(d);
+        d = restart(d, false);
       }
     }
   } finally {
