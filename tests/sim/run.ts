@@ -67,6 +67,7 @@ export function runSeed(seed: number, opts: SimOptions = { steps: DEFAULT_STEPS 
     if (level === "error" && msg.includes("internal error")) chk.fail(`daemon logged: ${msg.slice(0, 300)}`);
     if (msg.includes("introduced domains could not be stored")) recordsFailed = true;
     if (logs.length < 50) logs.push(msg);
+    if (Deno.env.get("SIM_DEBUG") === "1") console.log(`LOG ${level}: ${msg}`);
   });
   let now = 1_000_000;
   const clock = () => now;
