@@ -124,19 +124,16 @@ export class SimDaemon {
       this.exited = `group sync failed: ${e.message}`;
       this.onExit();
     }, now);
-    const self = this;
     const loop: EventLoop = {
       addFd: (fd, cb) => void this.fds.set(fd, cb),
       removeFd: (fd) => void this.fds.delete(fd),
       onTurnEnd: (fn) => void this.turnEndHooks.push(fn),
       onBeforeOutput: (fn) => void this.beforeOutput.push(fn),
-      get outputTag() {
-        return self.tag;
-      },
-      get durable() {
-        return self.durable;
-      },
     };
+    Object.defineProperties(loop, {
+      outputTag: { get: () => this.tag },
+      durable: { get: () => this.durable },
+    });
     this.platform = hv.platform();
     this.mgr = new DomainManager(this.core, this.platform, loop, {
       quotas: this.core.quotas,
