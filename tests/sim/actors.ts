@@ -403,6 +403,9 @@ export class GuestActor extends Actor {
       }
     }
     this.watches.clear();
+    // A guest whose connection failed (or is being reset) owns none of them: the restored daemon will
+    // find the same ring and fail or reset it too.
+    if (this.state !== "up") return;
     for (const w of restored) {
       const rel = w.relativeBase !== null ? w.path.slice(w.relativeBase.length) : w.path;
       this.watches.add(`${rel}\0${w.token}`);
