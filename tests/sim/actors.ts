@@ -153,8 +153,6 @@ abstract class Actor {
       } else if (o.type === MsgType.UNWATCH && ok) {
         const [p, t] = o.payload.split("\0");
         this.watches.delete(`${p}\0${t}`);
-      } else if (!ok && r.payload.startsWith("ENOENT") && o.payload !== "" && this.tx !== 0) {
-        // A transaction that vanished (connection reset): start afresh.
       }
     }
     flushEvents();
