@@ -373,7 +373,7 @@ export class GuestActor extends Actor {
     const page = this.page();
     if (this.state === "reconnecting" && page !== null && page.get(Field.CONNECTION) === CONNECTED) {
       const back = d.core.watches.trie.watchesOf(info.clientId).length;
-      if (back > 0 && !mayBeStale) {
+      if (back > 0 && !mayBeStale && !recordsFailed) {
         chk.fail(`${this.name}: ${back} watches dropped by its reconnection came back`);
       }
       // The old process reset the connection (and said so in the page) but may have died before the
