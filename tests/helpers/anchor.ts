@@ -23,9 +23,18 @@ export function anchorsAvailable(): boolean {
   return isFile(`${ANCHORS_DIR}/scripts/anchor.sh`) && isFile("/usr/lib/xen-4.17/bin/xenstored");
 }
 
+/**
+ * Runs cmd with only stdin, stdout and stderr open. A descriptor the caller leaked without
+ * close-on-exec (an interactive shell's saved /dev/null on 10, say) would otherwise live on in the
+ * daemon and shift the numbers of its later connections: a live-update dump records those numbers,
+ * so a capture would depend on who ran the tests.
+ */
+const CLOSE_INHERITED_FDS =
+  'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$0" "$@"';
+
 async function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  const o = await new Deno.Command(cmd, {
-    args,
+  const o = await new Deno.Command("bash", {
+    args: ["-c", CLOSE_INHERITED_FDS, cmd, ...args],
     env: { ANCHORS_BUILD },
     stdin: "null",
     stdout: "piped",
