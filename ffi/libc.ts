@@ -1,5 +1,5 @@
 // libc through Deno.dlopen: the system calls the Xen platforms need (src/xen/real, src/xen/sim) —
-// files, ioctl, mmap, Unix datagram sockets, poll, eventfd. Deno exposes no file-descriptor numbers
+// files, ioctl, mmap, FIFOs, poll, eventfd. Deno exposes no file-descriptor numbers
 // and no ioctl or mmap, so the Xen device interfaces are only reachable this way. The Unix-socket
 // server has its own small binding (src/server/libc.ts); this one is for everything below src/xen.
 //
@@ -16,16 +16,13 @@ const lib = Deno.dlopen("libc.so.6", {
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   // The same poll on Deno's blocking thread pool: returns a Promise, the event loop keeps running.
   poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   unlink: { parameters: ["buffer"], result: "i32" },
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
 
@@ -44,24 +41,19 @@ export const O_CLOEXEC = 0o2000000;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
-export const AF_UNIX = 1;
-export const SOCK_DGRAM = 2;
-export const SOCK_NONBLOCK = 0o4000;
-export const SOCK_CLOEXEC = 0o2000000;
-export const MSG_DONTWAIT = 0x40;
 export const POLLIN = 1;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 
-/** struct pollfd and struct sockaddr_un (checked by tests/xen/abi_test.ts). */
+/** struct pollfd (checked by tests/xen/abi_test.ts). */
 export const PollFd = { size: 8, fd: 0, events: 4, revents: 6 } as const;
-export const SockaddrUn = { family: 0, path: 2, pathSize: 108 } as const;
 
 export const EPERM = 1;
 export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
+export const ENXIO = 6;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
 export const EACCES = 13;
@@ -71,6 +63,7 @@ export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENOTTY = 25;
+export const EPIPE = 32;
 export const ECONNREFUSED = 111;
 
 /** errno of the last failed call (read it immediately after the call). */
@@ -92,6 +85,12 @@ function cstr(s: string): Uint8Array {
   const out = new Uint8Array(b.length + 1);
   out.set(b);
   return out;
+}
+
+/** open(2) without throwing: the descriptor, or -errno (e.g. -ENXIO: a FIFO nobody reads). */
+export function openFd(path: string, flags: number, mode = 0o600): number {
+  const fd = sym.open(cstr(path), flags | O_CLOEXEC, mode);
+  return fd < 0 ? -errno() : fd;
 }
 
 /** open(2); throws SysError. */
@@ -161,51 +160,6 @@ export function addressOf(buf: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
 }
 
-function sockaddrUn(path: string): Uint8Array {
-  const b = enc.encode(path);
-  if (b.length >= SockaddrUn.pathSize) {
-    throw new Error(`socket path too long (${b.length} bytes, max ${SockaddrUn.pathSize - 1}): ${path}`);
-  }
-  const sa = new Uint8Array(SockaddrUn.path + b.length + 1);
-  new DataView(sa.buffer).setUint16(SockaddrUn.family, AF_UNIX, true);
-  sa.set(b, SockaddrUn.path);
-  return sa;
-}
-
-/** A non-blocking Unix datagram socket bound to `path` (a stale file there is replaced). */
-export function bindDatagram(path: string): number {
-  const fd = sym.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new SysError("socket", errno());
-  sym.unlink(cstr(path));
-  const sa = sockaddrUn(path);
-  if (sym.bind(fd, sa, sa.length) < 0) {
-    const e = errno();
-    sym.close(fd);
-    throw new SysError(`bind(${path})`, e);
-  }
-  return fd;
-}
-
-/** An unbound datagram socket for sending only. */
-export function datagramSender(): number {
-  const fd = sym.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new SysError("socket", errno());
-  return fd;
-}
-
-/** Send one datagram to the socket at `path` without blocking: bytes sent, or -errno. */
-export function sendTo(fd: number, path: string, data: Uint8Array): number {
-  const sa = sockaddrUn(path);
-  const n = Number(sym.sendto(fd, data, BigInt(data.length), MSG_DONTWAIT, sa, sa.length));
-  return n < 0 ? -errno() : n;
-}
-
-/** Receive one datagram without blocking: its length, or -errno (-EAGAIN when none is queued). */
-export function recv(fd: number, buf: Uint8Array): number {
-  const n = Number(sym.recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
-  return n < 0 ? -errno() : n;
-}
-
 function pollfds(fds: readonly number[]): Uint8Array {
   const b = new Uint8Array(PollFd.size * fds.length);
   const dv = new DataView(b.buffer);
@@ -219,6 +173,22 @@ function pollfds(fds: readonly number[]): Uint8Array {
 /** Block (the whole JS thread) until one of `fds` is readable or `timeoutMs` passes; true if readable. */
 export function pollReadable(fds: readonly number[], timeoutMs: number): boolean {
   return sym.poll(pollfds(fds), BigInt(fds.length), timeoutMs) > 0;
+}
+
+/** A fixed set of descriptors to poll for reading, built once (for loops that wait on the same fds). */
+export class PollSet {
+  private readonly fds: Uint8Array;
+  private readonly count: bigint;
+
+  constructor(fds: readonly number[]) {
+    this.fds = pollfds(fds);
+    this.count = BigInt(fds.length);
+  }
+
+  /** pollReadable() on these descriptors. */
+  wait(timeoutMs: number): boolean {
+    return sym.poll(this.fds, this.count, timeoutMs) > 0;
+  }
 }
 
 /** Like pollReadable, on a pool thread: the event loop keeps running while it waits. */
@@ -235,4 +205,11 @@ export function eventfd(): number {
 
 export function unlink(path: string): void {
   sym.unlink(cstr(path));
+}
+
+/** A FIFO (named pipe) at `path`, replacing whatever file was there; throws SysError. */
+export function mkfifo(path: string, mode = 0o600): void {
+  const p = cstr(path);
+  sym.unlink(p);
+  if (sym.mkfifo(p, mode) < 0) throw new SysError(`mkfifo(${path})`, errno());
 }
