@@ -4,12 +4,21 @@
 // on machine load, so they are comparable between runs where timings are not.
 //
 //   bin/deno run -A bench/syscalls.ts [--requests N] [--targets dx-socket,dx-ring,cxenstored,oxenstored]
-//                                     [--perf DIR]
+//                                     [--perf DIR | --cpu] [--xsbench "ARGS" [--seconds S]]
+//
+// --xsbench "ARGS": the load is the anchors' xsbench with ARGS (e.g. "--workload txn --mode create
+// --clients 16") instead of the READ loop, on the socket targets (dx-socket, cxenstored, oxenstored,
+// echo: the floor): a 2 s unmeasured run first, then S seconds (default 3) traced; per request means
+// per xsbench operation (a txn attempt is one operation of several requests). Only the daemon is
+// traced (xsbench's own threads are not ours).
 //
 // --perf DIR: instead of strace, `perf record -e cpu-clock -g` samples the daemon while the client
 // runs (dxenstored with V8's --perf-basic-prof, so JavaScript frames have names); DIR gets
 // <target>.perf.txt, perf report's flat profile by symbol. CPU-clock samples count the daemon's own
 // CPU time, so the shares hold on a busy machine.
+//
+// --cpu: no tracer; the CPU time of the daemon's threads (and the client's, for the READ loop) per
+// request, from /proc/<pid>/task/*/schedstat: what a request costs, without any tracing overhead.
 //
 // Each target: the daemon starts, a client process (this file, --client) warms up with 2 000 READs,
 // then strace attaches to every thread of the daemon and of the client, the client sends N READs one
@@ -21,15 +30,18 @@ import { SocketClient, toolstackCreate } from "./guests.ts";
 import { createDomain } from "../src/xen/sim/control.ts";
 import { SimGuest } from "../src/xen/sim/guest.ts";
 import { GuestClient } from "../src/client/guest.ts";
-import { alive, type Running, start, stop } from "./targets.ts";
+import { alive, type Running, start, stop, type TargetSpec } from "./targets.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const ANCHORS = Deno.env.get("ANCHORS_DIR") ?? `${ROOT}/../shared/anchors`;
 const WARMUP = 2000;
 const PATH = "/local/domain/1/name";
 
-type Kind = "dx-socket" | "dx-ring" | "cxenstored" | "oxenstored";
-const KINDS: Kind[] = ["dx-socket", "dx-ring", "cxenstored", "oxenstored"];
+type Kind = "dx-socket" | "dx-ring" | "cxenstored" | "oxenstored" | "echo";
+const KINDS: Kind[] = ["dx-socket", "dx-ring", "cxenstored", "oxenstored", "echo"];
+/** --cpu: measure CPU time instead of tracing. */
+let cpuOnly = false;
+const ENV = { anchorSh: `${ANCHORS}/scripts/anchor.sh`, anchorsBuild: `${ROOT}/.build/anchors` };
 
 /** Calls per thread group: name → [calls, failed calls]. */
 export type Counts = Map<string, [number, number]>;
@@ -65,7 +77,7 @@ function taskIds(pid: number): number[] {
   }
 }
 
-function traced(tid: number, pid: number): boolean {
+function isTraced(tid: number, pid: number): boolean {
   try {
     return /TracerPid:\s+[1-9]/.test(Deno.readTextFileSync(`/proc/${pid}/task/${tid}/status`));
   } catch {
@@ -82,7 +94,7 @@ async function attach(pid: number, out: string): Promise<Deno.ChildProcess> {
     stderr: "inherit",
   }).spawn();
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && !taskIds(pid).every((t) => traced(t, pid))) {
+  while (Date.now() < deadline && !taskIds(pid).every((t) => isTraced(t, pid))) {
     await new Promise((r) => setTimeout(r, 20));
   }
   return s;
@@ -98,6 +110,9 @@ async function detach(s: Deno.ChildProcess): Promise<void> {
 interface Measured {
   readonly kind: Kind;
   readonly n: number;
+  /** --cpu: CPU time (µs) of the daemon's and the client's threads during the window. */
+  readonly daemonCpuUs?: number;
+  readonly clientCpuUs?: number;
   readonly daemon: ThreadCounts;
   readonly client: ThreadCounts;
 }
@@ -149,101 +164,209 @@ async function perfReport(data: string): Promise<string> {
   return dec.decode(r.stdout);
 }
 
-async function measure(kind: Kind, n: number, work: string, perfDir?: string): Promise<Measured> {
+function daemonSpec(kind: Kind, dir: string, perf: boolean): TargetSpec {
+  if (!kind.startsWith("dx")) return { name: kind, kind: kind as "cxenstored" | "oxenstored" | "echo" };
+  return {
+    name: kind,
+    kind: "custom",
+    cmd: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(perf ? ["--v8-flags=--perf-basic-prof,--logfile=/dev/null"] : []),
+      `${ROOT}/src/cli/main.ts`,
+      "--socket",
+      "{socket}",
+      "--backend",
+      "memory",
+      "--log-level",
+      "warn",
+      ...(kind === "dx-ring" ? ["--xen", `sim:${dir}/xen`] : []),
+    ],
+  };
+}
+
+/**
+ * Runs `load` (which calls `window` around its measured part) with strace or perf on the daemon
+ * (and on `client`, if given) during the window.
+ */
+/** CPU time (µs) all threads of `pid` have run so far. */
+function processCpuUs(pid: number): number {
+  let ns = 0;
+  for (const tid of taskIds(pid)) {
+    try {
+      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${tid}/schedstat`).split(" ")[0]);
+    } catch { /* the thread ended */ }
+  }
+  return ns / 1000;
+}
+
+async function traced(
+  kind: Kind,
+  dir: string,
+  daemonPid: number,
+  perfDir: string | undefined,
+  load: (window: (clientPid: number | null, body: () => Promise<void>) => Promise<void>) => Promise<number>,
+): Promise<Measured> {
+  let cpu: { daemon: number; client?: number } | undefined;
+  const window = async (clientPid: number | null, body: () => Promise<void>) => {
+    if (cpuOnly) {
+      const d0 = processCpuUs(daemonPid);
+      const c0 = clientPid === null ? 0 : processCpuUs(clientPid);
+      await body();
+      cpu = {
+        daemon: processCpuUs(daemonPid) - d0,
+        client: clientPid === null ? undefined : processCpuUs(clientPid) - c0,
+      };
+      return;
+    }
+    const tracers: Deno.ChildProcess[] = [];
+    if (perfDir !== undefined) {
+      tracers.push(await perfAttach(daemonPid, `${dir}/perf.data`));
+      if (clientPid !== null) tracers.push(await perfAttach(clientPid, `${dir}/client.perf.data`));
+    } else {
+      tracers.push(await attach(daemonPid, `${dir}/daemon.strace`));
+      if (clientPid !== null) tracers.push(await attach(clientPid, `${dir}/client.strace`));
+    }
+    await body();
+    for (const t of tracers.reverse()) await detach(t);
+  };
+  const n = await load(window);
+  if (perfDir !== undefined) {
+    Deno.writeTextFileSync(
+      `${perfDir}/${kind}.perf.txt`,
+      `# ${n} requests traced\n${await perfReport(`${dir}/perf.data`)}`,
+    );
+    Deno.copyFileSync(`${dir}/perf.data`, `${perfDir}/${kind}.perf.data`);
+    try {
+      Deno.copyFileSync(`${dir}/client.perf.data`, `${perfDir}/${kind}.client.perf.data`);
+    } catch { /* no client traced */ }
+  }
+  const read = (f: string) => {
+    try {
+      return Deno.readTextFileSync(f);
+    } catch {
+      return "";
+    }
+  };
+  return {
+    kind,
+    n,
+    daemonCpuUs: cpu?.daemon,
+    clientCpuUs: cpu?.client,
+    daemon: parseStrace(read(`${dir}/daemon.strace`), daemonPid),
+    client: parseStrace(read(`${dir}/client.strace`), -1),
+  };
+}
+
+async function measure(kind: Kind, n: number, work: string, perfDir?: string, xsbench?: XsbenchLoad) {
   const dir = `${work}/${kind}`;
   Deno.mkdirSync(dir, { recursive: true });
-  const env = { anchorSh: `${ANCHORS}/scripts/anchor.sh`, anchorsBuild: `${ROOT}/.build/anchors` };
-  const daemon: Running = await start(
-    kind.startsWith("dx")
-      ? {
-        name: kind,
-        kind: "custom",
-        cmd: [
-          Deno.execPath(),
-          "run",
-          "-A",
-          ...(perfDir !== undefined ? ["--v8-flags=--perf-basic-prof"] : []),
-          `${ROOT}/src/cli/main.ts`,
-          "--socket",
-          "{socket}",
-          "--backend",
-          "memory",
-          "--log-level",
-          "warn",
-          ...(kind === "dx-ring" ? ["--xen", `sim:${dir}/xen`] : []),
-        ],
-      }
-      : { name: kind, kind: kind as "cxenstored" | "oxenstored" },
-    dir,
-    env,
-  );
-  let client: Deno.ChildProcess | null = null;
+  const daemon: Running = await start(daemonSpec(kind, dir, perfDir !== undefined), dir, ENV);
   try {
+    if (xsbench !== undefined) {
+      return await traced(kind, dir, daemon.pid, perfDir, async (window) => {
+        await runXsbench(daemon.socket, kind, xsbench.args, 2); // unmeasured: both JITs warm
+        let ops = 0;
+        await window(null, async () => {
+          ops = await runXsbench(daemon.socket, kind, xsbench.args, xsbench.seconds);
+        });
+        return ops;
+      });
+    }
     // The node read, and for the ring the domain that reads it (its own name).
     const s = new SocketClient(daemon.socket);
     if (kind === "dx-ring") toolstackCreate(s, createDomain(`${dir}/xen`, 1));
     else s.call(11, `${PATH}\0guest1`);
     s.close();
-    client = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        ...(perfDir !== undefined ? ["--v8-flags=--perf-basic-prof"] : []),
-        new URL(import.meta.url).pathname,
-        "--client",
-        kind,
-        daemon.socket,
-        dir,
-        String(n),
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
+    return await traced(
+      kind,
+      dir,
+      daemon.pid,
+      perfDir,
+      (window) => readLoop(kind, daemon, dir, n, perfDir, window),
+    );
+  } finally {
+    if (alive(daemon.pid) || daemon.child) await stop(daemon, ENV);
+  }
+}
+
+/** The READ loop in a client process (this file, --client): warm-up, then N READs inside `window`. */
+async function readLoop(
+  kind: Kind,
+  daemon: Running,
+  dir: string,
+  n: number,
+  perfDir: string | undefined,
+  window: (clientPid: number | null, body: () => Promise<void>) => Promise<void>,
+): Promise<number> {
+  const client = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...(perfDir !== undefined ? ["--v8-flags=--perf-basic-prof,--logfile=/dev/null"] : []),
+      new URL(import.meta.url).pathname,
+      "--client",
+      kind,
+      daemon.socket,
+      dir,
+      String(n),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
     const out = client.stdout.getReader();
     const go = client.stdin.getWriter();
     await expectLine(out, "ready");
-    if (perfDir !== undefined) {
-      const perf = await perfAttach(daemon.pid, `${dir}/perf.data`);
-      const cperf = await perfAttach(client.pid, `${dir}/client.perf.data`);
+    await window(client.pid, async () => {
       await go.write(new TextEncoder().encode("go\n"));
       await expectLine(out, "done");
-      await detach(cperf);
-      await detach(perf);
-      Deno.writeTextFileSync(`${perfDir}/${kind}.perf.txt`, await perfReport(`${dir}/perf.data`));
-      Deno.copyFileSync(`${dir}/perf.data`, `${perfDir}/${kind}.perf.data`);
-      Deno.copyFileSync(`${dir}/client.perf.data`, `${perfDir}/${kind}.client.perf.data`);
-      Deno.writeTextFileSync(`${dir}/daemon.strace`, "");
-      Deno.writeTextFileSync(`${dir}/client.strace`, "");
-    } else {
-      const dTrace = await attach(daemon.pid, `${dir}/daemon.strace`);
-      const cTrace = await attach(client.pid, `${dir}/client.strace`);
-      await go.write(new TextEncoder().encode("go\n"));
-      await expectLine(out, "done");
-      await detach(cTrace);
-      await detach(dTrace);
-    }
+    });
     await go.write(new TextEncoder().encode("exit\n"));
     await go.close();
     out.releaseLock();
     await client.stdout.cancel();
     await client.status;
-    client = null;
-    return {
-      kind,
-      n,
-      daemon: parseStrace(Deno.readTextFileSync(`${dir}/daemon.strace`), daemon.pid),
-      client: parseStrace(Deno.readTextFileSync(`${dir}/client.strace`), -1),
-    };
-  } finally {
-    if (client !== null) {
-      try {
-        client.kill("SIGKILL");
-      } catch { /* gone */ }
-      await client.status;
-    }
-    if (alive(daemon.pid) || daemon.child) await stop(daemon, env);
+    return n;
+  } catch (e) {
+    try {
+      client.kill("SIGKILL");
+    } catch { /* gone */ }
+    await client.status;
+    throw e;
   }
+}
+
+interface XsbenchLoad {
+  readonly args: string[];
+  readonly seconds: number;
+}
+
+/** One xsbench run against `socket`; returns its operation count. */
+async function runXsbench(socket: string, kind: Kind, args: string[], seconds: number): Promise<number> {
+  const out = await new Deno.Command(`${ROOT}/.build/anchors/xsbench`, {
+    args: [
+      "--socket",
+      socket,
+      "--label",
+      kind,
+      "--seconds",
+      String(seconds),
+      "--warmup",
+      "0",
+      ...(kind === "echo" ? ["--floor"] : []),
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const line = dec.decode(out.stdout).split("\n").filter((l) => l.startsWith("{")).pop();
+  const r = line === undefined ? { ok: false, error: dec.decode(out.stderr) } : JSON.parse(line);
+  if (r.ok !== true) throw new Error(`xsbench on ${kind}: ${r.error}`);
+  return Number(r.ops);
 }
 
 /** The load generator: warm up, wait for "go", N READs, "done", wait for "exit". */
@@ -282,12 +405,13 @@ function table(results: Measured[]): string {
     ["client", "client (all threads)", (r) => mergeCounts(r.client.main, r.client.others)],
   ];
   const out = [
-    `| system calls per READ round trip | ${cols.join(" | ")} |`,
+    `| system calls per request | ${cols.join(" | ")} |`,
     `| --- | ${cols.map(() => "---:").join(" | ")} |`,
   ];
   for (const [, label, pick] of rows) {
     const names = new Set(results.flatMap((r) => [...pick(r).keys()]));
     const total = (r: Measured) => [...pick(r).values()].reduce((a, [c]) => a + c, 0) / r.n;
+    if (results.every((r) => total(r) === 0)) continue; // not traced (xsbench is not ours)
     out.push(`| **${label}, total** | ${results.map((r) => `**${total(r).toFixed(2)}**`).join(" | ")} |`);
     for (const name of [...names].sort()) {
       const per = results.map((r) => {
@@ -302,6 +426,17 @@ function table(results: Measured[]): string {
     }
   }
   return out.join("\n");
+}
+
+function cpuTable(results: Measured[]): string {
+  const cell = (r: Measured, v: number | undefined) => v === undefined ? "" : (v / r.n).toFixed(2);
+  return [
+    `| CPU time per request (µs) | ${results.map((r) => r.kind).join(" | ")} |`,
+    `| --- | ${results.map(() => "---:").join(" | ")} |`,
+    `| daemon (all threads) | ${results.map((r) => cell(r, r.daemonCpuUs)).join(" | ")} |`,
+    `| client (all threads) | ${results.map((r) => cell(r, r.clientCpuUs)).join(" | ")} |`,
+    `| requests measured | ${results.map((r) => r.n).join(" | ")} |`,
+  ].join("\n");
 }
 
 function mergeCounts(a: Counts, b: Counts): Counts {
@@ -326,9 +461,27 @@ if (import.meta.main && Deno.args[0] === "--client") {
   };
   const n = Number(opt("--requests") ?? 5000);
   const perfDir = opt("--perf");
+  cpuOnly = args.includes("--cpu");
   if (perfDir !== undefined) Deno.mkdirSync(perfDir, { recursive: true });
-  const kinds = (opt("--targets")?.split(",") ?? KINDS) as Kind[];
+  const xsArgs = opt("--xsbench");
+  const xsbench = xsArgs === undefined
+    ? undefined
+    : { args: xsArgs.split(/\s+/).filter(Boolean), seconds: Number(opt("--seconds") ?? 3) };
+  const kinds = (opt("--targets")?.split(",") ??
+    KINDS.filter((k) => xsbench !== undefined ? k !== "dx-ring" : k !== "echo")) as Kind[];
   for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown target ${k}`);
+  if (xsbench !== undefined && kinds.includes("dx-ring")) {
+    throw new Error("--xsbench runs on the socket only");
+  }
+  if (xsbench === undefined && kinds.includes("echo")) throw new Error("the echo floor takes --xsbench only");
+  const make = await new Deno.Command("make", {
+    args: ["-s", "-C", ANCHORS],
+    env: { ANCHORS_BUILD: `${ROOT}/.build/anchors` },
+    stdout: "null",
+  }).output();
+  if (!make.success && (xsbench !== undefined || kinds.some((k) => !k.startsWith("dx")))) {
+    throw new Error("building the anchors failed");
+  }
   const shm = (() => {
     try {
       return Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
@@ -336,20 +489,15 @@ if (import.meta.main && Deno.args[0] === "--client") {
       return undefined;
     }
   })();
-  const make = await new Deno.Command("make", {
-    args: ["-s", "-C", ANCHORS],
-    env: { ANCHORS_BUILD: `${ROOT}/.build/anchors` },
-    stdout: "null",
-  }).output();
-  if (!make.success && kinds.some((k) => !k.startsWith("dx"))) throw new Error("building the anchors failed");
   const work = Deno.makeTempDirSync({ dir: shm, prefix: "dxsyscalls." });
   try {
     const results: Measured[] = [];
     for (const k of kinds) {
-      console.error(`${k}: ${n} READs under strace`);
-      results.push(await measure(k, n, work, perfDir));
+      console.error(`${k}: ${xsbench ? `xsbench ${xsbench.args.join(" ")}` : `${n} READs`}`);
+      results.push(await measure(k, n, work, perfDir, xsbench));
     }
-    if (perfDir === undefined) console.log(table(results));
+    if (cpuOnly) console.log(cpuTable(results));
+    else if (perfDir === undefined) console.log(table(results));
     else console.log(`perf reports in ${perfDir}`);
   } finally {
     Deno.removeSync(work, { recursive: true });

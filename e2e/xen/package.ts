@@ -9,6 +9,8 @@
  *                                  node_modules, src/ and ffi/ as TypeScript, built policy plugins (*.wasm),
  *                                  npm packages the daemon imports (with a minimal deno.json and
  *                                  package.json: node_modules resolution, no network), and /opt/dxenstored/run
+ *   /usr/bin/strace                only for the performance plan (P): the host's strace (Debian bookworm,
+ *                                  as dom0) and the libraries it needs beyond glibc
  */
 import { run } from "./proc.ts";
 
@@ -24,6 +26,8 @@ export interface PackageOptions {
   readonly withDaemon: boolean;
   /** Extra daemon arguments (--daemon-arg). */
   readonly daemonArgs: readonly string[];
+  /** Add strace (plan P counts the daemon's system calls). */
+  readonly withStrace?: boolean;
 }
 
 export const DENO_BIN = "node_modules/@deno/linux-x64-glibc/deno";
@@ -85,6 +89,7 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   });
   if (!cpio.ok) throw new Error(`guest overlay cpio failed:\n${cpio.stderr}`);
   await Deno.remove(g, { recursive: true });
+  if (opts.withStrace) await addStrace(overlay);
 
   if (!opts.withDaemon) return {};
   const opt = `${overlay}/opt/dxenstored`;
@@ -126,6 +131,25 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   await Deno.writeTextFile(`${opt}/run`, script);
   await Deno.chmod(`${opt}/run`, 0o755);
   return { daemonCommand: `${args.join(" ")}` };
+}
+
+/**
+ * The host's strace and the libraries it needs that dom0's image may lack (build.sh adds only the
+ * Debian sysroot's libraries, which are Xen's and glibc): both are Debian bookworm, so they match.
+ */
+async function addStrace(overlay: string): Promise<void> {
+  const strace = "/usr/bin/strace";
+  const ldd = await run(["ldd", strace]);
+  if (!ldd.ok) throw new Error(`--plans P needs strace on the host (apt-get install strace): ${ldd.stderr}`);
+  await Deno.mkdir(`${overlay}/usr/bin`, { recursive: true });
+  await Deno.copyFile(strace, `${overlay}/usr/bin/strace`);
+  for (const m of ldd.stdout.matchAll(/=> (\/\S+)/g)) {
+    const lib = m[1];
+    if (/\/(libc|libm|libpthread|libdl|ld-linux[^/]*)\.so/.test(lib)) continue; // glibc: dom0 has it
+    const dst = `${overlay}${lib}`;
+    await Deno.mkdir(dst.slice(0, dst.lastIndexOf("/")), { recursive: true });
+    await Deno.copyFile(lib, dst); // follows the soname symlink: the library itself, under its soname
+  }
 }
 
 /** Copies a directory tree (files accepted by keep), iteratively. */
