@@ -1,5 +1,5 @@
 /**
- * The performance boot's report (plan P, tests/xen/qemu/dom0/init.sh scenario 5), one column per
+ * The performance boot's report (plan P or P1, tests/xen/qemu/dom0/init.sh scenario 5), one column per
  * daemon booted with it in this run, with dxenstored's ratio to each reference daemon:
  *
  *   t1   one guest reading alone for 10 s: round trip p50/p99, READs/s
@@ -79,7 +79,7 @@ const f = (x: number | undefined) =>
 
 /** The report lines (empty when no P boot produced numbers). */
 export function perfTable(reports: readonly BootReport[]): string[] {
-  const boots = reports.filter((r) => r.plan === "P");
+  const boots = reports.filter((r) => r.plan === "P" || r.plan === "P1");
   if (boots.length === 0) return [];
   const names = boots.map((b) => b.xsd);
   const refs = names.filter((n) => n !== "dxenstored");
