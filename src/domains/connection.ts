@@ -67,6 +67,8 @@ export class RingConnection implements ReplySink {
   moved = false;
   /** writer.repliesWritten when last asked (see takeDelivered). */
   private delivered = 0;
+  /** queuedBytes when last asked (see takeQueuedChanged); 0 for a fresh or dropped connection. */
+  private reportedQueued = 0;
   /** How far (in messages queued) output may be written: group commit holds the rest. */
   readonly marks = new ReleaseMarks();
 
@@ -151,6 +153,17 @@ export class RingConnection implements ReplySink {
     return n;
   }
 
+  /**
+   * Whether queuedBytes changed since the last call: the quota accounting is told only of changes
+   * (a flush that wrote nothing, or wrote as much as was queued since, changes nothing).
+   */
+  takeQueuedChanged(): boolean {
+    const b = this.writer.bytes;
+    if (b === this.reportedQueued) return false;
+    this.reportedQueued = b;
+    return true;
+  }
+
   /** Turn end: the output queued so far waits for record `tag` (group commit; 0: for nothing). */
   markOutput(tag: number): void {
     this.marks.add(tag, this.writer.enqueued);
@@ -175,6 +188,7 @@ export class RingConnection implements ReplySink {
     if (features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
     this.moved = true;
   }
@@ -184,6 +198,7 @@ export class RingConnection implements ReplySink {
     if (this.state === "closed") return;
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
     this.dropLogged = false;
     this.page.set(Field.REQ_CONS, 0);
@@ -200,6 +215,7 @@ export class RingConnection implements ReplySink {
     this.state = "closed";
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
   }
 }

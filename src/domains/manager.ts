@@ -45,6 +45,10 @@ import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits } from "./connecti
 import { ReadyQueue, type ServeResult } from "./scheduler.ts";
 import { DEFAULT_WRITE_THROTTLE, isModifying, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
 
+/** Requests served per loop turn across all rings, and per ring (DomainManagerOptions defaults). */
+export const DEFAULT_TURN_BUDGET = 256;
+export const DEFAULT_PER_RING_BUDGET = 16;
+
 /** Features a guest domain gets unless SET_FEATURE restricted them before INTRODUCE. */
 export const DOMAIN_FEATURES = FEATURE_RECONNECTION | FEATURE_ERROR | FEATURE_WATCH_DEPTH |
   FEATURE_NESTED_TRANSACTIONS;
@@ -122,9 +126,9 @@ export interface StoredDomain {
 
 export interface DomainManagerOptions {
   readonly ring?: Partial<RingLimits>;
-  /** Requests served per loop turn across all rings (default 256). */
+  /** Requests served per loop turn across all rings (default DEFAULT_TURN_BUDGET). */
   readonly turnBudget?: number;
-  /** Requests served per ring per turn (default 16). */
+  /** Requests served per ring per turn (default DEFAULT_PER_RING_BUDGET). */
   readonly perRingBudget?: number;
   /** The set of introduced domains changed (persistence, src/backend/domains.ts). */
   readonly onDomainsChanged?: (domains: IntroducedDomain[]) => void;
@@ -230,8 +234,8 @@ export class DomainManager implements DomainHandler {
     private readonly opts: DomainManagerOptions = {},
   ) {
     this.limits = { ...DEFAULT_RING_LIMITS, ...opts.ring };
-    this.turnBudget = opts.turnBudget ?? 256;
-    this.perRing = opts.perRingBudget ?? 16;
+    this.turnBudget = opts.turnBudget ?? DEFAULT_TURN_BUDGET;
+    this.perRing = opts.perRingBudget ?? DEFAULT_PER_RING_BUDGET;
     this.quotas = opts.quotas ?? null;
     this.throttle = opts.writeThrottle ?? DEFAULT_WRITE_THROTTLE;
     this.now = opts.now ?? (() => performance.now());
@@ -791,6 +795,8 @@ export class DomainManager implements DomainHandler {
     let fault = this.flush(d);
     let used = 0;
     while (fault === null && used < max && !conn.backedUp) {
+      // An empty ring needs no quota or credit check (and must not count as a stall).
+      if (!conn.hasInput) break;
       if (this.quotas !== null && !this.quotas.mayReceive(conn.client)) {
         this.parked.add(d); // stalled, not refused
         break;
@@ -824,7 +830,7 @@ export class DomainManager implements DomainHandler {
     const q = this.quotas;
     if (q !== null && conn.state === "connected") {
       for (let n = conn.takeDelivered(); n > 0; n--) q.replyDelivered(conn.client);
-      q.setQueuedOutput(conn.client, conn.queuedBytes);
+      if (conn.takeQueuedChanged()) q.setQueuedOutput(conn.client, conn.queuedBytes);
     }
     return fault;
   }
