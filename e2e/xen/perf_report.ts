@@ -7,6 +7,11 @@
  *   s1   one guest, 500 READs under strace -c -f: the daemon's system calls per request
  *   s10  ten guests, 50 READs each, under strace: the same (batching shows here)
  *
+ * For t1 and t10 the daemon's CPU time per READ (E2E-CPU: user and system time of its main thread
+ * and of its other threads, from /proc over the phase) says where a request's time goes: running
+ * the daemon's own code (user), the kernel and hypervisor work of its system calls (system), or
+ * helper threads (V8's compiler and garbage collector for dxenstored).
+ *
  * Before each strace phase dom0 counts the idle daemon for 10 s (idle-s1, idle-s10): its timers and
  * the loop's idle wake-ups happen per second, not per request, and under strace in TCG a round trip
  * takes long enough for many of them. That rate times the phase's length is subtracted; the rest is
@@ -45,6 +50,22 @@ function phase(rep: BootReport, name: string): Phase | undefined {
     p50: median(rows.map((b) => num(b, "p50_us"))),
     p99: Math.max(...rows.map((b) => num(b, "p99_us"))),
   };
+}
+
+/** The daemon's CPU time per READ of a phase (ms), by thread kind and user/system. */
+function cpuPerRead(rep: BootReport, name: string): Record<string, number> | undefined {
+  const c = rep.log.cpu.find((x) => x.phase === name);
+  const p = phase(rep, name);
+  if (c === undefined || p === undefined || !(p.reads > 0)) return undefined;
+  const ms = (k: string) => (Number(c[k] ?? 0) * 1000) / Number(c.hz ?? 100) / p.reads;
+  const out: Record<string, number> = {
+    mainUser: ms("main_user"),
+    mainSys: ms("main_sys"),
+    otherUser: ms("other_user"),
+    otherSys: ms("other_sys"),
+  };
+  out.total = out.mainUser + out.mainSys + out.otherUser + out.otherSys;
+  return out;
 }
 
 function counts(rep: BootReport, name: string): Counts | undefined {
@@ -108,6 +129,15 @@ export function perfTable(reports: readonly BootReport[]): string[] {
   row("10 guests at once: total READs/s", (b) => phase(b, "t10")?.readsPerS);
   row("10 guests at once: p50 (median guest, us)", (b) => phase(b, "t10")?.p50);
   row("10 guests at once: p99 (worst guest, us)", (b) => phase(b, "t10")?.p99);
+  for (const [ph, title] of [["t1", "1 guest"], ["t10", "10 guests at once"]]) {
+    if (boots.every((b) => cpuPerRead(b, ph) === undefined)) continue;
+    out.push(`  daemon CPU per READ, ${title} (ms; /proc utime and stime over the phase):`);
+    row("  total", (b) => cpuPerRead(b, ph)?.total);
+    row("  main thread, user", (b) => cpuPerRead(b, ph)?.mainUser);
+    row("  main thread, system", (b) => cpuPerRead(b, ph)?.mainSys);
+    row("  other threads, user", (b) => cpuPerRead(b, ph)?.otherUser);
+    row("  other threads, system", (b) => cpuPerRead(b, ph)?.otherSys);
+  }
   for (const [ph, title] of [["s1", "1 guest"], ["s10", "10 guests at once"]]) {
     const per = boots.map((b) => perRequest(b, ph));
     if (per.every((c) => c === undefined)) continue;

@@ -6,6 +6,7 @@
  *   [dom0 <uptime>] E2E-CHECK <s> ok|FAIL|note <what> :: <detail>
  *   [dom0 <uptime>] E2E-BENCH key=value ...
  *   [dom0 <uptime>] E2E-STRACE key=value ...   (system calls counted during a load phase, plan P)
+ *   [dom0 <uptime>] E2E-CPU key=value ...      (the daemon's CPU ticks over a load phase, plan P)
  *   [xsd] <line>                    (the daemon's own log, streamed by dom0 while it runs)
  *   [dom0 <uptime>] E2E-RESULT: PASS|FAIL (...)
  *   [guest <name>] GUEST-CHECK <s> ok|FAIL <what> :: <detail>
@@ -43,6 +44,8 @@ export interface BootLog {
   readonly bench: Record<string, string>[];
   /** E2E-STRACE lines: xsd, phase, requests, threads, then <syscall>=<calls>[/<failed>]. */
   readonly strace: Record<string, string>[];
+  /** E2E-CPU lines: xsd, phase, hz, main_user, main_sys, other_user, other_sys (clock ticks). */
+  readonly cpu: Record<string, string>[];
   /** The xenstore daemon's log lines dom0 printed on failure. */
   readonly xsdLog: string[];
   /** "PASS" or "FAIL (...)" from E2E-RESULT, if dom0 got that far. */
@@ -56,7 +59,7 @@ const CHECK = /^(\S+) (ok|FAIL|note) (.*?)(?: :: (.*))?$/;
 
 export function parseSerialLog(text: string): BootLog {
   const lines = text.split("\n").map((l) => l.replace(/\r/g, ""));
-  const log: BootLog = { lines, scenarios: new Map(), bench: [], strace: [], xsdLog: [] };
+  const log: BootLog = { lines, scenarios: new Map(), bench: [], strace: [], cpu: [], xsdLog: [] };
   let current: ScenarioLog | undefined;
   const scenario = (id: string, at: number): ScenarioLog => {
     let s = log.scenarios.get(id);
@@ -113,6 +116,9 @@ export function parseSerialLog(text: string): BootLog {
         break;
       case "E2E-STRACE":
         log.strace.push(keyValues(rest));
+        break;
+      case "E2E-CPU":
+        log.cpu.push(keyValues(rest));
         break;
       case "E2E-RESULT:":
         log.result = rest.join(" ");

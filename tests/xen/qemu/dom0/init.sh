@@ -15,6 +15,7 @@
 # Lines the runner (scripts/e2e-xen.ts) parses, all "[dom0 <uptime>] ...":
 #   E2E-SCENARIO <s> BEGIN <title> | E2E-SCENARIO <s> PASS|FAIL
 #   E2E-MS <s> <seconds since the scenario began> <milestone>
+#   E2E-CPU xsd=... phase=... hz=... main_user= main_sys= other_user= other_sys= (ticks; plan P/P1)
 #   E2E-CHECK <s> ok|FAIL|note <what> :: <detail>
 #   E2E-BENCH <key>=<value>...
 #   E2E-STRACE xsd=<daemon> phase=<p> requests=<n> <syscall>=<calls>[/<failed>]...
@@ -424,12 +425,30 @@ perf_results() {
     esac
   done
 }
+# cpu_ticks: the daemon's CPU time so far in clock ticks, "MAIN_USER MAIN_SYS OTHER_USER OTHER_SYS"
+# (its main thread, and its other threads: V8's compiler and GC helpers, Deno's); utime and stime
+# are fields 14 and 15 of /proc/<pid>/task/<tid>/stat, i.e. 12 and 13 after the ") " that ends the
+# thread's name
+cpu_ticks() {
+  local p t mu=0 msy=0 ou=0 osy=0
+  p=$(xsd_pid)
+  for t in /proc/$p/task/*; do
+    set -- $(sed 's/^.*) //' $t/stat 2> /dev/null) || continue
+    [ $# -ge 13 ] || continue
+    if [ "${t##*/}" = "$p" ]; then mu=$((mu + ${12})) msy=$((msy + ${13})); else ou=$((ou + ${12})) osy=$((osy + ${13})); fi
+  done
+  echo "$mu $msy $ou $osy"
+}
 # perf_phase PHASE GUESTS SECONDS: dom0 starts the phase (every guest gets the watch event at once),
-# sleeps through its expected length, then waits for GUESTS results
+# sleeps through its expected length, then waits for GUESTS results. The daemon's CPU time over the
+# phase (user and system, main thread and the others) as an E2E-CPU line: where a request's time goes.
 perf_phase() {
+  local c0
+  c0=$(cpu_ticks)
   xenstore-write /e2e/perf/phase "$1"
   sleep "$3"
   if perf_wait "GUEST-PERF $1 " "$2" 600; then ms "phase $1 done"; else bad "phase $1: $2 guest(s) reported" "$(perf_count "GUEST-PERF $1 ")"; fi
+  say "E2E-CPU xsd=$XSD phase=$1 hz=$(getconf CLK_TCK 2> /dev/null || echo 100) $(echo $c0 $(cpu_ticks) | awk '{ printf "main_user=%d main_sys=%d other_user=%d other_sys=%d", $5 - $1, $6 - $2, $7 - $3, $8 - $4 }')"
   perf_results "$1"
 }
 # strace_start NAME: strace -c -f on the daemon (every thread) into /tmp/strace-NAME.txt; sets SP, ST
