@@ -12,6 +12,7 @@
 // folder (on the same file system as the repo's .build, i.e. a real disk, not tmpfs). As in
 // bench/main.ts, daemon and clients share CPU 0 by default (--cpu same), so the numbers compare
 // like with like on a machine that has other work.
+import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 
 import { ensureModule, MODULES } from "../backends/build.ts";
 
@@ -98,6 +99,7 @@ async function startDaemon(
     Deno.execPath(),
     "run",
     "-A",
+    ...v8FlagsArgs(readV8Flags()),
     MAIN,
     "--socket",
     socket,

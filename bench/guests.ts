@@ -14,185 +14,11 @@ import { GuestClient } from "../src/client/guest.ts";
 import { createDomain, destroyDomain, type SimDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
 import * as ffi from "../ffi/libc.ts";
+import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
+import { SocketClient } from "./socket_client.ts";
+import { GUEST_WATCHES, toolstackCreate } from "./host_trees.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const enc = new TextEncoder();
-
-// ---- a blocking socket client (dom0's toolstack) ----------------------------------------------
-
-const libc = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-});
-
-/** A blocking XenStore client on the Unix socket (one FFI read/write per message, as a C client). */
-export class SocketClient {
-  private readonly fd: number;
-  private buf = new Uint8Array(65536);
-  private have = 0;
-
-  constructor(path: string) {
-    this.fd = libc.symbols.socket(1, 1, 0);
-    const p = enc.encode(path);
-    const sa = new Uint8Array(2 + p.length + 1);
-    sa[0] = 1;
-    sa.set(p, 2);
-    if (libc.symbols.connect(this.fd, sa, sa.length) < 0) throw new Error(`connect(${path}) failed`);
-  }
-
-  send(type: number, payload: string, txId = 0): void {
-    const b = new Uint8Array(16 + payload.length);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, type, true);
-    dv.setUint32(8, txId, true);
-    dv.setUint32(12, payload.length, true);
-    for (let i = 0; i < payload.length; i++) b[16 + i] = payload.charCodeAt(i);
-    let off = 0;
-    while (off < b.length) {
-      const n = Number(libc.symbols.write(this.fd, b.subarray(off), BigInt(b.length - off)));
-      if (n <= 0) throw new Error("socket write failed");
-      off += n;
-    }
-  }
-
-  /** The next message: [type, payload]. */
-  recv(): [number, string] {
-    for (;;) {
-      if (this.have >= 16) {
-        const dv = new DataView(this.buf.buffer);
-        const len = dv.getUint32(12, true);
-        if (this.have >= 16 + len) {
-          const type = dv.getUint32(0, true);
-          let s = "";
-          for (let i = 0; i < len; i++) s += String.fromCharCode(this.buf[16 + i]);
-          this.buf.copyWithin(0, 16 + len, this.have);
-          this.have -= 16 + len;
-          return [type, s];
-        }
-      }
-      const n = Number(
-        libc.symbols.read(this.fd, this.buf.subarray(this.have), BigInt(this.buf.length - this.have)),
-      );
-      if (n <= 0) throw new Error("socket closed");
-      this.have += n;
-    }
-  }
-
-  /** One request, its reply (watch events in between are skipped). */
-  call(type: number, payload: string, txId = 0): string {
-    this.send(type, payload, txId);
-    for (;;) {
-      const [t, p] = this.recv();
-      if (t === 15) continue;
-      if (t === 16) throw new Error(`type ${type} ${JSON.stringify(payload.slice(0, 60))}: ${p}`);
-      return p;
-    }
-  }
-
-  /** Many requests pipelined, then all replies. */
-  batch(reqs: Array<[number, string]>): void {
-    for (const [t, p] of reqs) this.send(t, p);
-    let n = 0;
-    while (n < reqs.length) {
-      const [t, p] = this.recv();
-      if (t === 15) continue;
-      if (t === 16) throw new Error(`batch: ${p}`);
-      n++;
-    }
-  }
-
-  close(): void {
-    libc.symbols.close(this.fd);
-  }
-}
-
-// ---- the toolstack's view of a domain ---------------------------------------------------------
-
-/** What libxl writes for a PV guest with one disk and one NIC (abridged, as [path, value]). */
-function deviceTree(domid: number): Array<[string, string]> {
-  const d = `/local/domain/${domid}`;
-  const be = `/local/domain/0/backend`;
-  const uuid = `00000000-0000-0000-0000-${String(domid).padStart(12, "0")}`;
-  return [
-    [`${d}/vm`, `/vm/${uuid}`],
-    [`${d}/name`, `guest${domid}`],
-    [`${d}/domid`, String(domid)],
-    [`${d}/cpu/0/availability`, "online"],
-    [`${d}/memory/static-max`, "524288"],
-    [`${d}/memory/target`, "524288"],
-    [`${d}/memory/videoram`, "-1"],
-    [`${d}/control/shutdown`, ""],
-    [`${d}/control/feature-poweroff`, "1"],
-    [`${d}/control/feature-reboot`, "1"],
-    [`${d}/control/feature-suspend`, "1"],
-    [`${d}/store/port`, "1"],
-    [`${d}/store/ring-ref`, "4278173696"],
-    [`${d}/console/port`, "2"],
-    [`${d}/console/ring-ref`, "4278173695"],
-    [`${d}/console/limit`, "1048576"],
-    [`${d}/console/type`, "xenconsoled"],
-    [`${d}/device/vbd/51712/backend`, `${be}/vbd/${domid}/51712`],
-    [`${d}/device/vbd/51712/backend-id`, "0"],
-    [`${d}/device/vbd/51712/state`, "1"],
-    [`${d}/device/vbd/51712/virtual-device`, "51712"],
-    [`${d}/device/vbd/51712/device-type`, "disk"],
-    [`${d}/device/vif/0/backend`, `${be}/vif/${domid}/0`],
-    [`${d}/device/vif/0/backend-id`, "0"],
-    [`${d}/device/vif/0/state`, "1"],
-    [`${d}/device/vif/0/handle`, "0"],
-    [
-      `${d}/device/vif/0/mac`,
-      `00:16:3e:00:${(domid >> 8).toString(16).padStart(2, "0")}:${
-        (domid & 255).toString(16).padStart(2, "0")
-      }`,
-    ],
-    [`${be}/vbd/${domid}/51712/frontend`, `${d}/device/vbd/51712`],
-    [`${be}/vbd/${domid}/51712/frontend-id`, String(domid)],
-    [`${be}/vbd/${domid}/51712/online`, "1"],
-    [`${be}/vbd/${domid}/51712/state`, "1"],
-    [`${be}/vbd/${domid}/51712/params`, `/var/lib/xen/images/guest${domid}.img`],
-    [`${be}/vbd/${domid}/51712/type`, "phy"],
-    [`${be}/vbd/${domid}/51712/mode`, "w"],
-    [`${be}/vif/${domid}/0/frontend`, `${d}/device/vif/0`],
-    [`${be}/vif/${domid}/0/frontend-id`, String(domid)],
-    [`${be}/vif/${domid}/0/online`, "1"],
-    [`${be}/vif/${domid}/0/state`, "1"],
-    [`${be}/vif/${domid}/0/script`, "/etc/xen/scripts/vif-bridge"],
-    [`${be}/vif/${domid}/0/mac`, "00:16:3e:00:00:01"],
-    [`/vm/${uuid}/name`, `guest${domid}`],
-    [`/vm/${uuid}/uuid`, uuid],
-    [`/vm/${uuid}/start_time`, "1700000000.00"],
-  ];
-}
-
-/**
- * The toolstack creates a domain as libxl does: one transaction writing its tree and permissions,
- * then INTRODUCE. Sequential round trips, not pipelined. Returns the elapsed milliseconds.
- */
-export function toolstackCreate(s: SocketClient, d: SimDomain): number {
-  const t0 = performance.now();
-  const home = `/local/domain/${d.domid}`;
-  for (;;) {
-    const tx = Number(s.call(6, "\0").replace("\0", ""));
-    s.call(12, `${home}\0`, tx);
-    s.call(14, `${home}\0n0\0r${d.domid}\0`, tx);
-    for (const [p, v] of deviceTree(d.domid)) s.call(11, `${p}\0${v}`, tx);
-    s.call(14, `${home}/device\0n${d.domid}\0r0\0`, tx);
-    s.call(14, `${home}/control\0n0\0r${d.domid}\0`, tx);
-    s.call(14, `${home}/control/shutdown\0n0\0b${d.domid}\0`, tx);
-    s.call(12, `${home}/data\0`, tx);
-    s.call(14, `${home}/data\0n${d.domid}\0`, tx);
-    s.send(7, "T\0", tx);
-    const [t, p] = s.recv();
-    if (t === 7) break;
-    if (p !== "EAGAIN\0") throw new Error(`transaction: ${p}`);
-  }
-  s.call(8, `${d.domid}\0${d.gfn}\0${d.port}\0`);
-  return performance.now() - t0;
-}
 
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
@@ -396,6 +222,7 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     args: [
       "run",
       "-A",
+      ...v8FlagsArgs(readV8Flags()),
       `${ROOT}src/cli/main.ts`,
       "--socket",
       sock,
@@ -473,9 +300,7 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
       for (let k = 0; k < 50; k++) data.push([11, `${home}/data/k${k}\0value-${domid}-${k}`]);
       s.batch(data);
       const g = attach(d);
-      const ids = ["device/vbd", "device/vif", "control/shutdown", "memory/target", "data"].map((p, i) =>
-        g.send(4, `${p}\0w${i}\0`)
-      );
+      const ids = GUEST_WATCHES.map((p, i) => g.send(4, `${p}\0w${i}\0`));
       for (const id of ids) await g.reply(id);
       g.events.length = 0;
     };

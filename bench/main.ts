@@ -13,6 +13,9 @@ import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } 
 import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
+import { runMigrateBench } from "./migrate.ts";
+import { DEFAULT_MEMORY_OPTIONS, QUICK_MEMORY_OPTIONS, runMemoryBench } from "./memory.ts";
+import { memoryMarkdown } from "./memory_report.ts";
 
 const USAGE = `usage: deno task bench [options]
 
@@ -23,9 +26,11 @@ const USAGE = `usage: deno task bench [options]
   --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
 
-dxenstored is started as "bin/dxenstored --socket {socket} --backend memory"; DXENSTORED_CMD overrides it.
-A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts) and
-guest domains over the simulated Xen (bench/guests.ts).
+dxenstored is started as "bin/dxenstored --socket {socket} --backend memory" (which passes
+compile/v8-flags); DXENSTORED_CMD overrides it. DXENSTORED_BASELINE_CMD adds a target "baseline" (another build, same run).
+A full run (no --only, no --workloads) ends with the storage backends (bench/backend.ts), memory
+against the anchors (bench/memory.ts), guest domains over the simulated Xen (bench/guests.ts) and
+export/import of 100 000 nodes over each daemon's socket (bench/migrate.ts; --quick: 10 000).
 Workloads: ${WORKLOADS.map((w) => w.id).join(", ")}
 Output: .build/bench/<stamp>/{raw.jsonl,summary.md,<target>-daemon.log}`;
 
@@ -97,6 +102,10 @@ function targetSpecs(only: string[] | undefined): TargetSpec[] {
     { name: "oxenstored", kind: "oxenstored" },
     { name: "dxenstored", kind: "custom", cmd: dxCmd },
   ];
+  // Another build measured in the same run (e.g. main's, to compare a change under the same load):
+  // its ratios come from raw.jsonl. The command gets its own environment (use `env` to set flags).
+  const baseline = Deno.env.get("DXENSTORED_BASELINE_CMD")?.trim().split(/\s+/);
+  if (baseline) all.push({ name: "baseline", kind: "custom", cmd: baseline });
   const unknown = (only ?? []).filter((n) => !all.some((t) => t.name === n));
   if (unknown.length) {
     throw new Error(`unknown target ${unknown.join(", ")}; known: ${all.map((t) => t.name).join(", ")}`);
@@ -314,12 +323,27 @@ async function main() {
     Deno.writeTextFileSync(`${out}/backends.md`, backends);
     console.log(backends);
   }
+  // Memory against the anchors (bench/memory.ts): idle, per node, peak, after removal, cycles, hosts.
+  if (o.only === undefined && o.workloads === undefined) {
+    log("memory: every daemon started fresh, filled, emptied and cycled");
+    const mem = memoryMarkdown(
+      await runMemoryBench({ ...(o.quick ? QUICK_MEMORY_OPTIONS : DEFAULT_MEMORY_OPTIONS), cpu: o.cpu }, log),
+    );
+    Deno.writeTextFileSync(`${out}/memory.md`, mem);
+    console.log(mem);
+  }
   // Guest domains over the simulated Xen (bench/guests.ts): ring vs socket, 1 000 domains.
   if (o.only === undefined && o.workloads === undefined) {
     log("guest domains: ring round trips and 1 000 simulated domains");
     const guests = guestBenchMarkdown(await runGuestBench(o.quick ? 100 : 1000, o.quick ? 1000 : 5000));
     Deno.writeTextFileSync(`${out}/guests.md`, guests);
     console.log(guests);
+  }
+  // Moving a live host's store: `dxenstored import|export --socket` per daemon (bench/migrate.ts).
+  if (o.only === undefined && o.workloads === undefined) {
+    const migrate = await runMigrateBench({ nodes: o.quick ? 10_000 : 100_000, cpu: o.cpu }, log);
+    Deno.writeTextFileSync(`${out}/migrate.md`, migrate);
+    console.log(migrate);
   }
 }
 

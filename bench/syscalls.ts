@@ -26,7 +26,8 @@
 // every system call of the daemon's main thread (the loop) and of its other threads (V8's, Deno's),
 // and of the client's main thread. The go/done handshake adds a few calls in all, negligible for
 // N = 5 000.
-import { SocketClient, toolstackCreate } from "./guests.ts";
+import { SocketClient } from "./socket_client.ts";
+import { toolstackCreate } from "./host_trees.ts";
 import { createDomain } from "../src/xen/sim/control.ts";
 import { SimGuest } from "../src/xen/sim/guest.ts";
 import { GuestClient } from "../src/client/guest.ts";

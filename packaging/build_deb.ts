@@ -1,18 +1,28 @@
 // `deno task deb`: builds build/dxenstored_<version>_amd64.deb offline with dpkg-deb.
 //
-// Layout (docs/operations.md): the checkout's runnable subset under /usr/lib/dxenstored (bin/dxenstored,
-// bin/deno, the Deno binary from node_modules, every module of src/cli/main.ts's import graph, the
-// built-in policy plugins), /usr/sbin/dxenstored -> ../lib/dxenstored/bin/dxenstored, the conffiles
-// /etc/xen/dxenstored.conf and /etc/logrotate.d/dxenstored, the disabled dxenstored.service, an
-// inactive xen.service.d drop-in example, and maintainer scripts that never start or stop a daemon.
+// Layout (docs/operations.md): the built program (compile/build.ts: one JavaScript file holding the
+// daemon, its npm packages and the built-in policy plugins) and the Deno binary that runs it under
+// /usr/lib/dxenstored; /usr/sbin/dxenstored, a launcher that execs Deno as `dxenstored` with the V8
+// flags of compile/v8-flags (and /usr/bin/dxenstore, the client, and /usr/bin/dxenstore-guest, the
+// guest CLI, the same way); the man page
+// dxenstored(8) generated from the option table; the conffiles /etc/xen/dxenstored.conf and
+// /etc/logrotate.d/dxenstored, the disabled dxenstored.service, an inactive xen.service.d drop-in
+// example, operations.md and the documents it links to; maintainer scripts that never start or stop
+// a daemon. No source tree, no node_modules.
 //
 //   bin/deno task deb [--out DIR] [--compression gzip|xz|none] [--test]
 //   bin/deno task deb:test          # build, then install into a throw-away Debian 12 and check it
 //   bin/deno task deb:test-debootstrap   # the same in a fresh debootstrap'ed Debian 12 (minutes)
+import { build } from "../compile/build.ts";
+import { CLIENT_NAME, GUEST_NAME, launcherScript, PROGRAM_NAME } from "../compile/program.ts";
+import { readV8Flags } from "../compile/v8_flags.ts";
+
 const ROOT = new URL("../", import.meta.url).pathname;
 const DEB = `${ROOT}packaging/debian`;
 const LIB = "usr/lib/dxenstored";
 const DENO_BIN = "node_modules/@deno/linux-x64-glibc/deno";
+/** Deno's cache (V8's code cache of the program) for the installed daemon; purged with the package. */
+export const CACHE_DIR = "/var/cache/dxenstored";
 const dec = new TextDecoder();
 
 interface BuildOptions {
@@ -52,69 +62,26 @@ function copy(from: string, to: string, mode: number): void {
   Deno.chmodSync(to, mode);
 }
 
-/** Local modules of the daemon's import graph (what `deno run src/cli/main.ts` loads), repo-relative. */
-async function moduleFiles(): Promise<string[]> {
-  const info = JSON.parse(await run(`${ROOT}bin/deno`, ["info", "--json", "src/cli/main.ts"]));
-  const prefix = new URL(ROOT, "file://").href;
-  const files: string[] = [];
-  for (const m of info.modules as Array<{ specifier: string }>) {
-    if (!m.specifier.startsWith("file://")) throw new Error(`non-local module in the daemon: ${m.specifier}`);
-    if (!m.specifier.startsWith(prefix)) throw new Error(`module outside the repository: ${m.specifier}`);
-    files.push(decodeURIComponent(m.specifier.slice(prefix.length)));
-  }
-  return files.sort();
-}
-
-/**
- * npm packages the daemon imports at run time through "npm:<name>@<version>" strings in its modules
- * (dynamic imports, which `deno info` does not follow), with their dependencies: node_modules paths.
- */
-function runtimeNpmPackages(moduleFiles: readonly string[]): string[] {
-  const wanted: string[] = [];
-  for (const f of moduleFiles) {
-    for (
-      const m of Deno.readTextFileSync(`${ROOT}${f}`).matchAll(/"npm:((?:@[a-z0-9._-]+\/)?[a-z0-9._-]+)@/g)
-    ) {
-      wanted.push(m[1]);
-    }
-  }
+/** operations.md and every document it links to, transitively (docs/-relative names). */
+export function shippedDocs(): string[] {
+  const todo = ["operations.md"];
   const seen = new Set<string>();
-  while (wanted.length > 0) {
-    const name = wanted.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    const pj = JSON.parse(Deno.readTextFileSync(`${ROOT}node_modules/${name}/package.json`));
-    wanted.push(...Object.keys(pj.dependencies ?? {}));
+  while (todo.length > 0) {
+    const doc = todo.pop()!;
+    if (seen.has(doc)) continue;
+    seen.add(doc);
+    for (const target of docLinks(Deno.readTextFileSync(`${ROOT}docs/${doc}`))) todo.push(target);
   }
-  return [...seen].sort().map((n) => `node_modules/${n}`);
+  return [...seen].sort();
 }
 
-/** Every .wasm file under `dir` (repo-relative), iteratively. */
-function wasmFiles(dir: string): string[] {
+/** The local documents a markdown text links to ([text](name.md#anchor)). */
+export function docLinks(text: string): string[] {
   const out: string[] = [];
-  const stack = [dir];
-  while (stack.length > 0) {
-    const d = stack.pop()!;
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(`${ROOT}${d}`)];
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      if (e.isDirectory && e.name !== "node_modules") stack.push(`${d}/${e.name}`);
-      else if (e.isFile && e.name.endsWith(".wasm")) out.push(`${d}/${e.name}`);
-    }
+  for (const m of text.matchAll(/\]\(([^()\s#]+)(#[^()\s]*)?\)/g)) {
+    if (!/^[a-z]+:/.test(m[1])) out.push(m[1]);
   }
-  return out.sort();
-}
-
-function copyTree(from: string, to: string): void {
-  Deno.mkdirSync(to, { recursive: true });
-  for (const e of Deno.readDirSync(from)) {
-    if (e.isDirectory) copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
-    else if (e.isFile) copy(`${from}/${e.name}`, `${to}/${e.name}`, 0o644);
-  }
+  return out;
 }
 
 export async function buildDeb(o: BuildOptions): Promise<string> {
@@ -123,21 +90,41 @@ export async function buildDeb(o: BuildOptions): Promise<string> {
   const stage = await Deno.makeTempDir({ prefix: "dxenstored-deb-" });
   Deno.chmodSync(stage, 0o755); // the archive's "./" entry
   try {
-    // The runtime: the checkout's entry points and Deno, as bin/dxenstored expects them.
-    copy(`${ROOT}bin/dxenstored`, `${stage}/${LIB}/bin/dxenstored`, 0o755);
-    copy(`${ROOT}bin/deno`, `${stage}/${LIB}/bin/deno`, 0o755);
-    copy(`${ROOT}${DENO_BIN}`, `${stage}/${LIB}/${DENO_BIN}`, 0o755);
-    for (const f of ["deno.json", "package.json"]) copy(`${ROOT}${f}`, `${stage}/${LIB}/${f}`, 0o644);
-    const modules = await moduleFiles();
-    for (const f of modules) copy(`${ROOT}${f}`, `${stage}/${LIB}/${f}`, 0o644);
-    for (const d of runtimeNpmPackages(modules)) copyTree(`${ROOT}${d}`, `${stage}/${LIB}/${d}`);
-    // The built-in policy plugins (src/policy/loader.ts reads them next to the sources).
-    for (const f of wasmFiles("policies")) copy(`${ROOT}${f}`, `${stage}/${LIB}/${f}`, 0o644);
-    // Marks the installed tree: bin/dxenstored then keeps Deno's cache in /var/cache/dxenstored.
-    Deno.writeTextFileSync(`${stage}/${LIB}/PACKAGED`, `dxenstored ${version}\n`);
-    Deno.mkdirSync(`${stage}/usr/sbin`, { recursive: true });
-    Deno.symlinkSync(`../lib/dxenstored/bin/dxenstored`, `${stage}/usr/sbin/dxenstored`);
-    Deno.mkdirSync(`${stage}/var/cache/dxenstored`, { recursive: true });
+    // The program: one JavaScript file, and the Deno binary that runs it.
+    const program = await build(`${stage}/.program`);
+    copy(program.bundle, `${stage}/${LIB}/dxenstored.js`, 0o644);
+    copy(`${ROOT}${DENO_BIN}`, `${stage}/${LIB}/deno`, 0o755);
+    const v8Flags = readV8Flags();
+    for (
+      const [name, dir] of [[PROGRAM_NAME, "usr/sbin"], [CLIENT_NAME, "usr/bin"], [GUEST_NAME, "usr/bin"]]
+    ) {
+      Deno.mkdirSync(`${stage}/${dir}`, { recursive: true });
+      Deno.writeTextFileSync(
+        `${stage}/${dir}/${name}`,
+        launcherScript({
+          deno: `/${LIB}/deno`,
+          program: `/${LIB}/dxenstored.js`,
+          v8Flags,
+          name,
+          env: { DENO_DIR: CACHE_DIR },
+          comment:
+            `${name} ${version}: runs /${LIB}/dxenstored.js as this very process (exec, argv[0] ${name}).\n` +
+            "Generated by packaging/build_deb.ts; the V8 flags are compile/v8-flags'.",
+        }),
+      );
+      Deno.chmodSync(`${stage}/${dir}/${name}`, 0o755);
+    }
+    Deno.mkdirSync(`${stage}${CACHE_DIR}`, { recursive: true });
+    // The man page, generated from the option table (compile/manpage.ts).
+    Deno.mkdirSync(`${stage}/usr/share/man/man8`, { recursive: true });
+    await run("bash", [
+      "-c",
+      `gzip -9n < "$0" > "$1"`,
+      program.manPage,
+      `${stage}/usr/share/man/man8/dxenstored.8.gz`,
+    ]);
+    Deno.chmodSync(`${stage}/usr/share/man/man8/dxenstored.8.gz`, 0o644);
+    await Deno.remove(`${stage}/.program`, { recursive: true });
     // Configuration, units, documentation.
     copy(`${DEB}/dxenstored.conf`, `${stage}/etc/xen/dxenstored.conf`, 0o644);
     copy(`${DEB}/logrotate`, `${stage}/etc/logrotate.d/dxenstored`, 0o644);
@@ -148,7 +135,7 @@ export async function buildDeb(o: BuildOptions): Promise<string> {
       `${doc}/examples/xen.service.d/dxenstored.conf`,
       0o644,
     );
-    copy(`${ROOT}docs/operations.md`, `${doc}/operations.md`, 0o644);
+    for (const d of shippedDocs()) copy(`${ROOT}docs/${d}`, `${doc}/${d}`, 0o644);
     copy(`${DEB}/copyright`, `${doc}/copyright`, 0o644);
     // Control area.
     Deno.mkdirSync(`${stage}/DEBIAN`);

@@ -55,15 +55,38 @@ cp "$deb" "$R/tmp/dxenstored.deb"
 
 if out="$(in_root dpkg -i /tmp/dxenstored.deb 2>&1)"; then ok "dpkg -i"; else fail "dpkg -i" "$out"; fi
 
-# Files and conffiles as listed in docs/operations.md.
+# Files and conffiles as listed in docs/operations.md: the built program and Deno, no source tree.
 files="$(in_root dpkg -L dxenstored)"
-for f in /usr/sbin/dxenstored /usr/lib/dxenstored/bin/dxenstored /usr/lib/dxenstored/bin/deno \
-    /usr/lib/dxenstored/node_modules/@deno/linux-x64-glibc/deno /usr/lib/dxenstored/src/cli/main.ts \
+for f in /usr/sbin/dxenstored /usr/bin/dxenstore /usr/bin/dxenstore-guest /usr/lib/dxenstored/deno /usr/lib/dxenstored/dxenstored.js \
     /etc/xen/dxenstored.conf /etc/logrotate.d/dxenstored /lib/systemd/system/dxenstored.service \
-    /usr/share/doc/dxenstored/examples/xen.service.d/dxenstored.conf /usr/share/doc/dxenstored/operations.md; do
+    /usr/share/man/man8/dxenstored.8.gz /usr/share/doc/dxenstored/examples/xen.service.d/dxenstored.conf \
+    /usr/share/doc/dxenstored/operations.md; do
     grep -qx "$f" <<<"$files" || fail "file $f" "not in dpkg -L"
 done
 ok "files listed"
+if grep -E '/src/|node_modules|\.ts$' <<<"$files" >/dev/null; then
+    fail "no source tree" "$(grep -E '/src/|node_modules|\.ts$' <<<"$files" | head -3 | tr '\n' ' ')"
+else ok "no source tree"; fi
+# The documents operations.md links to are installed beside it (relative links resolve).
+missing=""
+for d in "$R"/usr/share/doc/dxenstored/*.md; do
+    for l in $(grep -oE '\]\([^()#[:space:]]+\.md' "$d" | sed 's/^](//'); do
+        [ -f "$(dirname "$d")/$l" ] || missing="$missing $(basename "$d")->$l"
+    done
+done
+[ -z "$missing" ] && ok "doc links resolve" || fail "doc links resolve" "$missing"
+# The man page: man finds it by name, and it renders without groff warnings.
+if [ -x "$R/usr/bin/man" ]; then
+    if w="$(in_root man -w dxenstored 2>&1)" && [ "$w" = /usr/share/man/man8/dxenstored.8.gz ]; then
+        ok "man -w dxenstored"
+    else fail "man -w dxenstored" "$w"; fi
+    if out="$(in_root env MANWIDTH=80 man --warnings -l /usr/share/man/man8/dxenstored.8.gz 2>&1 >/dev/null)" &&
+        [ -z "$out" ] && in_root env MANWIDTH=80 man -l /usr/share/man/man8/dxenstored.8.gz 2>/dev/null | grep -q -- '--pid-file'; then
+        ok "man -l dxenstored.8.gz"
+    else fail "man -l dxenstored.8.gz" "$out"; fi
+else
+    echo "skip man (man-db not installed)"
+fi
 conffiles="$(in_root dpkg-query -W -f '${Conffiles}\n' dxenstored | awk 'NF {print $1}' | sort | tr '\n' ' ')"
 [ "$conffiles" = "/etc/logrotate.d/dxenstored /etc/xen/dxenstored.conf " ] && ok "conffiles: $conffiles" ||
     fail conffiles "got '$conffiles'"
@@ -85,9 +108,18 @@ if out="$(in_root env XENSTORED_PATH=/run/xs.sock XENSTORED_RUNDIR=/run/xenstore
 else fail "start-stop-daemon start" "$out $(cat "$R/run/dxenstored.log" 2>/dev/null)"; fi
 if in_root env XENSTORED_PATH=/run/xs.sock xenstore-read -s / >/dev/null 2>&1; then ok "xenstore-read -s /"
 else fail "xenstore-read -s /" "no answer"; fi
+if out="$(in_root env XENSTORED_PATH=/run/xs.sock sh -c 'dxenstore write /pkg/x installed && dxenstore read /pkg/x' 2>&1)" &&
+    [ "$out" = installed ]; then ok "dxenstore write+read"
+else fail "dxenstore write+read" "$out"; fi
 pid="$(cat "$R/run/xenstore.pid" 2>/dev/null)"
-if [ -n "$pid" ] && grep -qs /usr/lib/dxenstored "/proc/$pid/cmdline"; then ok "pid file: $pid"
+if [ -n "$pid" ] && grep -qs /usr/lib/dxenstored/dxenstored.js "/proc/$pid/cmdline"; then ok "pid file: $pid"
 else fail "pid file" "'$pid' is not the installed daemon"; fi
+# It looks like a xenstored to the tools around it: argv[0] (pidof) and comm (pgrep) are dxenstored.
+if [ -n "$pid" ] && [ "$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n1)" = dxenstored ] &&
+    [ "$(cat "/proc/$pid/comm")" = dxenstored ] && in_root pidof dxenstored | tr ' ' '\n' | grep -qx "$pid" &&
+    in_root pgrep -x dxenstored | grep -qx "$pid"; then
+    ok "process name dxenstored"
+else fail "process name dxenstored" "cmdline '$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)' comm '$(cat "/proc/$pid/comm" 2>/dev/null)'"; fi
 [ -n "$pid" ] && kill "$pid" 2>/dev/null
 for _ in $(seq 1 100); do [ -e "$R/run/xs.sock" ] || break; sleep 0.05; done
 

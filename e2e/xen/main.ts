@@ -246,7 +246,7 @@ async function main(): Promise<number> {
   });
   await Deno.mkdir(`${overlay}/e2e/bin`, { recursive: true });
   await Deno.copyFile(`${o.buildDir}/sysroot/${XSCONTROL}`, `${overlay}/e2e/bin/xenstore-control`);
-  if (daemonCommand) console.log(`== packaged dxenstored: ${DAEMON_RUN} -> src/cli/main.ts ${daemonCommand}`);
+  if (daemonCommand) console.log(`== packaged dxenstored: ${DAEMON_RUN} -> dxenstored.js ${daemonCommand}`);
   const cpioName = `dom0-e2e-${tag}.cpio.gz`;
   const b = await run([`${shared}/build.sh`, o.buildDir], {
     env: { EXTRA_DOM0_DIR: overlay, DOM0_CPIO: cpioName },

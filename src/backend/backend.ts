@@ -10,7 +10,7 @@
 //   deferredSync()     group commit: records written but not yet synced, and the sync that covers them
 //   close()            sync what is pending, release files
 import { log } from "../common/log.ts";
-import { type Errno, XsError } from "../common/xs_error.ts";
+import { type Errno, StorageError, XsError } from "../common/xs_error.ts";
 import { type Commit, Database } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
 import type { DomainRecord } from "./domains.ts";
@@ -131,6 +131,25 @@ export function ioErrno(e: unknown): Errno {
   return "EIO";
 }
 
+/** Any failure of a backend as the StorageError the client and the operator see. */
+export function asStorageError(e: unknown): StorageError {
+  if (e instanceof StorageError) return e;
+  if (e instanceof XsError) return new StorageError(e.errno, e.detail);
+  return new StorageError(ioErrno(e), e instanceof Error ? e.message : String(e));
+}
+
+/** What the storage does, for the daemon's metrics and log (src/observe/storage.ts); must not throw. */
+export interface StorageObserver {
+  /** One commit stored by the backend (its records written, and with --sync always synced). */
+  stored(seconds: number): void;
+  /** One group-commit sync (--sync group:N): the write and sync covering `records` commits. */
+  synced(seconds: number, records: number): void;
+  /** The backend failed: a commit not applied, a compaction, the domain records. */
+  failed(stage: StorageStage, e: StorageError, what: string): void;
+}
+
+export type StorageStage = "commit" | "compact" | "domains";
+
 export function ioError(what: string, e: unknown): XsError {
   if (e instanceof XsError) return e;
   return new XsError(ioErrno(e), `${what}: ${e instanceof Error ? e.message : String(e)}`);
@@ -196,18 +215,23 @@ export function openDatabase(backend: Backend): Database {
 }
 
 /** openDatabase, plus the introduced domains stored with the tree (for the domain registry). */
-export function openState(backend: Backend): { db: Database; domains: readonly DomainRecord[] } {
+export function openState(
+  backend: Backend,
+  observer?: StorageObserver,
+): { db: Database; domains: readonly DomainRecord[] } {
   const state = backend.load();
   const db = state === null ? new Database() : new Database(state.root, state.gen);
-  attachBackend(db, backend);
+  attachBackend(db, backend, observer);
   return { db, domains: state?.domains ?? [] };
 }
 
 /**
  * Wire `backend` to an existing database. A fresh or recovered store is compacted first, strictly
  * (a failure throws BackendError: the daemon must not start without a consistent base on disk).
+ * A commit the backend cannot store fails with a StorageError (nothing applied); `observer` hears of
+ * it, and of how long each commit took to store.
  */
-export function attachBackend(db: Database, backend: Backend): void {
+export function attachBackend(db: Database, backend: Backend, observer?: StorageObserver): void {
   if (backend.wantsCompaction()) {
     try {
       backend.compact(db.root, db.generation);
@@ -215,16 +239,49 @@ export function attachBackend(db: Database, backend: Backend): void {
       throw new BackendError(`${backend.name}: cannot write the initial snapshot: ${(e as Error).message}`);
     }
   }
-  db.beforeCommit((c) => backend.persist(c, db.generation));
+  db.beforeCommit((c) => {
+    const started = observer !== undefined ? performance.now() : 0;
+    try {
+      backend.persist(c, db.generation);
+    } catch (e) {
+      const err = asStorageError(e);
+      const first = c.changes.length > 0 ? ` (${c.changes[0].kind} ${c.changes[0].path})` : "";
+      observer?.failed("commit", err, `a commit of domain ${c.domid}, ${c.changes.length} change(s)${first}`);
+      throw err;
+    }
+    observer?.stored((performance.now() - started) / 1000);
+  });
   db.onCommit(() => {
     if (!backend.wantsCompaction()) return;
     try {
       backend.compact(db.root, db.generation);
     } catch (e) {
-      log(
-        "warn",
-        `${backend.name}: compaction failed (the store stays in use as it was): ${(e as Error).message}`,
-      );
+      const err = asStorageError(e);
+      if (observer !== undefined) {
+        observer.failed("compact", err, "compaction (the store stays in use as it was)");
+      } else {log(
+          "error",
+          `${backend.name}: compaction failed (the store stays in use as it was): ${err.message}`,
+        );}
     }
   });
+}
+
+/**
+ * Store the introduced domains (the domain registry's onDomainsChanged): a failure is a StorageError,
+ * reported to `observer` and thrown to the request that changed them.
+ */
+export function persistDomainRecords(
+  backend: Backend,
+  domains: readonly DomainRecord[],
+  observer?: StorageObserver,
+): void {
+  if (backend.persistDomains === undefined) return;
+  try {
+    backend.persistDomains(domains);
+  } catch (e) {
+    const err = asStorageError(e);
+    observer?.failed("domains", err, `the records of ${domains.length} introduced domain(s)`);
+    throw err;
+  }
 }

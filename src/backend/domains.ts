@@ -74,7 +74,12 @@ export function encodeDomains(records: readonly DomainRecord[]): Uint8Array {
 
 /** Inverse of encodeDomains; throws Error on anything malformed. */
 export function decodeDomains(b: Uint8Array): DomainRecord[] {
-  const v = JSON.parse(dec.decode(b));
+  let v: unknown;
+  try {
+    v = JSON.parse(dec.decode(b));
+  } catch (e) {
+    throw new Error(`domain records: not UTF-8 JSON (${(e as Error).message})`);
+  }
   if (!Array.isArray(v)) throw new Error("domain records: not a JSON array");
   return checkDomainRecords(v);
 }

@@ -41,12 +41,17 @@ export interface ExportedStore {
 /** The whole tree parents first, children in DIRECTORY order (sorted), iteratively. */
 export function treeNodes(root: Node): ExportNode[] {
   const out: ExportNode[] = [];
-  const stack: Array<[string, Node]> = [["/", root]];
-  while (stack.length > 0) {
-    const [p, n] = stack.pop()!;
+  const paths: string[] = ["/"];
+  const nodes: Node[] = [root];
+  while (nodes.length > 0) {
+    const p = paths.pop()!;
+    const n = nodes.pop()!;
     out.push({ path: p, value: n.value, perms: n.perms.strings(), gen: n.gen });
     const names = n.childNames();
-    for (let i = names.length - 1; i >= 0; i--) stack.push([joinPath(p, names[i]), n.child(names[i])!]);
+    for (let i = names.length - 1; i >= 0; i--) {
+      paths.push(joinPath(p, names[i]));
+      nodes.push(n.child(names[i])!);
+    }
   }
   return out;
 }

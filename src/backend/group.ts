@@ -22,7 +22,7 @@
 // A failed sync cannot be answered per commit (their replies are already queued as successes):
 // `onSyncFailure` runs and that output is held for ever; the CLI logs and exits, so nothing unsynced
 // is ever acknowledged (as PostgreSQL panics on a failed fsync).
-import type { AsyncSync, Backend, DeferredSync } from "./backend.ts";
+import type { AsyncSync, Backend, DeferredSync, StorageObserver } from "./backend.ts";
 
 /** The server loop's view (structurally src/server/unix_server.ts OutputGate). */
 export interface OutputGate {
@@ -53,6 +53,8 @@ export class GroupCommitGate implements OutputGate {
     private readonly windowMs: number,
     private readonly onSyncFailure: (e: Error) => void,
     private readonly now: () => number = () => performance.now(),
+    /** Hears of every completed sync (metrics). */
+    private readonly observer?: StorageObserver,
   ) {
     this.async = sync.asyncSync?.() ?? null;
   }
@@ -127,9 +129,11 @@ export class GroupCommitGate implements OutputGate {
   }
 
   private count(): void {
+    const ms = this.now() - this.startedAt;
     this.stats.syncs++;
     this.stats.records += this.startedRecords;
-    this.stats.syncMs += this.now() - this.startedAt;
+    this.stats.syncMs += ms;
+    this.observer?.synced(ms / 1000, this.startedRecords);
   }
 
   private fail(e: unknown): number {
@@ -144,7 +148,8 @@ export function groupCommitGate(
   backend: Backend,
   windowMs: number | null,
   onSyncFailure: (e: Error) => void,
+  observer?: StorageObserver,
 ): GroupCommitGate | null {
   const d = windowMs === null ? null : backend.deferredSync?.() ?? null;
-  return d === null ? null : new GroupCommitGate(d, windowMs!, onSyncFailure);
+  return d === null ? null : new GroupCommitGate(d, windowMs!, onSyncFailure, undefined, observer);
 }

@@ -91,7 +91,8 @@ export class KvStoreReader {
       }
       this.entries.push({ path: key, value: d.record.value, perms: d.record.perms, gen: d.record.gen });
     } else if (key === KV_GEN_KEY) {
-      this.gen = Number(latin1(v));
+      const text = latin1(v);
+      this.gen = /^[0-9]{1,16}$/.test(text) ? Number(text) : NaN; // decimal, as written; NaN: refused
     } else if (key === KV_FORMAT_KEY) {
       this.format = latin1(v);
     } else if (key === KV_DOMAINS_KEY) {

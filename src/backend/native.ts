@@ -198,7 +198,7 @@ export class NativeBackend implements Backend, DeferredSync {
       try {
         this.compactStore();
       } catch (e) {
-        log("warn", `${this.name}: compaction failed (the store stays in use): ${(e as Error).message}`);
+        log("error", `${this.name}: compaction failed (the store stays in use): ${(e as Error).message}`);
       }
     }
   }

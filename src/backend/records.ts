@@ -9,8 +9,9 @@
 // generation exactly as committed. This module also holds the binary encoding shared by the file
 // backend's log and snapshot, CRC-32, and bulk tree building for loading.
 import { latin1, writeLatin1 } from "../common/latin1.ts";
-import { hamtRemove, hamtSet } from "../store/hamt.ts";
-import { components, parentOf } from "../store/path.ts";
+import { childrenFrom, withChild, withoutChild } from "../store/node.ts";
+import { ownValue } from "../store/strings.ts";
+import { ABS_PATH_MAX, components, isNodePath, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, Node, walk } from "../store/tree.ts";
 import type { Commit } from "../store/database.ts";
@@ -96,14 +97,29 @@ function rebuild(
   let cur = replacement;
   for (let i = d - 1; i >= 0; i--) {
     const p = chain[i];
-    const children = cur === null ? hamtRemove(p.children, comps[i]) : hamtSet(p.children, comps[i], cur);
+    const children = cur === null ? withoutChild(p.children, comps[i]) : withChild(p.children, comps[i], cur);
     cur = new Node(p.value, p.perms, children, p.gen);
   }
   return cur!;
 }
 
 /** Apply one node operation to an immutable tree; throws ApplyError if a put has no parent. */
+/**
+ * What the readers check of a stored node before it enters the tree: a canonical path and a
+ * generation that is a safe integer ≥ 0 — a record that passed its checksum may still be wrong
+ * (media damage, an edited file), and the tree's invariants (src/store/check.ts) must hold anyway.
+ */
+const NODE_NAME = /^[A-Za-z0-9\-_@]+$/;
+
+function checkNode(path: string, gen: number | null): void {
+  if (!isNodePath(path)) throw new ApplyError(`invalid node path ${JSON.stringify(path.slice(0, 80))}`);
+  if (gen !== null && !(Number.isSafeInteger(gen) && gen >= 0)) {
+    throw new ApplyError(`node ${path.slice(0, 80)}: bad generation ${gen}`);
+  }
+}
+
 export function applyOp(root: Node, op: NodeOp): Node {
+  checkNode(op.path, op.op === "put" ? op.gen : null);
   const comps = components(op.path);
   const chain = existingChain(root, comps);
   if (op.op === "delete") {
@@ -113,10 +129,10 @@ export function applyOp(root: Node, op: NodeOp): Node {
   }
   if (chain.length - 1 === comps.length) {
     const old = chain[comps.length];
-    return rebuild(chain, comps, comps.length, new Node(op.value, op.perms, old.children, op.gen));
+    return rebuild(chain, comps, comps.length, new Node(ownValue(op.value), op.perms, old.children, op.gen));
   }
   if (chain.length !== comps.length) throw new ApplyError(`put ${op.path}: parent missing`);
-  return rebuild(chain, comps, comps.length, new Node(op.value, op.perms, null, op.gen));
+  return rebuild(chain, comps, comps.length, new Node(ownValue(op.value), op.perms, null, op.gen));
 }
 
 /** Apply a whole record: all or nothing (the input tree is immutable). */
@@ -136,13 +152,21 @@ export function buildTree(
     value: string;
     perms: Perms;
     gen: number;
-    kids: Array<[string, number]>;
   }
   const slots: Slot[] = [];
   const index = new Map<string, number>();
   const parents: number[] = [];
   const names: string[] = [];
   for (const e of entries) {
+    // Parents come first and are checked (a node whose parent is not in the index is refused
+    // below), so what is left to check is the node's own name and the one slash before it.
+    if (!(Number.isSafeInteger(e.gen) && e.gen >= 0)) checkNode(e.path, e.gen);
+    if (e.path !== "/") {
+      const slash = e.path.lastIndexOf("/");
+      const ok = e.path.length <= ABS_PATH_MAX && e.path.charCodeAt(0) === 0x2f &&
+        (slash === 0 || e.path.charCodeAt(slash - 1) !== 0x2f) && NODE_NAME.test(e.path.slice(slash + 1));
+      if (!ok) checkNode(e.path, null);
+    }
     if (index.has(e.path)) throw new ApplyError(`duplicate node ${e.path}`);
     const i = slots.length;
     if (e.path === "/") {
@@ -156,18 +180,19 @@ export function buildTree(
       names.push(e.path.slice(e.path.lastIndexOf("/") + 1));
     }
     index.set(e.path, i);
-    slots.push({ value: e.value, perms: e.perms, gen: e.gen, kids: [] });
+    slots.push({ value: e.value, perms: e.perms, gen: e.gen });
   }
   if (slots.length === 0) throw new ApplyError("no root node");
   // Parents precede children, so walking backwards builds every child before its parent.
   const built: Array<Node | undefined> = new Array(slots.length);
-  const childMaps: Array<ReturnType<typeof hamtSet<Node>> | null> = new Array(slots.length).fill(null);
+  const kids: Array<Array<[string, Node]> | undefined> = new Array(slots.length);
   for (let i = slots.length - 1; i >= 0; i--) {
     const s = slots[i];
-    const n = new Node(s.value, s.perms, childMaps[i], s.gen);
+    const n = new Node(ownValue(s.value), s.perms, childrenFrom(kids[i] ?? []), s.gen);
+    kids[i] = undefined;
     built[i] = n;
     const p = parents[i];
-    if (p >= 0) childMaps[p] = hamtSet(childMaps[p], names[i], n);
+    if (p >= 0) (kids[p] ??= []).push([names[i], n]);
   }
   return built[0]!;
 }
@@ -321,6 +346,7 @@ export function decodePayload(b: Uint8Array): Payload {
   need(17);
   const kind = b[0];
   const gen = dv.getFloat64(1, true);
+  if (!(Number.isSafeInteger(gen) && gen >= 0)) throw new DecodeError(`bad generation counter ${gen}`);
   const epoch = dv.getUint32(9, true);
   const count = dv.getUint32(13, true);
   o = 17;

@@ -59,6 +59,59 @@ interface Stmts {
   putDomain: StatementSync;
 }
 
+/**
+ * The store from the rows of the three tables, as SQLite returns them: values whatever a damaged or
+ * hand-edited file holds (a TEXT value, a NULL, a REAL generation, …). Anything that is not what this
+ * backend writes is a BackendError naming the problem, never another exception (tests/fuzz/).
+ */
+export function stateFromRows(
+  name: string,
+  gen: unknown,
+  rows: readonly unknown[],
+  domainRows: readonly unknown[],
+): LoadedState & { readonly domains: readonly DomainRecord[] } {
+  const g = typeof gen === "bigint" ? Number(gen) : gen;
+  if (typeof g !== "number" || !Number.isSafeInteger(g) || g < 0) {
+    throw new BackendError(`${name}: bad generation counter ${String(gen).slice(0, 32)}`);
+  }
+  const permsSeen = new Map<string, ReturnType<typeof permsFromText>>(); // few distinct lists
+  const permsOf = (t: string) => {
+    let p = permsSeen.get(t);
+    if (p === undefined) {
+      p = permsFromText(t);
+      if (permsSeen.size < 4096) permsSeen.set(t, p);
+    }
+    return p;
+  };
+  let root: Node;
+  try {
+    root = buildTree(rows.map((row, i) => {
+      const r = row as Record<string, unknown>;
+      const rgen = typeof r.gen === "bigint" ? Number(r.gen) : r.gen;
+      if (
+        typeof r.path !== "string" || !(r.value instanceof Uint8Array) || typeof r.perms !== "string" ||
+        typeof rgen !== "number" || !Number.isSafeInteger(rgen) || rgen < 0
+      ) {
+        throw new Error(`row ${i} is not (TEXT path, BLOB value, TEXT perms, INTEGER gen)`);
+      }
+      return { path: r.path, value: fromBytes(r.value), perms: permsOf(r.perms), gen: rgen };
+    }));
+  } catch (e) {
+    throw new BackendError(`${name}: inconsistent node table: ${(e as Error).message}`);
+  }
+  let domains: DomainRecord[];
+  try {
+    domains = checkDomainRecords(domainRows.map((row) => {
+      const r = (row as Record<string, unknown>).record;
+      if (typeof r !== "string") throw new Error("a domain record is not TEXT");
+      return JSON.parse(r);
+    }));
+  } catch (e) {
+    throw new BackendError(`${name}: bad domain records: ${(e as Error).message}`);
+  }
+  return { root, gen: g, domains };
+}
+
 export class SqliteBackend implements Backend, DeferredSync {
   readonly name: string;
   private readonly opts: BackendOptions;
@@ -98,6 +151,16 @@ export class SqliteBackend implements Backend, DeferredSync {
       throw new BackendError(`${this.name}: cannot open: ${(e as Error).message}`);
     }
     this.db = db;
+    try {
+      return this.readStore(db);
+    } catch (e) {
+      // A damaged file can make any statement fail ("database disk image is malformed").
+      if (e instanceof BackendError) throw e;
+      throw new BackendError(`${this.name}: unreadable: ${(e as Error).message}`);
+    }
+  }
+
+  private readStore(db: DatabaseSync): LoadedState | null {
     const check = db.prepare("PRAGMA quick_check").all() as Array<Record<string, unknown>>;
     const verdict = check.map((r) => String(Object.values(r)[0])).join("; ");
     if (verdict !== "ok") {
@@ -114,45 +177,34 @@ export class SqliteBackend implements Backend, DeferredSync {
       delDomains: db.prepare("DELETE FROM domains"),
       putDomain: db.prepare("INSERT INTO domains (domid, record) VALUES (?, ?)"),
     };
-    const g = db.prepare("SELECT value FROM meta WHERE key = 'gen'").get() as { value: number } | undefined;
+    const g = db.prepare("SELECT value FROM meta WHERE key = 'gen'").get() as { value: unknown } | undefined;
+    const rows = db.prepare("SELECT path, value, perms, gen FROM nodes ORDER BY path").all();
+    let gen = g?.value;
     if (g === undefined) {
-      this.fresh = true;
-      return null;
-    }
-    const rows = db.prepare("SELECT path, value, perms, gen FROM nodes ORDER BY path").all() as Array<
-      { path: string; value: Uint8Array; perms: string; gen: number }
-    >;
-    let root: Node;
-    const permsSeen = new Map<string, ReturnType<typeof permsFromText>>(); // few distinct lists
-    const permsOf = (t: string) => {
-      let p = permsSeen.get(t);
-      if (p === undefined) {
-        p = permsFromText(t);
-        if (permsSeen.size < 4096) permsSeen.set(t, p);
+      if (rows.length === 0) {
+        this.fresh = true;
+        return null;
       }
-      return p;
-    };
-    try {
-      root = buildTree(rows.map((r) => ({
-        path: r.path,
-        value: fromBytes(r.value),
-        perms: permsOf(r.perms),
-        gen: Number(r.gen),
-      })));
-    } catch (e) {
-      throw new BackendError(`${this.name}: inconsistent node table: ${(e as Error).message}`);
+      // Nodes but no counter: a damaged file, not a fresh one (a fresh start would write an empty
+      // tree over the nodes). --recover continues from the highest generation it finds.
+      if (!this.opts.recover) {
+        throw new BackendError(
+          `${this.name}: ${rows.length} nodes but no generation counter; restore a backup`,
+        );
+      }
+      gen = rows.reduce<number>((m, r) => {
+        const x = Number((r as { gen?: unknown }).gen);
+        return Number.isSafeInteger(x) ? Math.max(m, x) : m;
+      }, 0);
+      log("warn", `${this.name}: no generation counter; --recover: continuing from ${gen}`);
     }
-    let domains: DomainRecord[];
-    try {
-      const drows = db.prepare("SELECT record FROM domains ORDER BY domid").all() as Array<
-        { record: string }
-      >;
-      domains = checkDomainRecords(drows.map((r) => JSON.parse(r.record)));
-    } catch (e) {
-      throw new BackendError(`${this.name}: bad domain records: ${(e as Error).message}`);
-    }
-    log("info", `${this.name}: loaded ${rows.length} nodes, ${domains.length} domains, gen ${g.value}`);
-    return { root, gen: Number(g.value), domains };
+    const drows = db.prepare("SELECT record FROM domains ORDER BY domid").all();
+    const state = stateFromRows(this.name, gen, rows, drows);
+    log(
+      "info",
+      `${this.name}: loaded ${rows.length} nodes, ${state.domains.length} domains, gen ${state.gen}`,
+    );
+    return state;
   }
 
   /**

@@ -23,7 +23,7 @@
 // libtdb accepts only + 6 and fails with EIO. The importer therefore reads a private copy whose
 // version word is set back to + 6 — the only difference — and never touches the original.
 import { type PermBits, type PermEntry, Perms } from "../store/perms.ts";
-import { ABS_PATH_MAX, parentOf } from "../store/path.ts";
+import { isNodePath, parentOf } from "../store/path.ts";
 import type { Node } from "../store/tree.ts";
 import { buildTree, maxGen, parentsFirst } from "./records.ts";
 import { latin1, O_RDONLY, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
@@ -130,12 +130,7 @@ export function decodeNodeRecord(b: Uint8Array, layout: RecordLayout): DecodeOut
   return { record: { value, perms: Perms.of(owner, other, acl), gen, children }, ignoredEntries: ignored };
 }
 
-const NODE_PATH = /^\/$|^(\/[A-Za-z0-9\-_@]+)+$/;
-
-/** A canonical absolute node path (what a node key must be). */
-export function isNodePath(p: string): boolean {
-  return p.length <= ABS_PATH_MAX && NODE_PATH.test(p);
-}
+export { isNodePath } from "../store/path.ts";
 
 /** The version word of a TDB file, or null if it does not start with a TDB header. */
 export function tdbVersion(file: string): number | null {

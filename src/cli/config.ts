@@ -1,7 +1,8 @@
 // The configuration file, /etc/xen/dxenstored.conf: oxenstored.conf's syntax ("key = value" lines,
 // "#" comment lines, the last occurrence of a key wins) and every key oxenstored 4.17 knows, each
 // either mapped onto a dxenstored setting or accepted and ignored with a warning; plus dxenstored's
-// own keys, named like its long options. An unknown key or a bad value is an error: --config-test
+// own keys, named like its long options. An unknown key, a bad value or a line that is no "key = value"
+// (nor a comment) is an error: --config-test
 // exits 2 on it; a normal start logs it and keeps the default (as oxenstored), so a typo cannot keep
 // a host from booting. Command-line options override the file.
 import { type DaemonOptions, OptionError, OPTIONS } from "./options.ts";
@@ -245,31 +246,47 @@ function parseValue(kind: ValueKind, raw: string): string | number | boolean | n
   }
 }
 
-/** oxenstored's line syntax: trimmed lines, "#" comments, "key = value" split at the first "=". */
-export function parseConfigText(text: string): Array<{ line: number; key: string; value: string }> {
-  const out: Array<{ line: number; key: string; value: string }> = [];
+export interface ConfigLine {
+  readonly line: number;
+  readonly key: string;
+  readonly value: string;
+}
+
+/**
+ * oxenstored's line syntax: trimmed lines, "#" comments, "key = value" split at the first "=". A line
+ * that is none of these (no "=") is returned in `malformed`: oxenstored skips it silently, which turns a
+ * garbled file into defaults without a word; here it is an error.
+ */
+export function parseConfigText(text: string): { entries: ConfigLine[]; malformed: ConfigProblem[] } {
+  const entries: ConfigLine[] = [];
+  const malformed: ConfigProblem[] = [];
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i].replace(/^[ \t\r]+|[ \t\r]+$/g, "");
     if (l === "" || l.startsWith("#")) continue;
     const eq = l.indexOf("=");
-    if (eq < 0) continue; // oxenstored skips such lines too
-    out.push({
+    if (eq < 0) {
+      const shown = l.length > 60 ? `${l.slice(0, 60)}...` : l;
+      malformed.push({ line: i + 1, key: shown, message: 'not a "key = value" line (nor a # comment)' });
+      continue;
+    }
+    entries.push({
       line: i + 1,
       key: l.slice(0, eq).replace(/[ \t]+$/, ""),
       value: l.slice(eq + 1).replace(/^[ \t]+/, ""),
     });
   }
-  return out;
+  return { entries, malformed };
 }
 
 /** Apply a configuration file's text to `o`. Bad entries are reported, not applied. */
 export function applyConfig(o: DaemonOptions, text: string): ConfigResult {
   const applied: string[] = [];
   const ignored: string[] = [];
-  const errors: ConfigProblem[] = [];
+  const { entries, malformed } = parseConfigText(text);
+  const errors: ConfigProblem[] = [...malformed];
   let policyKeys = 0;
-  for (const e of parseConfigText(text)) {
+  for (const e of entries) {
     if (e.key.startsWith("policy")) {
       policyKeys++;
       continue;
@@ -295,6 +312,7 @@ export function applyConfig(o: DaemonOptions, text: string): ConfigResult {
       if (!ignored.includes(k.key)) ignored.push(k.key);
     } else applied.push(k.key);
   }
+  errors.sort((a, b) => a.line - b.line);
   return { applied, policyKeys, ignored, errors };
 }
 

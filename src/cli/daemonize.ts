@@ -19,18 +19,44 @@ export const DETACHED_ENV = "DXENSTORED_DETACHED";
 export const READY_TIMEOUT_MS = 120_000;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 export function isDetachedChild(): boolean {
   return Deno.env.get(DETACHED_ENV) === "1";
 }
 
-/** This program again: `deno run <main module> args`, or a `deno compile` binary with the args. */
-export function selfCommand(args: readonly string[]): [string, string[]] {
-  const exe = Deno.execPath();
-  const base = exe.slice(exe.lastIndexOf("/") + 1);
-  if (base === "deno") return [exe, ["run", "--allow-all", "--quiet", Deno.mainModule, ...args]];
-  return [exe, [...args]];
+/** How to start this program again: the executable, argv[0], and the arguments. */
+export interface SelfCommand {
+  readonly exe: string;
+  readonly argv0: string;
+  readonly args: string[];
+}
+
+/** This process's command line as the kernel has it (argv[0] first). */
+function ownCmdline(): string[] {
+  const parts = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+  if (parts[parts.length - 1] === "") parts.pop();
+  return parts;
+}
+
+/**
+ * This program again with `args`: the command line this process was started with, its own arguments
+ * replaced. So the daemon runs exactly as the started process: the same argv[0] (`dxenstored`, which
+ * pidof matches), the same Deno flags (--v8-flags, permissions) and program (`deno run ... main.ts`,
+ * the built dxenstored.js, or a `deno compile` executable, which has no runtime arguments).
+ */
+export function selfCommand(
+  args: readonly string[],
+  cmdline: readonly string[] = ownCmdline(),
+  scriptArgs: readonly string[] = Deno.args,
+  exe: string = Deno.execPath(),
+): SelfCommand {
+  const runtimeArgs = cmdline.length - scriptArgs.length;
+  const same = runtimeArgs >= 1 && scriptArgs.every((a, i) => cmdline[runtimeArgs + i] === a);
+  if (!same) {
+    // Not seen in practice (Deno.args is the command line's tail); start it the plain way.
+    return { exe, argv0: exe, args: ["run", "--allow-all", "--quiet", Deno.mainModule, ...args] };
+  }
+  return { exe, argv0: cmdline[0], args: [...cmdline.slice(1, runtimeArgs), ...args] };
 }
 
 export interface ParentOptions {
@@ -41,16 +67,49 @@ export interface ParentOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * node:child_process, by a variable: its type declarations are @types/node's, which the project does
+ * not install (so `deno check` would fail on a literal specifier); Child and Spawn type what is used.
+ */
+const CHILD_PROCESS_MODULE = "node:child_process";
+type Spawn = (
+  cmd: string,
+  args: readonly string[],
+  opts: { argv0: string; env: Record<string, string>; stdio: [string, string, string] },
+) => Child;
+
+/** The part of node:child_process's ChildProcess used here. */
+interface Child {
+  readonly pid?: number;
+  readonly stdout: {
+    setEncoding(e: string): void;
+    on(ev: "data", f: (chunk: string) => void): void;
+    on(ev: "end" | "close", f: () => void): void;
+    on(ev: "error", f: (e: Error) => void): void;
+    destroy(): void;
+  } | null;
+  once(ev: "exit", f: (code: number | null, signal: string | null) => void): void;
+  once(ev: "error", f: (e: Error) => void): void;
+  unref(): void;
+}
+
 /** The parent: start the daemon, wait for its report, return the exit code of the start. */
 export async function runParent(o: ParentOptions): Promise<number> {
-  const [cmd, args] = selfCommand(o.args);
-  const child = new Deno.Command(cmd, {
-    args,
-    env: { [DETACHED_ENV]: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const self = selfCommand(o.args);
+  // node:child_process because Deno.Command cannot set argv[0]; loaded only by the starting process.
+  const { spawn } = (await import(CHILD_PROCESS_MODULE)) as { spawn: Spawn };
+  const child = spawn(self.exe, self.args, {
+    argv0: self.argv0,
+    env: { ...Deno.env.toObject(), [DETACHED_ENV]: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.once("exit", (code) => resolve(code ?? 1));
+    child.once("error", (e) => {
+      console.error(`dxenstored: cannot start the daemon (${self.exe}): ${e.message}`);
+      resolve(1);
+    });
+  });
   const report = await readReport(child, o.timeoutMs ?? READY_TIMEOUT_MS);
   child.unref();
   if (report.kind === "ready") {
@@ -70,38 +129,43 @@ export async function runParent(o: ParentOptions): Promise<number> {
     );
     return 1;
   }
-  const st = await child.status;
-  return st.code !== 0 ? st.code : 1;
+  const code = await exited;
+  return code !== 0 ? code : 1;
 }
 
 type Report = { kind: "ready" | "busy"; pid: number } | { kind: "eof" } | { kind: "timeout" };
 
-async function readReport(child: Deno.ChildProcess, timeoutMs: number): Promise<Report> {
-  const reader = child.stdout.getReader();
-  let buf = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((r) => timer = setTimeout(r, timeoutMs, "timeout"));
-  try {
-    for (;;) {
-      const r = await Promise.race([reader.read(), timeout]);
-      if (r === "timeout") return { kind: "timeout" };
-      if (r.done) return { kind: "eof" };
-      buf += dec.decode(r.value, { stream: true });
+function readReport(child: Child, timeoutMs: number): Promise<Report> {
+  return new Promise((resolve) => {
+    const out = child.stdout;
+    if (out === null) return resolve({ kind: "eof" });
+    let buf = "";
+    let settled = false;
+    const done = (r: Report) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // Nothing more is read from the pipe: close it so the daemon is never blocked on it.
+      out.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done({ kind: "timeout" }), timeoutMs);
+    out.setEncoding("latin1");
+    out.on("data", (chunk) => {
+      buf += chunk;
       const nl = buf.indexOf("\n");
       if (nl < 0) {
-        if (buf.length > 256) return { kind: "eof" }; // not our protocol
-        continue;
+        if (buf.length > 256) done({ kind: "eof" }); // not our protocol
+        return;
       }
       const m = /^(READY|BUSY) ([0-9]+)$/.exec(buf.slice(0, nl));
-      if (m === null) return { kind: "eof" };
-      return { kind: m[1] === "READY" ? "ready" : "busy", pid: Number(m[2]) };
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-    // Nothing more is read from the pipe: close it so the daemon is never blocked on it.
-    await child.stdout.cancel().catch(() => {});
-  }
+      if (m === null) return done({ kind: "eof" });
+      done({ kind: m[1] === "READY" ? "ready" : "busy", pid: Number(m[2]) });
+    });
+    out.on("end", () => done({ kind: "eof" }));
+    out.on("close", () => done({ kind: "eof" }));
+    out.on("error", () => done({ kind: "eof" }));
+  });
 }
 
 /** The daemon's side of the handshake. */

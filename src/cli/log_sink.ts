@@ -1,12 +1,16 @@
 // Where the daemon's log lines go: stderr with "<N>" priority prefixes (the default; journald parses
-// them), an append-only file reopened on SIGHUP (logrotate), or syslog's /dev/log datagram socket
-// (`syslog` / `syslog:<facility>`, the form oxenstored's `xenstored-log-file` accepts).
+// them), an append-only file reopened on SIGHUP (logrotate), syslog's /dev/log datagram socket
+// (`syslog` / `syslog:<facility>`, the form oxenstored's `xenstored-log-file` accepts), or, when
+// stderr is the journal, journald's native socket: a stream's lines carry the identifier of whoever
+// opened it (under Debian's /etc/init.d/xen that is "xen"), native entries carry ours.
 import { type LogLevel, setLogSink } from "../common/log.ts";
 import { ReopenableFile } from "../observe/reopenable.ts";
+import { DAEMON_NAME } from "./process_name.ts";
 import { sendDatagram } from "./sys.ts";
 
 export type LogDestination =
   | { readonly kind: "stderr" }
+  | { readonly kind: "journal" }
   | { readonly kind: "file"; readonly path: string }
   | { readonly kind: "syslog"; readonly facility: number };
 
@@ -48,7 +52,50 @@ export function parseLogDestination(s: string): LogDestination | string {
 }
 
 export const SYSLOG_SOCKET = "/dev/log";
+/** journald's socket for native entries (sd_journal_send). */
+export const JOURNAL_SOCKET = "/run/systemd/journal/socket";
 const enc = new TextEncoder();
+
+/**
+ * Is stderr the journal? systemd sets JOURNAL_STREAM to "<st_dev>:<st_ino>" of the stream it connects
+ * a service's stderr to; the variable is inherited further, so the inode must match too.
+ */
+export function stderrIsJournal(env: string | undefined = Deno.env.get("JOURNAL_STREAM")): boolean {
+  const m = env === undefined ? null : /^([0-9]+):([0-9]+)$/.exec(env);
+  if (m === null) return false;
+  try {
+    const st = Deno.statSync("/proc/self/fd/2");
+    return String(st.dev) === m[1] && String(st.ino) === m[2];
+  } catch {
+    return false;
+  }
+}
+
+/** One native journal entry (journald's protocol: KEY=value lines; a value with a newline in binary form). */
+export function journalEntry(priority: number, msg: string): Uint8Array {
+  const head = enc.encode(`PRIORITY=${priority}\nSYSLOG_IDENTIFIER=${DAEMON_NAME}\nSYSLOG_PID=${Deno.pid}\n`);
+  const text = enc.encode(msg);
+  if (!text.includes(10)) return concat(head, enc.encode("MESSAGE="), text, enc.encode("\n"));
+  const len = new Uint8Array(8);
+  new DataView(len.buffer).setBigUint64(0, BigInt(text.length), true);
+  return concat(head, enc.encode("MESSAGE\n"), len, text, enc.encode("\n"));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function writeStderr(prio: number, msg: string): void {
+  try {
+    Deno.stderr.writeSync(enc.encode(`<${prio}>${DAEMON_NAME}: ${msg}\n`));
+  } catch { /* nowhere to write */ }
+}
 
 /** The active destination; reopen() is what SIGHUP calls. */
 export class LogOutput {
@@ -63,8 +110,15 @@ export class LogOutput {
       setLogSink(null);
       return null;
     }
+    if (d.kind === "journal") {
+      // journald restarting (or a message it refuses): the line goes to the stream instead.
+      setLogSink((prio, _level, msg) => {
+        if (!sendDatagram(JOURNAL_SOCKET, journalEntry(prio, msg))) writeStderr(prio, msg);
+      });
+      return null;
+    }
     if (d.kind === "syslog") {
-      const tag = `dxenstored[${Deno.pid}]`;
+      const tag = `${DAEMON_NAME}[${Deno.pid}]`;
       setLogSink((prio, _level, msg) => {
         // RFC 3164 without a timestamp: rsyslog and journald's /dev/log both accept it.
         sendDatagram(SYSLOG_SOCKET, enc.encode(`<${d.facility * 8 + prio}>${tag}: ${msg}`));
@@ -75,12 +129,8 @@ export class LogOutput {
     const err = this.file.open();
     const file = this.file;
     setLogSink((prio, level, msg) => {
-      if (!file.write(fileLine(prio, level, msg))) {
-        // The file is gone or full: say so on stderr rather than losing lines silently.
-        try {
-          Deno.stderr.writeSync(enc.encode(`<${prio}>dxenstored: ${msg}\n`));
-        } catch { /* nowhere to write */ }
-      }
+      // The file is gone or full: say so on stderr rather than losing lines silently.
+      if (!file.write(fileLine(prio, level, msg))) writeStderr(prio, msg);
     });
     return err;
   }

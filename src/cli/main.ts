@@ -8,13 +8,19 @@ import { Core, DEFAULT_CORE_LIMITS } from "../dispatch/core.ts";
 import { PolicyManager, reloadPolicy, setActivePolicyManager } from "../policy/manager.ts";
 import { UnixServer } from "../server/unix_server.ts";
 import type { Client } from "../dispatch/client.ts";
-import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
+import { BackendError, groupWindowMs, openState, persistDomainRecords } from "../backend/backend.ts";
 import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
 import { attachXen } from "../domains/attach.ts";
+import { VERSION } from "../common/version.ts";
+import { StorageMetrics } from "../observe/storage.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
 import { sdNotify } from "./notify.ts";
+import { fullCollection, heapUsed } from "../memory/v8.ts";
+import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
+import { trimMalloc } from "../memory/malloc.ts";
+import { nameProcess } from "./process_name.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
   claimInstance,
@@ -28,9 +34,11 @@ import {
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const sub = Deno.args[0];
   if (sub === "export" || sub === "import") return await migrationCommand(sub, Deno.args.slice(1));
+  // `dxenstored` to pgrep and journald (_COMM) as the launchers' argv[0] makes it to pidof.
+  nameProcess();
   const loaded = loadOptions(Deno.args, (k) => Deno.env.get(k));
   if (loaded.kind === "exit") return loaded.code;
   const parsed = loaded.opts;
@@ -63,10 +71,12 @@ async function main(): Promise<number> {
     recover: parsed.recover,
     asyncIo: parsed.groupIo === "async",
   });
+  // Commit/sync durations and backend failures (logged at error level, counted): the metrics.
+  const storage = new StorageMetrics();
   let db;
   let storedDomains;
   try {
-    ({ db, domains: storedDomains } = openState(backend));
+    ({ db, domains: storedDomains } = openState(backend, storage));
   } catch (e) {
     // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
     log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
@@ -96,7 +106,7 @@ async function main(): Promise<number> {
     maxOutBytes: parsed.maxOutBytes,
     maxOutEvents: parsed.maxWatchEvents,
   }, core);
-  const ops = new Operations(parsed, core, server);
+  const ops = new Operations(parsed, core, server, undefined, storage);
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
     // systemd: the stop is under way (Type=notify; a no-op without NOTIFY_SOCKET).
@@ -122,7 +132,7 @@ async function main(): Promise<number> {
     // The replies it covers are queued as successes: stop before any is sent (docs/backends.md).
     log("error", `${e.message}; stopping without sending the replies it covered`);
     Deno.exit(1);
-  });
+  }, storage);
   if (gate !== null) {
     server.setOutputGate(gate);
     // Asynchronous group writes: their completion wakes the loop, which then releases the output.
@@ -137,7 +147,7 @@ async function main(): Promise<number> {
   try {
     domains = attachXen(core, server, parsed.xen ?? { kind: "none" }, {
       // Introduced domains are stored with the tree, so a restart re-attaches to their rings.
-      onDomainsChanged: (d) => backend.persistDomains?.(d),
+      onDomainsChanged: (d) => persistDomainRecords(backend, d, storage),
       dom0Ring: parsed.domainInit,
       keepOrphans: parsed.keepOrphans,
     });
@@ -148,9 +158,35 @@ async function main(): Promise<number> {
     pidFile?.release();
     return 1;
   }
+  // Memory comes back after big removals and closed connections (src/memory/idle_collector.ts).
+  const gc = fullCollection();
+  if (gc !== null) {
+    const idle = new IdleCollector({
+      now: () => performance.now(),
+      heapUsed,
+      footprint: () => coreFootprint(core),
+      collect: () => {
+        const t0 = performance.now();
+        gc();
+        trimMalloc();
+        log(
+          "debug",
+          `idle collection in ${(performance.now() - t0).toFixed(0)} ms: ${
+            (heapUsed() / 1048576).toFixed(1)
+          } MiB live`,
+        );
+      },
+    });
+    server.onTurnEnd(() => idle.turnEnd(core.dispatcher.stats.requests));
+  } else {
+    log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
+  }
   server.listen();
   ops.startTimers();
-  log("info", `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid})`);
+  log(
+    "info",
+    `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
+  );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
   sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();
@@ -168,6 +204,11 @@ async function main(): Promise<number> {
   log("info", "stopped");
   logOutput.close();
   return 0;
+}
+
+/** What the core holds that can go away, in estimated bytes (O(1): read every turn). */
+function coreFootprint(core: Core): number {
+  return footprintBytes(core.quotas.totalNodes(), core.watches.trie.size, core.clients.size);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -12,12 +12,14 @@ import type { Core } from "../dispatch/core.ts";
 import type { QuotaConfig } from "../domains/quota.ts";
 import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/names.ts";
 import { checkStore } from "../store/check.ts";
+import { heapSpacesReport } from "../memory/v8.ts";
 import { AccessLog } from "../observe/access_log.ts";
 import { daemonMetrics } from "../observe/daemon_metrics.ts";
 import { Metrics, writeAtomic } from "../observe/metrics.ts";
 import { DaemonObserver } from "../observe/observer.ts";
 import { type KnownLimits, RefusalLog } from "../observe/refusals.ts";
 import { TreeUsage } from "../observe/usage.ts";
+import type { StorageMetrics } from "../observe/storage.ts";
 import type { DaemonOptions } from "./options.ts";
 
 export interface TransportStats {
@@ -68,6 +70,8 @@ export class Operations {
     private readonly core: Core,
     transport?: TransportStats,
     quotaSource?: QuotaSource,
+    /** The backend's durations and failures (absent: no such metrics). */
+    storage?: StorageMetrics,
   ) {
     const startedAt = Date.now();
     this.usage = new TreeUsage(core);
@@ -115,6 +119,7 @@ export class Operations {
         startedAt,
       })
     );
+    if (storage !== undefined) this.metrics.add(() => storage.metrics());
     const ctx: ControlContext = {
       quotas: this.quotas,
       usage: (d) => source.usage(d),
@@ -123,6 +128,7 @@ export class Operations {
       trace: this.accessLog ?? new AccessLog(null, undefined, undefined, (m) => log("warn", m)),
       memreport: (file) => this.memreport(file),
       stats: (prefix) => this.metrics.renderSamples(prefix ?? ""),
+      recent: () => this.observer.recent.render(),
       log: (level: LogLevel, msg: string) => log(level, msg),
     };
     // `logfile`/`log on` may start a trace later: keep one AccessLog for both roles.
@@ -180,7 +186,8 @@ export class Operations {
     const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
       `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
       `  nodes ${nodes} generation ${this.core.db.generation}\n` +
-      `  connections ${this.core.clients.size} watches ${watches} transactions ${txns}\n`;
+      `  connections ${this.core.clients.size} watches ${watches} transactions ${txns}\n` +
+      heapSpacesReport();
     try {
       Deno.writeTextFileSync(file, text, { append: true, mode: 0o600 });
       return true;

@@ -4,7 +4,13 @@
 import { log, setLogLevel } from "../common/log.ts";
 import { applyConfig, type ConfigResult, formatProblem } from "./config.ts";
 import type { DetachedDaemon } from "./daemonize.ts";
-import { LogOutput, parseLogDestination, SYSLOG_SOCKET } from "./log_sink.ts";
+import {
+  type LogDestination,
+  LogOutput,
+  parseLogDestination,
+  stderrIsJournal,
+  SYSLOG_SOCKET,
+} from "./log_sink.ts";
 import {
   applyOccurrences,
   type DaemonOptions,
@@ -107,7 +113,8 @@ export function stderrKind(): "socket" | "file" | "pipe" | "tty" | "other" {
  * journal (a socket: systemd running /etc/init.d/xen) or a file. A terminal or a pipe it lets go of,
  * as cxenstored does, so that a shell or a `$(...)` capture is not held open by the daemon: it then
  * logs to syslog (/dev/log) if there is one, else nowhere unless --log-file says where. With a log
- * file, stderr is let go of too.
+ * file, stderr is let go of too. Logging to a stderr that is the journal becomes native journal
+ * entries (log_sink.ts), so they carry dxenstored's identifier.
  */
 export function setupLogging(o: DaemonOptions, detached: boolean): LogOutput {
   setLogLevel(o.logLevel);
@@ -121,12 +128,15 @@ export function setupLogging(o: DaemonOptions, detached: boolean): LogOutput {
       else log("warn", "no syslog socket: the detached daemon logs nowhere (use --log-file)");
     }
   }
-  const dest = parseLogDestination(spec);
-  const out = new LogOutput(typeof dest === "string" ? { kind: "stderr" } : dest);
+  const parsed = parseLogDestination(spec);
+  let dest: LogDestination = typeof parsed === "string" ? { kind: "stderr" } : parsed;
+  if (dest.kind === "stderr" && !dropStderr && stderrIsJournal()) dest = { kind: "journal" };
+  const out = new LogOutput(dest);
   const err = out.install();
-  if (typeof dest === "string") log("error", `log destination: ${dest}; logging to stderr`);
+  if (typeof parsed === "string") log("error", `log destination: ${parsed}; logging to stderr`);
   if (err !== null) log("error", `log file: ${err}`);
-  if (detached && (dropStderr || out.dest.kind !== "stderr")) nullifyFd(2);
+  // The journal's stream stays stderr: a line journald refuses, or an uncaught error, goes there.
+  if (detached && (dropStderr || (dest.kind !== "stderr" && dest.kind !== "journal"))) nullifyFd(2);
   return out;
 }
 

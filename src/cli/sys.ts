@@ -1,7 +1,7 @@
 // The few process-level libc calls the daemon contract needs and Deno does not offer: setsid() for the
 // detached daemon, open/flock/ftruncate for a locked pid file, dup2 to let go of inherited stdio, and
-// Unix datagrams for sd_notify and syslog (Deno's datagram Unix sockets need --unstable), and the
-// probe whether a daemon serves a socket. Raw file descriptors never leave this module except as
+// Unix datagrams for sd_notify and syslog (Deno's datagram Unix sockets need --unstable), the
+// probe whether a daemon serves a socket, and prctl(PR_SET_NAME) for the process name. Raw file descriptors never leave this module except as
 // opaque numbers owned by its callers.
 
 const lib = Deno.dlopen("libc.so.6", {
@@ -15,6 +15,8 @@ const lib = Deno.dlopen("libc.so.6", {
   isatty: { parameters: ["i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  // prctl(2) is variadic; on x86-64 its integer and pointer arguments travel like fixed ones.
+  prctl: { parameters: ["i32", "buffer", "u64", "u64", "u64"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
 const sym = lib.symbols;
@@ -30,6 +32,9 @@ const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
+const PR_SET_NAME = 15;
+/** The kernel keeps 16 bytes of a task's name (TASK_COMM_LEN), NUL included. */
+const TASK_COMM_LEN = 16;
 export const EWOULDBLOCK = 11;
 export const ENOENT = 2;
 
@@ -165,4 +170,15 @@ export async function socketAccepts(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Set the calling thread's name (the kernel's comm: /proc/PID/comm, what pgrep and ps -o comm show).
+ * Called from the main thread it names the process. Returns false if the kernel refused.
+ */
+export function setCommName(name: string): boolean {
+  const bytes = enc.encode(name).slice(0, TASK_COMM_LEN - 1);
+  const buf = new Uint8Array(bytes.length + 1);
+  buf.set(bytes);
+  return sym.prctl(PR_SET_NAME, buf, 0n, 0n, 0n) === 0;
 }

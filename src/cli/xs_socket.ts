@@ -1,15 +1,14 @@
-// A small XenStore socket client for `dxenstored export|import --socket`: it reads a whole store from
-// (or writes one into) any running xenstored — Xen's C and OCaml daemons or dxenstored — over the
-// Unix socket protocol. Requests are pipelined in batches (the daemons answer a connection's requests
-// in order), so reading 100 000 nodes takes seconds, not minutes.
-import { latin1 } from "../common/latin1.ts";
+// A pipelined XenStore socket client for `dxenstored export|import --socket` (src/cli/host_store.ts):
+// it talks to any running xenstored — Xen's C and OCaml daemons or dxenstored — over the Unix socket
+// protocol. Every daemon answers a connection's requests in order, so many requests can be in flight:
+// a request is queued with a callback, and drain() keeps up to MAX_IN_FLIGHT of them on the wire until
+// none is left, callbacks queueing more as replies come in. Reading or writing 100 000 nodes is then
+// bounded by the daemon's speed, not by one round trip per request.
+//
+// Kept local to the migration tool on purpose (no dependency on a general client library): it needs
+// only this much, and its window must stay small enough never to block a write (see below).
+import { latin1, writeLatin1 } from "../common/latin1.ts";
 import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
-import { type ExportNode, sortDepthFirst } from "../backend/export.ts";
-
-export interface XsRequest {
-  readonly type: MsgType;
-  readonly payload: string;
-}
 
 export interface XsReply {
   readonly type: number;
@@ -25,17 +24,70 @@ export class XsReplyError extends Error {
   }
 }
 
-const BATCH = 128;
+export type ReplyHandler = (r: XsReply) => void;
 
-export class XsSocket {
-  private buf = new Uint8Array(0);
-  private reqId = 1;
-  txId = 0;
+/**
+ * Requests on the wire at most. oxenstored 4.17 stops answering a connection that has more than its
+ * quota-maxoutstanding (1024) requests in flight (measured: with 2 000 in flight the replies stopped
+ * after about 700; with 1 024 all came); half of that keeps every daemon busy without going near it.
+ */
+const MAX_IN_FLIGHT = 512;
+/**
+ * Request bytes on the wire at most: well below a Unix socket's send buffer (~208 KiB by default), so
+ * a write never waits for the daemon — which may itself be waiting for us to read its replies.
+ */
+const MAX_IN_FLIGHT_BYTES = 64 * 1024;
+const READ_CHUNK = 256 * 1024;
+/** Requests per write: small enough that the daemon starts on them while more follow. */
+const WRITE_BATCH = 64;
+/**
+ * Largest reply accepted. Replies should fit XENSTORE_PAYLOAD_MAX, but oxenstored 4.17 answers
+ * DIRECTORY with the whole list however long (7 000 bytes for 1 000 children of 6 characters), so a
+ * reader of its store must take more; the bound only stops a garbage header from allocating gigabytes.
+ */
+const MAX_REPLY = 16 << 20;
+
+interface Pending {
+  readonly type: number;
+  readonly txId: number;
+  readonly payload: string;
+  readonly reqId: number;
+  readonly cb: ReplyHandler;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = v >>> 24;
+}
+
+/** The payload without its final NUL. */
+export const stripNul = (s: string) => (s.endsWith("\0") ? s.slice(0, -1) : s);
+
+export class XsConnection {
+  /** Queued, not yet sent (from `queueHead`). */
+  private queue: Pending[] = [];
+  private queueHead = 0;
+  /** Sent, waiting for their replies, oldest first (from `flightHead`). */
+  private flight: Pending[] = [];
+  private flightHead = 0;
+  private flightBytes = 0;
+  private rbuf = new Uint8Array(READ_CHUNK * 2);
+  private rstart = 0;
+  private rend = 0;
+  private nextReqId = 1;
+  /** Where takeSendable encodes (reused: the writer waits for each write before the next). */
+  private readonly wbuf = new Uint8Array(WRITE_BATCH * (HEADER_SIZE + PAYLOAD_MAX));
+  /** WATCH_EVENT payloads (path, token), in the order the daemon sent them among the replies. */
+  onEvent: ((path: string, token: string) => void) | null = null;
+  /** Requests answered so far. */
+  replies = 0;
 
   private constructor(private readonly conn: Deno.UnixConn) {}
 
-  static async connect(path: string): Promise<XsSocket> {
-    return new XsSocket(await Deno.connect({ transport: "unix", path }));
+  static async connect(path: string): Promise<XsConnection> {
+    return new XsConnection(await Deno.connect({ transport: "unix", path }));
   }
 
   close(): void {
@@ -44,165 +96,161 @@ export class XsSocket {
     } catch { /* already closed */ }
   }
 
-  private encode(r: XsRequest): Uint8Array {
-    if (r.payload.length > PAYLOAD_MAX) throw new Error(`request payload of ${r.payload.length} bytes`);
-    const b = new Uint8Array(HEADER_SIZE + r.payload.length);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, r.type, true);
-    dv.setUint32(4, this.reqId++, true);
-    dv.setUint32(8, this.txId, true);
-    dv.setUint32(12, r.payload.length, true);
-    for (let i = 0; i < r.payload.length; i++) b[HEADER_SIZE + i] = r.payload.charCodeAt(i);
-    return b;
-  }
-
-  private async fill(n: number): Promise<void> {
-    while (this.buf.length < n) {
-      const chunk = new Uint8Array(65536);
-      const got = await this.conn.read(chunk);
-      if (got === null) throw new Error("the daemon closed the connection");
-      const nb = new Uint8Array(this.buf.length + got);
-      nb.set(this.buf);
-      nb.set(chunk.subarray(0, got), this.buf.length);
-      this.buf = nb;
+  /** Queue a request; `cb` gets its reply (an ERROR too) during drain(). */
+  send(type: MsgType, payload: string, txId: number, cb: ReplyHandler): void {
+    if (payload.length > PAYLOAD_MAX) {
+      throw new Error(`${MsgType[type]} payload of ${payload.length} bytes exceeds ${PAYLOAD_MAX}`);
     }
+    const reqId = this.nextReqId;
+    this.nextReqId = (this.nextReqId + 1) >>> 0 || 1;
+    this.queue.push({ type, txId, payload, reqId, cb });
   }
 
-  private async readReply(): Promise<XsReply> {
-    for (;;) {
-      await this.fill(HEADER_SIZE);
-      const dv = new DataView(this.buf.buffer, this.buf.byteOffset, HEADER_SIZE);
-      const type = dv.getUint32(0, true);
-      const len = dv.getUint32(12, true);
-      if (len > PAYLOAD_MAX) throw new Error(`reply payload of ${len} bytes`);
-      await this.fill(HEADER_SIZE + len);
-      const payload = latin1(this.buf.subarray(HEADER_SIZE, HEADER_SIZE + len));
-      this.buf = this.buf.slice(HEADER_SIZE + len);
-      if (type === MsgType.WATCH_EVENT) continue; // not ours (no watches are set)
-      return { type, payload };
-    }
+  /** Requests queued or in flight. */
+  get pending(): number {
+    return this.queue.length - this.queueHead + this.flight.length - this.flightHead;
   }
 
-  /** Send requests in batches and return the replies in order (errors included, not thrown). */
-  async batch(reqs: readonly XsRequest[]): Promise<XsReply[]> {
-    const out: XsReply[] = [];
-    for (let i = 0; i < reqs.length; i += BATCH) {
-      const part = reqs.slice(i, i + BATCH).map((r) => this.encode(r));
-      const all = new Uint8Array(part.reduce((a, b) => a + b.length, 0));
-      let o = 0;
-      for (const p of part) {
-        all.set(p, o);
-        o += p.length;
+  /**
+   * Send everything queued and deliver every reply, including requests the callbacks queue. A reader
+   * and a writer run side by side: replies are handled as soon as they arrive while more requests go
+   * out in small writes, so the daemon finds work waiting whenever it finishes a batch.
+   */
+  async drain(): Promise<void> {
+    let failure: unknown = null;
+    // Each side parks here when it has nothing to do; the other wakes it.
+    let readerWake: (() => void) | null = null;
+    let writerWake: (() => void) | null = null;
+    const wakeReader = () => {
+      const w = readerWake;
+      readerWake = null;
+      w?.();
+    };
+    const wakeWriter = () => {
+      const w = writerWake;
+      writerWake = null;
+      w?.();
+    };
+    const reader = async () => {
+      try {
+        while (failure === null && this.pending > 0) {
+          if (this.flight.length === this.flightHead) {
+            await new Promise<void>((r) => readerWake = r); // until requests are on the wire
+            continue;
+          }
+          await this.readSome();
+          wakeWriter();
+        }
+      } catch (e) {
+        failure ??= e;
       }
-      for (let w = 0; w < all.length;) w += await this.conn.write(all.subarray(w));
-      for (let k = 0; k < part.length; k++) out.push(await this.readReply());
-    }
-    return out;
+      wakeWriter();
+    };
+    const writer = async () => {
+      try {
+        while (failure === null && this.pending > 0) {
+          const out = this.takeSendable();
+          if (out === null) {
+            await new Promise<void>((r) => writerWake = r); // until replies free the window
+            continue;
+          }
+          wakeReader();
+          for (let w = 0; w < out.length;) w += await this.conn.write(out.subarray(w));
+        }
+      } catch (e) {
+        failure ??= e;
+      }
+      wakeReader();
+    };
+    await Promise.all([reader(), writer()]);
+    if (failure !== null) throw failure;
   }
 
-  async request(type: MsgType, payload: string): Promise<string> {
-    const [r] = await this.batch([{ type, payload }]);
-    if (r.type === MsgType.ERROR) throw new XsReplyError(r.payload.replace(/\0$/, ""), `${MsgType[type]}`);
+  /** One request, waited for: the reply payload, or XsReplyError. */
+  async request(type: MsgType, payload: string, txId = 0): Promise<string> {
+    let reply: XsReply | null = null;
+    this.send(type, payload, txId, (r) => reply = r);
+    await this.drain();
+    const r = reply as XsReply | null;
+    if (r === null) throw new Error(`no reply to ${MsgType[type]}`);
+    if (r.type === MsgType.ERROR) throw new XsReplyError(stripNul(r.payload), MsgType[type]);
     return r.payload;
   }
-}
 
-const strip = (s: string) => (s.endsWith("\0") ? s.slice(0, -1) : s);
-const list = (s: string) => (s === "" ? [] : strip(s).split("\0"));
-const join = (p: string, n: string) => (p === "/" ? `/${n}` : `${p}/${n}`);
-
-/** DIRECTORY_PART (Xen ≥ 4.14) for a directory too big for one DIRECTORY reply. */
-async function directoryParts(s: XsSocket, path: string): Promise<string[]> {
-  const names: string[] = [];
-  let gen: string | null = null;
-  let offset = 0;
-  for (;;) {
-    const r = await s.request(MsgType.DIRECTORY_PART, `${path}\0${offset}\0`);
-    const nul = r.indexOf("\0");
-    const g = r.slice(0, nul);
-    if (gen !== null && g !== gen) throw new Error(`${path} changed while it was listed`);
-    gen = g;
-    const rest = r.slice(nul + 1);
-    if (rest === "\0" || rest === "") return names; // an empty string ends the list
-    const part = rest.endsWith("\0\0") ? rest.slice(0, -2) : strip(rest);
-    for (const n of part.split("\0")) if (n !== "") names.push(n);
-    offset += part.length + 1;
-    if (rest.endsWith("\0\0")) return names;
+  /** Move queued requests onto the wire while the window allows: their frames, encoded in `wbuf`. */
+  private takeSendable(): Uint8Array | null {
+    const inFlight = this.flight.length - this.flightHead;
+    // Refill in batches, not one request per reply: a daemon that writes one reply per syscall
+    // (oxenstored) would otherwise cost a write of ours per request.
+    if (inFlight > MAX_IN_FLIGHT - WRITE_BATCH) return null;
+    let o = 0;
+    let n = 0;
+    const b = this.wbuf;
+    while (this.queueHead < this.queue.length && inFlight + n < MAX_IN_FLIGHT && n < WRITE_BATCH) {
+      const p = this.queue[this.queueHead];
+      const size = HEADER_SIZE + p.payload.length;
+      if ((n > 0 || inFlight > 0) && this.flightBytes + size > MAX_IN_FLIGHT_BYTES) break;
+      putU32(b, o, p.type);
+      putU32(b, o + 4, p.reqId);
+      putU32(b, o + 8, p.txId);
+      putU32(b, o + 12, p.payload.length);
+      writeLatin1(b, o + HEADER_SIZE, p.payload);
+      o += size;
+      this.flightBytes += size;
+      this.flight.push(p);
+      this.queueHead++;
+      n++;
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return n === 0 ? null : b.subarray(0, o);
   }
-}
 
-/**
- * Read every node (value, permissions) of a running daemon, parents first, inside one transaction so
- * the copy is consistent. Node generations are not visible over the socket.
- */
-export async function readHostStore(socketPath: string): Promise<ExportNode[]> {
-  const s = await XsSocket.connect(socketPath);
-  try {
-    s.txId = Number(strip(await s.request(MsgType.TRANSACTION_START, "\0")));
-    const out: ExportNode[] = [];
-    let frontier = ["/"];
-    while (frontier.length > 0) {
-      const next: string[] = [];
-      for (let i = 0; i < frontier.length; i += BATCH) {
-        const paths = frontier.slice(i, i + BATCH);
-        const reqs: XsRequest[] = [];
-        for (const p of paths) {
-          reqs.push({ type: MsgType.READ, payload: `${p}\0` });
-          reqs.push({ type: MsgType.GET_PERMS, payload: `${p}\0` });
-          reqs.push({ type: MsgType.DIRECTORY, payload: `${p}\0` });
-        }
-        const reps = await s.batch(reqs);
-        for (let k = 0; k < paths.length; k++) {
-          const [v, pe, d] = reps.slice(3 * k, 3 * k + 3);
-          const p = paths[k];
-          // A node removed since its parent was listed: skip it (the transaction normally prevents it).
-          if (v.type === MsgType.ERROR && strip(v.payload) === "ENOENT") continue;
-          for (const [r, what] of [[v, "READ"], [pe, "GET_PERMS"]] as const) {
-            if (r.type === MsgType.ERROR) throw new XsReplyError(strip(r.payload), `${what} ${p}`);
-          }
-          let names: string[];
-          if (d.type === MsgType.ERROR) {
-            if (strip(d.payload) !== "E2BIG") throw new XsReplyError(strip(d.payload), `DIRECTORY ${p}`);
-            names = await directoryParts(s, p);
-          } else names = list(d.payload);
-          out.push({ path: p, value: v.payload, perms: list(pe.payload) });
-          for (const n of names.sort()) next.push(join(p, n));
-        }
-      }
-      frontier = next;
+  /** Read what the daemon sent and deliver every complete message in it. */
+  private async readSome(): Promise<void> {
+    if (this.rbuf.length - this.rend < READ_CHUNK) {
+      // Keep the unparsed tail; grow only if it fills most of the buffer (a partial 4 KiB message).
+      const tail = this.rbuf.subarray(this.rstart, this.rend);
+      const nb = tail.length > READ_CHUNK ? new Uint8Array(tail.length + READ_CHUNK * 2) : this.rbuf;
+      nb.set(tail, 0);
+      this.rbuf = nb;
+      this.rend = tail.length;
+      this.rstart = 0;
     }
-    sortDepthFirst(out);
-    await s.batch([{ type: MsgType.TRANSACTION_END, payload: "F\0" }]);
-    return out;
-  } finally {
-    s.close();
+    const got = await this.conn.read(this.rbuf.subarray(this.rend));
+    if (got === null) throw new Error("the daemon closed the connection");
+    this.rend += got;
+    const dv = new DataView(this.rbuf.buffer, this.rbuf.byteOffset);
+    while (this.rend - this.rstart >= HEADER_SIZE) {
+      const s = this.rstart;
+      const len = dv.getUint32(s + 12, true);
+      if (len > MAX_REPLY) throw new Error(`the daemon sent a payload of ${len} bytes`);
+      if (this.rend - s < HEADER_SIZE + len) break;
+      const type = dv.getUint32(s, true);
+      const reqId = dv.getUint32(s + 4, true);
+      const payload = latin1(this.rbuf, s + HEADER_SIZE, s + HEADER_SIZE + len);
+      this.rstart = s + HEADER_SIZE + len;
+      if (type === MsgType.WATCH_EVENT) {
+        const nul = payload.indexOf("\0");
+        this.onEvent?.(payload.slice(0, nul), stripNul(payload.slice(nul + 1)));
+        continue;
+      }
+      this.deliver(type, reqId, payload);
+    }
   }
-}
 
-/**
- * Write nodes into a running daemon (parents first): WRITE of the value, then SET_PERMS. Existing
- * nodes are overwritten, others left alone. In batches of plain requests, not one transaction: a
- * big store would exceed the daemons' per-transaction limits.
- */
-export async function writeHostStore(socketPath: string, nodes: readonly ExportNode[]): Promise<number> {
-  const s = await XsSocket.connect(socketPath);
-  try {
-    const reqs: XsRequest[] = [];
-    for (const n of nodes) {
-      if (n.path !== "/") reqs.push({ type: MsgType.WRITE, payload: `${n.path}\0${n.value}` });
-      reqs.push({ type: MsgType.SET_PERMS, payload: `${n.path}\0${n.perms.map((p) => p + "\0").join("")}` });
+  private deliver(type: number, reqId: number, payload: string): void {
+    if (this.flightHead >= this.flight.length) throw new Error(`unexpected reply (type ${type})`);
+    const p = this.flight[this.flightHead++];
+    if (reqId !== p.reqId) throw new Error(`reply for request ${reqId}, expected ${p.reqId}`);
+    this.flightBytes -= HEADER_SIZE + p.payload.length;
+    if (this.flightHead > 4096 && this.flightHead * 2 > this.flight.length) {
+      this.flight = this.flight.slice(this.flightHead);
+      this.flightHead = 0;
     }
-    const reps = await s.batch(reqs);
-    for (let i = 0; i < reps.length; i++) {
-      if (reps[i].type === MsgType.ERROR) {
-        throw new XsReplyError(
-          strip(reps[i].payload),
-          `${MsgType[reqs[i].type]} ${reqs[i].payload.split("\0")[0]}`,
-        );
-      }
-    }
-    return nodes.length;
-  } finally {
-    s.close();
+    this.replies++;
+    p.cb({ type, payload });
   }
 }

@@ -1,36 +1,18 @@
-// A XenStore client that talks over a xenstore ring, as a guest kernel's xenbus driver does: it writes
-// requests into the ring page, kicks the event channel, and reads replies and watch events back. Used
-// by the tests (guest domains in their own process), by the benchmark's guest load generator and by
-// the dxenstore-guest CLI. Replies are matched by req_id, so requests may be pipelined.
+// GuestClient: the library's ring client driven step by step, for tests and the guest benchmark. It is
+// the same engine as XenStore (src/client/connection.ts, payloads from src/client/payload.ts, the ring
+// link of src/client/ring_link.ts), with the waiting left to the caller: the ring moves only when a
+// method is called (send, pump, reply, nextEvent...), so a test decides exactly when the daemon sees
+// what. Raw access is kept: send() without waiting, reply() to a req_id, ERROR replies as messages.
+// Applications use XenStore (src/client/mod.ts) over `ringConnector` instead.
 import { MsgType } from "../protocol/wire.ts";
-import { isErrno, XsError } from "../common/xs_error.ts";
-import {
-  CONNECTED,
-  ERROR_NONE,
-  Field,
-  isRingFault,
-  MessageReader,
-  MessageWriter,
-  RECONNECT,
-  REQUESTS,
-  RESPONSES,
-  type RingMessage,
-  type RingPage,
-  WATCH_EVENT_TYPE,
-} from "../xen/ring.ts";
+import type { Message } from "../protocol/codec.ts";
+import { ERROR_NONE, Field, type RingMessage, type RingPage } from "../xen/ring.ts";
+import { Connection } from "./connection.ts";
+import { replyError } from "./errors.ts";
+import { type GuestTransport, POLL_MS, resetRing, RingClientError, RingLink } from "./ring_link.ts";
+import { joinNul, parseTxId, parseU32, splitNul, watchPayload } from "./payload.ts";
 
-/** What the client needs from the guest's platform (src/xen/sim/guest.ts SimGuest, or a real one). */
-export interface GuestTransport {
-  readonly domid: number;
-  readonly page: RingPage;
-  /** Signal the daemon: the ring changed. */
-  notify(): void;
-  /** Wait for a signal from the daemon or the timeout; the event loop keeps running. */
-  wait(timeoutMs: number): Promise<void>;
-  /** The same, blocking the thread (optional; used when `blocking` is set). */
-  waitSync?(timeoutMs: number): void;
-  close(): void;
-}
+export { type GuestTransport, RingClientError };
 
 /** Message types a guest sends (xs_wire.h numbering): the protocol's own table. */
 export const XsType = MsgType;
@@ -40,11 +22,6 @@ export interface WatchEvent {
   readonly token: string;
 }
 
-/** The ring stopped working: the daemon set the error indicator, broke the protocol, or timed out. */
-export class RingClientError extends Error {
-  override name = "RingClientError";
-}
-
 export interface GuestClientOptions {
   /** How long to wait for a reply (default 10 s). */
   readonly timeoutMs?: number;
@@ -52,22 +29,30 @@ export interface GuestClientOptions {
   readonly blocking?: boolean;
 }
 
-/** How long one wait lasts before the ring is looked at again (a lost signal only costs this). */
-const POLL_MS = 50;
-
 export class GuestClient {
-  private readonly reader = new MessageReader();
-  private readonly writer = new MessageWriter();
-  private replies: RingMessage[] = [];
+  private link!: RingLink;
+  private conn!: Connection;
+  /** Replies (or the error that replaced them) by req_id, until taken by reply(). */
+  private replies = new Map<number, Message | Error>();
   /** Watch events received and not yet taken with nextEvent(). */
   readonly events: WatchEvent[] = [];
-  private nextReqId = 1;
   private readonly timeoutMs: number;
   private readonly blocking: boolean;
 
   constructor(readonly transport: GuestTransport, opts: GuestClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.blocking = opts.blocking === true && transport.waitSync !== undefined;
+    this.attach();
+  }
+
+  private attach(): void {
+    this.conn = Connection.over(
+      (h) => this.link = new RingLink(this.transport, h, { selfDriven: false, blocking: this.blocking }),
+      { nudgeEmptyPayload: false },
+    );
+    this.conn.onEvent = (path, token) => this.events.push({ path, token });
+    // Raw access: replies to requests a test wrote into the ring itself are kept for reply(req_id).
+    this.conn.onUnmatched = (m) => this.replies.set(m.reqId, m);
   }
 
   get page(): RingPage {
@@ -84,71 +69,32 @@ export class GuestClient {
     return this.page.get(Field.SERVER_FEATURES);
   }
 
-  /** Queue a request without waiting; returns its req_id. */
+  /** Queue a request and write it into the ring now, without waiting; returns its req_id. */
   send(type: number, payload: string, txId = 0): number {
-    const reqId = this.nextReqId;
-    this.nextReqId = (this.nextReqId + 1) >>> 0 || 1;
-    this.writer.enqueue(type, reqId, txId, payload);
-    this.pump();
-    return reqId;
+    let id = 0;
+    let refused: Message | Error | null = null;
+    id = this.conn.submitWith(type, payload, txId, (r) => {
+      if (id === 0) refused = r; // synchronously: the connection is closed, or the payload too long
+      else this.replies.set(id, r);
+    });
+    if (id === 0) throw refused ?? new RingClientError("request refused");
+    this.conn.flush();
+    return id;
   }
 
-  /**
-   * Move bytes: write queued requests into the ring, take replies and events out of it, and signal
-   * the daemon if it needs to know (requests written, or space freed in a full ring). Returns true
-   * if it was signalled.
-   */
+  /** Move bytes between the ring and this client (see RingLink.pump); true if the daemon was signalled. */
   pump(): boolean {
-    if (this.page.get(Field.CONNECTION) !== CONNECTED) return false;
-    let moved = false;
-    if (!this.writer.empty) {
-      const n = this.writer.write(this.page, REQUESTS);
-      if (n < 0) throw new RingClientError("request ring indices are inconsistent");
-      moved = n > 0;
-    }
-    for (;;) {
-      const m = this.reader.read(this.page, RESPONSES);
-      if (m === null) break;
-      if (isRingFault(m)) throw new RingClientError(`response ring: ${m}`);
-      if (m.type === WATCH_EVENT_TYPE) {
-        const [path, token] = m.payload.split("\0");
-        this.events.push({ path, token: token ?? "" });
-      } else {
-        this.replies.push(m);
-      }
-    }
-    // Replies read from a full ring: the daemon may be waiting for space (a reply longer than the
-    // ring, or a backlog). Otherwise reading needs no signal (as Linux's xenbus driver).
-    if (this.reader.takeFreedFull()) moved = true;
-    if (moved) this.transport.notify();
-    return moved;
-  }
-
-  private async waitOnce(ms: number): Promise<void> {
-    if (this.blocking) this.transport.waitSync!(ms);
-    else await this.transport.wait(ms);
+    return this.link.pump();
   }
 
   /** The reply to request `reqId` (an ERROR reply too), waiting up to the timeout. */
   async reply(reqId: number, timeoutMs = this.timeoutMs): Promise<RingMessage> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      this.pump();
-      const r = this.takeReply(reqId);
+      const r = this.replyNow(reqId, deadline, timeoutMs);
       if (r !== null) return r;
-      if (this.ringError !== ERROR_NONE) {
-        throw new RingClientError(`the daemon stopped serving this ring (error ${this.ringError})`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new RingClientError(`no reply to request ${reqId} within ${timeoutMs} ms`);
-      await this.waitOnce(Math.min(POLL_MS, left));
+      await this.link.wait(Math.min(POLL_MS, deadline - Date.now()));
     }
-  }
-
-  /** The reply to `reqId` if it has arrived (taken out of the queue), else null. */
-  private takeReply(reqId: number): RingMessage | null {
-    const i = this.replies.findIndex((r) => r.reqId === reqId);
-    return i >= 0 ? this.replies.splice(i, 1)[0] : null;
   }
 
   /**
@@ -159,16 +105,28 @@ export class GuestClient {
     if (!this.blocking) throw new RingClientError("replySync needs a blocking client");
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      this.pump();
-      const r = this.takeReply(reqId);
+      const r = this.replyNow(reqId, deadline, timeoutMs);
       if (r !== null) return r;
-      if (this.ringError !== ERROR_NONE) {
-        throw new RingClientError(`the daemon stopped serving this ring (error ${this.ringError})`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new RingClientError(`no reply to request ${reqId} within ${timeoutMs} ms`);
-      this.transport.waitSync!(Math.min(POLL_MS, left));
+      this.transport.waitSync!(Math.min(POLL_MS, deadline - Date.now()));
     }
+  }
+
+  /** One look: the reply to `reqId` if it is in (taken), null to wait on; throws when it never will be. */
+  private replyNow(reqId: number, deadline: number, timeoutMs: number): RingMessage | null {
+    this.pump();
+    const r = this.replies.get(reqId);
+    if (r !== undefined) {
+      this.replies.delete(reqId);
+      if (r instanceof Error) throw r;
+      return r;
+    }
+    if (this.ringError !== ERROR_NONE) {
+      throw new RingClientError(`the daemon stopped serving this ring (error ${this.ringError})`);
+    }
+    if (deadline - Date.now() <= 0) {
+      throw new RingClientError(`no reply to request ${reqId} within ${timeoutMs} ms`);
+    }
+    return null;
   }
 
   /** Send one request and return its reply message (ERROR replies included). */
@@ -178,12 +136,16 @@ export class GuestClient {
 
   /** Send one request; return the reply payload, or throw XsError for an ERROR reply. */
   async call(type: number, payload: string, txId = 0): Promise<string> {
-    return replyPayload(type, await this.request(type, payload, txId));
+    const r = await this.request(type, payload, txId);
+    if (r.type === XsType.ERROR) throw replyError(r.payload, `type ${type}`);
+    return r.payload;
   }
 
   /** call() for blocking clients, without promises (see replySync). */
   callSync(type: number, payload: string, txId = 0): string {
-    return replyPayload(type, this.replySync(this.send(type, payload, txId)));
+    const r = this.replySync(this.send(type, payload, txId));
+    if (r.type === XsType.ERROR) throw replyError(r.payload, `type ${type}`);
+    return r.payload;
   }
 
   async read(path: string, tx = 0): Promise<string> {
@@ -205,19 +167,19 @@ export class GuestClient {
     return splitNul(await this.call(XsType.GET_PERMS, `${path}\0`, tx));
   }
   async setPerms(path: string, perms: readonly string[], tx = 0): Promise<void> {
-    await this.call(XsType.SET_PERMS, `${path}\0${perms.map((p) => p + "\0").join("")}`, tx);
+    await this.call(XsType.SET_PERMS, `${path}\0${joinNul(perms)}`, tx);
   }
   async watch(path: string, token: string, depth?: number): Promise<void> {
-    await this.call(XsType.WATCH, `${path}\0${token}\0${depth === undefined ? "" : `${depth}\0`}`);
+    await this.call(XsType.WATCH, watchPayload(path, token, depth));
   }
   async unwatch(path: string, token: string): Promise<void> {
-    await this.call(XsType.UNWATCH, `${path}\0${token}\0`);
+    await this.call(XsType.UNWATCH, joinNul([path, token]));
   }
   async resetWatches(): Promise<void> {
     await this.call(XsType.RESET_WATCHES, "");
   }
   async transactionStart(): Promise<number> {
-    return Number(splitNul(await this.call(XsType.TRANSACTION_START, "\0"))[0]);
+    return parseTxId(await this.call(XsType.TRANSACTION_START, "\0"));
   }
   async transactionEnd(tx: number, commit: boolean): Promise<void> {
     await this.call(XsType.TRANSACTION_END, commit ? "T\0" : "F\0", tx);
@@ -226,7 +188,10 @@ export class GuestClient {
     return splitNul(await this.call(XsType.GET_DOMAIN_PATH, `${domid}\0`))[0];
   }
   async getFeature(domid?: number): Promise<number> {
-    return Number(splitNul(await this.call(XsType.GET_FEATURE, domid === undefined ? "" : `${domid}\0`))[0]);
+    return parseU32(
+      await this.call(XsType.GET_FEATURE, domid === undefined ? "" : `${domid}\0`),
+      "feature bits",
+    );
   }
 
   /** The next watch event, waiting up to `timeoutMs`; null if none came. */
@@ -238,7 +203,7 @@ export class GuestClient {
       if (e !== undefined) return e;
       const left = deadline - Date.now();
       if (left <= 0) return null;
-      await this.waitOnce(Math.min(POLL_MS, left));
+      await this.link.wait(Math.min(POLL_MS, left));
     }
   }
 
@@ -258,38 +223,15 @@ export class GuestClient {
    * has. Everything in flight on this side is dropped too; watches and transactions are gone.
    */
   async reconnect(timeoutMs = this.timeoutMs): Promise<void> {
-    this.page.set(Field.CONNECTION, RECONNECT);
-    this.transport.notify();
-    const deadline = Date.now() + timeoutMs;
-    while (this.page.get(Field.CONNECTION) !== CONNECTED) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new RingClientError(`reconnection not acknowledged within ${timeoutMs} ms`);
-      await this.waitOnce(Math.min(POLL_MS, left));
-    }
-    this.reader.reset();
-    this.writer.clear();
-    this.replies = [];
+    await resetRing(this.transport, timeoutMs, this.blocking);
+    this.conn.close();
+    this.replies = new Map();
     this.events.length = 0;
+    this.attach();
   }
 
   close(): void {
+    this.conn.close();
     this.transport.close();
   }
-}
-
-/** The payload of reply `r` to a request of `type`; XsError for an ERROR reply. */
-function replyPayload(type: number, r: RingMessage): string {
-  if (r.type === XsType.ERROR) {
-    const name = r.payload.replace(/\0$/, "");
-    throw new XsError(isErrno(name) ? name : "EIO", `${name} (type ${type})`);
-  }
-  if (r.type !== type) throw new RingClientError(`reply type ${r.type} to request type ${type}`);
-  return r.payload;
-}
-
-function splitNul(p: string): string[] {
-  if (p === "") return [];
-  const parts = p.split("\0");
-  if (parts[parts.length - 1] === "") parts.pop();
-  return parts;
 }

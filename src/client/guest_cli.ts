@@ -2,7 +2,8 @@
 // dxenstored over that domain's ring, plus the simulated hypervisor's controls (create, destroy,
 // crash... a domain). See `dxenstore-guest --help` and docs/domains.md.
 import { XsError } from "../common/xs_error.ts";
-import { GuestClient, RingClientError, XsType } from "./guest.ts";
+import { XenStore } from "./xenstore.ts";
+import { GuestClient, RingClientError } from "./guest.ts";
 import { SimGuest } from "../xen/sim/guest.ts";
 import {
   crashDomain,
@@ -111,40 +112,12 @@ function domidArg(s: string): number {
 
 const out = (s: string) => console.log(s);
 
-/** Send INTRODUCE for a simulated domain over dom0's Unix socket (what xl does). */
+/** Send INTRODUCE for a simulated domain over dom0's Unix socket (what xl does), with the client library. */
 async function introduce(dir: string, domid: number, socket: string): Promise<void> {
   const d = domainInfo(dir, domid);
   if (d === null) throw new Error(`no simulated domain ${domid}`);
-  const payload = new TextEncoder().encode(`${d.domid}\0${d.gfn}\0${d.port}\0`);
-  const msg = new Uint8Array(16 + payload.length);
-  const dv = new DataView(msg.buffer);
-  dv.setUint32(0, XsType.INTRODUCE, true);
-  dv.setUint32(12, payload.length, true);
-  msg.set(payload, 16);
-  const conn = await Deno.connect({ transport: "unix", path: socket });
-  try {
-    await conn.write(msg);
-    const hdr = new Uint8Array(16);
-    let got = 0;
-    const buf = new Uint8Array(4096 + 16);
-    while (got < 16) {
-      const n = await conn.read(buf.subarray(got));
-      if (n === null) throw new Error("the daemon closed the connection");
-      got += n;
-    }
-    hdr.set(buf.subarray(0, 16));
-    const type = new DataView(hdr.buffer).getUint32(0, true);
-    const len = new DataView(hdr.buffer).getUint32(12, true);
-    while (got < 16 + len) {
-      const n = await conn.read(buf.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    const reply = new TextDecoder().decode(buf.subarray(16, 16 + len)).replace(/\0$/, "");
-    if (type !== XsType.INTRODUCE) throw new XsError(reply === "EACCES" ? "EACCES" : "EINVAL", reply);
-  } finally {
-    conn.close();
-  }
+  using xs = await XenStore.open({ socket, reconnect: false });
+  await xs.introduce(d.domid, d.gfn, d.port);
 }
 
 async function simCommand(dir: string, args: string[]): Promise<void> {

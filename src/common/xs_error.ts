@@ -33,3 +33,15 @@ export class XsError extends Error {
 export function isErrno(s: string): s is Errno {
   return (ERRNO_NAMES as readonly string[]).includes(s);
 }
+
+/**
+ * The store could not be written (the backend failed: a full disk, an I/O error): the change was not
+ * applied. The client sees its errno like any other, but for the operator it is the daemon's failure,
+ * not a refusal of the client (src/observe logs it at error level and counts it).
+ */
+export class StorageError extends XsError {
+  constructor(errno: Errno, detail?: string) {
+    super(errno, detail);
+    this.name = "StorageError";
+  }
+}

@@ -72,6 +72,8 @@ export interface ControlContext {
   memreport(file: string): boolean;
   /** The statistics as Prometheus text lines, optionally only the metrics whose name starts with `prefix`. */
   stats(prefix: string | undefined): string;
+  /** The slowest recent requests and the last refusals (`recent`, dxenstored only); "" if not kept. */
+  recent?(): string;
   /** Log one line (cxenstored writes check results to its trace/syslog). */
   log(level: "info" | "warn", msg: string): void;
 }
@@ -138,7 +140,8 @@ export class ControlCommands implements ControlHandler {
       { name: "print", pars: "<string>", run: (_c, a) => this.print(a) },
       { name: "quota", pars: "[set <name> <val>|<domid>]", run: (_c, a) => this.quota(a) },
       { name: "quota-soft", pars: "[set <name> <val>]", run: (_c, a) => this.quotaSoft(a) },
-      { name: "stats", pars: "[<metric-prefix>]", run: (_c, a) => this.stats(a) },
+      { name: "stats", pars: "[<metric-prefix> [<skip-lines>]]", run: (_c, a) => this.stats(a) },
+      { name: "recent", pars: "", run: (_c, a) => this.noArgs("recent", a, () => this.ctx.recent?.() ?? "") },
       { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, policyStatus) },
       { name: "policy-reload", pars: "", run: (_c, a) => this.noArgs("policy-reload", a, reloadPolicy) },
       { name: "help", pars: "", run: (_c, a) => this.help(a) },
@@ -227,9 +230,15 @@ export class ControlCommands implements ControlHandler {
     return OK;
   }
 
+  /** `stats [prefix [skip]]`: a reply holds 4 KiB; the next page starts `skip` sample lines further. */
   private stats(a: readonly string[]): string {
-    if (a.length > 1) einval("stats takes at most a metric prefix");
-    return fitReply(this.ctx.stats(a[0]));
+    if (a.length > 2) einval("stats takes at most a metric prefix and a line count to skip");
+    const text = this.ctx.stats(a[0]);
+    if (a.length < 2) return fitReply(text);
+    if (!/^[0-9]{1,9}$/.test(a[1])) einval("stats: bad line count");
+    const lines = text.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    return fitReply(lines.slice(Number(a[1])).map((l) => l + "\n").join(""), Number(a[1]));
   }
 
   private help(a: readonly string[]): string {
@@ -241,13 +250,16 @@ export class ControlCommands implements ControlHandler {
 }
 
 /** Cut `text` at a line boundary so the reply (with its NUL) fits one message, saying what was cut. */
-export function fitReply(text: string): string {
+export function fitReply(text: string, skipped = 0): string {
   if (text.length + 1 <= PAYLOAD_MAX) return text + "\0";
   const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
   let out = "";
   let kept = 0;
   for (const l of lines) {
-    const note = `# truncated: ${lines.length - kept} more lines; use "stats <prefix>" or --metrics-file\n`;
+    const note = `# truncated: ${lines.length - kept} more lines; use "stats <prefix> ${
+      skipped + kept
+    }" for the next ones, or --metrics-file\n`;
     if (out.length + l.length + 1 + note.length + 1 > PAYLOAD_MAX) return out + note + "\0";
     out += l + "\n";
     kept++;

@@ -9,6 +9,7 @@ import { DEFAULT_TX_LIMITS, type TxLimits } from "../txn/registry.ts";
 import { WatchManager } from "../watch/manager.ts";
 import { Client, type ReplySink } from "./client.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { EventBuilder } from "./events.ts";
 import { type QuotaConfig, quotaOptionsFrom, Quotas } from "../domains/quota.ts";
 
 export interface CoreLimits {
@@ -24,7 +25,9 @@ export interface CoreLimits {
 
 export const DEFAULT_CORE_LIMITS: CoreLimits = {
   tx: DEFAULT_TX_LIMITS,
-  txPrivileged: { ...DEFAULT_TX_LIMITS, maxOpen: 1024, maxTouched: 65536 },
+  // dom0 reads without a size limit (a whole store in one transaction: `dxenstored export --socket`),
+  // as cxenstored and oxenstored exempt it from their per-transaction quotas.
+  txPrivileged: { ...DEFAULT_TX_LIMITS, maxOpen: 1024, maxTouched: 65536, snapshotOnOverflow: true },
   maxWatches: 128,
   maxWatchesPrivileged: 65536,
 };
@@ -41,6 +44,8 @@ export class Core {
   readonly db: Database;
   readonly dispatcher: Dispatcher;
   readonly watches: WatchManager;
+  /** Builds WATCH_EVENT payloads; counts the ones too large to send. */
+  readonly events = new EventBuilder();
   readonly limits: CoreLimits;
   /** Per-domain accounting and quotas: its watch/transaction values come from `limits`. */
   readonly quotas: Quotas;
@@ -51,9 +56,11 @@ export class Core {
     this.db = opts.db ?? new Database();
     this.limits = opts.limits ?? DEFAULT_CORE_LIMITS;
     this.watches = new WatchManager({
-      deliver: (owner, epath, token) => {
+      deliver: (owner, epath, token, watch) => {
         const c = this.clients.get(owner);
-        if (c === undefined || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, `${epath}\0${token}\0`)) return false;
+        if (c === undefined) return false;
+        const payload = this.events.payload(c.label, watch, epath, token);
+        if (payload === null || !c.sink.send(MsgType.WATCH_EVENT, 0, 0, payload)) return false;
         if (this.dispatcher.observer !== null) this.dispatcher.observer.watchEvent(c, epath, token);
         return true;
       },

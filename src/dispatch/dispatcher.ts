@@ -12,6 +12,7 @@ import type { Quotas } from "../domains/quota.ts";
 import type { Database } from "../store/database.ts";
 import { components, domainPath, parentOf, type ResolvedPath, resolvePath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
+import { own, ownValue } from "../store/strings.ts";
 import { existingChain, lookup, type Node } from "../store/tree.ts";
 import {
   accessAspect,
@@ -37,6 +38,35 @@ export const FEATURE_WATCH_DEPTH = 4;
 /** dxenstored extension: TRANSACTION_START with a non-zero tx_id starts a nested transaction. */
 export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
 export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
+
+/**
+ * Request types whose tx_id must name an open transaction of the connection: all but WATCH and UNWATCH,
+ * which ignore it (as cxenstored 4.17; RESET_WATCHES checks it there too, and then ends them all).
+ */
+const CHECKS_TX_ID: ReadonlySet<number> = new Set([
+  MsgType.CONTROL,
+  MsgType.DIRECTORY,
+  MsgType.READ,
+  MsgType.GET_PERMS,
+  MsgType.TRANSACTION_START,
+  MsgType.TRANSACTION_END,
+  MsgType.INTRODUCE,
+  MsgType.RELEASE,
+  MsgType.GET_DOMAIN_PATH,
+  MsgType.WRITE,
+  MsgType.MKDIR,
+  MsgType.RM,
+  MsgType.SET_PERMS,
+  MsgType.IS_DOMAIN_INTRODUCED,
+  MsgType.RESUME,
+  MsgType.SET_TARGET,
+  MsgType.RESET_WATCHES,
+  MsgType.DIRECTORY_PART,
+  MsgType.GET_FEATURE,
+  MsgType.SET_FEATURE,
+  MsgType.GET_QUOTA,
+  MsgType.SET_QUOTA,
+]);
 
 export interface DispatcherStats {
   requests: number;
@@ -68,10 +98,14 @@ export class Dispatcher {
   /** Handle one framed request from `c`; the reply (or ERROR) is sent through c.sink. */
   handle(c: Client, m: Message): void {
     this.stats.requests++;
+    const started = this.observer !== null ? performance.now() : 0;
     let reply: string;
     let type = m.type;
     let failure: unknown = null;
     try {
+      // As cxenstored: a transaction id that names no transaction of the connection is refused
+      // (ENOENT) before the payload is looked at, by every request but WATCH and UNWATCH.
+      if (m.txId !== 0 && CHECKS_TX_ID.has(m.type)) c.txns.get(m.txId, this.now(), false);
       const req = parseRequest(m);
       // Protocol-level policy (e.g. strict-protocol), on the raw request, before it runs.
       const refused = this.policy.checkMessage?.(c, m.type, m.txId, m.payload);
@@ -91,7 +125,9 @@ export class Dispatcher {
       reply = `${e instanceof XsError ? e.errno : "EIO"}\0`;
     }
     c.sink.send(type, m.reqId, m.txId, reply);
-    if (this.observer !== null) this.observer.replied(c, m, type, reply, failure);
+    if (this.observer !== null) {
+      this.observer.replied(c, m, type, reply, failure, performance.now() - started);
+    }
     while (this.afterReply.length > 0) this.afterReply.shift()!();
   }
 
@@ -123,7 +159,7 @@ export class Dispatcher {
       }
       case MsgType.TRANSACTION_END:
         return this.endTransaction(c, txId, req.commit);
-      // WATCH, UNWATCH and RESET_WATCHES ignore tx_id (xenstore.txt): watches are not transactional.
+      // WATCH and UNWATCH ignore tx_id (xenstore.txt): watches are not transactional.
       case MsgType.WATCH:
         return this.watch(c, req.path, req.token, req.depth);
       case MsgType.UNWATCH: {
@@ -199,7 +235,10 @@ export class Dispatcher {
     const p = this.resolve(c, raw, true);
     if (this.watches.has(c.id, p.abs, token)) throw new XsError("EEXIST", "watch already registered");
     this.quotas.checkWatch(c, p.abs, token);
-    const w = { owner: c.id, path: p.abs, token, depth, relativeBase: p.relativeBase };
+    // A watch lives long: its strings are copies, not slices that keep the request payload alive
+    // (src/store/strings.ts); a relative watch's base is shared with the domain's other watches.
+    const base = p.relativeBase === null ? null : ownValue(p.relativeBase);
+    const w = { owner: c.id, path: own(p.abs), token: own(token), depth, relativeBase: base };
     if (!this.watches.add(w)) throw new XsError("EEXIST", "watch already registered");
     this.afterReply.push(() => this.watches.fireInitial(w));
     return OK;
@@ -327,9 +366,13 @@ export class Dispatcher {
         return this.existing(c, v, p.abs, "read", OBS_PERMS).perms.text;
       }
       case MsgType.SET_PERMS: {
-        const p = this.resolve(c, req.path, true);
+        // The list is judged before the path, as cxenstored does: malformed (EINVAL), too long
+        // (ENOSPC), an owner that is no existing domain (ENOENT) — so a node is never given to a
+        // domain that does not exist, to be inherited by whichever domain gets that domid next.
         const next = Perms.parse(req.perms);
         this.quotas.checkPermsCount(c, next);
+        const domains = this.incarnations(next);
+        const p = this.resolve(c, req.path, true);
         if (p.special) {
           const old = this.specialPerms(c, p.abs, "setperms");
           const d = this.policy.checkSetPerms(c, old, next);
@@ -348,7 +391,7 @@ export class Dispatcher {
         v.setPerms(p.abs, next, n.perms, (root) => {
           const cur = lookup(root, comps);
           return cur !== undefined && this.policy.checkNode(c, "setperms", p.abs, cur.perms) === undefined &&
-            this.policy.checkSetPerms(c, cur.perms, next) === undefined;
+            this.policy.checkSetPerms(c, cur.perms, next) === undefined && this.sameDomains(next, domains);
         });
         return OK;
       }
@@ -357,9 +400,42 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The incarnation of the domain `domid` names, or null if none has it (docs/protocol.md,
+   * Permissions). The domain handler knows (the daemon always has one); a bare core without one does
+   * not know which domains exist and takes every domid for an existing domain.
+   */
+  private incarnation(domid: number): string | null {
+    const h = this.domainHandler;
+    return h?.domainIncarnation !== undefined ? h.domainIncarnation(domid) : "unknown";
+  }
+
+  /**
+   * The incarnations of the domains a permission list names, owner first; ENOENT if the owner does
+   * not exist. Entries naming other unknown domains are kept: they grant nothing until such a domain
+   * exists (docs/protocol.md, Permissions).
+   */
+  private incarnations(p: Perms): Array<string | null> {
+    const owner = this.incarnation(p.owner);
+    if (owner === null) throw new XsError("ENOENT", `no domain ${p.owner} to own the node`);
+    return [owner, ...p.acl.map((e) => this.incarnation(e.domid))];
+  }
+
+  /**
+   * At a transaction's commit: every domain the list named when it was set is still the same one.
+   * Otherwise the commit fails (EAGAIN): the owner may be gone, and an entry meant for a domain that
+   * died since would go to the next domain given its domid (XSA-417), after the cleanup at its death
+   * removed every other entry naming it.
+   */
+  private sameDomains(p: Perms, then: ReadonlyArray<string | null>): boolean {
+    if (this.incarnation(p.owner) !== then[0]) return false;
+    return p.acl.every((e, i) => then[i + 1] === null || this.incarnation(e.domid) === then[i + 1]);
+  }
+
   private specialPerms(c: Client, path: string, access: "read" | "setperms"): Perms {
     const perms = this.db.specialPerms.get(path);
-    if (perms === undefined) throw new XsError("ENOENT", path);
+    // Only @introduceDomain and @releaseDomain have permissions (spec PERM-13: ENOENT for another).
+    if (perms === undefined) throw new XsError("ENOENT", `${path.slice(0, 64)} has no permissions`);
     this.check(c, access, path, perms);
     return perms;
   }

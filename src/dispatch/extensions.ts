@@ -11,6 +11,12 @@ export type DomainRequest = Request;
 
 export interface DomainHandler {
   handle(c: Client, req: DomainRequest): string;
+  /**
+   * Which domains exist: an id of the current incarnation of `domid` (it changes when the domid is
+   * given to a new domain), or null if no domain has it. SET_PERMS refuses an owner that does not
+   * exist (ENOENT, as cxenstored; XSA-322/417). Absent: no domid is refused (a bare core).
+   */
+  domainIncarnation?(domid: number): string | null;
 }
 
 /** CONTROL <command> <args...>: daemon control and introspection (xenstore-control). */
@@ -25,8 +31,11 @@ export interface ControlHandler {
 export interface RequestObserver {
   opened(c: Client): void;
   closed(c: Client): void;
-  /** `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null. */
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown): void;
+  /**
+   * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
+   * `ms` is how long handling took (not counting a wait for durability).
+   */
+  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms: number): void;
   /** A watch event was queued for `c`. */
   watchEvent(c: Client, path: string, token: string): void;
 }

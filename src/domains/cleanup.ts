@@ -12,7 +12,6 @@ import type { Change, Database } from "../store/database.ts";
 import { components, joinPath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import { type Node, removeNode, setPerms } from "../store/tree.ts";
-import { hamtForEach } from "../store/hamt.ts";
 
 export interface CleanupResult {
   /** Subtrees deleted because the domain owned their top node. */
@@ -37,11 +36,17 @@ export function removeDomainTraces(db: Database, domid: number, keepOrphans = fa
   const before = db.root;
   const owned: string[] = [];
   const strip: Array<{ path: string; old: Perms; next: Perms }> = [];
-  const stack: Array<[string, Node]> = [];
+  // Parallel stacks, not [path, node] pairs (see walk() in src/store/tree.ts).
+  const paths: string[] = [];
+  const nodes: Node[] = [];
   let orphaned = 0;
-  hamtForEach(before.children, (name, c) => stack.push([joinPath("/", name), c]));
-  while (stack.length > 0) {
-    const [path, n] = stack.pop()!;
+  before.forEachChild((name, c) => {
+    paths.push(joinPath("/", name));
+    nodes.push(c);
+  });
+  while (nodes.length > 0) {
+    const path = paths.pop()!;
+    const n = nodes.pop()!;
     if (n.perms.owner === domid && !keepOrphans) {
       owned.push(path); // its subtree goes with it
       continue;
@@ -53,7 +58,10 @@ export function removeDomainTraces(db: Database, domid: number, keepOrphans = fa
     } else if (n.perms.acl.some((e) => e.domid === domid)) {
       strip.push({ path, old: n.perms, next: withoutDomain(n.perms, domid) });
     }
-    hamtForEach(n.children, (name, c) => stack.push([joinPath(path, name), c]));
+    n.forEachChild((name, c) => {
+      paths.push(joinPath(path, name));
+      nodes.push(c);
+    });
   }
   for (const [name, p] of db.specialPerms) {
     if (p.owner === domid) {

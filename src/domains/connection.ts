@@ -8,6 +8,8 @@
 import { log } from "../common/log.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";
 import type { Client, ReplySink } from "../dispatch/client.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
+import { MsgType } from "../protocol/wire.ts";
 import {
   ERROR_NONE,
   faultCode,
@@ -17,6 +19,7 @@ import {
   isRingFault,
   MessageReader,
   MessageWriter,
+  PAYLOAD_MAX,
   REQUESTS,
   RESPONSES,
   type RingFault,
@@ -85,6 +88,12 @@ export class RingConnection implements ReplySink {
   /** ReplySink: queue a reply or event. Events beyond the limits are dropped (counted, logged once). */
   send(type: number, reqId: number, txId: number, payload: string): boolean {
     if (this.state !== "connected") return false;
+    if (payload.length > PAYLOAD_MAX) {
+      const instead = replaceOversized(this.label, type, payload.length);
+      if (instead === null) return false;
+      type = MsgType.ERROR;
+      payload = instead;
+    }
     if (type === WATCH_EVENT_TYPE) {
       const cost = HEADER_SIZE + payload.length;
       if (

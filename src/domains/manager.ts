@@ -41,6 +41,7 @@ import {
 } from "../xen/ring.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } from "../xen/platform.ts";
 import { removeDomainTraces } from "./cleanup.ts";
+import { nodeOwners, ReferencedDomains } from "./referenced.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits } from "./connection.ts";
 import { ReadyQueue, type ServeResult } from "./scheduler.ts";
 import { DEFAULT_WRITE_THROTTLE, isModifying, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
@@ -203,6 +204,8 @@ export class DomainManager implements DomainHandler {
   private readonly byClient = new Map<number, Domain>();
   /** SET_FEATURE before INTRODUCE: features for a domain that exists but is not introduced yet. */
   private readonly preset = new Map<number, { features: number; uniqueId: string }>();
+  /** Domains the store refers to (SET_PERMS owners) that are not introduced: cleaned up at death too. */
+  private readonly referenced: ReferencedDomains;
   private readonly ready = new ReadyQueue<Domain>();
   private readonly dirty = new Set<Domain>();
   /** Rings with output held for group commit (written once their records are durable). */
@@ -239,6 +242,7 @@ export class DomainManager implements DomainHandler {
     this.quotas = opts.quotas ?? null;
     this.throttle = opts.writeThrottle ?? DEFAULT_WRITE_THROTTLE;
     this.now = opts.now ?? (() => performance.now());
+    this.referenced = new ReferencedDomains(platform, (domid) => this.forgetDomain(domid, "was replaced"));
     if (platform === null) return;
     this.virqPort = platform.bindDomExc();
     if (loop !== null) {
@@ -273,6 +277,18 @@ export class DomainManager implements DomainHandler {
 
   isIntroduced(domid: number): boolean {
     return this.guests.has(domid);
+  }
+
+  /**
+   * DomainHandler: the incarnation of `domid` — dom0, an introduced domain, or one the hypervisor
+   * knows (remembered, so that its death is cleaned up although it was never introduced); null if
+   * no domain has this domid (with --xen=none: every domid but 0).
+   */
+  domainIncarnation(domid: number): string | null {
+    if (domid === 0) return "dom0";
+    const d = this.guests.get(domid);
+    if (d !== undefined) return d.uniqueId;
+    return this.referenced.incarnation(domid);
   }
 
   /** One guest ring's state and buffers (tests, metrics), or null if `domid` is not introduced. */
@@ -420,6 +436,7 @@ export class DomainManager implements DomainHandler {
       throw e;
     }
     this.preset.delete(domid);
+    this.referenced.forget(domid);
     this.stats.introduced++;
     log("info", `dom${domid} introduced (port ${port} → local ${localPort})`);
     this.core.watches.fireSpecial("@introduceDomain", domid, "both");
@@ -552,6 +569,7 @@ export class DomainManager implements DomainHandler {
       }
     }
     this.preset.delete(d.domid);
+    this.referenced.forget(d.domid);
     const r = removeDomainTraces(this.core.db, d.domid, this.opts.keepOrphans);
     this.quotas?.domainGone(d.domid);
     this.core.dispatcher.policy.domainGone?.(d.domid); // e.g. a Chinese Wall history: the domid may return
@@ -582,9 +600,25 @@ export class DomainManager implements DomainHandler {
       }
     }
     if (shutdown) this.core.watches.fireSpecial("@releaseDomain", 0, "plain");
+    for (const domid of this.referenced.takeGone()) this.forgetDomain(domid, "died before being introduced");
     for (const [domid, p] of [...this.preset]) {
       if (platform.domainState(domid)?.uniqueId !== p.uniqueId) this.preset.delete(domid);
     }
+  }
+
+  /**
+   * A domain that was never introduced is gone: remove its traces by the same rule as at a death
+   * (./cleanup.ts), and forget its quota usage and plugin state. No @releaseDomain: it never had a
+   * connection (as cxenstored).
+   */
+  private forgetDomain(domid: number, why: string): void {
+    const r = removeDomainTraces(this.core.db, domid, this.opts.keepOrphans);
+    this.quotas?.domainGone(domid);
+    this.core.dispatcher.policy.domainGone?.(domid);
+    log(
+      "info",
+      `dom${domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned`,
+    );
   }
 
   // ---- dom0's own ring and restarts ---------------------------------------------------------------
@@ -723,6 +757,13 @@ export class DomainManager implements DomainHandler {
       if (d !== undefined && r.target !== undefined && this.guests.has(r.target)) {
         d.target = r.target;
         d.conn.client.target = r.target;
+      }
+    }
+    // Owners that are neither dom0 nor introduced: remembered if they still exist (so their death is
+    // cleaned up), cleaned up now if they died while we were down.
+    for (const domid of nodeOwners(this.core.db.root)) {
+      if (domid !== 0 && !this.guests.has(domid) && this.referenced.incarnation(domid) === null) {
+        this.forgetDomain(domid, "is gone (found at start)");
       }
     }
     this.persist();

@@ -181,6 +181,8 @@ export class Quotas {
   private readonly opts: QuotaOptions;
   /** Nodes and node bytes by owner: always equal to treeUsage(db.root). */
   private readonly owned: UsageByOwner;
+  /** Σ owned nodes (the running total behind totalNodes()). */
+  private nodeCount = 0;
   /** The delta computed by the validator for the commit now in flight (reused by the listener). */
   private pending: { commit: Commit; delta: UsageByOwner } | null = null;
   /** Connections of non-exempt domains seen by a check (the ones that can hold watches and txs). */
@@ -200,6 +202,7 @@ export class Quotas {
     this.settings = new QuotaSettings(opts.defaults, opts.caps, opts.exempt);
     this.refusals = new RefusalLog(this.logger, opts.logRefusals ?? true);
     this.owned = treeUsage(this.db.root);
+    for (const u of this.owned.values()) this.nodeCount += u.nodes;
     // First: a commit refused here must not reach persistence (src/backend) or any listener.
     this.db.beforeCommit((c) => this.validateCommit(c), true);
     this.db.onCommit((c) => this.applyCommit(c));
@@ -357,6 +360,9 @@ export class Quotas {
       get maxOps() {
         return base()?.maxOps ?? 4 * q.bound(domid, domid, "transaction-nodes");
       },
+      get snapshotOnOverflow() {
+        return base()?.snapshotOnOverflow ?? false;
+      },
     };
   }
 
@@ -397,6 +403,7 @@ export class Quotas {
     const delta = this.pending?.commit === c ? this.pending.delta : commitDelta(c);
     this.pending = null;
     for (const [owner, d] of delta) {
+      this.nodeCount += d.nodes;
       const u = this.owned.get(owner);
       const next: Usage = { nodes: (u?.nodes ?? 0) + d.nodes, bytes: (u?.bytes ?? 0) + d.bytes };
       if (next.nodes === 0 && next.bytes === 0) this.owned.delete(owner);
@@ -546,6 +553,11 @@ export class Quotas {
     return this.owned.get(domid)?.nodes ?? 0;
   }
 
+  /** Nodes in the store (every owner's), kept as commits apply: O(1). */
+  totalNodes(): number {
+    return this.nodeCount;
+  }
+
   /** Usage, limits, refusals and high-water marks of one domain. */
   report(domid: number): DomainQuotaReport {
     const nodeBytes = this.owned.get(domid)?.bytes ?? 0;
@@ -631,6 +643,9 @@ export class Quotas {
         out.push(`domain ${d}: counted ${a.nodes} nodes/${a.bytes} bytes, tree has ${b.nodes}/${b.bytes}`);
       }
     }
+    let total = 0;
+    for (const u of fresh.values()) total += u.nodes;
+    if (total !== this.nodeCount) out.push(`total: counted ${this.nodeCount} nodes, tree has ${total}`);
     return out;
   }
 

@@ -4,6 +4,7 @@
 import type { Core } from "../dispatch/core.ts";
 import { HARD_QUOTAS, type QuotaSettings, SOFT_QUOTAS } from "../dispatch/control.ts";
 import type { MetricFamily, Sample } from "./metrics.ts";
+import { VERSION } from "../common/version.ts";
 import type { DaemonObserver } from "./observer.ts";
 import type { RefusalLog } from "./refusals.ts";
 import type { DomainUsage } from "../dispatch/control.ts";
@@ -52,6 +53,12 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
   const totalNodes = s.usage.totalNodes();
   const mem = Deno.memoryUsage();
   const families: MetricFamily[] = [
+    {
+      name: "dxenstored_build_info",
+      help: "The daemon's version (package.json), as a label; the value is 1.",
+      type: "gauge",
+      samples: [{ labels: { version: VERSION }, value: 1 }],
+    },
     ...s.observer.metrics(),
     one("dxenstored_transactions_committed_total", "Transactions committed.", "counter", d.commits),
     one(
@@ -66,6 +73,12 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "Watch matches suppressed because the watcher may not see the node.",
       "counter",
       w.filtered,
+    ),
+    one(
+      "dxenstored_watch_events_oversized_total",
+      "Watch events not sent because they would exceed 4096 payload bytes (as cxenstored).",
+      "counter",
+      s.core.events.stats.oversized,
     ),
     one("dxenstored_connections", "Open connections.", "gauge", s.core.clients.size),
     one(
@@ -132,6 +145,8 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "gauge",
       s.startedAt / 1000,
     ),
+    // Histograms last: `xenstore-control stats` without a prefix fits 4 KiB, and cuts from the end.
+    ...s.observer.latencyMetrics(),
   ];
   return families;
 }

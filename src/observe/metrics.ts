@@ -2,11 +2,13 @@
 // node_exporter's textfile collector (no listening port on dom0) and returned by
 // `xenstore-control stats`. Collectors are pulled at render time: nothing is computed between scrapes.
 
-export type MetricType = "counter" | "gauge";
+export type MetricType = "counter" | "gauge" | "histogram";
 
 export interface Sample {
   readonly labels?: Readonly<Record<string, string>>;
   readonly value: number;
+  /** Appended to the family's name: a histogram's `_bucket`, `_sum` and `_count` samples. */
+  readonly suffix?: string;
 }
 
 export interface MetricFamily {
@@ -62,7 +64,7 @@ export class Metrics {
     let out = "";
     for (const f of this.families()) {
       out += `# HELP ${f.name} ${escHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
-      for (const s of f.samples) out += sampleLine(f.name, s) + "\n";
+      for (const s of f.samples) out += sampleLine(f.name + (s.suffix ?? ""), s) + "\n";
     }
     return out;
   }
@@ -72,10 +74,69 @@ export class Metrics {
     let out = "";
     for (const f of this.families()) {
       if (!f.name.startsWith(prefix)) continue;
-      for (const s of f.samples) out += sampleLine(f.name, s) + "\n";
+      for (const s of f.samples) out += sampleLine(f.name + (s.suffix ?? ""), s) + "\n";
     }
     return out;
   }
+}
+
+/**
+ * A Prometheus histogram: counts of observations at or below each bound (seconds), their sum and
+ * count. Observing is a short scan of the bounds and three additions: cheap enough for every request.
+ */
+export class Histogram {
+  /** counts[i]: observations in (bounds[i-1], bounds[i]]; the last slot is above every bound. */
+  private readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    for (let i = 1; i < bounds.length; i++) {
+      if (!(bounds[i] > bounds[i - 1])) throw new Error("histogram bounds must increase");
+    }
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]) i++;
+    this.counts[i]++;
+    this.sum += v;
+    this.count++;
+  }
+
+  /** The samples of one series: cumulative `_bucket`s with `le` (then `+Inf`), `_sum`, `_count`. */
+  samples(labels: Readonly<Record<string, string>> = {}): Sample[] {
+    return histogramSamples([[labels, this]]);
+  }
+
+  /** The cumulative `_bucket` samples of this series, `le` ascending, `+Inf` last. */
+  buckets(labels: Readonly<Record<string, string>>): Sample[] {
+    const out: Sample[] = [];
+    let acc = 0;
+    for (let i = 0; i <= this.bounds.length; i++) {
+      acc += this.counts[i];
+      const le = i < this.bounds.length ? String(this.bounds[i]) : "+Inf";
+      out.push({ suffix: "_bucket", labels: { ...labels, le }, value: acc });
+    }
+    return out;
+  }
+}
+
+/**
+ * The samples of a histogram family with several series: every `_bucket` line, then every `_sum`, then
+ * every `_count`. Each sample name stays one contiguous group, so the lines are valid even without
+ * their `# TYPE` line (`xenstore-control stats` prints samples only).
+ */
+export function histogramSamples(
+  series: ReadonlyArray<readonly [Readonly<Record<string, string>>, Histogram]>,
+): Sample[] {
+  const out: Sample[] = [];
+  for (const [labels, h] of series) out.push(...h.buckets(labels));
+  for (const [labels, h] of series) out.push({ suffix: "_sum", labels, value: h.sum });
+  for (const [labels, h] of series) out.push({ suffix: "_count", labels, value: h.count });
+  return out;
 }
 
 /**

@@ -5,7 +5,6 @@
 // tests/ops/golden: path + 24-byte header + 8 per permission + value + child names (each + NUL).
 import type { Core } from "../dispatch/core.ts";
 import type { DomainUsage } from "../dispatch/control.ts";
-import { hamtForEach } from "../store/hamt.ts";
 import type { Node } from "../store/tree.ts";
 
 const RECORD_HEADER = 24;
@@ -20,13 +19,17 @@ export interface NodeTotals {
 export function nodeTotalsByOwner(root: Node): Map<number, NodeTotals> {
   const byOwner = new Map<number, NodeTotals>();
   // (node, length of its path): "/" is 1, "/a" is 2, "/a/b" is 4...
-  const stack: Array<[Node, number]> = [[root, 1]];
-  while (stack.length > 0) {
-    const [n, pathLen] = stack.pop()!;
+  // Parallel stacks, not [node, length] pairs (see walk() in src/store/tree.ts).
+  const nodes: Node[] = [root];
+  const lens: number[] = [1];
+  while (nodes.length > 0) {
+    const n = nodes.pop()!;
+    const pathLen = lens.pop()!;
     let childBytes = 0;
-    hamtForEach(n.children, (name, child) => {
+    n.forEachChild((name, child) => {
       childBytes += name.length + 1;
-      stack.push([child, (pathLen === 1 ? 0 : pathLen) + 1 + name.length]);
+      nodes.push(child);
+      lens.push((pathLen === 1 ? 0 : pathLen) + 1 + name.length);
     });
     const bytes = pathLen + RECORD_HEADER + PERM_ENTRY * n.perms.count + n.value.length + childBytes;
     const owner = n.perms.owner;
@@ -41,7 +44,11 @@ export function nodeTotalsByOwner(root: Node): Map<number, NodeTotals> {
 }
 
 export class TreeUsage {
-  private cachedRoot: Node | null = null;
+  /**
+   * The root the totals were computed for, held weakly: a strong reference would keep a whole old
+   * version of the store alive (after removing a million nodes, all of them) until the next query.
+   */
+  private cachedRoot: WeakRef<Node> | null = null;
   private cached = new Map<number, NodeTotals>();
 
   constructor(private readonly core: Core) {}
@@ -49,9 +56,9 @@ export class TreeUsage {
   /** Node totals per owner for the current store (cached while the root is unchanged). */
   totals(): Map<number, NodeTotals> {
     const root = this.core.db.root;
-    if (root !== this.cachedRoot) {
+    if (root !== this.cachedRoot?.deref()) {
       this.cached = nodeTotalsByOwner(root);
-      this.cachedRoot = root;
+      this.cachedRoot = new WeakRef(root);
     }
     return this.cached;
   }

@@ -12,12 +12,16 @@ import {
   type SandboxLimits,
   VarStore,
 } from "./plugin.ts";
+import { AssetError, readAsset } from "../common/assets.ts";
 
-/** The built-in plugins shipped in policies/wasm/. */
+/** The built-in plugins shipped in policies/wasm/ (embedded in the built program: compile/build.ts). */
 export const BUILTIN_PLUGINS = ["legacy", "chinese-wall", "strict-protocol", "maintenance"] as const;
 export const DEFAULT_CHAIN = ["legacy"];
 
-const BUILTIN_DIR = new URL("../../policies/wasm/", import.meta.url);
+/** The asset (src/common/assets.ts) holding built-in plugin `name`. */
+export function builtinPluginAsset(name: string): string {
+  return `policies/wasm/${name}.wasm`;
+}
 
 export interface PolicySpec {
   /** Plugin names, in chain order. */
@@ -134,12 +138,23 @@ export function resolveSpec(src: PolicySource): PolicySpec {
   };
 }
 
-/** The file of plugin `name`: configured, else built in. */
-export function pluginPath(spec: PolicySpec, name: string): string {
-  const f = spec.files.get(name);
-  if (f !== undefined) return f;
+/** The bytes of plugin `name`: its configured file, else the built-in one. Throws PluginLoadError. */
+export function pluginBytes(spec: PolicySpec, name: string): Uint8Array {
+  const path = spec.files.get(name);
+  if (path !== undefined) {
+    try {
+      return Deno.readFileSync(path);
+    } catch (e) {
+      throw new PluginLoadError(name, `cannot read ${path}: ${(e as Error).message}`);
+    }
+  }
   if ((BUILTIN_PLUGINS as readonly string[]).includes(name)) {
-    return new URL(`${name}.wasm`, BUILTIN_DIR).pathname;
+    try {
+      return readAsset(builtinPluginAsset(name));
+    } catch (e) {
+      if (e instanceof AssetError) throw new PluginLoadError(name, `built-in plugin: ${e.message}`);
+      throw e;
+    }
   }
   throw new PluginLoadError(
     name,
@@ -159,13 +174,7 @@ export interface LoadedPlugin {
 /** Read, check, meter and compile every plugin of the spec. Throws PluginLoadError. */
 export function loadPlugins(spec: PolicySpec): LoadedPlugin[] {
   return spec.chain.map((name) => {
-    const path = pluginPath(spec, name);
-    let bytes: Uint8Array;
-    try {
-      bytes = Deno.readFileSync(path);
-    } catch (e) {
-      throw new PluginLoadError(name, `cannot read ${path}: ${(e as Error).message}`);
-    }
+    const bytes = pluginBytes(spec, name);
     const config = spec.config.get(name) ?? new Map<string, string>();
     const key = `${fnv1a(bytes)} ${bytes.length} ${JSON.stringify([...config].sort())}`;
     return { name, bytes, compiled: compilePlugin(name, bytes, spec.limits), config, key };

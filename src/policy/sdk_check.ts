@@ -90,16 +90,17 @@ interface ExtismSdk {
   }>;
 }
 
-/** The pinned SDK version (package.json). */
+/** The pinned SDK version (package.json; deno.json maps "@extism/extism" to it). */
 export const EXTISM_SDK = "npm:@extism/extism@1.0.3";
 
 /**
- * Imported at run time through a non-literal specifier: the SDK's type declarations need @types/node,
- * which the project does not install, and only createPlugin/call/close are used (typed above).
+ * Imported on first use, by a literal specifier so that the bundler puts the SDK inside the built
+ * program (compile/build.ts) and evaluates it only when a plugin is checked. Only createPlugin/call/
+ * close are used (typed above).
  */
-function loadSdk(): Promise<ExtismSdk> {
-  const spec: string = EXTISM_SDK;
-  return import(spec) as Promise<ExtismSdk>;
+async function loadSdk(): Promise<ExtismSdk> {
+  const sdk = await import("@extism/extism");
+  return sdk as unknown as ExtismSdk;
 }
 
 /** Throws PluginLoadError if the SDK cannot load `p` or answers differently. */

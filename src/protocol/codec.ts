@@ -17,8 +17,6 @@ export interface Message {
 /** Why a stream was abandoned. Both close the connection; neither allocates `len` bytes. */
 export type FrameError = { readonly kind: "oversized"; readonly len: number };
 
-/** Write Latin-1 string `s` into `buf` at `off`; returns the offset after it. Chars > 0xff are a bug. */
-
 /** Encode a complete message (header + payload) into a new buffer. */
 export function encodeMessage(type: number, reqId: number, txId: number, payload: string): Uint8Array {
   const out = new Uint8Array(HEADER_SIZE + payload.length);
@@ -47,10 +45,13 @@ export function writeHeader(
  * come out. A fed chunk is parsed in place (no copy on the fast path); `release()` copies whatever
  * was not consumed so the caller may reuse its read buffer. Unconsumed bytes are bounded by what the
  * caller feeds before draining: the transport stops reading a connection while bytes are pending.
- * A header announcing more than PAYLOAD_MAX bytes is a protocol violation, reported before any of
+ * A header announcing more than `maxPayload` bytes (PAYLOAD_MAX unless given: a client reading
+ * oxenstored's over-long replies allows more) is a protocol violation, reported before any of
  * its payload is buffered.
  */
 export class Framer {
+  constructor(private readonly maxPayload = PAYLOAD_MAX) {}
+
   private buf: Uint8Array = EMPTY;
   private view: DataView = new DataView(EMPTY.buffer);
   private start = 0;
@@ -90,7 +91,7 @@ export class Framer {
     if (avail < HEADER_SIZE) return null;
     const s = this.start;
     const len = this.view.getUint32(s + 12, true);
-    if (len > PAYLOAD_MAX) return { kind: "oversized", len };
+    if (len > this.maxPayload) return { kind: "oversized", len };
     if (avail < HEADER_SIZE + len) return null;
     const msg: Message = {
       type: this.view.getUint32(s, true),

@@ -10,7 +10,6 @@
 //    node's owner). A child's name is part of its parent's record, so creating or removing a node
 //    also changes what its parent's owner is charged, as in cxenstored.
 import type { Change, Commit } from "../store/database.ts";
-import { hamtForEach } from "../store/hamt.ts";
 import { components } from "../store/path.ts";
 import type { Perms } from "../store/perms.ts";
 import { lookup, type Node } from "../store/tree.ts";
@@ -53,7 +52,7 @@ export function childLen(n: Node): number {
   if (known !== undefined) return known;
   let len = 0;
   let count = 0;
-  hamtForEach(n.children, (name) => {
+  n.forEachChild((name) => {
     len += name.length + 1;
     count++;
   });
@@ -104,13 +103,17 @@ function add(m: UsageByOwner, owner: number, nodes: number, bytes: number): void
 
 /** Add `sign` × every node of the subtree at `n` (path `pathLen` bytes long) to the owners. Iterative. */
 function addSubtree(m: UsageByOwner, pathLen: number, n: Node, sign: 1 | -1): void {
-  const stack: Array<[number, Node]> = [[pathLen, n]];
-  while (stack.length > 0) {
-    const [len, x] = stack.pop()!;
+  // Parallel stacks, not [length, node] pairs (see walk() in src/store/tree.ts).
+  const lens: number[] = [pathLen];
+  const nodes: Node[] = [n];
+  while (nodes.length > 0) {
+    const len = lens.pop()!;
+    const x = nodes.pop()!;
     let kids = 0;
-    hamtForEach(x.children, (name, c) => {
+    x.forEachChild((name, c) => {
       kids += name.length + 1;
-      stack.push([childPathLen(len, name), c]);
+      lens.push(childPathLen(len, name));
+      nodes.push(c);
     });
     add(m, x.perms.owner, sign, sign * nodeBytes(len, x.value.length, x.perms, kids));
   }

@@ -104,7 +104,8 @@ export const DEFAULT_QUOTAS: QuotaValues = {
  * otherwise. Sized so that a host with thousands of guests never meets them in normal operation.
  */
 export const DEFAULT_CAPS: QuotaValues = {
-  nodes: 1_000_000,
+  // A store of 4 million nodes takes ~300 MiB (docs/architecture.md, "Memory").
+  nodes: 4_000_000,
   // Per connection: a privileged tool may hold many; matches DEFAULT_CORE_LIMITS.maxWatchesPrivileged.
   watches: 65536,
   outstanding: 1024,

@@ -8,7 +8,8 @@
 // and is disconnected (socket clients can reconnect); see docs/watches.md.
 import { log } from "../common/log.ts";
 import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
-import { HEADER_SIZE, MsgType } from "../protocol/wire.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
+import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import { UnsentEvents } from "../watch/queue.ts";
 import { ReleaseMarks } from "../common/release_marks.ts";
 import { OutBuffer } from "./outbuf.ts";
@@ -218,6 +219,12 @@ export class UnixServer<C> {
       const sink = {
         send: (type: number, reqId: number, txId: number, payload: string): boolean => {
           if (c.closed) return false;
+          if (payload.length > PAYLOAD_MAX) {
+            const instead = replaceOversized(`socket#${c.id}`, type, payload.length);
+            if (instead === null) return false;
+            type = MsgType.ERROR;
+            payload = instead;
+          }
           c.out.append(type, reqId, txId, payload);
           c.queuedBytes += HEADER_SIZE + payload.length;
           if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);

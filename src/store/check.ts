@@ -1,6 +1,6 @@
 // checkStore: the invariants of a tree, verified by walking it (iteratively). Tests run it after
 // randomized sequences; CONTROL check will expose it. Returns the list of violations (empty = sound).
-import { hamtCheck, hamtForEach } from "./hamt.ts";
+import { childrenCheck } from "./node.ts";
 import { ABS_PATH_MAX, joinPath } from "./path.ts";
 import type { Node } from "./tree.ts";
 
@@ -8,10 +8,12 @@ const NAME = /^[A-Za-z0-9\-_@]+$/;
 
 export function checkStore(root: Node, maxGen: number): string[] {
   const problems: string[] = [];
-  const stack: Array<[string, Node]> = [["/", root]];
+  const paths: string[] = ["/"];
+  const nodes: Node[] = [root];
   const seen = new Set<Node>();
-  while (stack.length > 0) {
-    const [path, n] = stack.pop()!;
+  while (nodes.length > 0) {
+    const path = paths.pop()!;
+    const n = nodes.pop()!;
     if (seen.has(n)) problems.push(`${path}: node object shared by two paths`);
     seen.add(n);
     if (n.gen > maxGen) problems.push(`${path}: generation ${n.gen} above the counter ${maxGen}`);
@@ -23,13 +25,14 @@ export function checkStore(root: Node, maxGen: number): string[] {
         break;
       }
     }
-    for (const h of hamtCheck(n.children)) problems.push(`${path}: child map: ${h}`);
+    for (const h of childrenCheck(n.children)) problems.push(`${path}: children: ${h}`);
     const names = new Set<string>();
-    hamtForEach(n.children, (name, child) => {
+    n.forEachChild((name, child) => {
       if (!NAME.test(name)) problems.push(`${path}: bad child name "${name}"`);
       if (names.has(name)) problems.push(`${path}: duplicate child "${name}"`);
       names.add(name);
-      stack.push([joinPath(path, name), child]);
+      paths.push(joinPath(path, name));
+      nodes.push(child);
     });
   }
   return problems;

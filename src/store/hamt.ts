@@ -73,7 +73,14 @@ function pair<V>(shift: number, k1: string, h1: number, v1: V, k2: string, h2: n
     : new BitmapNode<V>((1 << i1) | (1 << i2), [k2, v2, k1, v1]);
 }
 
-function setIn<V>(node: HamtNode<V>, shift: number, h: number, key: string, val: V): HamtNode<V> {
+function setIn<V>(
+  node: HamtNode<V>,
+  shift: number,
+  h: number,
+  key: string,
+  val: V,
+  keyForInsert: (k: string) => string,
+): HamtNode<V> {
   if (node instanceof CollisionNode) {
     const i = node.keys.indexOf(key);
     if (i >= 0) {
@@ -81,33 +88,48 @@ function setIn<V>(node: HamtNode<V>, shift: number, h: number, key: string, val:
       vals[i] = val;
       return new CollisionNode(node.keys, vals);
     }
-    return new CollisionNode([...node.keys, key], [...node.vals, val]);
+    return new CollisionNode([...node.keys, keyForInsert(key)], [...node.vals, val]);
   }
   const bit = 1 << ((h >>> shift) & MASK);
   const idx = 2 * popcount(node.bitmap & (bit - 1));
   if ((node.bitmap & bit) === 0) {
-    const items = node.items.slice();
-    items.splice(idx, 0, key, val);
-    return new BitmapNode(node.bitmap | bit, items);
+    return new BitmapNode(node.bitmap | bit, withPair(node.items, idx, keyForInsert(key), val));
   }
   const k = node.items[idx];
   const items = node.items.slice();
   if (k === undefined) {
-    items[idx + 1] = setIn(node.items[idx + 1] as HamtNode<V>, shift + BITS, h, key, val);
+    items[idx + 1] = setIn(node.items[idx + 1] as HamtNode<V>, shift + BITS, h, key, val, keyForInsert);
   } else if (k === key) {
     items[idx + 1] = val;
   } else {
     const other = k as string;
     items[idx] = undefined;
-    items[idx + 1] = pair(shift + BITS, other, hashKey(other), node.items[idx + 1] as V, key, h, val);
+    items[idx + 1] = pair(
+      shift + BITS,
+      other,
+      hashKey(other),
+      node.items[idx + 1] as V,
+      keyForInsert(key),
+      h,
+      val,
+    );
   }
   return new BitmapNode(node.bitmap, items);
 }
 
-export function hamtSet<V>(map: Hamt<V>, key: string, val: V): Hamt<V> {
+/**
+ * `map` with `key` set to `val`. A replaced entry keeps its stored key; a new one is stored as
+ * `keyForInsert(key)` (the tree passes its string cache, src/store/strings.ts).
+ */
+export function hamtSet<V>(
+  map: Hamt<V>,
+  key: string,
+  val: V,
+  keyForInsert: (k: string) => string = (k) => k,
+): Hamt<V> {
   const h = hashKey(key);
-  if (map === null) return new BitmapNode<V>(1 << (h & MASK), [key, val]);
-  return setIn(map, 0, h, key, val);
+  if (map === null) return new BitmapNode<V>(1 << (h & MASK), [keyForInsert(key), val]);
+  return setIn(map, 0, h, key, val, keyForInsert);
 }
 
 /** Returns the same node if `key` is absent; null when the result is empty. */
@@ -126,12 +148,11 @@ function removeIn<V>(node: HamtNode<V>, shift: number, h: number, key: string): 
     const sub = node.items[idx + 1] as HamtNode<V>;
     const nsub = removeIn(sub, shift + BITS, h, key);
     if (nsub === sub) return node;
-    const items = node.items.slice();
     if (nsub === null) {
-      items.splice(idx, 2);
       const bitmap = node.bitmap & ~bit;
-      return bitmap === 0 ? null : new BitmapNode(bitmap, items);
+      return bitmap === 0 ? null : new BitmapNode(bitmap, withoutPair(node.items, idx));
     }
+    const items = node.items.slice();
     // Pull a lone leaf up so the trie stays minimal (keeps iteration and size cheap).
     if (nsub instanceof BitmapNode && nsub.items.length === 2 && nsub.items[0] !== undefined) {
       items[idx] = nsub.items[0];
@@ -144,9 +165,26 @@ function removeIn<V>(node: HamtNode<V>, shift: number, h: number, key: string): 
   if (k !== key) return node;
   const bitmap = node.bitmap & ~bit;
   if (bitmap === 0) return null;
-  const items = node.items.slice();
-  items.splice(idx, 2);
-  return new BitmapNode(bitmap, items);
+  return new BitmapNode(bitmap, withoutPair(node.items, idx));
+}
+
+// Exact-size copies: splice() on a copy would leave the engine's growth slack (or a trimmed tail)
+// in every interior node, a large share of the trie's memory.
+
+function withPair(items: readonly unknown[], idx: number, key: string, val: unknown): unknown[] {
+  const out = new Array<unknown>(items.length + 2);
+  for (let i = 0; i < idx; i++) out[i] = items[i];
+  out[idx] = key;
+  out[idx + 1] = val;
+  for (let i = idx; i < items.length; i++) out[i + 2] = items[i];
+  return out;
+}
+
+function withoutPair(items: readonly unknown[], idx: number): unknown[] {
+  const out = new Array<unknown>(items.length - 2);
+  for (let i = 0; i < idx; i++) out[i] = items[i];
+  for (let i = idx + 2; i < items.length; i++) out[i - 2] = items[i];
+  return out;
 }
 
 export function hamtRemove<V>(map: Hamt<V>, key: string): Hamt<V> {
@@ -171,6 +209,26 @@ export function hamtForEach<V>(map: Hamt<V>, fn: (key: string, val: V) => void):
       else fn(k as string, items[i + 1] as V);
     }
   }
+}
+
+/** min(size, limit + 1): stops counting past `limit` (cheap "more than limit?" on a big trie). */
+export function hamtCountUpTo<V>(map: Hamt<V>, limit: number): number {
+  if (map === null) return 0;
+  let n = 0;
+  const stack: HamtNode<V>[] = [map];
+  while (stack.length > 0 && n <= limit) {
+    const node = stack.pop()!;
+    if (node instanceof CollisionNode) {
+      n += node.keys.length;
+      continue;
+    }
+    const items = node.items;
+    for (let i = 0; i < items.length; i += 2) {
+      if (items[i] === undefined) stack.push(items[i + 1] as HamtNode<V>);
+      else n++;
+    }
+  }
+  return Math.min(n, limit + 1);
 }
 
 export function hamtSize<V>(map: Hamt<V>): number {

@@ -16,6 +16,12 @@ export interface ResolvedPath {
 }
 
 const VALID = /^[A-Za-z0-9\-/_@]+$/;
+const NODE_PATH = /^\/$|^(\/[A-Za-z0-9\-_@]+)+$/;
+
+/** A canonical absolute node path: what a stored node's key must be (backends check what they load). */
+export function isNodePath(p: string): boolean {
+  return p.length <= ABS_PATH_MAX && NODE_PATH.test(p);
+}
 
 function einval(detail: string): never {
   throw new XsError("EINVAL", detail);

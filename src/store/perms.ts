@@ -40,11 +40,11 @@ export class Perms {
   static of(owner: number, other: PermBits, acl: readonly PermEntry[] = []): Perms {
     let text = `${LETTERS[other]}${owner}\0`;
     for (const e of acl) text += `${LETTERS[e.bits]}${e.domid}\0`;
-    const hit = internTable.get(text);
-    if (hit) return hit;
+    const hit = internTable.get(text)?.deref();
+    if (hit !== undefined) return hit;
     const p = new Perms(owner, other, Object.freeze(acl.map((e) => Object.freeze({ ...e }))), text);
-    // Bounded: past the limit, lists are simply not shared (still correct; compare with samePerms).
-    if (internTable.size < INTERN_MAX) internTable.set(text, p);
+    internTable.set(text, new WeakRef(p));
+    forget.register(p, text);
     return p;
   }
 
@@ -61,8 +61,15 @@ export class Perms {
   }
 }
 
-const INTERN_MAX = 1 << 16;
-const internTable = new Map<string, Perms>();
+/**
+ * The interned lists, held weakly: a list lives as long as a node (or anything else) holds it, and
+ * its entry goes with it, so the lists of long-gone guests do not stay (nor grow the table).
+ */
+const internTable = new Map<string, WeakRef<Perms>>();
+const forget = new FinalizationRegistry<string>((text) => {
+  // A newer list with the same text may have replaced the dead one's entry already.
+  if (internTable.get(text)?.deref() === undefined) internTable.delete(text);
+});
 
 function parseEntry(s: string): PermEntry {
   const bits = LETTERS.indexOf(s[0]);

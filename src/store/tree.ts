@@ -1,42 +1,14 @@
 // The immutable node tree. A tree is its root Node; every operation returns a new root and shares
 // every untouched subtree with the old one, so a snapshot is a pointer copy (O(1)) and a write copies
-// only the nodes on its path (O(depth), each with an O(log32 fanout) child-map update). Nothing here
-// recurses over user-controlled depth.
-import { type Hamt, hamtForEach, hamtGet, hamtKeys, hamtRemove, hamtSet } from "./hamt.ts";
+// only the nodes on its path (O(depth), each with a copy of a flat child array of at most 128 entries
+// or an O(log32 fanout) trie update: src/store/node.ts). Nothing here recurses over user-controlled
+// depth.
+import { Node, sameNode, withChild, withoutChild } from "./node.ts";
 import type { Perms } from "./perms.ts";
 import { joinPath } from "./path.ts";
+import { ownValue } from "./strings.ts";
 
-export class Node {
-  constructor(
-    /** The value, one char per byte (Latin-1). */
-    readonly value: string,
-    readonly perms: Perms,
-    readonly children: Hamt<Node>,
-    /**
-     * Version of this node's own content (value, permissions or set of child names), drawn from
-     * the database's global counter. Unchanged when only a descendant changes. DIRECTORY_PART
-     * reports it as the generation count.
-     */
-    readonly gen: number,
-  ) {}
-
-  child(name: string): Node | undefined {
-    return hamtGet(this.children, name);
-  }
-
-  /** Child names, sorted (DIRECTORY order). Cached per immutable node. */
-  childNames(): readonly string[] {
-    let names = sortedNames.get(this);
-    if (names === undefined) {
-      names = hamtKeys(this.children).sort();
-      sortedNames.set(this, names);
-    }
-    return names;
-  }
-}
-
-/** Sorted child lists, computed on first DIRECTORY; freed with the node. */
-const sortedNames = new WeakMap<Node, readonly string[]>();
+export { Node, sameNode };
 
 export function lookup(root: Node, comps: readonly string[]): Node | undefined {
   let n: Node | undefined = root;
@@ -68,7 +40,7 @@ function rebuild(
   for (let i = depth - 1; i >= 0; i--) {
     const p = chain[i];
     const name = comps[i];
-    const children = cur === null ? hamtRemove(p.children, name) : hamtSet(p.children, name, cur);
+    const children = cur === null ? withoutChild(p.children, name) : withChild(p.children, name, cur);
     cur = new Node(p.value, p.perms, children, p.gen);
   }
   return cur!;
@@ -100,16 +72,18 @@ export function writeValue(
     if (value === null) return { root, created: [], createdPerms: null };
     const old = chain[depth];
     return {
-      root: rebuild(chain, comps, depth, new Node(value, old.perms, old.children, gen)),
+      root: rebuild(chain, comps, depth, new Node(ownValue(value), old.perms, old.children, gen)),
       created: [],
       createdPerms: null,
     };
   }
   // Build the missing tail bottom-up: comps[depth..] do not exist yet.
   const perms = permsForNew(chain[depth].perms);
-  let sub: Node = new Node(value ?? "", perms, null, gen);
+  let sub: Node = new Node(value === null ? "" : ownValue(value), perms, null, gen);
   const created: string[] = [];
-  for (let i = comps.length - 1; i > depth; i--) sub = new Node("", perms, hamtSet(null, comps[i], sub), gen);
+  for (let i = comps.length - 1; i > depth; i--) {
+    sub = new Node("", perms, withChild(null, comps[i], sub), gen);
+  }
   let p = "/";
   for (let i = 0; i < comps.length; i++) {
     p = joinPath(p, comps[i]);
@@ -117,7 +91,7 @@ export function writeValue(
   }
   // The deepest existing node gains a child: its child set changed, so it gets a new generation.
   const parent = chain[depth];
-  const newParent = new Node(parent.value, parent.perms, hamtSet(parent.children, comps[depth], sub), gen);
+  const newParent = new Node(parent.value, parent.perms, withChild(parent.children, comps[depth], sub), gen);
   return { root: rebuild(chain, comps, depth, newParent), created, createdPerms: perms };
 }
 
@@ -134,7 +108,7 @@ export function removeNode(root: Node, comps: readonly string[], gen: number): R
   if (chain.length - 1 !== comps.length) return { root, removed: null };
   const depth = comps.length - 1;
   const parent = chain[depth];
-  const newParent = new Node(parent.value, parent.perms, hamtRemove(parent.children, comps[depth]), gen);
+  const newParent = new Node(parent.value, parent.perms, withoutChild(parent.children, comps[depth]), gen);
   return { root: rebuild(chain, comps, depth, newParent), removed: chain[comps.length] };
 }
 
@@ -146,13 +120,23 @@ export function setPerms(root: Node, comps: readonly string[], perms: Perms, gen
   return rebuild(chain, comps, comps.length, new Node(old.value, perms, old.children, gen));
 }
 
-/** Visit a subtree depth-first (parents before children), iteratively. */
+/**
+ * Visit a subtree depth-first (parents before children), iteratively. Tree walks keep paths and
+ * nodes on two parallel stacks, never [path, node] pairs: V8 moves an allocation site whose objects
+ * often survive (the pairs of a wide directory wait on the stack) to the old generation, and then a
+ * walk of a million nodes leaves a million dead pairs there until the next full collection.
+ */
 export function walk(node: Node, path: string, fn: (path: string, node: Node) => void): void {
-  const stack: Array<[string, Node]> = [[path, node]];
-  while (stack.length > 0) {
-    const [p, n] = stack.pop()!;
+  const paths: string[] = [path];
+  const nodes: Node[] = [node];
+  while (nodes.length > 0) {
+    const p = paths.pop()!;
+    const n = nodes.pop()!;
     fn(p, n);
-    hamtForEach(n.children, (name, c) => stack.push([joinPath(p, name), c]));
+    n.forEachChild((name, c) => {
+      paths.push(joinPath(p, name));
+      nodes.push(c);
+    });
   }
 }
 
@@ -163,7 +147,7 @@ export function countNodes(node: Node): number {
   while (stack.length > 0) {
     const x = stack.pop()!;
     n++;
-    hamtForEach(x.children, (_, c) => stack.push(c));
+    x.forEachChild((_, c) => stack.push(c));
   }
   return n;
 }

@@ -15,6 +15,13 @@ export interface TxLimits {
    * memory of a transaction that keeps rewriting the same few nodes. Default: 4 × maxTouched.
    */
   readonly maxOps?: number;
+  /**
+   * Observations beyond the limits make the transaction depend on its whole snapshot (it then commits
+   * only if the store is unchanged since it started) instead of failing with ENOSPC: no size limit for
+   * reading, e.g. a whole store in one transaction. Default false (guests: cxenstored's
+   * transaction-nodes quota refuses).
+   */
+  readonly snapshotOnOverflow?: boolean;
 }
 
 export const DEFAULT_TX_LIMITS: TxLimits = { maxOpen: 10, maxTouched: 1024, maxAgeMs: 0 };
@@ -43,6 +50,7 @@ export class TxRegistry {
       maxTouched: this.limits.maxTouched,
       maxOps: this.limits.maxOps ?? 4 * this.limits.maxTouched,
       decide: parent ? parent.decide : decide,
+      snapshotOnOverflow: this.limits.snapshotOnOverflow ?? false,
     });
     if (parent) parent.children++;
     this.open.set(id, tx);

@@ -17,6 +17,12 @@
 // O(distinct observations · depth). A transaction without modifications commits at once: it
 // serialises at its snapshot and never fails.
 //
+// A transaction allowed to (`snapshotOnOverflow`: dom0's) does not fail when its observations outgrow
+// the limits: it drops them and from then on depends on its whole snapshot instead, committing only if
+// the store is still the tree it started from. Reading a whole 100 000-node store inside one
+// transaction (`dxenstored export --socket`) then costs O(1) memory for the observations and the
+// copy is still a snapshot; modifications stay bounded as before.
+//
 // This module knows nothing about policy, the wire protocol or transports: access decisions come in
 // through a `Decide` function and rechecks through closures.
 import { XsError } from "../common/xs_error.ts";
@@ -91,7 +97,17 @@ export interface TxOptions {
   readonly maxOps?: number;
   /** Access decisions for OBS_READ/OBS_WRITE/OBS_SETPERMS; without it, the decider's perms are compared. */
   readonly decide?: Decide | null;
+  /**
+   * When observations would exceed the limits: drop them and validate the whole snapshot at commit
+   * (see Transaction.observesWholeSnapshot) instead of refusing with ENOSPC. Modifications that do not
+   * fit are refused either way.
+   */
+  readonly snapshotOnOverflow?: boolean;
 }
+
+/** Why a transaction that observes its whole snapshot conflicts. */
+const SNAPSHOT_CHANGED = "the store changed since the transaction started (it observed too many nodes to " +
+  "check them one by one)";
 
 export class TxConflict extends Error {
   constructor(readonly path: string, readonly reason: string) {
@@ -126,6 +142,9 @@ export class Transaction {
   readonly decide: Decide | null;
   private readonly maxTouched: number;
   private readonly maxOps: number;
+  private readonly snapshotOnOverflow: boolean;
+  /** Observations overflowed: none are kept; the commit requires the untouched snapshot. */
+  private wholeSnapshot = false;
 
   constructor(
     readonly id: number,
@@ -139,6 +158,15 @@ export class Transaction {
     this.decide = opts.decide ?? null;
     this.maxTouched = opts.maxTouched ?? Infinity;
     this.maxOps = opts.maxOps ?? Infinity;
+    this.snapshotOnOverflow = opts.snapshotOnOverflow ?? false;
+  }
+
+  /**
+   * True once the observations outgrew the limits (snapshotOnOverflow): the transaction then depends
+   * on everything in its snapshot and commits only if the tree it validates against is still `base`.
+   */
+  get observesWholeSnapshot(): boolean {
+    return this.wholeSnapshot;
   }
 
   /** Distinct paths observed or modified: what the "nodes touched" limit counts. */
@@ -161,7 +189,7 @@ export class Transaction {
    * Throws XsError("ENOSPC") if that would exceed the transaction's limits.
    */
   observe(path: string, aspects: number): void {
-    if (aspects === 0) return;
+    if (aspects === 0 || this.wholeSnapshot) return;
     const comps = components(path);
     const chain = existingChain(this.root, comps);
     const exists = chain.length - 1 === comps.length;
@@ -173,7 +201,13 @@ export class Transaction {
     const prevValid = prev !== undefined &&
       (prev.global ? prev.epoch === this.epoch : !this.modifiedSince(path, prev.epoch));
     if (prevValid && (prev.aspects & aspects) === aspects) return;
-    this.room(path, 1);
+    const full = this.overflow(path, 1);
+    if (full !== null) {
+      if (!this.snapshotOnOverflow) throw new XsError("ENOSPC", full);
+      this.collapse();
+      return;
+    }
+    this.paths.add(path);
     this.log.push({
       kind: "check",
       path,
@@ -222,21 +256,62 @@ export class Transaction {
    * On any failure this transaction is left unchanged.
    */
   absorb(child: Transaction, nextGen: () => number): void {
-    let added = 0;
-    for (const p of child.paths) if (!this.paths.has(p)) added++;
-    if (this.paths.size + added > this.maxTouched) {
-      throw new XsError("ENOSPC", "transaction touches too many nodes");
+    // A child that observes its whole snapshot holds only if this view is still that snapshot; this
+    // transaction then inherits the dependency (its own commit must find its snapshot untouched).
+    if (child.wholeSnapshot && this.root !== child.base) throw new TxConflict("/", SNAPSHOT_CHANGED);
+    let whole = this.wholeSnapshot || child.wholeSnapshot;
+    let full = this.mergeOverflow(child, whole);
+    if (full !== null && !whole && this.snapshotOnOverflow) {
+      whole = true;
+      full = this.mergeOverflow(child, true);
     }
-    if (this.log.length + child.log.length > this.maxOps) {
-      throw new XsError("ENOSPC", "transaction has too many operations");
-    }
+    if (full !== null) throw new XsError("ENOSPC", full);
     const { root } = replay(this.root, child.log, nextGen);
+    if (whole) this.collapse();
     this.root = root;
-    for (const p of child.paths) this.paths.add(p);
     for (const op of child.log) {
+      if (op.kind === "check" && whole) continue;
       this.log.push(op);
+      this.paths.add(op.path);
       if (op.kind !== "check") this.noteMod(op.path);
     }
+  }
+
+  /** Why merging `child` would exceed the limits (only modifications counted if `whole`), or null. */
+  private mergeOverflow(child: Transaction, whole: boolean): string | null {
+    let touched: number;
+    let entries: number;
+    if (!whole) {
+      touched = this.paths.size;
+      for (const p of child.paths) if (!this.paths.has(p)) touched++;
+      entries = this.log.length + child.log.length;
+    } else {
+      const paths = new Set<string>();
+      entries = 0;
+      for (const log of [this.log, child.log]) {
+        for (const op of log) {
+          if (op.kind === "check") continue;
+          paths.add(op.path);
+          entries++;
+        }
+      }
+      touched = paths.size;
+    }
+    if (touched > this.maxTouched) return "transaction touches too many nodes";
+    if (entries > this.maxOps) return "transaction has too many operations";
+    return null;
+  }
+
+  /** Drop every observation: from now on the transaction depends on its whole snapshot. */
+  private collapse(): void {
+    if (this.wholeSnapshot) return;
+    this.wholeSnapshot = true;
+    let n = 0;
+    for (const op of this.log) if (op.kind !== "check") this.log[n++] = op;
+    this.log.length = n;
+    this.paths.clear();
+    for (const op of this.log) this.paths.add(op.path);
+    this.lastCheck.clear();
   }
 
   private logMod(op: TxOp): void {
@@ -277,16 +352,26 @@ export class Transaction {
     return false;
   }
 
-  /** ENOSPC unless one more log entry about `path` fits the limits. */
+  /** Why `entries` more log entries about `path` would exceed the limits, or null if they fit. */
+  private overflow(path: string, entries: number): string | null {
+    if (!this.paths.has(path) && this.paths.size >= this.maxTouched) {
+      return "transaction touches too many nodes";
+    }
+    if (this.log.length + entries > this.maxOps) return "transaction has too many operations";
+    return null;
+  }
+
+  /**
+   * ENOSPC unless one more modification of `path` fits the limits (after dropping the observations,
+   * if they are what fills them and the transaction may do so).
+   */
   private room(path: string, entries: number): void {
-    if (!this.paths.has(path)) {
-      if (this.paths.size >= this.maxTouched) {
-        throw new XsError("ENOSPC", "transaction touches too many nodes");
-      }
+    let full = this.overflow(path, entries);
+    if (full !== null && this.snapshotOnOverflow && this.checks > 0) {
+      this.collapse();
+      full = this.overflow(path, entries);
     }
-    if (this.log.length + entries > this.maxOps) {
-      throw new XsError("ENOSPC", "transaction has too many operations");
-    }
+    if (full !== null) throw new XsError("ENOSPC", full);
     this.paths.add(path);
   }
 }
@@ -385,6 +470,7 @@ export function replay(
 export function commitToDatabase(tx: Transaction, db: Database, domid: number): readonly Change[] {
   if (tx.modifications === 0) return []; // read-only: serialises at its snapshot, never fails
   const current = db.root;
+  if (tx.observesWholeSnapshot && current !== tx.base) throw new TxConflict("/", SNAPSHOT_CHANGED);
   const { root, changes } = replay(current, tx.log, () => db.nextGen());
   if (changes.length > 0) db.commit({ before: current, after: root, changes, domid });
   return changes;

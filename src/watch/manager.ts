@@ -16,8 +16,11 @@ import { eventPathFor, type Watch, type WatchMatch, WatchTrie } from "./trie.ts"
 export type EventKind = "write" | "perms" | "rm" | "special";
 
 export interface WatchHooks {
-  /** Queue a WATCH_EVENT for connection `owner`. Returns false if it could not be queued. */
-  deliver(owner: number, epath: string, token: string): boolean;
+  /**
+   * Queue a WATCH_EVENT for connection `owner`, fired by `watch`. Returns false if it could not be
+   * queued (connection gone, or the event is too large for the wire: src/dispatch/events.ts).
+   */
+  deliver(owner: number, epath: string, token: string, watch: Watch): boolean;
   /**
    * May `owner` learn of an event of `kind` at absolute `path`? `before`/`after` are the trees
    * around the commit; null for special events.
@@ -30,7 +33,7 @@ export interface WatchStats {
   fired: number;
   /** Matches suppressed by the permission filter. */
   filtered: number;
-  /** Events `deliver` refused (connection gone, or disconnected at its output limit). */
+  /** Events `deliver` refused (connection gone, disconnected at its output limit, or too large). */
   undelivered: number;
 }
 
@@ -141,6 +144,6 @@ export class WatchManager {
 
   private send(w: Watch, absPath: string): void {
     this.stats.fired++;
-    if (!this.hooks.deliver(w.owner, eventPathFor(w, absPath), w.token)) this.stats.undelivered++;
+    if (!this.hooks.deliver(w.owner, eventPathFor(w, absPath), w.token, w)) this.stats.undelivered++;
   }
 }

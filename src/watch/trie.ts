@@ -93,53 +93,151 @@ function checkDepth(depth: number | undefined): void {
   }
 }
 
-/** Key of a watch inside a trie node: owner ids never contain NUL. */
-function nodeKey(owner: number, token: string): string {
+// Memory layout (docs/architecture.md, "Memory"): a host has thousands of watches, most of them alone
+// on their path, and a node of the trie usually has one or two children. A JS Map costs ~140 bytes
+// even with one entry, so small sets are kept without one:
+//  - a node's children: an array [key0, node0, key1, node1, ...] up to SMALL children, then a Map;
+//  - the watches on a node: the Watch itself when there is one, an array up to SMALL, then a Map
+//    keyed by owner and token (the only case where a key string is built, so that finding one watch
+//    among thousands on the same path stays O(1)).
+// A connection's own index maps its Watch objects to their nodes (no per-watch key strings), and
+// UNWATCH finds a watch by descending to its node.
+
+/** Largest child array / watch array before a Map is used. */
+const SMALL = 8;
+
+type Children = unknown[] | Map<string, TrieNode>;
+type Here = Watch | Watch[] | Map<string, Watch>;
+
+/** Key of a watch in a node's Map: owner ids never contain NUL. */
+function hereKey(owner: number, token: string): string {
   return `${owner}\u0000${token}`;
 }
 
-/** Key of a watch inside an owner's index: canonical paths never contain NUL. */
-function ownerKey(path: string, token: string): string {
-  return `${path}\u0000${token}`;
+// Exact-size copies: push() and splice() would leave the engine's growth slack (up to 16 slots) in
+// every small array.
+function withAppended(a: readonly unknown[], ...items: unknown[]): unknown[] {
+  const out = new Array<unknown>(a.length + items.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i];
+  for (let i = 0; i < items.length; i++) out[a.length + i] = items[i];
+  return out;
+}
+
+function withoutAt(a: readonly unknown[], at: number, n: number): unknown[] {
+  const out = new Array<unknown>(a.length - n);
+  for (let i = 0; i < at; i++) out[i] = a[i];
+  for (let i = at + n; i < a.length; i++) out[i - n] = a[i];
+  return out;
 }
 
 class TrieNode {
   /** Child nodes by component; null when there are none. */
-  children: Map<string, TrieNode> | null = null;
-  /** Watches with no depth limit. */
-  unbounded: Map<string, Watch> | null = null;
-  /** Depth-limited watches, bucketed by depth. */
-  bounded: Map<number, Map<string, Watch>> | null = null;
-  /** Number of watches stored at this node. */
-  watchCount = 0;
+  children: Children | null = null;
+  /** The watches on this node's path; null when none. */
+  here: Here | null = null;
 
   constructor(
-    /** Parent node, null for the two namespace anchors. */
+    /** Parent node, null for the two namespace anchors' tops (the root, a special path's first component). */
     readonly parent: TrieNode | null,
-    /** Map this node is stored in (its parent's children, or the special namespace). */
-    readonly container: Map<string, TrieNode> | null,
-    /** Component key in `container`. */
+    /** Component key in the parent's children (or in the special namespace). */
     readonly key: string,
-    /** Number of components of the path this node represents. */
-    readonly level: number,
   ) {}
 
-  isEmpty(): boolean {
-    return this.watchCount === 0 && (this.children === null || this.children.size === 0);
+  child(key: string): TrieNode | undefined {
+    const c = this.children;
+    if (c === null) return undefined;
+    if (c instanceof Map) return c.get(key);
+    for (let i = 0; i < c.length; i += 2) if (c[i] === key) return c[i + 1] as TrieNode;
+    return undefined;
   }
 
-  /** Append watches firing for a change `distance` levels below this node. */
-  collect(distance: number, out: Watch[]): void {
-    if (this.watchCount === 0) return;
-    if (this.unbounded !== null) {
-      for (const w of this.unbounded.values()) out.push(w);
+  addChild(key: string, node: TrieNode): void {
+    const c = this.children;
+    if (c === null) this.children = [key, node];
+    else if (c instanceof Map) c.set(key, node);
+    else if (c.length < 2 * SMALL) this.children = withAppended(c, key, node);
+    else {
+      const m = new Map<string, TrieNode>();
+      for (let i = 0; i < c.length; i += 2) m.set(c[i] as string, c[i + 1] as TrieNode);
+      m.set(key, node);
+      this.children = m;
     }
-    if (this.bounded !== null) {
-      for (const [depth, bucket] of this.bounded) {
-        if (distance <= depth) {
-          for (const w of bucket.values()) out.push(w);
-        }
-      }
+  }
+
+  removeChild(key: string): void {
+    const c = this.children;
+    if (c === null) return;
+    if (c instanceof Map) {
+      c.delete(key);
+      if (c.size === 0) this.children = null;
+      return;
+    }
+    for (let i = 0; i < c.length; i += 2) {
+      if (c[i] !== key) continue;
+      this.children = c.length === 2 ? null : withoutAt(c, i, 2);
+      return;
+    }
+  }
+
+  forEachChild(fn: (n: TrieNode) => void): void {
+    const c = this.children;
+    if (c === null) return;
+    if (c instanceof Map) { for (const n of c.values()) fn(n); }
+    else for (let i = 1; i < c.length; i += 2) fn(c[i] as TrieNode);
+  }
+
+  /** The watch of (owner, token) on this node, if any. */
+  find(owner: number, token: string): Watch | undefined {
+    const h = this.here;
+    if (h === null) return undefined;
+    if (h instanceof Map) return h.get(hereKey(owner, token));
+    if (Array.isArray(h)) return h.find((w) => w.owner === owner && w.token === token);
+    return h.owner === owner && h.token === token ? h : undefined;
+  }
+
+  addWatch(w: Watch): void {
+    const h = this.here;
+    if (h === null) this.here = w;
+    else if (h instanceof Map) h.set(hereKey(w.owner, w.token), w);
+    else if (!Array.isArray(h)) this.here = [h, w];
+    else if (h.length < SMALL) this.here = withAppended(h, w) as Watch[];
+    else {
+      const m = new Map<string, Watch>();
+      for (const x of h) m.set(hereKey(x.owner, x.token), x);
+      m.set(hereKey(w.owner, w.token), w);
+      this.here = m;
+    }
+  }
+
+  removeWatch(w: Watch): void {
+    const h = this.here;
+    if (h === null) return;
+    if (h instanceof Map) {
+      h.delete(hereKey(w.owner, w.token));
+      if (h.size === 0) this.here = null;
+    } else if (Array.isArray(h)) {
+      const i = h.indexOf(w);
+      if (i < 0) return;
+      this.here = h.length === 2 ? h[1 - i] : withoutAt(h, i, 1) as Watch[];
+    } else if (h === w) {
+      this.here = null;
+    }
+  }
+
+  isEmpty(): boolean {
+    return this.here === null && this.children === null;
+  }
+
+  /** Append watches firing for a change `distance` levels below this node (0: the node itself). */
+  collect(distance: number, out: Watch[]): void {
+    const h = this.here;
+    if (h === null) return;
+    if (h instanceof Map) {
+      for (const w of h.values()) if (w.depth === undefined || distance <= w.depth) out.push(w);
+    } else if (Array.isArray(h)) {
+      for (const w of h) if (w.depth === undefined || distance <= w.depth) out.push(w);
+    } else if (h.depth === undefined || distance <= h.depth) {
+      out.push(h);
     }
   }
 
@@ -149,19 +247,14 @@ class TrieNode {
   }
 }
 
-interface OwnerEntry {
-  readonly watch: Watch;
-  readonly node: TrieNode;
-}
-
 /** Trie of watches with a per-owner index. */
 export class WatchTrie {
   /** Node for `/`; plain paths hang below it. */
-  readonly #root = new TrieNode(null, null, "", 0);
+  readonly #root = new TrieNode(null, "");
   /** First components of special paths (`@releaseDomain`, ...). */
   readonly #special = new Map<string, TrieNode>();
-  /** owner → (path,token key) → entry. */
-  readonly #owners = new Map<number, Map<string, OwnerEntry>>();
+  /** owner → its watches (registration order) → the node each is on. */
+  readonly #owners = new Map<number, Map<Watch, TrieNode>>();
   #size = 0;
 
   /** Total number of watches. */
@@ -176,30 +269,16 @@ export class WatchTrie {
   add(w: Watch): boolean {
     checkDepth(w.depth);
     const comps = splitPath(w.path);
-    const okey = ownerKey(w.path, w.token);
+    const existing = this.#descend(w.path, comps, false);
+    if (existing?.find(w.owner, w.token) !== undefined) return false;
+    const node = existing ?? this.#descend(w.path, comps, true)!;
+    node.addWatch(w);
     let idx = this.#owners.get(w.owner);
-    if (idx !== undefined && idx.has(okey)) return false;
-
-    const node = this.#descend(w.path, comps, true)!;
-    const nkey = nodeKey(w.owner, w.token);
-    if (w.depth === undefined) {
-      (node.unbounded ??= new Map()).set(nkey, w);
-    } else {
-      const bounded = node.bounded ??= new Map();
-      let bucket = bounded.get(w.depth);
-      if (bucket === undefined) {
-        bucket = new Map();
-        bounded.set(w.depth, bucket);
-      }
-      bucket.set(nkey, w);
-    }
-    node.watchCount++;
-
     if (idx === undefined) {
       idx = new Map();
       this.#owners.set(w.owner, idx);
     }
-    idx.set(okey, { watch: w, node });
+    idx.set(w, node);
     this.#size++;
     return true;
   }
@@ -208,13 +287,13 @@ export class WatchTrie {
   remove(owner: number, path: string, token: string): Watch | undefined {
     const idx = this.#owners.get(owner);
     if (idx === undefined) return undefined;
-    const okey = ownerKey(path, token);
-    const entry = idx.get(okey);
-    if (entry === undefined) return undefined;
-    idx.delete(okey);
+    const node = this.#descend(path, splitPath(path), false);
+    const w = node?.find(owner, token);
+    if (w === undefined) return undefined;
+    idx.delete(w);
     if (idx.size === 0) this.#owners.delete(owner);
-    this.#detach(entry);
-    return entry.watch;
+    this.#detach(w, node!);
+    return w;
   }
 
   /** Remove all watches of a connection; returns how many were removed. */
@@ -222,13 +301,14 @@ export class WatchTrie {
     const idx = this.#owners.get(owner);
     if (idx === undefined) return 0;
     this.#owners.delete(owner);
-    for (const entry of idx.values()) this.#detach(entry);
+    for (const [w, node] of idx) this.#detach(w, node);
     return idx.size;
   }
 
   /** Is (path, token) registered for `owner`? */
   has(owner: number, path: string, token: string): boolean {
-    return this.#owners.get(owner)?.has(ownerKey(path, token)) ?? false;
+    if (!this.#owners.has(owner)) return false;
+    return this.#descend(path, splitPath(path), false)?.find(owner, token) !== undefined;
   }
 
   /** Number of watches owned by a connection. */
@@ -240,16 +320,13 @@ export class WatchTrie {
   forEachWatch(owner: number, fn: (w: Watch) => void): void {
     const idx = this.#owners.get(owner);
     if (idx === undefined) return;
-    for (const entry of idx.values()) fn(entry.watch);
+    for (const w of idx.keys()) fn(w);
   }
 
   /** Snapshot of a connection's watches (in registration order). */
   watchesOf(owner: number): Watch[] {
     const idx = this.#owners.get(owner);
-    if (idx === undefined) return [];
-    const out: Watch[] = [];
-    for (const entry of idx.values()) out.push(entry.watch);
-    return out;
+    return idx === undefined ? [] : [...idx.keys()];
   }
 
   /**
@@ -263,9 +340,7 @@ export class WatchTrie {
     while (stack.length > 0) {
       const n = stack.pop()!;
       count++;
-      if (n.children !== null) {
-        for (const c of n.children.values()) stack.push(c);
-      }
+      n.forEachChild((c) => stack.push(c));
     }
     return count;
   }
@@ -296,13 +371,12 @@ export class WatchTrie {
 
     const below: Watch[] = [];
     const stack: TrieNode[] = [];
-    for (const c of node.children.values()) stack.push(c);
+    const push = (c: TrieNode) => stack.push(c);
+    node.forEachChild(push);
     while (stack.length > 0) {
       const n = stack.pop()!;
       n.collectAll(below);
-      if (n.children !== null) {
-        for (const c of n.children.values()) stack.push(c);
-      }
+      n.forEachChild(push);
     }
     for (const watch of below) out.push({ watch, eventPath: watch.path });
     return out;
@@ -315,24 +389,24 @@ export class WatchTrie {
    *  - `perDomain`: watches on `base` with depth >= 1, and every watch on `base/<domid>`, get event
    *    path `base/<domid>`.
    * A watch on `base` with depth 0 matches neither (Xen: "other <depth> values are not supported"),
-   * nor does anything deeper than `base/<domid>`. Cost O(matches + distinct depths at `base`).
+   * nor does anything deeper than `base/<domid>`. Cost O(watches on `base` and `base/<domid>`).
    */
   matchSpecial(base: string, domid: number, plain: boolean, perDomain: boolean): WatchMatch[] {
     const out: WatchMatch[] = [];
     const node = this.#special.get(base);
     if (node === undefined) return out;
     const domPath = `${base}/${domid}`;
-    if (plain && node.unbounded !== null) {
-      for (const watch of node.unbounded.values()) out.push({ watch, eventPath: base });
-    }
-    if (!perDomain) return out;
-    if (node.bounded !== null) {
-      for (const [depth, bucket] of node.bounded) {
-        if (depth < 1) continue;
-        for (const watch of bucket.values()) out.push({ watch, eventPath: domPath });
+    const onBase: Watch[] = [];
+    node.collectAll(onBase);
+    for (const watch of onBase) {
+      if (watch.depth === undefined) {
+        if (plain) out.push({ watch, eventPath: base });
+      } else if (perDomain && watch.depth >= 1) {
+        out.push({ watch, eventPath: domPath });
       }
     }
-    const child = node.children?.get(String(domid));
+    if (!perDomain) return out;
+    const child = node.child(String(domid));
     if (child !== undefined) {
       const ws: Watch[] = [];
       child.collectAll(ws);
@@ -357,10 +431,11 @@ export class WatchTrie {
       node = this.#root;
       i = 0;
     }
+    // `i` components consumed so far: the node is at level i, `n - i` levels above the change.
     while (node !== undefined) {
-      node.collect(n - node.level, out);
+      node.collect(n - i, out);
       if (i === n) return node;
-      node = node.children?.get(comps[i]);
+      node = node.child(comps[i]);
       i++;
     }
     return null;
@@ -375,7 +450,7 @@ export class WatchTrie {
       let top = this.#special.get(first);
       if (top === undefined) {
         if (!create) return null;
-        top = new TrieNode(null, this.#special, first, 1);
+        top = new TrieNode(null, first);
         this.#special.set(first, top);
       }
       node = top;
@@ -386,47 +461,27 @@ export class WatchTrie {
     }
     for (; i < comps.length; i++) {
       const c = comps[i];
-      let next = node.children?.get(c);
+      let next = node.child(c);
       if (next === undefined) {
         if (!create) return null;
-        const children = node.children ??= new Map();
-        next = new TrieNode(node, children, c, node.level + 1);
-        children.set(c, next);
+        next = new TrieNode(node, c);
+        node.addChild(c, next);
       }
       node = next;
     }
     return node;
   }
 
-  /** Remove an indexed watch from its node and prune empty nodes upward. */
-  #detach(entry: OwnerEntry): void {
-    const { watch: w, node } = entry;
-    const nkey = nodeKey(w.owner, w.token);
-    if (w.depth === undefined) {
-      node.unbounded!.delete(nkey);
-      if (node.unbounded!.size === 0) node.unbounded = null;
-    } else {
-      const bucket = node.bounded!.get(w.depth)!;
-      bucket.delete(nkey);
-      if (bucket.size === 0) {
-        node.bounded!.delete(w.depth);
-        if (node.bounded!.size === 0) node.bounded = null;
-      }
-    }
-    node.watchCount--;
+  /** Remove a watch from its node and prune empty nodes upward. */
+  #detach(w: Watch, node: TrieNode): void {
+    node.removeWatch(w);
     this.#size--;
-    this.#prune(node);
-  }
-
-  #prune(start: TrieNode): void {
-    let node: TrieNode | null = start;
-    while (node !== null && node !== this.#root && node.isEmpty()) {
-      node.container!.delete(node.key);
-      const parent: TrieNode | null = node.parent;
-      if (parent !== null && parent.children !== null && parent.children.size === 0) {
-        parent.children = null;
-      }
-      node = parent;
+    let n: TrieNode | null = node;
+    while (n !== null && n !== this.#root && n.isEmpty()) {
+      const parent: TrieNode | null = n.parent;
+      if (parent === null) this.#special.delete(n.key); // the top of a special path
+      else parent.removeChild(n.key);
+      n = parent;
     }
   }
 }

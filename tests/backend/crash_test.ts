@@ -1,6 +1,8 @@
 // Crash tests: the real daemon (`deno run src/cli/main.ts --backend ... --sync=...`), driven by
 // several concurrent raw socket clients (plain writes, removes, three-key transactions), SIGKILLed at
-// seeded random moments, restarted. After every restart the store must equal a replay of what was
+// seeded random moments, restarted. A kill is placed by progress, not by the clock (after a seeded
+// number of acknowledgements, then a seeded sub-3 ms delay), so a slow or loaded machine changes when
+// it lands, not whether the run acknowledges enough to prove anything. After every restart the store must equal a replay of what was
 // acknowledged: every acknowledged change is there, each request in flight at the kill is wholly
 // applied or not at all (a transaction's three keys stay equal), and nothing else exists. With group
 // commit this is the proof that no reply leaves before the fsync that covers it.
@@ -107,7 +109,7 @@ class Writer {
   }
 
   /** Write until the daemon dies under us. */
-  async run(socket: string, iter: number): Promise<void> {
+  async run(socket: string, iter: number, onAck: () => void): Promise<void> {
     const c = await WireClient.connect(socket);
     try {
       for (let n = 0;; n++) {
@@ -151,6 +153,7 @@ class Writer {
         }
         for (const p of touched) this.keys.set(p, { acked: next });
         this.acknowledged++;
+        onAck();
       }
     } finally {
       c.close();
@@ -178,10 +181,15 @@ function crashTest(t: CrashSpec) {
           } finally {
             c.close();
           }
-          const killAt = 20 + Math.floor(rand() * 120);
-          const timer = setTimeout(() => d.child.kill("SIGKILL"), killAt);
+          const killAfterAcks = 1 + Math.floor(rand() * 12);
+          const killDelay = rand() * 3;
+          let acks = 0;
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const onAck = () => {
+            if (++acks === killAfterAcks) timer = setTimeout(() => d.child.kill("SIGKILL"), killDelay);
+          };
           try {
-            await Promise.all(writers.map((w) => w.run(socket, iter)));
+            await Promise.all(writers.map((w) => w.run(socket, iter, onAck)));
           } finally {
             clearTimeout(timer);
           }

@@ -265,7 +265,9 @@ Deno.test({
       } finally {
         setLogSink(null);
       }
-      const failures = logged.filter((l) => /^warn .*compaction failed.*DXS_E_IO: faulty: simulated/.test(l));
+      const failures = logged.filter((l) =>
+        /^error .*compaction failed.*DXS_E_IO: faulty: simulated/.test(l)
+      );
       assert.ok(failures.length >= 2, logged.join("\n"));
       assertStoreHolds(dir, flatten(root), "after failed compactions");
     } finally {

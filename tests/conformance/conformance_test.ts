@@ -10,11 +10,7 @@ import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
 import { formatResult, type Result, runSuite, summarize } from "../../conformance/run.ts";
 
 /** Requirements dxenstored breaks today because the work that fixes them is on another branch. */
-const PENDING: Readonly<Record<string, string>> = {
-  "FRAME-5": "issue 18 (branch i18a): a watch event over 4096 bytes is sent",
-  "WATCH-11": "issue 18 (branch i18a): a watch event over 4096 bytes is sent",
-  "PERM-8": "issue 18 (branch i18a): SET_PERMS accepts an owner that is no domain",
-};
+const PENDING: Readonly<Record<string, string>> = {};
 
 /**
  * SHOULD requirements dxenstored breaks by a design decision taken elsewhere (and argued in the spec's

@@ -171,6 +171,7 @@ Deno.test("GET/SET_PERMS on special paths", () => {
   const c = dom0(core);
   assert.equal(ok(core, c, T.GET_PERMS, "@introduceDomain\0"), "n0\0");
   assert.equal(ok(core, c, T.GET_PERMS, "@releaseDomain\0"), "n0\0");
+  // Only the two special nodes have permissions (spec PERM-13).
   err(core, c, T.GET_PERMS, "@unknownSpecial\0", "ENOENT");
   err(core, c, T.SET_PERMS, "@unknownSpecial\0n0\0", "ENOENT");
   assert.equal(ok(core, c, T.SET_PERMS, "@introduceDomain\0n0\0r5\0"), OK);
@@ -187,4 +188,25 @@ Deno.test("a node operation never leaves more than one reply, and errors never c
   call(core, c, T.RM, "/nope/x\0");
   call(core, c, T.SET_PERMS, "/missing\0b0\0");
   assert.equal(core.db.root, root);
+});
+
+Deno.test("a tx_id naming no transaction: ENOENT before the payload is looked at, but for WATCH/UNWATCH", () => {
+  const core = newCore();
+  const c = dom0(core);
+  for (
+    const [type, payload] of [
+      [T.WRITE, "/a"], // malformed (no NUL): the transaction is judged first, as cxenstored
+      [T.READ, "/a\0"],
+      [T.GET_DOMAIN_PATH, "0\0"],
+      [T.TRANSACTION_START, "\0"],
+      [T.RESET_WATCHES, ""],
+      [T.SET_PERMS, "//bad\0x1\0"],
+    ] as const
+  ) {
+    err(core, c, type, payload, "ENOENT", 77);
+  }
+  core.message(c.client, { type: T.WATCH, reqId: 1, txId: 77, payload: "/w\0tok\0" });
+  assert.deepEqual(c.sink.sent.slice(-2).map((m) => m.type), [T.WATCH, T.WATCH_EVENT]);
+  ok(core, c, T.UNWATCH, "/w\0tok\0", 77);
+  err(core, c, T.WRITE, "/a", "EINVAL"); // without a transaction: the payload's error
 });

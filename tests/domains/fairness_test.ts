@@ -72,6 +72,7 @@ Deno.test("fairness: a light guest is served within a bounded number of turns, h
 Deno.test("XSA-206: while a transaction is open, a guest's writes are throttled, not refused; dom0 never is", async () => {
   let clock = 1000;
   const r = rig({ writeThrottle: { ratePerSec: 200, burst: 10 }, now: () => clock });
+  r.create(5);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/5\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5\0n5\0");
   const g = r.guest(5);

@@ -119,8 +119,13 @@ export interface Rig {
   /** The manager guests' waits run (replace it to simulate a restart). */
   mgr: DomainManager;
   readonly dom0: TestClient & { sink: CollectSink };
-  /** Create a domain in the fake Xen, introduce it from dom0, and return a client running as it. */
+  /**
+   * Create a domain in the fake Xen (unless `create` already did), introduce it from dom0, and return a
+   * client running as it.
+   */
   guest(domid: number): GuestClient;
+  /** Create a domain in the fake Xen (as a toolstack does before giving it nodes); no-op if it exists. */
+  create(domid: number): void;
   /** A client on an existing domain's ring (no INTRODUCE). */
   attach(domid: number): GuestClient;
   /** Run a daemon turn, then take every event now in `g`'s ring. */
@@ -164,8 +169,11 @@ export function rig(
     xen,
     dom0: d0,
     attach,
+    create(domid: number) {
+      if (!xen.domains.has(domid)) xen.create(domid);
+    },
     guest(domid: number) {
-      xen.create(domid);
+      if (!xen.domains.has(domid)) xen.create(domid);
       const g = attach(domid);
       const reply = request(core, d0, MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
       if (reply !== "OK\0") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);

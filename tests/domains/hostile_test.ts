@@ -22,6 +22,7 @@ import { encode } from "../../src/xen/ring.ts";
 const T = MsgType;
 
 function home(r: ReturnType<typeof rig>, domid: number): void {
+  r.create(domid); // the hypervisor's domain first: SET_PERMS refuses an owner that does not exist
   ok(r.core, r.dom0, T.MKDIR, `/local/domain/${domid}\0`);
   ok(r.core, r.dom0, T.SET_PERMS, `/local/domain/${domid}\0n${domid}\0`);
 }
@@ -248,6 +249,7 @@ Deno.test("XSA-322/417: a reused domid inherits no node, permission, watch or ta
 Deno.test("a guest trying SET_PERMS/WRITE/RM on / or giving its node away is refused, the tree intact", async () => {
   const r = rig();
   home(r, 4);
+  r.create(5);
   const g = r.guest(4);
   await g.write("n", "1");
   for (
@@ -262,6 +264,8 @@ Deno.test("a guest trying SET_PERMS/WRITE/RM on / or giving its node away is ref
     const e = await assert.rejects(p, XsError);
     assert.ok(e.errno === "EACCES" || e.errno === "EPERM", `${what}: ${e.errno}`);
   }
+  // A domain that does not exist cannot be given anything (ENOENT before EPERM, as cxenstored).
+  await assert.rejects(g.setPerms("n", ["b9"]), XsError, (e) => e.errno === "ENOENT");
   await assert.rejects(g.rm("/"), XsError, (e) => e.errno === "EINVAL");
   assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/\0"), "n0\0");
   assert.deepEqual(await g.getPerms("n"), ["n4"]);

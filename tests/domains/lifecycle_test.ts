@@ -20,7 +20,8 @@ Deno.test("INTRODUCE: the guest reads and writes relative paths; @introduceDomai
   watch(r.core, r.dom0, "@introduceDomain", "intro");
   watch(r.core, r.dom0, "@introduceDomain", "perdom", 1);
   const mark = r.dom0.sink.sent.length;
-  // The toolstack gives the guest its home, as xl does.
+  // The toolstack creates the domain, then gives it its home, as xl does.
+  r.create(5);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/5\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5\0n0\0r5\0");
   ok(r.core, r.dom0, T.WRITE, "/local/domain/5/name\0guest5");
@@ -133,6 +134,7 @@ Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires
   const r = rig();
   watch(r.core, r.dom0, "@releaseDomain", "all");
   watch(r.core, r.dom0, "@releaseDomain/4", "four");
+  r.create(4);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/4\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/4\0n4\0");
   const g = r.guest(4);
@@ -165,6 +167,7 @@ Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires
 
 Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be introduced guests", async () => {
   const r = rig();
+  r.create(2);
   ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0");
   const guest2 = r.guest(2);
@@ -180,6 +183,8 @@ Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be
   r.xen.destroy(2);
   r.mgr.pump();
   ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s2");
+  err(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0", "ENOENT"); // no domain 2 now
+  r.create(2);
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0");
   r.guest(2);
   await assert.rejects(stub.read("/local/domain/2/secret"), XsError, (e) => e.errno === "EACCES");
@@ -256,6 +261,7 @@ Deno.test("SET_FEATURE: a domain without watch depth or nested transactions cann
 
 Deno.test("ring reconnection: watches, transactions and queued output of the old connection are gone", async () => {
   const r = rig();
+  r.create(8);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/8\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/8\0n8\0");
   const g = r.guest(8);
@@ -282,6 +288,7 @@ Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid relea
   const r = rig();
   watch(r.core, r.dom0, "@releaseDomain", "rel");
   watch(r.core, r.dom0, "@introduceDomain", "intro");
+  r.create(5);
   ok(r.core, r.dom0, T.WRITE, "/local/domain/5/data\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5/data\0n5\0");
   const g = r.guest(5);
@@ -308,6 +315,7 @@ Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid relea
 
 Deno.test("records() and restore(): a restarted daemon re-attaches without resetting the rings", async () => {
   const r = rig();
+  r.create(3);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/3\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/3\0n3\0");
   const g3 = r.guest(3);

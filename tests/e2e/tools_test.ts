@@ -160,24 +160,29 @@ Deno.test("tools: xenstore-chmod, -r and -u (transactions)", async () => {
   await withDaemon(async (d) => {
     await must(d, "xenstore-write", "/p/a/b", "v");
     await must(d, "xenstore-write", "/p/a/c", "w");
-    await must(d, "xenstore-chmod", "/p/a/b", "r5", "b6");
+    // Owners are dom0: the daemon runs without Xen (--xen=none), where no other domain exists.
+    await must(d, "xenstore-chmod", "/p/a/b", "r0", "b6");
     assert.equal(
       await must(d, "xenstore-ls", "-p", "/p"),
       lsText([{
         name: "a",
         value: "",
         perms: ["n0"],
-        children: [{ name: "b", value: "v", perms: ["r5", "b6"] }, { name: "c", value: "w", perms: ["n0"] }],
+        children: [{ name: "b", value: "v", perms: ["r0", "b6"] }, { name: "c", value: "w", perms: ["n0"] }],
       }], true),
     );
-    await must(d, "xenstore-chmod", "-r", "/p/a", "w3");
+    await must(d, "xenstore-chmod", "-r", "/p/a", "w0", "r3");
     assert.equal(
       await must(d, "xenstore-ls", "-p", "/p"),
       lsText([{
         name: "a",
         value: "",
-        perms: ["w3"],
-        children: [{ name: "b", value: "v", perms: ["w3"] }, { name: "c", value: "w", perms: ["w3"] }],
+        perms: ["w0", "r3"],
+        children: [{ name: "b", value: "v", perms: ["w0", "r3"] }, {
+          name: "c",
+          value: "w",
+          perms: ["w0", "r3"],
+        }],
       }], true),
     );
     await must(d, "xenstore-chmod", "-u", "/p/a/c", "b0", "r1");
@@ -187,12 +192,21 @@ Deno.test("tools: xenstore-chmod, -r and -u (transactions)", async () => {
         name: "a",
         value: "",
         perms: ["b0", "r1"],
-        children: [{ name: "b", value: "v", perms: ["w3"] }, { name: "c", value: "w", perms: ["b0", "r1"] }],
+        children: [{ name: "b", value: "v", perms: ["w0", "r3"] }, {
+          name: "c",
+          value: "w",
+          perms: ["b0", "r1"],
+        }],
       }], true),
     );
     const miss = await tool(d, "xenstore-chmod", "/p/missing", "b0");
     assert.equal(miss.code, 1);
     assert.ok(miss.stderr.includes("Error occurred setting permissions on '/p/missing'"), miss.stderr);
+    // An owner that is no existing domain: refused (ENOENT, as cxenstored), nothing changed.
+    const noOwner = await tool(d, "xenstore-chmod", "/p/a", "b7");
+    assert.equal(noOwner.code, 1);
+    assert.ok(noOwner.stderr.includes("No such file or directory"), noOwner.stderr);
+    assert.equal(await must(d, "xenstore-ls", "-p", "/p/a/b"), "");
     const bad = await tool(d, "xenstore-chmod", "/p/a", "q7");
     assert.notEqual(bad.code, 0, "an invalid permission letter is refused");
   });

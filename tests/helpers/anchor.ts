@@ -49,7 +49,23 @@ export interface Anchor {
   stop(): Promise<void>;
 }
 
-/** Start a reference daemon on a fresh socket (anchor.sh waits until the socket exists). */
+/** Is a Unix socket bound at `path` listening? (/proc/net/unix: flag __SO_ACCEPTCON; true without it.) */
+function listening(path: string): boolean {
+  let table: string;
+  try {
+    table = Deno.readTextFileSync("/proc/net/unix");
+  } catch {
+    return true; // cannot tell: take the socket's existence for it, as before
+  }
+  for (const line of table.split("\n")) {
+    if (!line.endsWith(` ${path}`)) continue;
+    const flags = parseInt(line.trim().split(/\s+/)[3], 16);
+    if ((flags & 0x10000) !== 0) return true;
+  }
+  return false;
+}
+
+/** Start a reference daemon on a fresh socket; returns once it listens. */
 export async function startAnchor(kind: "cxenstored" | "oxenstored"): Promise<Anchor> {
   await ensureShim();
   const dir = await Deno.makeTempDir({ prefix: `anchor-${kind}-` });
@@ -59,6 +75,18 @@ export async function startAnchor(kind: "cxenstored" | "oxenstored"): Promise<An
     await run(script, ["stop", dir]).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw new Error(`anchor.sh start ${kind} failed:\n${r.out}`);
+  }
+  // The socket exists once the daemon has bound it, which is before it listens: a connect in between
+  // is refused (seen under load). Wait until the kernel lists it as listening — without connecting,
+  // which would change the daemon's state (its next connection's descriptor number, for one).
+  const socket = `${dir}/socket`;
+  for (let i = 0; !listening(socket); i++) {
+    if (i >= 500) {
+      await run(script, ["stop", dir]).catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw new Error(`${kind} does not listen on ${socket}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
   }
   let stopped = false;
   return {

@@ -78,10 +78,40 @@ export function notEqual(actual: unknown, unexpected: unknown, msg?: string): vo
   }
 }
 
+/**
+ * Where two structurally unequal values first differ, as a path ("[3].input") and both values there:
+ * a long rendering cut at 400 characters often hides the difference itself.
+ */
+function firstDifference(a: unknown, b: unknown, path = ""): string | null {
+  if (deepEq(a, b)) return null;
+  const at = () => `at ${path || "the top"}: expected ${show(b, 200)}, got ${show(a, 200)}`;
+  if (
+    typeof a !== "object" || typeof b !== "object" || a === null || b === null ||
+    Object.getPrototypeOf(a) !== Object.getPrototypeOf(b) || a instanceof Map || a instanceof Set ||
+    ArrayBuffer.isView(a)
+  ) return at();
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(ra), ...Object.keys(rb)])];
+  for (const k of keys) {
+    const sub = Array.isArray(a) ? `${path}[${k}]` : `${path}.${k}`;
+    if (!Object.hasOwn(ra, k) || !Object.hasOwn(rb, k)) {
+      return `at ${sub}: expected ${show(rb[k], 200)}, got ${show(ra[k], 200)}`;
+    }
+    const d = firstDifference(ra[k], rb[k], sub);
+    if (d !== null) return d;
+  }
+  return at();
+}
+
 /** Structural equality of plain objects, arrays, Maps, Sets, typed arrays and primitives. */
 export function deepEqual(actual: unknown, expected: unknown, msg?: string): void {
   if (!deepEq(actual, expected)) {
-    throw new AssertionError(`${msg ? msg + ": " : ""}expected ${show(expected)}, got ${show(actual)}`);
+    throw new AssertionError(
+      `${msg ? msg + ": " : ""}expected ${show(expected)}, got ${show(actual)}; first difference ${
+        firstDifference(actual, expected)
+      }`,
+    );
   }
 }
 

@@ -92,13 +92,23 @@ Deno.test("config: the shipped /etc/xen/dxenstored.conf is valid and changes not
 });
 
 Deno.test("config: syntax as oxenstored (trim, # comments, first =, last one wins)", () => {
-  assert.deepEqual(parseConfigText("  a = b = c  \n# x = y\n\nnoequals\nk=\tv\n"), [
+  assert.deepEqual(parseConfigText("  a = b = c  \n# x = y\n\nk=\tv\n").entries, [
     { line: 1, key: "a", value: "b = c" },
-    { line: 5, key: "k", value: "v" },
+    { line: 4, key: "k", value: "v" },
   ]);
   const o = defaultOptions(noEnv);
   applyConfig(o, "pid-file = /a\npid-file = /b\n");
   assert.equal(o.pidFile, "/b");
+});
+
+Deno.test('config: a line that is neither "key = value" nor a comment is an error naming its line', () => {
+  const o = defaultOptions(noEnv);
+  const r = applyConfig(o, "# fine\npid-file = /run/x.pid\n\nthis is garbage\nquota-maxwatch = 5\n");
+  assert.deepEqual(r.errors, [
+    { line: 4, key: "this is garbage", message: 'not a "key = value" line (nor a # comment)' },
+  ]);
+  assert.equal(o.pidFile, "/run/x.pid", "the rest still applies (a normal start keeps going)");
+  assert.equal(o.quotas.watches, 5);
 });
 
 Deno.test("config: values are checked; errors name the line and key", () => {

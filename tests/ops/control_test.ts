@@ -1,7 +1,7 @@
 // xenstore-control against dxenstored, byte-compared with Debian's cxenstored 4.17 (golden outputs
 // captured through shared/anchors by tests/ops/golden/capture.ts): exit code, stdout, stderr and the
 // raw CONTROL reply of every step. The one documented difference: dxenstored's command list has
-// `stats`, `policy` and `policy-reload`, so `help` and every "Command not supported" list have those lines too.
+// `stats`, `recent`, `policy` and `policy-reload`, so `help` and every "Command not supported" list have those lines too.
 import assert from "../helpers/assert.ts";
 import { runTool, withDaemon } from "../helpers/daemon.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
@@ -21,7 +21,7 @@ interface GoldenStep {
 const golden: { reference: string; steps: GoldenStep[] } = JSON.parse(
   Deno.readTextFileSync(new URL("./golden/cxenstored-control.json", import.meta.url)),
 );
-const STATS_LINE = "stats\t[<metric-prefix>]\npolicy\t\npolicy-reload\t\n";
+const STATS_LINE = "stats\t[<metric-prefix> [<skip-lines>]]\nrecent\t\npolicy\t\npolicy-reload\t\n";
 
 /** cxenstored's text with dxenstored's extra command listed before `help`. */
 function withStats(text: string): string {
@@ -97,7 +97,13 @@ Deno.test({
       );
       assert.ok(only.stdout.includes(`dxenstored_quota_limit{quota="nodes"} 1000`));
       const bogus = await x("stats", "a", "b");
-      assert.equal(bogus.code, 3, "stats takes one prefix at most (EINVAL)");
+      assert.equal(bogus.code, 3, "stats takes a prefix and a line count at most (EINVAL)");
+      // Pages: skipping lines gives the rest of the listing.
+      const page2 = await x("stats", "dxenstored_quota_limit", "2");
+      assert.deepEqual(
+        page2.stdout.split("\n").filter((l) => l !== ""),
+        only.stdout.split("\n").filter((l) => l !== "").slice(2),
+      );
     });
   },
 });

@@ -249,6 +249,13 @@ Deno.test("daemon: --config-test accepts Debian's oxenstored.conf and refuses a 
     const bad = await run(DXENSTORED, ["--config-file", `${dir}/bad.conf`, "--config-test"]);
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.ok(bad.stderr.includes("quota-maxentity"), bad.stderr);
+    Deno.writeTextFileSync(`${dir}/garbage.conf`, "pid-file = /run/x.pid\nthis is garbage\n");
+    const garbage = await run(DXENSTORED, ["--config-file", `${dir}/garbage.conf`, "--config-test"]);
+    assert.equal(garbage.code, 2, garbage.stdout + garbage.stderr);
+    assert.ok(
+      garbage.stderr.includes(`${dir}/garbage.conf:2: this is garbage: not a "key = value" line`),
+      garbage.stderr,
+    );
     Deno.writeTextFileSync(`${dir}/unknown.conf`, "no-such-key = 1\n");
     assert.equal((await run(DXENSTORED, ["--config-file", `${dir}/unknown.conf`, "--config-test"])).code, 2);
     const missing = await run(DXENSTORED, ["--config-file", `${dir}/none.conf`, "--config-test"]);

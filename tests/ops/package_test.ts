@@ -4,7 +4,8 @@
 // init contract, systemd-analyze verify passes on the unit and the drop-in, no service action is ever
 // attempted (deny-all policy-rc.d), and removal leaves /etc/default/xen unchanged.
 import assert from "../helpers/assert.ts";
-import { buildDeb } from "../../packaging/build_deb.ts";
+import { buildDeb, CACHE_DIR, shippedDocs } from "../../packaging/build_deb.ts";
+import { readV8Flags, v8FlagsArgs } from "../../compile/v8_flags.ts";
 import { exists, isRoot, run, which } from "./helpers.ts";
 
 const SCRIPT = new URL("../../packaging/test-install.sh", import.meta.url).pathname;
@@ -17,6 +18,8 @@ const EXPECTED = [
   "xen-utils-4.17 installed",
   "dpkg -i",
   "files listed",
+  "no source tree",
+  "doc links resolve",
   "conffiles: /etc/logrotate.d/dxenstored /etc/xen/dxenstored.conf",
   "unit disabled",
   "drop-in inactive",
@@ -24,7 +27,9 @@ const EXPECTED = [
   "config-test oxenstored.conf",
   "start-stop-daemon start",
   "xenstore-read -s /",
+  "dxenstore write+read",
   "pid file",
+  "process name dxenstored",
   "dpkg -r",
   "binary removed",
   "conffile kept after remove",
@@ -44,11 +49,42 @@ Deno.test({
       const info = await run("dpkg-deb", ["-f", deb, "Package", "Architecture"]);
       assert.equal(info.stdout, "Package: dxenstored\nArchitecture: amd64\n");
       const list = (await run("dpkg-deb", ["-c", deb])).stdout;
+      const paths = list.split("\n").map((l) => l.split(/\s+/)[5]).filter((p) => p !== undefined);
       for (
-        const f of ["./usr/sbin/dxenstored -> ../lib/dxenstored/bin/dxenstored", "./etc/xen/dxenstored.conf"]
+        const f of [
+          "./usr/sbin/dxenstored",
+          "./usr/bin/dxenstore",
+          "./usr/bin/dxenstore-guest",
+          "./usr/lib/dxenstored/deno",
+          "./usr/lib/dxenstored/dxenstored.js",
+          "./usr/share/man/man8/dxenstored.8.gz",
+          "./etc/xen/dxenstored.conf",
+          ...shippedDocs().map((d) => `./usr/share/doc/dxenstored/${d}`),
+        ]
       ) {
-        assert.ok(list.includes(f), `${f} in the package`);
+        assert.ok(paths.includes(f), `${f} in the package`);
       }
+      // The program is one file: no source tree, no node_modules, nothing else under /usr/lib/dxenstored.
+      assert.deepEqual(
+        paths.filter((p) => p.startsWith("./usr/lib/dxenstored/") && !p.endsWith("/")).sort(),
+        ["./usr/lib/dxenstored/deno", "./usr/lib/dxenstored/dxenstored.js"],
+      );
+      assert.ok(!paths.some((p) => p.includes("node_modules") || p.endsWith(".ts")), list);
+      assert.ok(shippedDocs().includes("quotas.md"), "operations.md's links are shipped");
+      // The launcher: Deno exec'd as dxenstored with compile/v8-flags' flags and the package's cache.
+      const x = await Deno.makeTempDir({ dir: out });
+      assert.equal((await run("dpkg-deb", ["-x", deb, x])).code, 0);
+      const launcher = Deno.readTextFileSync(`${x}/usr/sbin/dxenstored`);
+      const exec = launcher.split("\n").find((l) => l.startsWith("exec "));
+      const v8 = v8FlagsArgs(readV8Flags());
+      assert.equal(
+        exec,
+        `exec -a dxenstored /usr/lib/dxenstored/deno run ${
+          [...v8, ""].join(" ")
+        }--allow-all --quiet --no-config ` +
+          `--no-lock --no-remote --no-npm /usr/lib/dxenstored/dxenstored.js "$@"`,
+      );
+      assert.ok(launcher.includes(`export DENO_DIR=${CACHE_DIR}\n`), launcher);
       if (!canInstall) {
         console.log("  (not root, or no unshare/dpkg/xen-utils-4.17: install test skipped)");
         return;

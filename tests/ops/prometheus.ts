@@ -1,7 +1,9 @@
 /**
  * A strict parser of Prometheus' text exposition format 0.0.4, independent of src/observe (an oracle
  * for the tests): metric and label name syntax, label value escapes, numeric values, HELP/TYPE
- * placement (TYPE once per family, before its samples; a family's samples contiguous).
+ * placement (TYPE once per family, before its samples; a family's samples contiguous). A histogram's
+ * `_bucket`, `_sum` and `_count` samples belong to its family; per series its buckets carry `le`,
+ * grow with it, end with `+Inf`, and the `+Inf` bucket equals `_count`.
  */
 const METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -28,6 +30,47 @@ function parseValue(s: string, line: number): number {
     throw new Error(`line ${line}: bad value "${s}"`);
   }
   return Number(s);
+}
+
+/** The histogram family a `_bucket`/`_sum`/`_count` sample belongs to, if declared as one. */
+function histogramOf(name: string, types: ReadonlyMap<string, string>): string | null {
+  const m = /^(.*)_(bucket|sum|count)$/.exec(name);
+  return m !== null && types.get(m[1]) === "histogram" ? m[1] : null;
+}
+
+function checkHistograms(samples: readonly ParsedSample[], types: ReadonlyMap<string, string>): void {
+  const key = (l: Readonly<Record<string, string>>) =>
+    JSON.stringify(Object.keys(l).filter((k) => k !== "le").sort().map((k) => [k, l[k]]));
+  for (const [family, type] of types) {
+    if (type !== "histogram") continue;
+    const series = new Map<string, { buckets: Array<[number, number]>; count?: number; sum?: number }>();
+    for (const s of samples) {
+      if (histogramOf(s.name, types) !== family) {
+        if (s.name === family) throw new Error(`histogram ${family} has a plain sample`);
+        continue;
+      }
+      const k = key(s.labels);
+      const e = series.get(k) ?? { buckets: [] };
+      series.set(k, e);
+      if (s.name.endsWith("_bucket")) {
+        if (s.labels.le === undefined) throw new Error(`${s.name} without le`);
+        e.buckets.push([parseValue(s.labels.le, 0), s.value]);
+      } else if (s.name.endsWith("_sum")) e.sum = s.value;
+      else e.count = s.value;
+    }
+    for (const [k, e] of series) {
+      const b = e.buckets;
+      if (b.length === 0 || b[b.length - 1][0] !== Infinity) throw new Error(`${family}${k}: no +Inf bucket`);
+      for (let i = 1; i < b.length; i++) {
+        if (!(b[i][0] > b[i - 1][0]) || b[i][1] < b[i - 1][1]) {
+          throw new Error(`${family}${k}: buckets out of order`);
+        }
+      }
+      if (e.count !== b[b.length - 1][1] || e.sum === undefined) {
+        throw new Error(`${family}${k}: _count must equal the +Inf bucket, and _sum be there`);
+      }
+    }
+  }
 }
 
 export function parsePrometheus(text: string): Parsed {
@@ -93,13 +136,15 @@ export function parsePrometheus(text: string): Parsed {
     if (rest.length > 2) throw new Error(`line ${n}: trailing fields`);
     const value = parseValue(rest[0], n);
     if (rest.length === 2 && !/^-?[0-9]+$/.test(rest[1])) throw new Error(`line ${n}: bad timestamp`);
-    if (name !== current) {
-      if (finished.has(name)) throw new Error(`line ${n}: samples of ${name} are not contiguous`);
+    const family = histogramOf(name, types) ?? name;
+    if (family !== current) {
+      if (finished.has(family)) throw new Error(`line ${n}: samples of ${family} are not contiguous`);
       if (current !== null) finished.add(current);
-      current = name;
+      current = family;
     }
     samples.push({ name, labels, value });
   });
+  checkHistograms(samples, types);
   return {
     samples,
     types,

@@ -7,6 +7,7 @@ import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { guestConn, makeHome, MsgType, newGuest, QConn, quotaCore } from "./harness.ts";
 import { FakeSink } from "../watch/harness.ts";
 import { XsError } from "../../src/common/xs_error.ts";
+import { DEFAULT_CAPS } from "../../src/quota/names.ts";
 
 const NAMES = "nodes watches outstanding memory soft-memory transactions transaction-nodes " +
   "node-permissions path-max node-size";
@@ -37,7 +38,11 @@ Deno.test("GET_QUOTA/SET_QUOTA errors: names, values, privilege, arguments, unkn
   assert.equal(a.try(MsgType.GET_QUOTA, ["bogus"]), "E:EINVAL");
   assert.equal(a.try(MsgType.SET_QUOTA, ["bogus", "1"]), "E:EINVAL");
   assert.equal(a.try(MsgType.SET_QUOTA, ["nodes", "4294967295"]), "E:EINVAL", "cxenstored's disabled marker");
-  assert.equal(a.try(MsgType.SET_QUOTA, ["nodes", "1000001"]), "E:EINVAL", "above the hard cap");
+  assert.equal(
+    a.try(MsgType.SET_QUOTA, ["nodes", String(DEFAULT_CAPS.nodes + 1)]),
+    "E:EINVAL",
+    "above the hard cap",
+  );
   assert.equal(a.try(MsgType.SET_QUOTA, ["nodes", "-1"]), "E:EINVAL");
   assert.equal(a.try(MsgType.SET_QUOTA, ["nodes"]), "E:EINVAL");
   assert.equal(a.try(MsgType.GET_QUOTA, ["1", "2", "3"]), "E:EINVAL");
@@ -110,7 +115,11 @@ Deno.test("controlSource(): quota values and usage for CONTROL, in cxenstored 4.
   assert.equal(src.settings.set("soft", "nodes", 1), false);
   assert.equal(src.settings.set("hard", "soft-memory", 1), false);
   assert.equal(src.settings.set("hard", "bogus", 1), false);
-  assert.throws(() => src.settings.set("hard", "nodes", 2_000_000), XsError, (e) => e.errno === "EINVAL");
+  assert.throws(
+    () => src.settings.set("hard", "nodes", DEFAULT_CAPS.nodes + 1),
+    XsError,
+    (e) => e.errno === "EINVAL",
+  );
   newGuest(h, 5);
   assert.deepEqual(src.usage(5), { nodes: 1, watches: 0, transactions: 0, outstanding: 0, memory: 47 });
   assert.equal(src.usage(9), null, "no such domain: ENOENT for CONTROL");

@@ -681,7 +681,7 @@ Deno.test("L1 open transactions per connection, nested ones included (ENOSPC)", 
 });
 
 Deno.test("L2 nodes touched per transaction (ENOSPC), counted as distinct paths", () => {
-  const h = new Harness({ tx: { maxTouched: 4, maxOps: 1000 } });
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 1000, snapshotOnOverflow: false } });
   const a = h.conn();
   const t = a.start();
   for (let i = 0; i < 50; i++) assert.equal(a.write("/same", `${i}`, t), "OK");
@@ -698,7 +698,7 @@ Deno.test("L2 nodes touched per transaction (ENOSPC), counted as distinct paths"
 });
 
 Deno.test("L3 operations logged per transaction (ENOSPC)", () => {
-  const h = new Harness({ tx: { maxTouched: 100, maxOps: 5 } });
+  const h = new Harness({ tx: { maxTouched: 100, maxOps: 5, snapshotOnOverflow: false } });
   const a = h.conn();
   const t = a.start();
   for (let i = 0; i < 5; i++) assert.equal(a.write("/same", `${i}`, t), "OK");
@@ -729,7 +729,7 @@ Deno.test("L4 transaction age (EAGAIN); an abort still succeeds", () => {
 });
 
 Deno.test("L5 a merge that would exceed the parent's limit fails with ENOSPC", () => {
-  const h = new Harness({ tx: { maxTouched: 3 } });
+  const h = new Harness({ tx: { maxTouched: 3, snapshotOnOverflow: false } });
   const a = h.conn();
   const p = a.start();
   a.write("/p1", "1", p);
@@ -740,6 +740,86 @@ Deno.test("L5 a merge that would exceed the parent's limit fails with ENOSPC", (
   assert.equal(a.commit(c), "ENOSPC");
   assert.equal(a.read("/c1", p), "E:ENOENT");
   assert.equal(a.commit(p), "OK");
+});
+
+Deno.test("L6 dom0 reads beyond the limits: the transaction keeps its snapshot, a read-only one commits", () => {
+  // The default dom0 limits (snapshotOnOverflow), made small.
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 20; i++) o.write(`/n/${i}`, `${i}`);
+  const t = a.start();
+  o.write("/n/5", "changed");
+  for (let i = 0; i < 20; i++) assert.equal(a.read(`/n/${i}`, t), `${i}`, "the snapshot, beyond the limit");
+  assert.equal(a.dir("/n", t).split(",").length, 20);
+  assert.equal(a.getPerms("/n/19", t), "n0");
+  assert.equal(a.commit(t), "OK", "read-only: never fails");
+});
+
+Deno.test("L7 dom0 past the observation limit commits only if the store is unchanged since its start", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 10; i++) o.write(`/n/${i}`, `${i}`);
+  const t = a.start();
+  for (let i = 0; i < 10; i++) a.read(`/n/${i}`, t);
+  assert.equal(a.write("/out", "1", t), "OK");
+  assert.equal(a.commit(t), "OK", "nothing changed meanwhile");
+  assert.equal(a.read("/out"), "1");
+  const u = a.start();
+  for (let i = 0; i < 10; i++) a.read(`/n/${i}`, u);
+  assert.equal(a.write("/out", "2", u), "OK");
+  o.write("/unrelated", "x"); // not observed, but the observations were dropped: conservative
+  assert.equal(a.commit(u), "EAGAIN");
+  assert.equal(a.read("/out"), "1", "nothing applied");
+});
+
+Deno.test("L8 modifications stay bounded for dom0: past the limit they are refused (ENOSPC)", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const t = a.start();
+  a.read("/r1", t);
+  a.read("/r2", t);
+  a.read("/r3", t);
+  for (let i = 0; i < 4; i++) assert.equal(a.write(`/w${i}`, "1", t), "OK", "observations make room");
+  assert.equal(a.write("/w4", "1", t), "E:ENOSPC");
+  assert.equal(a.read("/r9", t), "E:ENOENT", "reads go on");
+  assert.equal(a.commit(t), "OK");
+  assert.equal(a.read("/w3"), "1");
+  assert.equal(a.read("/w4"), "E:ENOENT");
+});
+
+Deno.test("L9 guests keep the transaction-nodes quota: past it, reads are refused (ENOSPC)", () => {
+  const h = new Harness();
+  const o = h.conn("o");
+  o.write("/local/domain/7", "");
+  o.setPerms("/local/domain/7", "n7");
+  const g = h.guest(7);
+  const t = g.start();
+  const limit = h.core.limits.tx.maxTouched;
+  let refused = 0;
+  for (let i = 0; i < limit + 5; i++) if (g.read(`/local/domain/7/x${i}`, t) === "E:ENOSPC") refused++;
+  assert.ok(refused >= 5, `refused ${refused}`);
+});
+
+Deno.test("L10 a nested transaction past the limit merges only into an unchanged parent view", () => {
+  const h = new Harness({ tx: { maxTouched: 4, maxOps: 16 } });
+  const a = h.conn();
+  const o = h.conn("o");
+  for (let i = 0; i < 10; i++) o.write(`/n/${i}`, `${i}`);
+  const p = a.start();
+  const c = a.start(p);
+  for (let i = 0; i < 10; i++) a.read(`/n/${i}`, c);
+  a.write("/from-child", "1", c);
+  a.write("/parent-moved", "1", p); // the parent's view is no longer the child's snapshot
+  assert.equal(a.commit(c), "EAGAIN");
+  const d = a.start(p);
+  for (let i = 0; i < 10; i++) a.read(`/n/${i}`, d);
+  a.write("/from-child", "2", d);
+  assert.equal(a.commit(d), "OK");
+  o.write("/elsewhere", "x"); // the parent inherited the whole-snapshot dependency
+  assert.equal(a.commit(p), "EAGAIN");
+  assert.equal(a.read("/from-child"), "E:ENOENT");
 });
 
 // ---- Deduplicated observations stay exact ----

@@ -56,7 +56,7 @@ Deno.test("malformed WATCH / UNWATCH are EINVAL and register nothing", () => {
   assert.equal(core.watches.trie.nodeCount(), 1);
 });
 
-Deno.test("tx_id is ignored by WATCH, UNWATCH and RESET_WATCHES", () => {
+Deno.test("tx_id is ignored by WATCH and UNWATCH; RESET_WATCHES needs an open one or none (as cxenstored)", () => {
   const core = newCore();
   const a = dom0(core);
   // A tx_id naming no transaction at all: still accepted, and the reply echoes it.
@@ -78,7 +78,9 @@ Deno.test("tx_id is ignored by WATCH, UNWATCH and RESET_WATCHES", () => {
   assert.equal(core.watches.trie.size, 0);
   a.watch("/z", "t");
   const tx2 = a.startTx();
-  a.ok(MsgType.RESET_WATCHES, [], 31337);
+  assert.equal(a.err(MsgType.RESET_WATCHES, [], 31337), "ENOENT", "no transaction 31337: nothing reset");
+  assert.equal(core.watches.trie.size, 1);
+  a.ok(MsgType.RESET_WATCHES, [], tx2);
   assert.equal(core.watches.trie.size, 0);
   // RESET_WATCHES also forgets the caller's transactions (as cxenstored / oxenstored).
   assert.equal(a.err(MsgType.TRANSACTION_END, ["T"], tx2), "ENOENT");

@@ -11,7 +11,7 @@
 import { type Daemon, startDaemon } from "../helpers/daemon.ts";
 import { errnoOf, type Reply, WireClient, XS } from "../helpers/wire.ts";
 import { GuestClient } from "../../src/client/guest.ts";
-import { createDomain, type SimDomain } from "../../src/xen/sim/control.ts";
+import { createDom0Ring, createDomain, type SimDomain } from "../../src/xen/sim/control.ts";
 import { SimGuest } from "../../src/xen/sim/guest.ts";
 
 let sentinels = 0;
@@ -135,11 +135,18 @@ export class SimXen {
   }
 }
 
-/** Start a daemon on a fresh simulated Xen. Everything is removed on dispose, even on failure. */
-export async function startSimXen(extraArgs: readonly string[] = []): Promise<SimXen> {
+/**
+ * Start a daemon on a fresh simulated Xen. Everything is removed on dispose, even on failure.
+ * `dom0Ring`: dom0 has a ring too (served as a privileged ring connection; `x.attach(0)` uses it).
+ */
+export async function startSimXen(
+  extraArgs: readonly string[] = [],
+  opts: { dom0Ring?: boolean } = {},
+): Promise<SimXen> {
   const dir = await Deno.makeTempDir({ prefix: "dxs-xen-" });
   let daemon: Daemon;
   try {
+    if (opts.dom0Ring === true) createDom0Ring(dir);
     daemon = await startDaemon({ args: [`--xen=sim:${dir}`, ...extraArgs] });
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
