@@ -3,11 +3,14 @@
 // counted as they arrive in the guest's event-channel FIFO. The daemon must signal each ring at most
 // once per loop turn (not once per reply), and serve requests already in the ring without waiting
 // for another signal: K requests after one guest notification come back in ceil(K / per-ring budget)
-// turns, so with exactly that many notifications. Counts, not timings.
+// turns, so with exactly that many notifications. Counts, not timings. Also the blocking client
+// (callSync) the guest benchmark drives the ring with.
 import assert from "../helpers/assert.ts";
 import { XS } from "../helpers/wire.ts";
 import { startSimXen } from "./sim_harness.ts";
-import type { SimGuest } from "../../src/xen/sim/guest.ts";
+import { SimGuest } from "../../src/xen/sim/guest.ts";
+import { GuestClient, RingClientError } from "../../src/client/guest.ts";
+import { hasErrno } from "../../src/client/errors.ts";
 import { MessageReader, MessageWriter, REQUESTS, RESPONSES, type RingMessage } from "../../src/xen/ring.ts";
 import { DEFAULT_PER_RING_BUDGET } from "../../src/domains/manager.ts";
 
@@ -65,3 +68,22 @@ for (const k of [10, DEFAULT_PER_RING_BUDGET, 40]) {
     assert.equal(sim.undelivered, 0);
   });
 }
+
+// The blocking client the guest benchmark's load loop uses (bench/guests.ts, bench/syscalls.ts): no
+// promise per round trip, the thread blocked on the event channel while it waits.
+Deno.test("GuestClient.callSync: blocking round trips over the ring, ERROR replies as XsError", async () => {
+  await using x = await startSimXen();
+  await x.introduce(5);
+  const sim = new SimGuest(x.dir, 5);
+  const g = new GuestClient(sim, { blocking: true, timeoutMs: 10_000 });
+  try {
+    for (let i = 0; i < 50; i++) assert.equal(g.callSync(XS.READ, "name\0"), "guest5");
+    assert.throws(() => g.callSync(XS.READ, "no-such-node\0"), Error, (e) => hasErrno(e, "ENOENT"));
+    g.callSync(XS.WRITE, "data/k\0v");
+    assert.equal(g.callSync(XS.READ, "data/k\0"), "v");
+  } finally {
+    g.close();
+  }
+  const async = x.attach(5); // not blocking: the synchronous calls refuse rather than spin
+  assert.throws(() => async.replySync(1), RingClientError);
+});
