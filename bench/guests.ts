@@ -153,7 +153,7 @@ async function notifyFloorUs(dir: string, n: number): Promise<number> {
     const msg = new Uint8Array(8);
     let out = -1;
     while (out < 0) {
-      out = ffi.openFd(peer, ffi.O_WRONLY | ffi.O_NONBLOCK); // -ENXIO/-ENOENT until the peer is up
+      out = ffi.tryOpen(peer, ffi.O_WRONLY | ffi.O_NONBLOCK); // -ENXIO/-ENOENT until the peer is up
       if (out < 0) await new Promise((r) => setTimeout(r, 10));
     }
     let t0 = 0;

@@ -98,26 +98,31 @@ async function setup(s: Scenario): Promise<() => void> {
       if (request(commit, tx) !== "OK\0") throw new Error("commit failed");
     };
   }
-  const { DomainManager } = await import("../src/domains/manager.ts");
-  const { FakeXen } = await import("../tests/domains/harness.ts");
+  // The daemon's ring parts as src/cli/main.ts assembles them, over the in-memory Xen of the tests.
+  const { rig } = await import("../tests/domains/harness.ts");
   const ring = await import("../src/xen/ring.ts");
-  const xen = new FakeXen();
-  const mgr = new DomainManager(core, xen, null, { quotas: core.quotas });
-  core.dispatcher.domainHandler = mgr;
-  const dom0 = core.open({ send: () => true }, "dom0");
-  xen.create(5);
+  const r = rig({}, null, pm.current);
+  const xen = r.xen;
+  r.create(5);
   // The domain's home as a toolstack makes it: owned by dom0, readable by the guest, then its nodes.
-  core.message(dom0, { type: 12, reqId: 1, txId: 0, payload: "/local/domain/5\0" });
-  core.message(dom0, { type: 14, reqId: 1, txId: 0, payload: "/local/domain/5\0n0\0r5\0" });
-  core.message(dom0, { type: 11, reqId: 1, txId: 0, payload: "/local/domain/5/name\0guest5" });
-  core.message(dom0, { type: 8, reqId: 1, txId: 0, payload: "5\x004101\x007\0" });
+  for (
+    const [type, payload] of [
+      [12, "/local/domain/5\0"],
+      [14, "/local/domain/5\0n0\0r5\0"],
+      [11, "/local/domain/5/name\0guest5"],
+      [8, "5\x004101\x007\0"],
+    ] as const
+  ) {
+    const reply = r.dom0.tryRequest(type, payload);
+    if (/^E[A-Z]+$/.test(reply)) throw new Error(`setup request ${type}: ${reply}`);
+  }
   const page = new ring.RingPage(xen.domains.get(5)!.page);
   const req = ring.encode(2, 7, 0, "name\0");
   const reply = new ring.MessageReader();
   return () => {
     ring.ringProduce(page, ring.REQUESTS, req);
     xen.kick(5);
-    mgr.pump();
+    r.turn();
     if (page.get(ring.Field.REQ_CONS) !== page.get(ring.Field.REQ_PROD)) throw new Error("not served");
     const m = reply.read(page, ring.RESPONSES); // the guest takes the reply
     if (m === null || typeof m === "string" || m.payload !== "guest5") throw new Error(`bad reply ${m}`);

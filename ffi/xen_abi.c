@@ -10,9 +10,13 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <sys/syscall.h>
 #include <linux/aio_abi.h>
@@ -52,6 +56,30 @@ int main(void)
     NUM(XENSTORE_ERROR_RINGIDX);
     NUM(XENSTORE_ERROR_PROTO);
     NUM(XS_WATCH_EVENT);
+    NUM(XENSTORE_ABS_PATH_MAX);
+    NUM(XENSTORE_REL_PATH_MAX);
+    NUM(XS_CONTROL);
+    NUM(XS_DIRECTORY);
+    NUM(XS_READ);
+    NUM(XS_GET_PERMS);
+    NUM(XS_WATCH);
+    NUM(XS_UNWATCH);
+    NUM(XS_TRANSACTION_START);
+    NUM(XS_TRANSACTION_END);
+    NUM(XS_INTRODUCE);
+    NUM(XS_RELEASE);
+    NUM(XS_GET_DOMAIN_PATH);
+    NUM(XS_WRITE);
+    NUM(XS_MKDIR);
+    NUM(XS_RM);
+    NUM(XS_SET_PERMS);
+    NUM(XS_ERROR);
+    NUM(XS_IS_DOMAIN_INTRODUCED);
+    NUM(XS_RESUME);
+    NUM(XS_SET_TARGET);
+    NUM(XS_RESET_WATCHES);
+    NUM(XS_DIRECTORY_PART);
+    NUM(XS_INVALID);
     SIZE(struct xsd_sockmsg);
     OFF(struct xsd_sockmsg, type);
     OFF(struct xsd_sockmsg, req_id);
@@ -126,18 +154,50 @@ int main(void)
     NUM(PROT_READ);
     NUM(PROT_WRITE);
     NUM(MAP_SHARED);
+    NUM(AF_UNIX);
+    NUM(SOCK_DGRAM);
+    NUM(SOCK_NONBLOCK);
+    NUM(SOCK_CLOEXEC);
+    NUM(MSG_DONTWAIT);
     NUM(POLLIN);
     SIZE(struct pollfd);
     OFF(struct pollfd, fd);
     OFF(struct pollfd, events);
     OFF(struct pollfd, revents);
+    OFF(struct sockaddr_un, sun_family);
+    OFF(struct sockaddr_un, sun_path);
+    printf("sizeof.sockaddr_un.sun_path %zu\n", sizeof(((struct sockaddr_un *)0)->sun_path));
     NUM(EFD_NONBLOCK);
     NUM(EFD_CLOEXEC);
     NUM(EAGAIN);
     NUM(ESRCH);
     NUM(ECONNREFUSED);
-    NUM(ENXIO);
+    NUM(ENXIO); /* the simulated Xen's FIFOs (src/xen/sim) */
     NUM(EPIPE);
+    /* The server loop (src/transport) and the daemon contract (src/cli/sys.ts). */
+    NUM(SOCK_STREAM);
+    NUM(O_APPEND);
+    NUM(LOCK_EX);
+    NUM(LOCK_NB);
+    NUM(MSG_NOSIGNAL);
+    NUM(EPOLLIN);
+    NUM(EPOLLOUT);
+    NUM(EPOLLERR);
+    NUM(EPOLLHUP);
+    NUM(EPOLLRDHUP);
+    NUM(EPERM);
+    NUM(ENOENT);
+    NUM(EINTR);
+    NUM(EIO);
+    NUM(ENOMEM);
+    NUM(EACCES);
+    NUM(EFAULT);
+    NUM(EBUSY);
+    NUM(EEXIST);
+    NUM(ENODEV);
+    NUM(ENOTTY);
+    NUM(ENOSPC);
+    NUM(EDQUOT);
     /* The file backend's group writes (ffi/aio.ts, src/backend/direct_log.ts). */
     NUM(O_WRONLY);
     NUM(O_DSYNC);

@@ -12,7 +12,7 @@ import { SimGuest } from "../../src/xen/sim/guest.ts";
 import { GuestClient, RingClientError } from "../../src/client/guest.ts";
 import { hasErrno } from "../../src/client/errors.ts";
 import { MessageReader, MessageWriter, REQUESTS, RESPONSES, type RingMessage } from "../../src/xen/ring.ts";
-import { DEFAULT_PER_RING_BUDGET } from "../../src/domains/manager.ts";
+import { DEFAULT_PER_RING_BUDGET } from "../../src/transport/ring_server.ts";
 
 /** Wait (bounded) until `cond` holds, polling every few ms; false if it never did. */
 async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {

@@ -85,7 +85,7 @@ export function listDomains(dir: string): number[] {
 
 /** Raise VIRQ_DOM_EXC at the daemon (Xen does on every shutdown and death); lost if none runs. */
 export function raiseDomExc(dir: string): void {
-  const fd = libc.openFd(daemonChannel(dir), libc.O_WRONLY | libc.O_NONBLOCK);
+  const fd = libc.tryOpen(daemonChannel(dir), libc.O_WRONLY | libc.O_NONBLOCK);
   if (fd < 0) return; // -ENXIO: no daemon has its event channel open
   try {
     libc.write(fd, encodeEvent(DOMID_XEN, VIRQ_DOM_EXC));

@@ -87,7 +87,7 @@ export class SimEvtchn {
   sendToDaemon(event: Uint8Array): number {
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.toDaemon < 0) {
-        this.toDaemon = libc.openFd(this.daemonPath, libc.O_WRONLY | libc.O_NONBLOCK);
+        this.toDaemon = libc.tryOpen(this.daemonPath, libc.O_WRONLY | libc.O_NONBLOCK);
         if (this.toDaemon < 0) {
           const e = this.toDaemon;
           this.toDaemon = -1;

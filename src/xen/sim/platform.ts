@@ -142,7 +142,7 @@ export class SimPlatform implements XenPlatform {
     const path = readText(receiverPath(this.dir, b.domid));
     const fd = path === null || path === ""
       ? -libc.ENOENT
-      : libc.openFd(path, libc.O_WRONLY | libc.O_NONBLOCK);
+      : libc.tryOpen(path, libc.O_WRONLY | libc.O_NONBLOCK);
     if (fd < 0) { // -ENXIO: no process has it open
       this.stats.undelivered++;
       return;
