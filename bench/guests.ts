@@ -27,11 +27,12 @@ function rss(pid: number): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function ringRoundTrip(g: GuestClient, path: string, n: number, type = 2, value = ""): Promise<number> {
+/** Round trips of a blocking guest client (callSync: no promise per request, like the socket client's). */
+function ringRoundTrip(g: GuestClient, path: string, n: number, type = 2, value = ""): number {
   const payload = type === 2 ? `${path}\0` : `${path}\0${value}`;
-  for (let i = 0; i < Math.min(1000, n); i++) await g.call(type, payload); // warm-up
+  for (let i = 0; i < Math.min(1000, n); i++) g.callSync(type, payload); // warm-up
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) await g.call(type, payload);
+  for (let i = 0; i < n; i++) g.callSync(type, payload);
   return ((performance.now() - t0) * 1000) / n;
 }
 
@@ -43,14 +44,104 @@ function socketRoundTrip(s: SocketClient, path: string, n: number, type = 2, val
   return ((performance.now() - t0) * 1000) / n;
 }
 
+/** CPU time (ns) the main thread of process `pid` has run so far (/proc/<pid>/task/<pid>/schedstat). */
+function threadCpuNs(pid: number): number {
+  const t = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/schedstat`);
+  return Number(t.split(" ")[0]);
+}
+
+export interface RoundTripComparison {
+  /** Median over rounds of the wall time per round trip (µs). */
+  readonly ringUs: number;
+  readonly socketUs: number;
+  /**
+   * Median over blocks of two rounds (ring first, then socket first) of (ring round trip ÷ socket
+   * round trip) in the block.
+   */
+  readonly ratio: number;
+  /**
+   * CPU time per round trip of the daemon's and the client's main threads (µs): on a busy machine
+   * wall time mostly measures waiting for a CPU; this does not.
+   */
+  readonly ringCpuUs: number;
+  readonly socketCpuUs: number;
+  /** The daemon's share of those. */
+  readonly ringDaemonCpuUs: number;
+  readonly socketDaemonCpuUs: number;
+}
+
 /**
- * The floor under a ring round trip: one simulated event-channel notification each way (a datagram
- * between two processes, each blocked in poll), with no daemon work at all.
+ * Ring vs socket, the same READ from the same client runtime, in alternating rounds (ring, socket,
+ * socket, ring, ...), so that background load falls on both alike and neither always goes first. The
+ * ratio is the median of per-pair ratios.
+ */
+export function compareRoundTrips(
+  g: GuestClient,
+  s: SocketClient,
+  path: string,
+  daemonPid: number,
+  rounds: number,
+  perRound: number,
+): RoundTripComparison {
+  type Round = { us: number; cpu: number; daemon: number };
+  const ring: Round[] = [];
+  const sock: Round[] = [];
+  const payload = `${path}\0`;
+  const measure = (body: () => void): Round => {
+    const d0 = threadCpuNs(daemonPid);
+    const c0 = threadCpuNs(Deno.pid);
+    const t0 = performance.now();
+    body();
+    const us = ((performance.now() - t0) * 1000) / perRound;
+    const daemon = (threadCpuNs(daemonPid) - d0) / 1000 / perRound;
+    return { us, daemon, cpu: daemon + (threadCpuNs(Deno.pid) - c0) / 1000 / perRound };
+  };
+  const ringRound = () =>
+    ring.push(measure(() => {
+      for (let i = 0; i < perRound; i++) g.callSync(2, payload);
+    }));
+  const socketRound = () =>
+    sock.push(measure(() => {
+      for (let i = 0; i < perRound; i++) s.call(2, payload);
+    }));
+  // Whichever transport goes second in a pair measured faster (by ~8% each way on a loaded 2-CPU
+  // machine), so each goes first in every other round.
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      ringRound();
+      socketRound();
+    } else {
+      socketRound();
+      ringRound();
+    }
+  }
+  return {
+    ringUs: median(ring.map((x) => x.us)),
+    socketUs: median(sock.map((x) => x.us)),
+    // per block of two rounds (one in each order), so the order's bias cancels within each ratio
+    ratio: median(
+      Array.from(
+        { length: Math.floor(rounds / 2) },
+        (_, b) => (ring[2 * b].us + ring[2 * b + 1].us) / (sock[2 * b].us + sock[2 * b + 1].us),
+      ),
+    ),
+    ringCpuUs: median(ring.map((x) => x.cpu)),
+    socketCpuUs: median(sock.map((x) => x.cpu)),
+    ringDaemonCpuUs: median(ring.map((x) => x.daemon)),
+    socketDaemonCpuUs: median(sock.map((x) => x.daemon)),
+  };
+}
+
+/**
+ * The floor under a ring round trip: one simulated event-channel notification each way (an 8-byte
+ * record written into the other process's FIFO, which it polls and drains, as src/xen/sim does), with
+ * no daemon work at all.
  */
 async function notifyFloorUs(dir: string, n: number): Promise<number> {
-  const me = `${dir}/floor-a.sock`;
-  const peer = `${dir}/floor-b.sock`;
-  const fd = ffi.bindDatagram(me);
+  const me = `${dir}/floor-a.fifo`;
+  const peer = `${dir}/floor-b.fifo`;
+  ffi.mkfifo(me);
+  const fd = ffi.open(me, ffi.O_RDWR | ffi.O_NONBLOCK);
   const echo = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(import.meta.url).pathname, "--echo-peer", peer, me, String(n + 1000)],
     stdin: "null",
@@ -58,16 +149,23 @@ async function notifyFloorUs(dir: string, n: number): Promise<number> {
     stderr: "inherit",
   }).spawn();
   try {
-    const buf = new Uint8Array(16);
+    const buf = new Uint8Array(64);
     const msg = new Uint8Array(8);
-    while (!exists(peer)) await new Promise((r) => setTimeout(r, 10));
+    let out = -1;
+    while (out < 0) {
+      out = ffi.tryOpen(peer, ffi.O_WRONLY | ffi.O_NONBLOCK); // -ENXIO/-ENOENT until the peer is up
+      if (out < 0) await new Promise((r) => setTimeout(r, 10));
+    }
     let t0 = 0;
     for (let i = 0; i < n + 1000; i++) {
       if (i === 1000) t0 = performance.now(); // the first 1000 warm up
-      while (ffi.sendTo(fd, peer, msg) < 0) ffi.pollReadable([], 1);
-      while (ffi.recv(fd, buf) < 0) ffi.pollReadable([fd], 1000);
+      ffi.write(out, msg);
+      while (!ffi.pollReadable([fd], 1000));
+      ffi.read(fd, buf);
     }
-    return ((performance.now() - t0) * 1000) / n;
+    const us = ((performance.now() - t0) * 1000) / n;
+    ffi.close(out);
+    return us;
   } finally {
     await echo.status;
     ffi.close(fd);
@@ -75,30 +173,27 @@ async function notifyFloorUs(dir: string, n: number): Promise<number> {
 }
 
 function echoPeer(path: string, reply: string, n: number): void {
-  const fd = ffi.bindDatagram(path);
-  const buf = new Uint8Array(16);
+  ffi.mkfifo(path);
+  const fd = ffi.open(path, ffi.O_RDWR | ffi.O_NONBLOCK);
+  const out = ffi.open(reply, ffi.O_WRONLY | ffi.O_NONBLOCK);
+  const buf = new Uint8Array(64);
   for (let i = 0; i < n; i++) {
-    while (ffi.recv(fd, buf) < 0) ffi.pollReadable([fd], 1000);
-    while (ffi.sendTo(fd, reply, buf.subarray(0, 8)) < 0) ffi.pollReadable([], 1);
+    while (!ffi.pollReadable([fd], 1000));
+    ffi.read(fd, buf);
+    ffi.write(out, buf.subarray(0, 8));
   }
+  ffi.close(out);
   ffi.close(fd);
-}
-
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface GuestBenchResult {
   readonly domains: number;
-  /** Two datagram notifications between processes: what a ring round trip cannot go below. */
+  /** Two simulated event-channel notifications between processes: what a ring round trip cannot go below. */
   readonly notifyFloorUs: number;
   readonly ringReadUs: number;
   readonly socketReadUs: number;
+  /** The same READ on the ring and on the socket in alternating rounds. */
+  readonly rtt: RoundTripComparison;
   readonly loaded: {
     readonly rssBytes: number;
     readonly rssBaseBytes: number;
@@ -168,11 +263,17 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     const d1 = createDomain(`${dir}/xen`, 1);
     toolstackCreate(s, d1);
     const g1 = attach(d1);
-    // A first pass of each only warms up (both processes' JIT tiers): the second is measured.
-    await ringRoundTrip(g1, "/local/domain/1/name", roundTrips);
+    // A first pass of each only warms up (both processes' JIT tiers): the rounds after it are measured.
+    ringRoundTrip(g1, "/local/domain/1/name", roundTrips);
     socketRoundTrip(s, "/local/domain/1/name", roundTrips);
-    const ringReadUs = await ringRoundTrip(g1, "/local/domain/1/name", roundTrips);
-    const socketReadUs = socketRoundTrip(s, "/local/domain/1/name", roundTrips);
+    const rtt = compareRoundTrips(
+      g1,
+      s,
+      "/local/domain/1/name",
+      child.pid,
+      10,
+      Math.ceil(roundTrips / 5),
+    );
     const floorUs = await notifyFloorUs(dir, roundTrips);
 
     // 2. N domains, each with its device tree, 50 data nodes and 5 watches of its own. First warm up
@@ -211,8 +312,8 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     const loaded = {
       rssBytes: rssLoaded,
       rssBaseBytes: rss0,
-      ringReadUs: await ringRoundTrip(mid, `${midHome}/data/k7`, roundTrips),
-      ringWriteUs: await ringRoundTrip(mid, `${midHome}/data/k8`, roundTrips, 11, "x"),
+      ringReadUs: ringRoundTrip(mid, `${midHome}/data/k7`, roundTrips),
+      ringWriteUs: ringRoundTrip(mid, `${midHome}/data/k8`, roundTrips, 11, "x"),
       // A node no guest watches: the guests do not read their rings while this process is on the socket.
       socketReadUs: socketRoundTrip(s, `${midHome}/name`, roundTrips),
       socketWriteUs: socketRoundTrip(s, `${midHome}/vm`, roundTrips, 11, "y"),
@@ -223,8 +324,9 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     return {
       domains,
       notifyFloorUs: floorUs,
-      ringReadUs,
-      socketReadUs,
+      ringReadUs: rtt.ringUs,
+      socketReadUs: rtt.socketUs,
+      rtt,
       loaded,
       introduceEarlyMs: median(early),
       introduceLateMs: median(late),
@@ -249,9 +351,16 @@ export function guestBenchMarkdown(r: GuestBenchResult): string {
     "",
     "| measure | value |",
     "| --- | --- |",
-    `| READ round trip, guest ring | ${f(r.ringReadUs)} µs |`,
-    `| READ round trip, Unix socket | ${f(r.socketReadUs)} µs |`,
-    `| ring ÷ socket | ${(r.ringReadUs / r.socketReadUs).toFixed(2)}× |`,
+    `| READ round trip, guest ring (median of 10 alternating rounds) | ${f(r.ringReadUs)} µs |`,
+    `| READ round trip, Unix socket (same rounds) | ${f(r.socketReadUs)} µs |`,
+    `| ring RTT ÷ socket RTT (median over 5 pairs of rounds, one in each order; target ≤ 1.2) | ${
+      r.rtt.ratio.toFixed(2)
+    }×${r.rtt.ratio <= 1.2 ? "" : " **over target**"} |`,
+    `| CPU per round trip, daemon + client main threads: ring / socket | ${f(r.rtt.ringCpuUs)} / ${
+      f(r.rtt.socketCpuUs)
+    } µs (${(r.rtt.ringCpuUs / r.rtt.socketCpuUs).toFixed(2)}×; daemon ${f(r.rtt.ringDaemonCpuUs)} / ${
+      f(r.rtt.socketDaemonCpuUs)
+    } µs) |`,
     `| floor: one simulated event-channel signal each way, no daemon | ${f(r.notifyFloorUs)} µs |`,
     `| domains (device tree + 50 data nodes + 5 watches each) | ${r.domains} (set up in ${
       r.setupSeconds.toFixed(1)

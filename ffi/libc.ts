@@ -44,6 +44,7 @@ const lib = Deno.dlopen("libc.so.6", {
   // The same poll on Deno's blocking thread pool: returns a Promise, the event loop keeps running.
   poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
@@ -129,6 +130,7 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   25: "ENOTTY",
   28: "ENOSPC",
   30: "EROFS",
+  32: "EPIPE",
   36: "ENAMETOOLONG",
   38: "ENOSYS",
   39: "ENOTEMPTY",
@@ -145,6 +147,7 @@ export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
+export const ENXIO = 6;
 export const EAGAIN = 11;
 export const EWOULDBLOCK = EAGAIN;
 export const ENOMEM = 12;
@@ -156,6 +159,7 @@ export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENOTTY = 25;
 export const ENOSPC = 28;
+export const EPIPE = 32;
 export const ECONNREFUSED = 111;
 export const EDQUOT = 122;
 
@@ -470,6 +474,22 @@ export function pollReadable(fds: readonly number[], timeoutMs: number): boolean
   return sym.poll(pollfds(fds), BigInt(fds.length), timeoutMs) > 0;
 }
 
+/** A fixed set of descriptors to poll for reading, built once (for loops that wait on the same fds). */
+export class PollSet {
+  private readonly fds: Uint8Array;
+  private readonly count: bigint;
+
+  constructor(fds: readonly number[]) {
+    this.fds = pollfds(fds);
+    this.count = BigInt(fds.length);
+  }
+
+  /** pollReadable() on these descriptors. */
+  wait(timeoutMs: number): boolean {
+    return sym.poll(this.fds, this.count, timeoutMs) > 0;
+  }
+}
+
 /** Like pollReadable, on a pool thread: the event loop keeps running while it waits. */
 export async function pollReadableAsync(fds: readonly number[], timeoutMs: number): Promise<boolean> {
   return (await sym.poll_async(pollfds(fds), BigInt(fds.length), timeoutMs)) > 0;
@@ -574,4 +594,11 @@ export function ioGetevents(
     ? sym.io_getevents_wait(SYS_IO_GETEVENTS, ctx, BigInt(min), BigInt(max), events, null)
     : sym.io_getevents(SYS_IO_GETEVENTS, ctx, BigInt(min), BigInt(max), events, timeout);
   return r < 0n ? -errno() : Number(r);
+}
+
+/** A FIFO (named pipe) at `path`, replacing whatever file was there; throws SysError. */
+export function mkfifo(path: string, mode = 0o600): void {
+  const p = cstr(path);
+  sym.unlink(p);
+  if (sym.mkfifo(p, mode) < 0) throw new SysError(`mkfifo(${path})`, errno());
 }

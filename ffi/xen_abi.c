@@ -172,6 +172,8 @@ int main(void)
     NUM(EAGAIN);
     NUM(ESRCH);
     NUM(ECONNREFUSED);
+    NUM(ENXIO); /* the simulated Xen's FIFOs (src/xen/sim) */
+    NUM(EPIPE);
     /* The server loop (src/transport) and the daemon contract (src/cli/sys.ts). */
     NUM(SOCK_STREAM);
     NUM(O_APPEND);

@@ -9,8 +9,15 @@
  *                                              scenario 4), boot C (cxenstored, benchmark reference)
  *   deno task e2e:xen --reference cxenstored   the identical scenarios against Debian's daemon
  *   deno task e2e:xen --reference oxenstored
+ *   deno task e2e:xen --plans P                performance (not run by default): 10 guests, one reading
+ *                                              alone, then all at once, and the daemon's system calls
+ *                                              per request (strace, added to dom0's image); boots P with
+ *                                              dxenstored, cxenstored and oxenstored, reports ratios
+ *   deno task e2e:xen --plans P1               the same with the one guest only (minutes, not ten guests'
+ *                                              creation: slow under TCG on a busy machine)
  *
- * Options: --plans A,B   --no-reference-bench   --build-dir DIR   --timeout SECONDS (per boot)
+ * Options: --plans A,B,P   --no-reference-bench   --build-dir DIR
+ *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG)
  *          --daemon-arg ARG (repeatable: dom0's XENSTORED_ARGS)   --cpu QEMU_CPU_MODEL
  *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
  * Ends with "N passed, N failed"; exit status 1 on any failure, 2 when it cannot run at all.
@@ -19,11 +26,14 @@ import { buildOverlay, DAEMON_PATH } from "./package.ts";
 import { onPath, run } from "./proc.ts";
 import { type BootLog, parseSerialLog } from "./serial_log.ts";
 import { benchTable, type BootReport, reportScenario } from "./report.ts";
+import { perfTable } from "./perf_report.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const PLAN_SCENARIOS: Record<string, string[]> = { A: ["s1", "s2", "s3"], B: ["s4"] };
+const PLAN_SCENARIOS: Record<string, string[]> = { A: ["s1", "s2", "s3"], B: ["s4"], P: ["s5"], P1: ["s5"] };
 /** Scenarios of the packaged dxenstored only (tests/xen/qemu/dom0/init.sh's packaged_checks). */
-const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [] };
+const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], P1: [] };
+/** The performance plans: P (ten guests) and P1 (its one-guest part only, a few minutes). */
+const isPerf = (plan: string) => plan === "P" || plan === "P1";
 const REFERENCES = ["cxenstored", "oxenstored"];
 /** Debian's xenstore-control (dom0's /usr/bin/xenstore-control is the multi-call xenstore binary). */
 const XSCONTROL = "usr/lib/xen-4.17/bin/xenstore-control";
@@ -41,6 +51,8 @@ const CPU = "qemu64,+svm,+npt";
  * `--stall` seconds and started again, at most BOOT_ATTEMPTS times, and the retry is reported.
  */
 const STALL_S = 90;
+/** Plan P creates ten guests and boots them at once under TCG: a longer limit per boot. */
+const PERF_TIMEOUT_S = 1800;
 const BOOT_ATTEMPTS = 3;
 
 interface Options {
@@ -49,6 +61,8 @@ interface Options {
   referenceBench: boolean;
   buildDir: string;
   timeout: number;
+  /** --timeout was given (else plan P gets PERF_TIMEOUT_S). */
+  timeoutGiven?: boolean;
   daemonArgs: string[];
   cpu: string;
   stall: number;
@@ -78,15 +92,17 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--plans") o.plans = val().split(",");
     else if (a === "--no-reference-bench") o.referenceBench = false;
     else if (a === "--build-dir") o.buildDir = val();
-    else if (a === "--timeout") o.timeout = Number(val());
-    else if (a === "--daemon-arg") o.daemonArgs.push(val());
+    else if (a === "--timeout") {
+      o.timeout = Number(val());
+      o.timeoutGiven = true;
+    } else if (a === "--daemon-arg") o.daemonArgs.push(val());
     else if (a === "--cpu") o.cpu = val();
     else if (a === "--stall") o.stall = Number(val());
     else if (a === "-h" || a === "--help") usage();
     else usage(`unknown option ${a}`);
   }
   if (o.reference && !REFERENCES.includes(o.reference)) usage(`--reference takes ${REFERENCES.join(" or ")}`);
-  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A and/or B`);
+  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P and/or P1`);
   if (!(o.timeout > 0)) usage("--timeout needs seconds");
   if (!(o.stall > 0)) usage("--stall needs seconds");
   return o;
@@ -117,7 +133,7 @@ export interface BootResult {
  */
 export async function boot(
   shared: string,
-  o: Pick<Options, "buildDir" | "timeout" | "cpu" | "stall">,
+  o: Pick<Options, "buildDir" | "timeout" | "timeoutGiven" | "cpu" | "stall">,
   cpio: string,
   xsd: string,
   plan: string,
@@ -137,7 +153,7 @@ export async function boot(
       "-g",
       plan,
       "-t",
-      String(o.timeout),
+      String(isPerf(plan) && !o.timeoutGiven ? PERF_TIMEOUT_S : o.timeout),
       "-l",
       logPath,
       "-c",
@@ -229,6 +245,7 @@ async function main(): Promise<number> {
     overlay,
     withDaemon: !o.reference,
     daemonArgs: o.daemonArgs,
+    withStrace: o.plans.some(isPerf),
   });
   await Deno.mkdir(`${overlay}/e2e/bin`, { recursive: true });
   await Deno.copyFile(`${o.buildDir}/sysroot/${XSCONTROL}`, `${overlay}/e2e/bin/xenstore-control`);
@@ -268,6 +285,15 @@ async function main(): Promise<number> {
     reports.push({ plan: "B", xsd: "cxenstored", counted: false, ...r });
     console.log(`== boot B (cxenstored, benchmark reference) took ${r.seconds.toFixed(1)} s`);
   }
+  const perfPlan = o.plans.find(isPerf);
+  if (!o.reference && o.referenceBench && perfPlan !== undefined) {
+    // the performance references: the same image and load, each of Debian's daemons
+    for (const ref of REFERENCES) {
+      const r = await bootRetrying(shared, o, `${o.buildDir}/${cpioName}`, ref, perfPlan, `${ref}-perf`);
+      reports.push({ plan: perfPlan, xsd: ref, counted: false, ...r });
+      console.log(`== boot ${perfPlan} (${ref}, performance reference) took ${r.seconds.toFixed(1)} s`);
+    }
+  }
 
   // ---- report
   let passed = 0, failed = 0;
@@ -280,6 +306,7 @@ async function main(): Promise<number> {
     }
   }
   for (const line of benchTable(reports)) console.log(line);
+  for (const line of perfTable(reports)) console.log(line);
   console.log(`== total ${el()} s`);
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;

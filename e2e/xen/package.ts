@@ -13,6 +13,8 @@
  *                                  (the launcher's interpreter) and /usr/bin/choom (the init script runs
  *                                  xenstored through it), copied from this host
  *   /etc/default/xen               only with --daemon-arg: XENSTORED_ARGS, as an operator sets it
+ *   /usr/bin/strace                only for the performance plans (P, P1): the host's strace (Debian
+ *                                  bookworm, as dom0) and the libraries it needs beyond glibc
  *
  * dom0's init.sh starts the packaged daemon as Debian's /etc/init.d/xen does (start-stop-daemon,
  * choom, `--pid-file /run/xenstore.pid` and nothing else, XENSTORED_ROOTDIR=/run/xenstored), so the
@@ -28,6 +30,8 @@ export interface PackageOptions {
   readonly withDaemon: boolean;
   /** Extra daemon arguments (--daemon-arg): XENSTORED_ARGS of dom0's /etc/default/xen. */
   readonly daemonArgs: readonly string[];
+  /** Add strace (plans P and P1 count the daemon's system calls). */
+  readonly withStrace?: boolean;
 }
 
 /** The installed daemon, as /etc/default/xen's XENSTORED names it. */
@@ -73,6 +77,7 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   });
   if (!cpio.ok) throw new Error(`guest overlay cpio failed:\n${cpio.stderr}`);
   await Deno.remove(g, { recursive: true });
+  if (opts.withStrace) await addStrace(overlay);
 
   if (!opts.withDaemon) return {};
   // The package itself, unpacked as dpkg does (its files, modes and conffiles; no maintainer script
@@ -97,4 +102,23 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
       opts.daemonArgs.length > 0 ? ` ${opts.daemonArgs.join(" ")}` : ""
     } (as /etc/init.d/xen starts it; /etc/xen/dxenstored.conf from the package)`,
   };
+}
+
+/**
+ * The host's strace and the libraries it needs that dom0's image may lack (build.sh adds only the
+ * Debian sysroot's libraries, which are Xen's and glibc): both are Debian bookworm, so they match.
+ */
+async function addStrace(overlay: string): Promise<void> {
+  const strace = "/usr/bin/strace";
+  const ldd = await run(["ldd", strace]);
+  if (!ldd.ok) throw new Error(`--plans P needs strace on the host (apt-get install strace): ${ldd.stderr}`);
+  await Deno.mkdir(`${overlay}/usr/bin`, { recursive: true });
+  await Deno.copyFile(strace, `${overlay}/usr/bin/strace`);
+  for (const m of ldd.stdout.matchAll(/=> (\/\S+)/g)) {
+    const lib = m[1];
+    if (/\/(libc|libm|libpthread|libdl|ld-linux[^/]*)\.so/.test(lib)) continue; // glibc: dom0 has it
+    const dst = `${overlay}${lib}`;
+    await Deno.mkdir(dst.slice(0, dst.lastIndexOf("/")), { recursive: true });
+    await Deno.copyFile(lib, dst); // follows the soname symlink: the library itself, under its soname
+  }
 }

@@ -5,6 +5,8 @@
  *   [dom0 <uptime>] E2E-MS <s> <seconds since BEGIN> <milestone>
  *   [dom0 <uptime>] E2E-CHECK <s> ok|FAIL|note <what> :: <detail>
  *   [dom0 <uptime>] E2E-BENCH key=value ...
+ *   [dom0 <uptime>] E2E-STRACE key=value ...   (system calls counted during a load phase, plan P)
+ *   [dom0 <uptime>] E2E-CPU key=value ...      (the daemon's CPU ticks over a load phase, plan P)
  *   [xsd] <line>                    (the daemon's own log, streamed by dom0 while it runs)
  *   [dom0 <uptime>] E2E-RESULT: PASS|FAIL (...)
  *   [guest <name>] GUEST-CHECK <s> ok|FAIL <what> :: <detail>
@@ -40,6 +42,10 @@ export interface BootLog {
   readonly lines: readonly string[];
   readonly scenarios: Map<string, ScenarioLog>;
   readonly bench: Record<string, string>[];
+  /** E2E-STRACE lines: xsd, phase, requests, threads, then <syscall>=<calls>[/<failed>]. */
+  readonly strace: Record<string, string>[];
+  /** E2E-CPU lines: xsd, phase, hz, main_user, main_sys, other_user, other_sys (clock ticks). */
+  readonly cpu: Record<string, string>[];
   /** The xenstore daemon's log lines dom0 printed on failure. */
   readonly xsdLog: string[];
   /** "PASS" or "FAIL (...)" from E2E-RESULT, if dom0 got that far. */
@@ -53,7 +59,7 @@ const CHECK = /^(\S+) (ok|FAIL|note) (.*?)(?: :: (.*))?$/;
 
 export function parseSerialLog(text: string): BootLog {
   const lines = text.split("\n").map((l) => l.replace(/\r/g, ""));
-  const log: BootLog = { lines, scenarios: new Map(), bench: [], xsdLog: [] };
+  const log: BootLog = { lines, scenarios: new Map(), bench: [], strace: [], cpu: [], xsdLog: [] };
   let current: ScenarioLog | undefined;
   const scenario = (id: string, at: number): ScenarioLog => {
     let s = log.scenarios.get(id);
@@ -106,7 +112,13 @@ export function parseSerialLog(text: string): BootLog {
         break;
       }
       case "E2E-BENCH":
-        log.bench.push(Object.fromEntries(rest.map((kv) => kv.split("=", 2) as [string, string])));
+        log.bench.push(keyValues(rest));
+        break;
+      case "E2E-STRACE":
+        log.strace.push(keyValues(rest));
+        break;
+      case "E2E-CPU":
+        log.cpu.push(keyValues(rest));
         break;
       case "E2E-RESULT:":
         log.result = rest.join(" ");
@@ -114,6 +126,12 @@ export function parseSerialLog(text: string): BootLog {
     }
   });
   return log;
+}
+
+function keyValues(words: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    words.filter((w) => w.includes("=")).map((kv) => kv.split("=", 2) as [string, string]),
+  );
 }
 
 function check(c: RegExpExecArray, source: string): Check {

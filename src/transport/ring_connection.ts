@@ -81,6 +81,8 @@ export class RingConnection implements Connection {
   moved = false;
   /** writer.repliesWritten when last asked (see takeDelivered). */
   private delivered = 0;
+  /** queuedBytes when last asked (see takeQueuedChanged); 0 for a fresh or dropped connection. */
+  private reportedQueued = 0;
   /** How far (in messages queued) output may be written: group commit holds the rest. */
   readonly marks = new ReleaseMarks();
   /** SET_TARGET: the domain this one may act for (kept for the clients of later resets). */
@@ -209,6 +211,17 @@ export class RingConnection implements Connection {
     return n;
   }
 
+  /**
+   * Whether queuedBytes changed since the last call: the quota accounting is told only of changes
+   * (a flush that wrote nothing, or wrote as much as was queued since, changes nothing).
+   */
+  takeQueuedChanged(): boolean {
+    const b = this.writer.bytes;
+    if (b === this.reportedQueued) return false;
+    this.reportedQueued = b;
+    return true;
+  }
+
   /** Write released output into the ring; returns a fault if the guest's indices are inconsistent. */
   writeOut(): RingFault | null {
     if (this.state !== "connected" || this.writer.empty) return null;
@@ -228,6 +241,7 @@ export class RingConnection implements Connection {
     if (this.id.features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
     this.moved = true;
   }
@@ -237,6 +251,7 @@ export class RingConnection implements Connection {
     if (this.state === "closed") return;
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
     this.dropLogged = false;
     this.page.set(Field.REQ_CONS, 0);
@@ -253,6 +268,7 @@ export class RingConnection implements Connection {
     this.state = "closed";
     this.reader.reset();
     this.writer.clear();
+    this.reportedQueued = 0; // the owner drops the client's accounts with it
     this.marks.reset(this.writer.enqueued);
   }
 }

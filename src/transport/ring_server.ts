@@ -77,11 +77,15 @@ export interface RingRegistry extends RingEvents {
   serveRingsWith(port: RingPort): void;
 }
 
+/** Requests served per loop turn across all rings, and per ring (RingServerOptions defaults). */
+export const DEFAULT_TURN_BUDGET = 256;
+export const DEFAULT_PER_RING_BUDGET = 16;
+
 export interface RingServerOptions {
   readonly ring?: Partial<RingLimits>;
-  /** Requests served per loop turn across all rings (default 256). */
+  /** Requests served per loop turn across all rings (default DEFAULT_TURN_BUDGET). */
   readonly turnBudget?: number;
-  /** Requests served per ring per turn (default 16). */
+  /** Requests served per ring per turn (default DEFAULT_PER_RING_BUDGET). */
   readonly perRingBudget?: number;
   /** Write rate of guests while transactions are open (./throttle.ts). */
   readonly writeThrottle?: WriteThrottleOptions;
@@ -133,8 +137,8 @@ export class RingServer implements RingPort, RingOwner {
     opts: RingServerOptions = {},
   ) {
     this.limits = { ...DEFAULT_RING_LIMITS, ...opts.ring };
-    this.turnBudget = opts.turnBudget ?? 256;
-    this.perRing = opts.perRingBudget ?? 16;
+    this.turnBudget = opts.turnBudget ?? DEFAULT_TURN_BUDGET;
+    this.perRing = opts.perRingBudget ?? DEFAULT_PER_RING_BUDGET;
     this.quotas = opts.quotas ?? null;
     this.throttle = opts.writeThrottle ?? DEFAULT_WRITE_THROTTLE;
     this.now = opts.now ?? (() => performance.now());
@@ -341,6 +345,8 @@ export class RingServer implements RingPort, RingOwner {
     let fault = this.writeOut(conn);
     let used = 0;
     while (fault === null && used < max && !conn.backedUp) {
+      // An empty ring needs no quota or credit check (and must not count as a stall).
+      if (!conn.hasInput) break;
       if (this.quotas !== null && !this.quotas.mayReceive(conn.client)) {
         this.parked.add(conn); // stalled, not refused
         break;
@@ -375,7 +381,7 @@ export class RingServer implements RingPort, RingOwner {
     const q = this.quotas;
     if (q !== null && conn.state === "connected") {
       for (let n = conn.takeDelivered(); n > 0; n--) q.replyDelivered(conn.client);
-      q.setQueuedOutput(conn.client, conn.queuedBytes);
+      if (conn.takeQueuedChanged()) q.setQueuedOutput(conn.client, conn.queuedBytes);
     }
     return fault;
   }

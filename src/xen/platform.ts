@@ -1,8 +1,8 @@
 // What a dom0 xenstored needs from Xen, as one interface with two implementations:
 //  - src/xen/real: the Linux Xen device interfaces (/dev/xen/evtchn, gntdev, privcmd, /proc/xen) and
 //    libxenctrl, through Deno.dlopen;
-//  - src/xen/sim: a simulated Xen in a directory (ring pages in mmapped files, event channels as Unix
-//    datagrams), so that every guest-side behaviour is testable on a machine without Xen.
+//  - src/xen/sim: a simulated Xen in a directory (ring pages in mmapped files, event channels as
+//    FIFOs), so that every guest-side behaviour is testable on a machine without Xen.
 // The daemon (src/domains) is written against this interface only.
 //
 // Failures the caller should report to a client are XsError values (src/common/xs_error.ts) with the

@@ -199,6 +199,8 @@ export class MessageReader {
     if (this.headerHave === 0) {
       const whole = this.readWhole(page, side);
       if (whole !== null) return whole;
+      // Nothing at all (the usual answer to "any more?"): no partial-read bookkeeping.
+      if (ringUsed(page, side) === 0) return null;
     }
     if (this.headerHave < HEADER_SIZE) {
       const cons = page.get(side.cons);

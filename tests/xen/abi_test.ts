@@ -150,6 +150,8 @@ const TS: Record<string, number> = {
   EAGAIN: libc.EAGAIN,
   ESRCH: libc.ESRCH,
   ECONNREFUSED: libc.ECONNREFUSED,
+  ENXIO: libc.ENXIO,
+  EPIPE: libc.EPIPE,
   SOCK_STREAM: libc.SOCK_STREAM,
   O_APPEND: libc.O_APPEND,
   LOCK_EX: libc.LOCK_EX,

@@ -1,6 +1,6 @@
 /**
  * A real dxenstored process on a simulated Xen (`--xen=sim:<dir>`), with dom0's tools on its socket
- * and guest domains running in this (separate) process over mmapped ring pages and datagram event
+ * and guest domains running in this (separate) process over mmapped ring pages and FIFO event
  * channels:
  *
  *   await using x = await startSimXen();

@@ -7,7 +7,7 @@ import * as libc from "../../../ffi/libc.ts";
 import { PAGE_SIZE } from "../ring.ts";
 import { VIRQ_DOM_EXC } from "../platform.ts";
 import {
-  daemonSocket,
+  daemonChannel,
   domainDir,
   DOMID_XEN,
   encodeEvent,
@@ -83,11 +83,12 @@ export function listDomains(dir: string): number[] {
   return out.sort((a, b) => a - b);
 }
 
-/** Raise VIRQ_DOM_EXC at the daemon (Xen does on every shutdown and death). */
+/** Raise VIRQ_DOM_EXC at the daemon (Xen does on every shutdown and death); lost if none runs. */
 export function raiseDomExc(dir: string): void {
-  const fd = libc.datagramSender();
+  const fd = libc.tryOpen(daemonChannel(dir), libc.O_WRONLY | libc.O_NONBLOCK);
+  if (fd < 0) return; // -ENXIO: no daemon has its event channel open
   try {
-    libc.sendTo(fd, daemonSocket(dir), encodeEvent(DOMID_XEN, VIRQ_DOM_EXC));
+    libc.write(fd, encodeEvent(DOMID_XEN, VIRQ_DOM_EXC));
   } finally {
     libc.close(fd);
   }

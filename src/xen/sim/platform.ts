@@ -1,16 +1,17 @@
 // The daemon's side of the simulated Xen (layout in ./layout.ts): the XenPlatform a dom0 xenstored
-// sees, on top of files and Unix datagram sockets. Rings are mmapped from files, so the daemon reads
-// and writes the very bytes a guest process does; events are datagrams on one socket, polled by the
-// daemon's epoll loop like /dev/xen/evtchn.
+// sees, on top of files and FIFOs. Rings are mmapped from files, so the daemon reads and writes the
+// very bytes a guest process does; events are 8-byte records in the daemon's FIFO, polled by its epoll
+// loop like /dev/xen/evtchn, and notifications are records written into the FIFO of the process
+// running as the guest.
 import { XsError } from "../../common/xs_error.ts";
 import * as libc from "../../../ffi/libc.ts";
 import { PAGE_SIZE } from "../ring.ts";
 import { type DomainState, type MappedRing, VIRQ_DOM_EXC, type XenPlatform } from "../platform.ts";
 import {
-  daemonSocket,
+  daemonChannel,
   decodeEvent,
   DOMID_XEN,
-  encodeEvent,
+  EVENT_SIZE,
   readNumber,
   readState,
   readText,
@@ -23,14 +24,27 @@ type Binding =
   | { readonly kind: "interdomain"; readonly domid: number; readonly remotePort: number }
   | { readonly kind: "virq"; readonly virq: number };
 
-/** Datagrams taken per pendingPorts() call: a flood cannot keep one loop turn busy. */
+/** Events taken per pendingPorts() call: a flood cannot keep one loop turn busy. */
 const MAX_DRAIN = 4096;
+/** Events read per read() (a multiple of EVENT_SIZE, so whole records come out). */
+const READ_EVENTS = 512;
 
 export interface SimPlatformStats {
-  /** Notifications that could not be delivered (no guest process attached, or its queue full). */
+  /** Notifications that could not be delivered (no guest process attached, or its FIFO full). */
   undelivered: number;
-  /** Datagrams naming no bound channel (spurious or stale events). */
+  /** Events naming no bound channel (spurious or stale events). */
   spurious: number;
+}
+
+/** The FIFO of the process running as a domain, open for writing. */
+interface Receiver {
+  readonly path: string;
+  readonly fd: number;
+}
+
+/** A key for the guest end (domid, port) of a channel (domid < 2^16, so the sum is exact). */
+function remoteKey(domid: number, port: number): number {
+  return domid * 0x1_0000_0000 + port;
 }
 
 export function mapRingFile(path: string): MappedRing {
@@ -59,76 +73,103 @@ export class SimPlatform implements XenPlatform {
   readonly name: string;
   readonly eventFd: number;
   readonly stats: SimPlatformStats = { undelivered: 0, spurious: 0 };
-  private readonly socketPath: string;
-  private readonly sender: number;
+  private readonly channelPath: string;
   private nextPort = 1;
   private readonly bindings = new Map<number, Binding>();
-  /** "domid:port" of a guest end → our local port. */
-  private readonly byRemote = new Map<string, number>();
+  /** remoteKey(domid, port) of a guest end → our local port. */
+  private readonly byRemote = new Map<number, number>();
   private readonly virqPorts = new Map<number, number>();
-  /** Last known socket of the process running as a domain. */
-  private readonly receivers = new Map<number, string>();
-  private readonly buf = new Uint8Array(64);
+  /** The FIFO last found for each domain (kept open while writes to it succeed). */
+  private readonly receivers = new Map<number, Receiver>();
+  private readonly inBuf = new Uint8Array(EVENT_SIZE * READ_EVENTS);
+  private readonly outBuf = new Uint8Array(EVENT_SIZE);
+  private readonly outView = new DataView(this.outBuf.buffer);
+  private readonly pending = new Set<number>();
 
   constructor(readonly dir: string) {
     this.name = `sim:${dir}`;
     Deno.mkdirSync(`${dir}/domains`, { recursive: true });
-    this.socketPath = daemonSocket(dir);
-    this.eventFd = libc.bindDatagram(this.socketPath);
-    this.sender = libc.datagramSender();
+    this.channelPath = daemonChannel(dir);
+    libc.mkfifo(this.channelPath);
+    // Read-write: never end-of-file, and guests' opens succeed for as long as we live.
+    this.eventFd = libc.open(this.channelPath, libc.O_RDWR | libc.O_NONBLOCK);
   }
 
   pendingPorts(): number[] {
-    const ports = new Set<number>();
-    for (let i = 0; i < MAX_DRAIN; i++) {
-      const n = libc.recv(this.eventFd, this.buf);
-      if (n < 0) break; // -EAGAIN: drained
-      const ev = decodeEvent(this.buf, n);
-      if (ev === null) {
-        this.stats.spurious++;
-        continue;
+    const ports = this.pending;
+    ports.clear();
+    for (let taken = 0; taken < MAX_DRAIN;) {
+      const n = libc.read(this.eventFd, this.inBuf);
+      if (n <= 0) break; // -EAGAIN: drained
+      // Every writer writes whole records atomically, so reads return whole records.
+      for (let off = 0; off + EVENT_SIZE <= n; off += EVENT_SIZE) {
+        const ev = decodeEvent(this.inBuf, off);
+        const port = ev.domid === DOMID_XEN
+          ? this.virqPorts.get(ev.port)
+          : ev.domid < DOMID_XEN
+          ? this.byRemote.get(remoteKey(ev.domid, ev.port))
+          : undefined;
+        if (port === undefined) this.stats.spurious++;
+        else ports.add(port);
       }
-      const port = ev.domid === DOMID_XEN
-        ? this.virqPorts.get(ev.port)
-        : this.byRemote.get(`${ev.domid}:${ev.port}`);
-      if (port === undefined) this.stats.spurious++;
-      else ports.add(port);
+      if (n % EVENT_SIZE !== 0) this.stats.spurious++; // a writer broke the rules
+      taken += n / EVENT_SIZE;
+      if (n < this.inBuf.length) break; // a short read: we are its only reader, so it is empty now
     }
     return [...ports];
   }
 
   unmask(_port: number): void {
-    // Datagrams are consumed as they are read: nothing stays masked.
+    // Records are consumed as they are read: nothing stays masked.
   }
 
   notify(port: number): void {
     const b = this.bindings.get(port);
     if (b === undefined || b.kind !== "interdomain") return;
-    const ev = encodeEvent(b.domid, b.remotePort);
+    this.outView.setUint32(0, b.domid, true);
+    this.outView.setUint32(4, b.remotePort, true);
     const cached = this.receivers.get(b.domid);
-    if (cached !== undefined && libc.sendTo(this.sender, cached, ev) > 0) return;
-    // The guest process changed (or none is attached yet): look again.
+    if (cached !== undefined) {
+      const n = libc.write(cached.fd, this.outBuf);
+      if (n > 0) return;
+      if (n === -libc.EAGAIN) { // its FIFO is full: thousands of events are waiting to be read
+        this.stats.undelivered++;
+        return;
+      }
+      this.forgetReceiver(b.domid); // EPIPE: the process that ran as the domain is gone
+    }
+    // Nobody known, or the guest process changed: look again.
     const path = readText(receiverPath(this.dir, b.domid));
-    if (path === null || path === "") {
+    const fd = path === null || path === ""
+      ? -libc.ENOENT
+      : libc.tryOpen(path, libc.O_WRONLY | libc.O_NONBLOCK);
+    if (fd < 0) { // -ENXIO: no process has it open
       this.stats.undelivered++;
       return;
     }
-    this.receivers.set(b.domid, path);
-    if (libc.sendTo(this.sender, path, ev) < 0) this.stats.undelivered++;
+    this.receivers.set(b.domid, { path: path!, fd });
+    if (libc.write(fd, this.outBuf) <= 0) this.stats.undelivered++;
+  }
+
+  private forgetReceiver(domid: number): void {
+    const r = this.receivers.get(domid);
+    if (r === undefined) return;
+    libc.close(r.fd);
+    this.receivers.delete(domid);
   }
 
   bindInterdomain(domid: number, remotePort: number): number {
     if (readState(this.dir, domid) === null) throw new XsError("ENOENT", `no domain ${domid}`);
     // The simulated hypervisor knows one unbound port per domain: the one for xenstore.
     const unbound = readNumber(storePortPath(this.dir, domid));
-    const key = `${domid}:${remotePort}`;
+    const key = remoteKey(domid, remotePort);
     if (unbound !== remotePort || this.byRemote.has(key)) {
       throw new XsError("EINVAL", `port ${remotePort} of domain ${domid} is not an unbound port for dom0`);
     }
     const port = this.nextPort++;
     this.bindings.set(port, { kind: "interdomain", domid, remotePort });
     this.byRemote.set(key, port);
-    this.receivers.delete(domid);
+    this.forgetReceiver(domid);
     return port;
   }
 
@@ -136,8 +177,10 @@ export class SimPlatform implements XenPlatform {
     const b = this.bindings.get(port);
     if (b === undefined) return;
     this.bindings.delete(port);
-    if (b.kind === "interdomain") this.byRemote.delete(`${b.domid}:${b.remotePort}`);
-    else this.virqPorts.delete(b.virq);
+    if (b.kind === "interdomain") {
+      this.byRemote.delete(remoteKey(b.domid, b.remotePort));
+      this.forgetReceiver(b.domid);
+    } else this.virqPorts.delete(b.virq);
   }
 
   bindDomExc(): number {
@@ -171,8 +214,8 @@ export class SimPlatform implements XenPlatform {
   }
 
   close(): void {
+    for (const domid of [...this.receivers.keys()]) this.forgetReceiver(domid);
     libc.close(this.eventFd);
-    libc.close(this.sender);
-    libc.unlink(this.socketPath);
+    libc.unlink(this.channelPath);
   }
 }

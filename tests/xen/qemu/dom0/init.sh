@@ -3,18 +3,23 @@
 # EXTRA_DOM0_DIR, booted by ../shared/xen-qemu/run.sh). Brings dom0 up like the shared init, starts
 # the xenstore daemon under test as a dom0 xenstored, then runs the scenarios of one boot plan.
 #
-# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/usr/sbin/dxenstored   guest=A|B
+# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/usr/sbin/dxenstored   guest=A|B|P|P1
 #   A: scenario 0 (dxenstored only: the packaged daemon as installed, started as /etc/init.d/xen does)
 #      scenario 1 (PV + PVH guests: read/write/list/watch/transaction over the ring; dom0 tools)
 #      scenario 2 (two guests: EACCES on each other's nodes, SET_PERMS grant)
 #      scenario 3 (xl shutdown / xl reboot / xl destroy: @releaseDomain, cleanup)
 #   B: benchmark (guest READ round trip, xl create -> first xenstore access) and
 #      scenario 4 (SIGKILL + restart of the daemon while a guest runs; a new xl create)
+#   P: scenario 5, performance (10 guests: one reading alone, then all at once; the daemon's system
+#      calls per request counted with strace when the image has it: e2e:xen --plans P adds it)
+#   P1: scenario 5 with its one-guest part only
 # Lines the runner (scripts/e2e-xen.ts) parses, all "[dom0 <uptime>] ...":
 #   E2E-SCENARIO <s> BEGIN <title> | E2E-SCENARIO <s> PASS|FAIL
 #   E2E-MS <s> <seconds since the scenario began> <milestone>
+#   E2E-CPU xsd=... phase=... hz=... main_user= main_sys= other_user= other_sys= (ticks; plan P/P1)
 #   E2E-CHECK <s> ok|FAIL|note <what> :: <detail>
 #   E2E-BENCH <key>=<value>...
+#   E2E-STRACE xsd=<daemon> phase=<p> requests=<n> <syscall>=<calls>[/<failed>]...
 #   [xsd] <line>                     (the daemon's own log, streamed while it runs)
 #   E2E-RESULT: PASS|FAIL (...)      (last; run.sh stops waiting there)
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -140,7 +145,7 @@ start_xsd() {
 start_consoled() {
   xenconsoled --pid-file /run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
 }
-# guest_cfg NAME TYPE ROLE: an xl config (no disk, no network, console only)
+# guest_cfg NAME TYPE ROLE [MEMORY_MB]: an xl config (no disk, no network, console only)
 guest_cfg() {
   cat > /tmp/$1.cfg << EOF
 name = "$1"
@@ -148,7 +153,7 @@ type = "$2"
 kernel = "/guest/vmlinuz"
 ramdisk = "/e2e/guest-initrd.gz"
 extra = "console=hvc0 rdinit=/init loglevel=4 pci=off role=$3"
-memory = 160
+memory = ${4:-160}
 vcpus = 1
 on_poweroff = "destroy"
 on_crash = "destroy"
@@ -162,9 +167,9 @@ EOF
     echo 'on_reboot = "restart"' >> /tmp/$1.cfg # scenario 3: xl reboot
   fi
 }
-# create NAME TYPE ROLE: xl create; prints the domid (the caller adds NAME to GUESTS: this runs in $(...))
+# create NAME TYPE ROLE [MEMORY_MB]: xl create; prints the domid (the caller adds NAME to GUESTS: this runs in $(...))
 create() {
-  guest_cfg "$1" "$2" "$3"
+  guest_cfg "$1" "$2" "$3" "$4"
   xl create /tmp/$1.cfg > /tmp/xl-create-$1.log 2>&1 || { cat /tmp/xl-create-$1.log; return 1; }
   xl domid "$1"
 }
@@ -425,9 +430,133 @@ plan_b() {
   end
 }
 
+# ------------------------------------------------------------------ plan P: performance
+PERF_N=10 # guests
+# Memory: QEMU has 2 GiB and dom0 starts with 1; the Debian kernel's segment alone is 58 MiB (xl
+# refuses a 64 MiB guest), so dom0 balloons down to PERF_DOM0_MB and the guests share what is free.
+PERF_DOM0_MB=560
+# perf_count PATTERN: how many perf guests' console logs have PATTERN
+perf_count() { grep -l "$1" /var/log/xen/console/guest-perf*.log 2>/dev/null | wc -l; }
+# perf_wait PATTERN COUNT SECONDS: until COUNT perf guests printed PATTERN (polled once a second:
+# under TCG every fork of this loop takes CPU from the daemon being measured)
+perf_wait() {
+  local i=0
+  while [ "$(perf_count "$1")" -lt "$2" ]; do
+    i=$((i + 1)); [ $i -gt $3 ] && { pump; return 1; }; sleep 1
+  done
+  pump
+}
+# perf_results PHASE: each guest's result of PHASE as an E2E-BENCH line
+perf_results() {
+  local g r
+  for g in $GUESTS; do
+    r=$(grep -a "GUEST-PERF $1 " /var/log/xen/console/guest-$g.log 2>/dev/null | tr -d '\r' | tail -1)
+    [ -n "$r" ] || continue
+    case ${r#*GUEST-PERF $1 } in
+    BENCH*) r=${r#*GUEST-PERF $1 BENCH }; say "E2E-BENCH xsd=$XSD phase=$1 guest=$g $r" ;;
+    *) bad "$g's $1 load" "${r#*GUEST-PERF $1 }" ;;
+    esac
+  done
+}
+# cpu_ticks: the daemon's CPU time so far in clock ticks, "MAIN_USER MAIN_SYS OTHER_USER OTHER_SYS"
+# (its main thread, and its other threads: V8's compiler and GC helpers, Deno's); utime and stime
+# are fields 14 and 15 of /proc/<pid>/task/<tid>/stat, i.e. 12 and 13 after the ") " that ends the
+# thread's name
+cpu_ticks() {
+  local p t mu=0 msy=0 ou=0 osy=0
+  p=$(xsd_pid)
+  for t in /proc/$p/task/*; do
+    set -- $(sed 's/^.*) //' $t/stat 2> /dev/null) || continue
+    [ $# -ge 13 ] || continue
+    if [ "${t##*/}" = "$p" ]; then mu=$((mu + ${12})) msy=$((msy + ${13})); else ou=$((ou + ${12})) osy=$((osy + ${13})); fi
+  done
+  echo "$mu $msy $ou $osy"
+}
+# perf_phase PHASE GUESTS SECONDS: dom0 starts the phase (every guest gets the watch event at once),
+# sleeps through its expected length, then waits for GUESTS results. The daemon's CPU time over the
+# phase (user and system, main thread and the others) as an E2E-CPU line: where a request's time goes.
+perf_phase() {
+  local c0
+  c0=$(cpu_ticks)
+  xenstore-write /e2e/perf/phase "$1"
+  sleep "$3"
+  if perf_wait "GUEST-PERF $1 " "$2" 600; then ms "phase $1 done"; else bad "phase $1: $2 guest(s) reported" "$(perf_count "GUEST-PERF $1 ")"; fi
+  say "E2E-CPU xsd=$XSD phase=$1 hz=$(getconf CLK_TCK 2> /dev/null || echo 100) $(echo $c0 $(cpu_ticks) | awk '{ printf "main_user=%d main_sys=%d other_user=%d other_sys=%d", $5 - $1, $6 - $2, $7 - $3, $8 - $4 }')"
+  perf_results "$1"
+}
+# strace_start NAME: strace -c -f on the daemon (every thread) into /tmp/strace-NAME.txt; sets SP, ST
+strace_start() {
+  local p
+  p=$(xsd_pid)
+  strace -c -f -p "$p" -o /tmp/strace-$1.txt 2> /tmp/strace-$1.err &
+  SP=$!
+  ST=$(ls /proc/$p/task | wc -l)
+  # strace -p prints "Process N attached" (one thread) or "... attached with T threads"
+  wait_for 60 grep -q attached /tmp/strace-$1.err || note "strace did not attach" "$(cat /tmp/strace-$1.err)"
+  STT=$(up)
+}
+# strace_stop NAME KEY=VALUE...: stop it; its counts (and the seconds it counted) as an E2E-STRACE line
+strace_stop() {
+  local name=$1 secs
+  shift
+  secs=$(awk "BEGIN{printf \"%.1f\", $(up) - $STT}")
+  kill -INT $SP; wait $SP
+  # strace -c: "% time seconds usecs/call calls [errors] syscall" rows, then a "total" row
+  say "E2E-STRACE xsd=$XSD phase=$name $* seconds=$secs threads=$ST $(awk '$NF != "total" && $1 ~ /^[0-9.]+$/ && NF >= 5 { printf "%s=%s%s ", $NF, $4, (NF == 6 ? "/" $5 : "") }' /tmp/strace-$name.txt)"
+}
+# perf_strace PHASE GUESTS REQUESTS: the phase under strace. First the same daemon idle for 10 s
+# (its timers and the loop's idle wake-ups, which a slow emulated round trip multiplies): the report
+# subtracts that rate over the phase's duration, so what is left is what the requests cost.
+perf_strace() {
+  if ! command -v strace > /dev/null; then note "system calls per request" "no strace in this image"; return; fi
+  strace_start idle-$1
+  sleep 10
+  strace_stop idle-$1
+  strace_start "$1"
+  perf_phase "$1" "$2" 5
+  strace_stop "$1" requests=$3
+}
+# perf_create FIRST LAST MEMORY_MB: xl create perfFIRST..perfLAST
+perf_create() {
+  local i d
+  for i in $(seq $1 $2); do
+    GUESTS="$GUESTS perf$i"
+    if d=$(create perf$i pv perf $3); then ms "xl create perf$i done (domid $d)"; else bad "xl create perf$i" "$d"; fi
+  done
+}
+plan_p() {
+  # ---------------------------------------------------------------- scenario 5
+  begin s5 "READ load: one guest alone, $PERF_N guests at once; system calls per request"
+  xenstore-write /e2e/perf/phase "" && xenstore-chmod /e2e/perf/phase r0
+  local i free mem
+  xl mem-set 0 ${PERF_DOM0_MB}m || note "xl mem-set 0 ${PERF_DOM0_MB}m" "failed"
+  sleep 3
+  free=$(xl info | awk '/^free_memory/ { print $3 }')
+  mem=$(((free - 48) / PERF_N))
+  [ $mem -gt 128 ] && mem=128
+  ms "dom0 ballooned to ${PERF_DOM0_MB} MiB; $free MiB free: $PERF_N guests of $mem MiB"
+  # one guest alone first (nothing else running): round trips, then the system calls they cost
+  perf_create 0 0 $mem
+  if perf_wait GUEST-PERF-READY 1 300; then ms "perf0 warmed up"; else bad "perf0 ready" "$(xl list | tr '\n' ';')"; fi
+  perf_phase t1 1 10
+  perf_strace s1 1 500
+  if [ "$PERF_N" -gt 1 ]; then # then all of them at once
+    perf_create 1 $((PERF_N - 1)) $mem
+    if perf_wait GUEST-PERF-READY $PERF_N 600; then ms "$PERF_N guests warmed up"; else bad "$PERF_N guests ready" "$(perf_count GUEST-PERF-READY) ready; $(xl list | tr '\n' ';')"; fi
+    perf_phase t10 $PERF_N 10
+    perf_strace s10 $PERF_N $((PERF_N * 50))
+  fi
+  xenstore-write /e2e/perf/phase end
+  for i in $(seq 0 $((PERF_N - 1))); do xl destroy perf$i 2> /dev/null; done
+  ms "guests destroyed"
+  end
+}
+
 case $PLAN in
 A) plan_a ;;
 B) plan_b ;;
+P) plan_p ;;
+P1) PERF_N=1 && plan_p ;;
 *) finish 1 "unknown plan $PLAN" ;;
 esac
 pump

@@ -1,7 +1,7 @@
 #!/bin/sh
 # PID 1 of the E2E test guests (PV or PVH domU, tests/xen/qemu). Everything goes through the guest
 # kernel's xenbus driver (/dev/xen/xenbus) over the real ring to the xenstore daemon under test.
-# The role comes from the kernel command line (xl cfg "extra"): role=s123 | s4 | new.
+# The role comes from the kernel command line (xl cfg "extra"): role=s123 | s4 | new | perf.
 # Output lines dom0 reads from the console log (xenconsoled -> /var/log/xen/console/guest-<name>.log):
 #   GUEST-CHECK <scenario> ok|FAIL <what> :: <detail>
 #   GUEST-<MARKER> domid=<domid> .          (progress markers dom0 waits for)
@@ -186,6 +186,28 @@ new)
   basic
   watch_check "watch in a guest created after the restart" data/s4/w data/s4/w/x
   echo "GUEST-NEW-DONE domid=$domid ."
+  idle
+  ;;
+perf)
+  # ---- plan P: READ load on dom0's command. dom0 writes a phase name into /e2e/perf/phase; every
+  # guest watches it and runs the phase's load (all at once: the watch event reaches them together):
+  #   t1  guest perf0 alone: 10 s of sequential READs (round-trip latency, nothing else running)
+  #   s1  guest perf0 alone: 500 READs while dom0 counts the daemon's system calls (strace)
+  #   t10 every guest: 10 s of sequential READs (total throughput of all guests reading at once)
+  #   s10 every guest: 50 READs while dom0 counts the daemon's system calls
+  # and prints "GUEST-PERF <phase> <xse2e's BENCH line>".
+  xse2e bench 200 name > /dev/null 2>&1 # warm-up (a JIT-compiled daemon's first requests are slow)
+  echo "GUEST-PERF-READY domid=$domid ."
+  xenstore-watch /e2e/perf/phase 2>/dev/null | while read -r _; do
+    ph=$(xse2e read /e2e/perf/phase 2>&1)
+    case "${ph#OK }" in
+    t1) [ "$name" = perf0 ] && echo "GUEST-PERF t1 $(xse2e bench-time 10000 name 2>&1)" ;;
+    s1) [ "$name" = perf0 ] && echo "GUEST-PERF s1 $(xse2e bench 500 name 2>&1)" ;;
+    t10) echo "GUEST-PERF t10 $(xse2e bench-time 10000 name 2>&1)" ;;
+    s10) echo "GUEST-PERF s10 $(xse2e bench 50 name 2>&1)" ;;
+    end) break ;;
+    esac
+  done
   idle
   ;;
 *)

@@ -14,6 +14,8 @@
  *   xse2e txn PATH VALUE       a transaction that writes PATH, checks isolation, commits
  *   xse2e txn-hold PATH        starts a transaction, writes PATH inside it, never ends it
  *   xse2e bench N PATH         N sequential READs of PATH, prints BENCH ... latencies in us
+ *   xse2e bench-time MS PATH   sequential READs of PATH for MS milliseconds, prints the same
+ *                              (several guests reading at once for the same time: total throughput)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,16 +153,21 @@ int main(int argc, char **argv) {
     printf("HELD tx=%u\n", tx);
     for (;;) pause();
   }
-  if (!strcmp(cmd, "bench") && argc == 4) {
-    int n = atoi(argv[2]);
-    if (n <= 0 || n > 100000) { fprintf(stderr, "bad N\n"); return 2; }
+  if ((!strcmp(cmd, "bench") || !strcmp(cmd, "bench-time")) && argc == 4) {
+    /* bench: N reads; bench-time: as many as fit in MS milliseconds (at most MAX_READS) */
+    enum { MAX_READS = 200000 };
+    int timed = !strcmp(cmd, "bench-time"), arg = atoi(argv[2]);
+    if (arg <= 0 || arg > (timed ? 600000 : 100000)) { fprintf(stderr, "bad %s\n", timed ? "MS" : "N"); return 2; }
+    size_t cap = timed ? MAX_READS : (size_t)arg;
+    double end_us = timed ? (double)arg * 1000 : 0;
     path = argv[3];
-    double *lat = malloc(sizeof(double) * (size_t)n), t0 = now_us();
+    double *lat = malloc(sizeof(double) * cap), t0 = now_us();
     if (!lat) return 2;
-    for (int i = 0; i < n; i++) {
+    int n = 0;
+    while (timed ? (now_us() - t0 < end_us && (size_t)n < cap) : n < arg) {
       double s = now_us();
-      if (req1(XS_READ, 0, path) < 0) { printf("ERR %s (bench read %d)\n", reply, i); return 1; }
-      lat[i] = now_us() - s;
+      if (req1(XS_READ, 0, path) < 0) { printf("ERR %s (bench read %d)\n", reply, n); return 1; }
+      lat[n++] = now_us() - s;
     }
     double total = now_us() - t0;
     qsort(lat, (size_t)n, sizeof(double), cmp_double);

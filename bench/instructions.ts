@@ -1,0 +1,188 @@
+// Instructions per request in user space, counted by valgrind's callgrind (issue 20): what one
+// request costs the daemon's JavaScript (and the V8 and libc code under it) with no system call, no
+// scheduling and no other process involved. The count does not depend on machine load, so a change
+// that saves work shows even on a busy machine, where timings do not; and under QEMU's TCG (the
+// real-Xen end-to-end boots) every instruction is emulated, so this is what a guest's round trip
+// there mostly pays for.
+//
+//   bin/deno run -A bench/instructions.ts [--scenarios socket-read,ring-read,txn] [--requests N]
+//
+// Scenarios, each in one process with the daemon's real policy chain (the WebAssembly plugins):
+//   socket-read  a READ as the socket transport handles it: framed from a read buffer, dispatched,
+//                the reply encoded into the connection's output buffer (src/server's pieces)
+//   socket-enoent the same READ of a node that does not exist (an ERROR reply: probing tools and
+//                drivers ask for missing nodes all the time)
+//   ring-read    a READ from a guest ring: the request is put into the ring page, the event
+//                channel fires, the domain manager serves the ring and writes the reply into it
+//                (an in-memory Xen: tests/domains/harness.ts FakeXen)
+//   txn          a dom0 transaction as xsbench's txn/create workload: START, READ, WRITE, a child
+//                created or removed, END (commit); per transaction
+// Each runs 10 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more; the
+// program runs twice under callgrind (0 and N measured) and the difference divided by N is printed.
+// V8 runs with --single-threaded so that compilation and GC happen in the counted thread, in the
+// same way every run. Needs valgrind (apt-get install valgrind); a scenario takes a few minutes.
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const WARMUP = 10_000;
+
+type Scenario = "socket-read" | "socket-enoent" | "ring-read" | "txn";
+const SCENARIOS: Scenario[] = ["socket-read", "socket-enoent", "ring-read", "txn"];
+
+/** Builds the scenario's state and returns one request's work. */
+async function setup(s: Scenario): Promise<() => void> {
+  const { Core } = await import("../src/dispatch/core.ts");
+  const { PolicyManager } = await import("../src/policy/manager.ts");
+  const pm = await PolicyManager.start({});
+  const core = new Core({ policy: pm.current });
+  if (s !== "ring-read") {
+    const { Framer, encodeMessage } = await import("../src/protocol/codec.ts");
+    const { OutBuffer } = await import("../src/server/outbuf.ts");
+    const out = new OutBuffer();
+    let last = "";
+    const c = core.open({
+      send(t: number, r: number, x: number, p: string) {
+        out.append(t, r, x, p);
+        last = p;
+        return true;
+      },
+    }, "bench");
+    const framer = new Framer();
+    const readBuf = new Uint8Array(65536);
+    /**
+     * One request as the socket transport handles it (its bytes were encoded once: the client's
+     * work is not counted; only the transaction id is patched in); returns the reply payload.
+     */
+    const request = (bytes: Uint8Array, tx = 0): string => {
+      readBuf.set(bytes, 0);
+      readBuf[8] = tx & 0xff;
+      readBuf[9] = (tx >>> 8) & 0xff;
+      readBuf[10] = (tx >>> 16) & 0xff;
+      readBuf[11] = (tx >>> 24) & 0xff;
+      framer.feed(readBuf.subarray(0, bytes.length));
+      for (let m = framer.next(); m !== null; m = framer.next()) {
+        if ("kind" in m) throw new Error("framing error");
+        core.message(c, m);
+      }
+      framer.release();
+      out.consume(out.pending().length);
+      return last;
+    };
+    const msg = (type: number, payload: string) => encodeMessage(type, 7, 0, payload);
+    request(msg(11, "/local/domain/1/name\0guest1"));
+    if (s === "socket-read") {
+      const read = msg(2, "/local/domain/1/name\0");
+      return () => {
+        if (request(read) !== "guest1") throw new Error("bad reply");
+      };
+    }
+    if (s === "socket-enoent") {
+      const read = msg(2, "/local/domain/1/missing\0");
+      return () => {
+        if (request(read) !== "ENOENT\0") throw new Error("bad reply");
+      };
+    }
+    // xsbench's txn/create: READ and WRITE the client's counter, create or remove its child.
+    request(msg(11, "/bench/txn/counter\x000"));
+    const start = msg(6, "\0");
+    const read = msg(2, "/bench/txn/counter\0");
+    const write = msg(11, "/bench/txn/counter\x001");
+    const create = msg(11, "/bench/txn/parent/c\0x");
+    const remove = msg(13, "/bench/txn/parent/c\0");
+    const commit = msg(7, "T\0");
+    let child = false;
+    return () => {
+      const tx = Number(request(start).slice(0, -1));
+      request(read, tx);
+      request(write, tx);
+      request(child ? remove : create, tx);
+      child = !child;
+      if (request(commit, tx) !== "OK\0") throw new Error("commit failed");
+    };
+  }
+  // The daemon's ring parts as src/cli/main.ts assembles them, over the in-memory Xen of the tests.
+  const { rig } = await import("../tests/domains/harness.ts");
+  const ring = await import("../src/xen/ring.ts");
+  const r = rig({}, null, pm.current);
+  const xen = r.xen;
+  r.create(5);
+  // The domain's home as a toolstack makes it: owned by dom0, readable by the guest, then its nodes.
+  for (
+    const [type, payload] of [
+      [12, "/local/domain/5\0"],
+      [14, "/local/domain/5\0n0\0r5\0"],
+      [11, "/local/domain/5/name\0guest5"],
+      [8, "5\x004101\x007\0"],
+    ] as const
+  ) {
+    const reply = r.dom0.tryRequest(type, payload);
+    if (/^E[A-Z]+$/.test(reply)) throw new Error(`setup request ${type}: ${reply}`);
+  }
+  const page = new ring.RingPage(xen.domains.get(5)!.page);
+  const req = ring.encode(2, 7, 0, "name\0");
+  const reply = new ring.MessageReader();
+  return () => {
+    ring.ringProduce(page, ring.REQUESTS, req);
+    xen.kick(5);
+    r.turn();
+    if (page.get(ring.Field.REQ_CONS) !== page.get(ring.Field.REQ_PROD)) throw new Error("not served");
+    const m = reply.read(page, ring.RESPONSES); // the guest takes the reply
+    if (m === null || typeof m === "string" || m.payload !== "guest5") throw new Error(`bad reply ${m}`);
+    xen.notified.length = 0;
+  };
+}
+
+async function worker(s: Scenario, n: number): Promise<void> {
+  const one = await setup(s);
+  for (let i = 0; i < WARMUP; i++) one();
+  for (let i = 0; i < n; i++) one();
+}
+
+const dec = new TextDecoder();
+
+/** Instructions callgrind counted for the whole worker process. */
+async function count(s: Scenario, n: number): Promise<number> {
+  const out = await new Deno.Command("valgrind", {
+    args: [
+      "--tool=callgrind",
+      "--smc-check=all-non-file", // V8 writes and rewrites its own machine code
+      "--callgrind-out-file=/dev/null",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--no-check",
+      "--v8-flags=--single-threaded",
+      new URL(import.meta.url).pathname,
+      "--worker",
+      s,
+      String(n),
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const m = /I\s+refs:\s+([\d,]+)/.exec(dec.decode(out.stderr));
+  if (!out.success || m === null) {
+    throw new Error(`callgrind on ${s} failed:\n${dec.decode(out.stderr).slice(-2000)}`);
+  }
+  return Number(m[1].replaceAll(",", ""));
+}
+
+if (import.meta.main && Deno.args[0] === "--worker") {
+  await worker(Deno.args[1] as Scenario, Number(Deno.args[2]));
+} else if (import.meta.main) {
+  const args = Deno.args;
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const n = Number(opt("--requests") ?? 30_000);
+  const scenarios = (opt("--scenarios")?.split(",") ?? SCENARIOS) as Scenario[];
+  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
+  console.log("| scenario | instructions per request (user space, callgrind) |");
+  console.log("| --- | ---: |");
+  for (const s of scenarios) {
+    const base = await count(s, 0);
+    const total = await count(s, n);
+    console.log(`| ${s}${s === "txn" ? " (per transaction)" : ""} | ${Math.round((total - base) / n)} |`);
+  }
+}
