@@ -48,6 +48,8 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
   );
   try {
     await using x = await startSimXen(["--policy-config", conf, "-E", String(NODE_QUOTA)]);
+    // The first domain 7 (granted what follows once it exists: spec PERM-10).
+    const old = await x.introduce(7);
     // dom0's grants to domain 7, in nodes and in a special path's permissions.
     await x.ok(XS.WRITE, "/shared\0");
     await x.ok(XS.SET_PERMS, "/shared\0n0\0w7\0");
@@ -62,7 +64,6 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
 
     // The first domain 7: nodes (its own and in dom0's tree), quota usage, watches, a transaction,
     // and plugin state (the Chinese Wall: having read bank-a walls it off bank-b).
-    const old = await x.introduce(7);
     await old.write("/shared/by7", "v");
     const oldTx = await old.transactionStart();
     await old.write("data/in-tx", "1", oldTx);
