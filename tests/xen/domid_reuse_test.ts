@@ -127,3 +127,36 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("domid reuse: an entry set while its domain did not exist gives a later domain with that domid nothing, until set again (PERM-10, sim Xen)", async () => {
+  await using x = await startSimXen();
+  await x.ok(XS.WATCH, "@releaseDomain\0d0\0");
+  assert.deepEqual(await x.dom0Event(), { path: "@releaseDomain", token: "d0" });
+  // XSA-417's race: domain 9 dies, and the toolstack, not knowing yet, grants domain 9 access.
+  await x.introduce(9);
+  destroyDomain(x.dir, 9);
+  assert.deepEqual(await x.dom0Event(), { path: "@releaseDomain", token: "d0" });
+  await x.ok(XS.WRITE, "/early\0secret");
+  await x.ok(XS.SET_PERMS, "/early\0n0\0r9\0");
+  await x.ok(XS.SET_PERMS, "@introduceDomain\0n0\0r9\0");
+  await x.ok(XS.WRITE, "/early/child\0c");
+  // Kept and shown exactly as written (PERM-9), inherited by the child.
+  assert.equal(await x.ok(XS.GET_PERMS, "/early\0"), "n0\0r9\0");
+  assert.equal(await x.ok(XS.GET_PERMS, "/early/child\0"), "n0\0r9\0");
+  assert.equal(await x.ok(XS.GET_PERMS, "@introduceDomain\0"), "n0\0r9\0");
+
+  // Xen gives the domid to a new domain: it gets nothing of that entry.
+  const fresh = await x.introduce(9);
+  assert.equal(await readErrno(fresh, "/early"), "EACCES");
+  assert.equal(await readErrno(fresh, "/early/child"), "EACCES");
+  assert.equal((await fresh.request(XS.GET_PERMS, "@introduceDomain\0")).payload, "EACCES\0");
+  await assert.rejects(fresh.write("/early/mine", "v"), XsError, (e) => e.errno === "EACCES");
+
+  // dom0 sets the list again now that domain 9 exists: the entry is active.
+  await x.ok(XS.SET_PERMS, "/early\0n0\0r9\0");
+  await x.ok(XS.SET_PERMS, "@introduceDomain\0n0\0r9\0");
+  assert.equal(await fresh.read("/early"), "secret");
+  assert.equal((await fresh.request(XS.GET_PERMS, "@introduceDomain\0")).payload, "n0\0r9\0");
+  assert.equal(await readErrno(fresh, "/early/child"), "EACCES", "the child's list was not set again");
+  await assert.rejects(fresh.write("/early", "w"), XsError, (e) => e.errno === "EACCES", "read only");
+});
