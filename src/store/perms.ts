@@ -78,17 +78,17 @@ export class Perms {
 
   static of(owner: number, other: PermBits, acl: readonly PermEntry[] = []): Perms {
     let text = `${LETTERS[other]}${owner}\0`;
-    let key = text;
     let inactive = 0;
     for (const e of acl) {
-      const s = `${LETTERS[e.bits]}${e.domid}`;
-      text += `${s}\0`;
-      if (e.inactive === true) {
-        key += `${s}${INACTIVE_MARK}\0`;
-        inactive++;
-      } else key += `${s}\0`;
+      text += `${LETTERS[e.bits]}${e.domid}\0`;
+      if (e.inactive === true) inactive++;
     }
-    if (inactive === 0) key = text; // one string, not two equal ones
+    // Nearly every list has no inactive entry: its key is its text, one string, built once.
+    let key = text;
+    if (inactive > 0) {
+      key = `${LETTERS[other]}${owner}\0`;
+      for (const e of acl) key += `${LETTERS[e.bits]}${e.domid}${e.inactive === true ? INACTIVE_MARK : ""}\0`;
+    }
     const hit = internTable.get(key)?.deref();
     if (hit !== undefined) return hit;
     // Entries are normalised to one shape ({domid, bits, inactive}) and frozen.
