@@ -58,8 +58,8 @@ export interface HostState {
 
 /**
  * Stream permissions → dxenstored's Perms: a stale entry 1..n is kept as an inactive entry (spec
- * PERM-10), counted. The owner entry is always active: the flag means nothing there (cxenstored gives
- * a node whose owner is gone to the privileged domain rather than flag its owner).
+ * PERM-10), counted. A flag on the owner entry is ignored: entry 0 names the owner and the access of
+ * every unlisted domain, which no flag can switch off.
  */
 export function permsFromStream(perms: readonly NodePerm[]): { perms: Perms; inactive: number } {
   const bits = (l: PermLetter) => PERM_LETTERS.indexOf(l) as PermBits;
