@@ -63,6 +63,11 @@ export class Framer {
     return this.end - this.start;
   }
 
+  /** A copy of those bytes (a connection's unprocessed input, for live update). */
+  pendingBytes(): Uint8Array {
+    return this.buf.slice(this.start, this.end);
+  }
+
   /** Add bytes. The chunk must stay unchanged until next() returns null and release() is called. */
   feed(chunk: Uint8Array): void {
     if (chunk.length === 0) return;

@@ -165,12 +165,8 @@ for (const kind of KINDS) {
     // Domains 0 and 5 exist; 9 and 11 do not (until `born`): the dispatcher decides at each SET_PERMS.
     const born = new Set([0, 5]);
     const domains = (h: Harness) => {
-      h.core.dispatcher.domainHandler = {
-        handle: () => {
-          throw new Error("no domain requests here");
-        },
-        domainIncarnation: (d) => born.has(d) ? `d${d}` : null,
-      };
+      // The harness's core has no platform (every domid would exist): tell it which do.
+      h.core.dispatcher.domains.domainIncarnation = (d: number) => born.has(d) ? `d${d}` : null;
       return h;
     };
     const keyOf = (h: Harness, path: string) => flatten(h.root).get(path)?.[1];
