@@ -4,6 +4,8 @@
 // JSON lines (lossless):
 //   {"dxenstored":"export","version":1,"gen":1234}          header; gen = the database counter (or null)
 //   {"path":"/","value":"","perms":["n0"],"gen":0}           one line per node, parents first
+// "perms" are GET_PERMS's strings, an inactive entry (spec PERM-10) marked "!" ("r9!"): an older
+// dxenstored refuses such a line rather than import the entry as active.
 //   {"domain":{"domid":1,"ringGfn":...,"eventChannel":...}}  introduced domains (src/backend/domains.ts)
 // Values are byte strings: each byte is one character (U+0000..U+00FF) of the JSON string.
 // "gen" of a node is optional (a host read over the socket has none: nodes get 0).
@@ -14,15 +16,17 @@
 // Import also reads `xenstore-ls -f -p` (full paths) and output without -p (a created node then gets
 // its parent's permissions, as a WRITE would). It refuses values xenstore-ls cut short ("\..."), i.e.
 // output taken on a narrow terminal or through a pipe: run it with `-f`, which never cuts.
-// This text cannot carry the root's own value and permissions, generation counts, or domains.
+// This text cannot carry the root's own value and permissions, generation counts, domains, or which
+// entries are inactive (xenstore-ls shows them as GET_PERMS does): exported entries lose the mark, and
+// imported ones are active as written. JSON lines keep all of it.
 import { joinPath, parentOf } from "../store/path.ts";
-import { Perms } from "../store/perms.ts";
+import { INACTIVE_MARK, Perms } from "../store/perms.ts";
 import type { Node } from "../store/tree.ts";
 import { checkDomainRecords, type DomainRecord } from "./domains.ts";
 import { buildTree, maxGen, parentsFirst } from "./records.ts";
 import { isNodePath } from "./xs_tdb.ts";
 
-/** One node as exported: the GET_PERMS strings of its permissions; gen when known. */
+/** One node as exported: its permissions' stored strings (Perms.storedStrings); gen when known. */
 export interface ExportNode {
   readonly path: string;
   readonly value: string;
@@ -46,7 +50,7 @@ export function treeNodes(root: Node): ExportNode[] {
   while (nodes.length > 0) {
     const p = paths.pop()!;
     const n = nodes.pop()!;
-    out.push({ path: p, value: n.value, perms: n.perms.strings(), gen: n.gen });
+    out.push({ path: p, value: n.value, perms: n.perms.storedStrings(), gen: n.gen });
     const names = n.childNames();
     for (let i = names.length - 1; i >= 0; i--) {
       paths.push(joinPath(p, names[i]));
@@ -147,6 +151,29 @@ export function fromJsonLines(text: string): ExportedStore {
   }
 }
 
+/** A stored permission string as GET_PERMS shows it. */
+function withoutMark(s: string): string {
+  return s.endsWith(INACTIVE_MARK) ? s.slice(0, -INACTIVE_MARK.length) : s;
+}
+
+/**
+ * The nodes as SET_PERMS can write them into a running daemon: without their inactive entries, and
+ * how many there were. The daemon would decide such an entry afresh and make it active if its domain
+ * exists there now; left out, it grants nothing, as before.
+ */
+export function withoutInactiveEntries(
+  nodes: readonly ExportNode[],
+): { nodes: ExportNode[]; dropped: number } {
+  let dropped = 0;
+  const out = nodes.map((n) => {
+    const kept = n.perms.filter((p, i) => i === 0 || !p.endsWith(INACTIVE_MARK));
+    if (kept.length === n.perms.length) return n;
+    dropped += n.perms.length - kept.length;
+    return { ...n, perms: kept };
+  });
+  return { nodes: out, dropped };
+}
+
 // ---- xenstore-ls -p text -------------------------------------------------------------------------
 
 const DESIRED_WIDTH = 60;
@@ -206,7 +233,8 @@ export function* toLsLines(nodes: readonly ExportNode[], fullPaths = false): Gen
     const depth = n.path.split("/").length - 2;
     const head = fullPaths ? n.path : " ".repeat(depth) + n.path.slice(n.path.lastIndexOf("/") + 1);
     const shown = `${head} = "${sanitiseValue(n.value)}"`;
-    yield `${shown}${padding(shown.length, fullPaths ? 0 : DESIRED_WIDTH)}  (${n.perms.join(",")})`;
+    const perms = n.perms.map(withoutMark).join(",");
+    yield `${shown}${padding(shown.length, fullPaths ? 0 : DESIRED_WIDTH)}  (${perms})`;
   }
 }
 
@@ -298,7 +326,7 @@ export function buildExportedTree(s: ExportedStore): { root: Node; gen: number }
     seen.add(n.path);
     let perms: Perms;
     try {
-      perms = Perms.parse(n.perms);
+      perms = Perms.parseStored(n.perms);
     } catch (e) {
       throw new ImportError(`${n.path}: ${(e as Error).message}`);
     }

@@ -211,10 +211,13 @@ export function parentsFirst<T extends { path: string }>(entries: readonly T[]):
   return byDepth.flatMap((x) => x ?? []);
 }
 
-/** Every node of a tree as path → [value, perms text, gen] (tests and diagnostics). */
+/**
+ * Every node of a tree as path → [value, perms key, gen] (tests and diagnostics): the key is the wire
+ * text with inactive entries marked (src/store/perms.ts), so a lost mark shows.
+ */
 export function flatten(root: Node): Map<string, [string, string, number]> {
   const m = new Map<string, [string, string, number]>();
-  walk(root, "/", (p, n) => m.set(p, [n.value, n.perms.text, n.gen]));
+  walk(root, "/", (p, n) => m.set(p, [n.value, n.perms.key, n.gen]));
   return m;
 }
 
@@ -230,18 +233,22 @@ export function maxGen(root: Node): number {
 /** Perms are interned and immutable: their text form is computed once each. */
 const permsText = new WeakMap<Perms, string>();
 
-/** "n0 r5" (GET_PERMS strings joined by spaces: no NUL, safe in SQL TEXT). */
+/**
+ * "n0 r5 w9!" — the stored strings joined by spaces (no NUL, safe in SQL TEXT): GET_PERMS's strings,
+ * an inactive entry (spec PERM-10) marked with "!". Stores written before the mark existed have none:
+ * every entry of theirs reads back active, as it was.
+ */
 export function permsToText(p: Perms): string {
   let t = permsText.get(p);
   if (t === undefined) {
-    t = p.strings().join(" ");
+    t = p.storedStrings().join(" ");
     permsText.set(p, t);
   }
   return t;
 }
 
 export function permsFromText(s: string): Perms {
-  return Perms.parse(s.split(" "));
+  return Perms.parseStored(s.split(" "));
 }
 
 // ---- CRC-32 (IEEE 802.3, as zlib) ----------------------------------------------------------------

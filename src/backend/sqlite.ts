@@ -6,7 +6,8 @@
 //   meta(key TEXT PRIMARY KEY, value INTEGER)                           key 'gen': the counter
 //   domains(domid INTEGER PRIMARY KEY, record TEXT)                     introduced domains (JSON)
 //
-// Values are BLOBs (any byte string); perms are "n0 r5" (GET_PERMS strings joined by spaces).
+// Values are BLOBs (any byte string); perms are "n0 r5 w9!" (records.ts permsToText: GET_PERMS strings
+// joined by spaces, an inactive entry marked "!").
 // A subtree delete is one range scan on the primary key: paths under P sort in [P + "/", P + "0").
 import { latin1 } from "../common/latin1.ts";
 import { log } from "../common/log.ts";

@@ -11,8 +11,10 @@
 //   Xen ≤ 4.8       struct record_hdr { u32 num_perms; u32 datalen; u32 childlen; perms[] }
 //                   (no generation), exactly 12 + 8·n + datalen + childlen bytes.
 //   struct xs_permissions { u32 id; u32 perms; }  perms: 1 read, 2 write (3 both, 0 none); 4
-//   ENOENT_OK, 8 OWNER and 0x10 IGNORE are daemon-internal (IGNORE marks an entry naming a domain
-//   that no longer exists).
+//   ENOENT_OK, 8 OWNER and 0x10 IGNORE are daemon-internal. IGNORE marks an entry that grants
+//   nothing: it named no live domain when the list was set, or its domain is younger than the node.
+//   That is dxenstored's inactive entry (spec PERM-10): decoded as one, and written for one — also in
+//   dxenstored's own TDB and module (kv_layout.ts) records, which older versions never marked.
 //
 // Keys not starting with "/" are cxenstored's per-transaction copies ("<txgen>/local/...") and are
 // skipped: open transactions do not survive a restart.
@@ -55,7 +57,7 @@ const DOMID_LIMIT = 0xffff;
 /** A node record in the Xen 4.9+ layout, with an empty child list (see docs/backends.md). */
 export function encodeNodeRecord(value: string, perms: Perms, gen: number): Uint8Array {
   const entries: Array<[number, number]> = [[perms.owner, perms.other]];
-  for (const e of perms.acl) entries.push([e.domid, e.bits]);
+  for (const e of perms.acl) entries.push([e.domid, e.inactive ? e.bits | PERM_IGNORE : e.bits]);
   const b = new Uint8Array(24 + 8 * entries.length + value.length);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, gen % 0x100000000, true);
@@ -77,8 +79,8 @@ export interface DecodeOutcome {
   readonly record?: NodeRecord;
   /** Why the record cannot be used. */
   readonly problem?: string;
-  /** ACL entries dropped because cxenstored had marked their domain gone (XS_PERM_IGNORE). */
-  readonly ignoredEntries: number;
+  /** ACL entries marked XS_PERM_IGNORE, kept as inactive entries. */
+  readonly inactiveEntries: number;
 }
 
 /** Decode one record of either layout; never throws. */
@@ -86,7 +88,7 @@ export function decodeNodeRecord(b: Uint8Array, layout: RecordLayout): DecodeOut
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const head = layout === "gen" ? 20 : 12;
   if (b.length < head) {
-    return { problem: `record of ${b.length} bytes is shorter than its header`, ignoredEntries: 0 };
+    return { problem: `record of ${b.length} bytes is shorter than its header`, inactiveEntries: 0 };
   }
   const gen = layout === "gen" ? dv.getUint32(0, true) + dv.getUint32(4, true) * 0x100000000 : 0;
   const h = layout === "gen" ? 8 : 0;
@@ -100,10 +102,10 @@ export function decodeNodeRecord(b: Uint8Array, layout: RecordLayout): DecodeOut
     return {
       problem:
         `record size ${b.length} does not match its header (${n} perms, ${datalen} + ${childlen} bytes)`,
-      ignoredEntries: 0,
+      inactiveEntries: 0,
     };
   }
-  if (!Number.isSafeInteger(gen)) return { problem: "generation beyond 2^53", ignoredEntries: 0 };
+  if (!Number.isSafeInteger(gen)) return { problem: "generation beyond 2^53", inactiveEntries: 0 };
   let o = head;
   let owner = 0;
   let other: PermBits = 0;
@@ -112,23 +114,26 @@ export function decodeNodeRecord(b: Uint8Array, layout: RecordLayout): DecodeOut
   for (let i = 0; i < n; i++, o += 8) {
     const id = dv.getUint32(o, true);
     const bits = dv.getUint32(o + 4, true);
-    if (id > DOMID_LIMIT) return { problem: `permission entry for domain ${id}`, ignoredEntries: 0 };
+    if (id > DOMID_LIMIT) return { problem: `permission entry for domain ${id}`, inactiveEntries: 0 };
     if (i === 0) {
       owner = id;
       other = (bits & PERM_MASK) as PermBits;
-    } else if (bits & PERM_IGNORE) ignored++;
-    else acl.push({ domid: id, bits: (bits & PERM_MASK) as PermBits });
+    } else {
+      const inactive = (bits & PERM_IGNORE) !== 0;
+      if (inactive) ignored++;
+      acl.push({ domid: id, bits: (bits & PERM_MASK) as PermBits, inactive });
+    }
   }
   const value = latin1.decode(b.subarray(o, o + datalen));
   o += datalen;
   const children = childlen === 0 ? [] : latin1.decode(b.subarray(o, o + childlen)).split("\0");
   if (children.length > 0) {
     if (children[children.length - 1] !== "") {
-      return { problem: "child list not NUL-terminated", ignoredEntries: 0 };
+      return { problem: "child list not NUL-terminated", inactiveEntries: 0 };
     }
     children.pop();
   }
-  return { record: { value, perms: Perms.of(owner, other, acl), gen, children }, ignoredEntries: ignored };
+  return { record: { value, perms: Perms.of(owner, other, acl), gen, children }, inactiveEntries: ignored };
 }
 
 export { isNodePath } from "../store/path.ts";
@@ -223,7 +228,7 @@ function readRecords(copy: string, file: string, layout: RecordLayout): LegacyIm
         warnings.push(`skipped ${path}: ${d.problem}`);
         return;
       }
-      ignored += d.ignoredEntries;
+      ignored += d.inactiveEntries;
       entries.push({ path, value: d.record.value, perms: d.record.perms, gen: d.record.gen });
       listed.set(path, d.record.children);
     });
@@ -232,7 +237,9 @@ function readRecords(copy: string, file: string, layout: RecordLayout): LegacyIm
   }
   if (txCopies > 0) warnings.push(`skipped ${txCopies} records of transactions that were open`);
   if (ignored > 0) {
-    warnings.push(`dropped ${ignored} permission entries naming domains that no longer existed`);
+    warnings.push(
+      `kept ${ignored} permission entries cxenstored had marked ignored, as inactive (shown, granting nothing)`,
+    );
   }
   const ordered = parentsFirst(entries);
   if (ordered.length === 0 || ordered[0].path !== "/") {

@@ -22,6 +22,7 @@ import {
   toJsonLines,
   toLsLines,
   treeNodes,
+  withoutInactiveEntries,
 } from "../backend/export.ts";
 import { readXenstoredTdb, TDB_MAGIC_FOOD } from "../backend/xs_tdb.ts";
 import { readHostStore, type SnapshotMethod, writeHostStore } from "./host_store.ts";
@@ -274,8 +275,12 @@ async function runImport(a: MigrationArgs): Promise<string> {
   }
   const t = a.target;
   if (t.kind === "socket") {
-    const progress = new Progress(`importing into ${t.path}`, store.nodes.length);
-    const r = await writeHostStore(t.path, store.nodes, { onProgress: (n) => progress.update(n) });
+    const { nodes, dropped } = withoutInactiveEntries(store.nodes);
+    if (dropped > 0) {
+      log("warn", `left out ${dropped} inactive permission entries (SET_PERMS cannot write one inactive)`);
+    }
+    const progress = new Progress(`importing into ${t.path}`, nodes.length);
+    const r = await writeHostStore(t.path, nodes, { onProgress: (n) => progress.update(n) });
     progress.done();
     return `imported ${r.nodes} nodes into ${r.daemon} at ${t.path} ${timing(r.nodes, progress.seconds)}; ` +
       `${r.transactions} transaction(s), ${r.retries} retried after a conflict` +

@@ -99,9 +99,13 @@ export function setPerms(d: Dispatcher, c: Client, req: Op<MsgType.SET_PERMS>, v
   // The list is judged before the path, as cxenstored does: malformed (EINVAL), too long (ENOSPC), an
   // owner that is no existing domain (ENOENT) — so a node is never given to a domain that does not
   // exist, to be inherited by whichever domain gets that domid next.
-  const next = Perms.parse(req.perms);
-  d.quotas.checkPermsCount(c, next);
-  const domains = incarnations(d, next);
+  const asked = Perms.parse(req.perms);
+  d.quotas.checkPermsCount(c, asked);
+  const domains = incarnations(d, asked);
+  // PERM-9/PERM-10: an entry naming no existing domain is kept as written but inactive — it grants
+  // nothing, not even to a domain created later with that domid, until the list is set again.
+  // Decided here, at the SET_PERMS itself (also inside a transaction), as cxenstored.
+  const next = asked.decided((_domid, i) => domains[i + 1] !== null);
   const p = d.resolve(c, req.path, true);
   if (p.special) {
     const old = d.specialPerms(c, p.abs, "setperms");
@@ -129,8 +133,8 @@ export function setPerms(d: Dispatcher, c: Client, req: Op<MsgType.SET_PERMS>, v
 
 /**
  * The incarnations of the domains a permission list names, owner first (docs/protocol.md,
- * Permissions); ENOENT if the owner does not exist. Entries naming other unknown domains are kept:
- * they grant nothing until such a domain exists.
+ * Permissions); ENOENT if the owner does not exist. An entry naming another unknown domain (null) is
+ * kept, inactive.
  */
 function incarnations(d: Dispatcher, p: Perms): Array<string | null> {
   const owner = d.domains.domainIncarnation(p.owner);
@@ -142,7 +146,8 @@ function incarnations(d: Dispatcher, p: Perms): Array<string | null> {
  * At a transaction's commit: every domain the list named when it was set is still the same one.
  * Otherwise the commit fails (EAGAIN): the owner may be gone, and an entry meant for a domain that
  * died since would go to the next domain given its domid (XSA-417), after the cleanup at its death
- * removed every other entry naming it.
+ * removed every other entry naming it. Entries that named no domain at the SET_PERMS are inactive and
+ * stay so whatever exists at the commit.
  */
 function sameDomains(d: Dispatcher, p: Perms, then: ReadonlyArray<string | null>): boolean {
   if (d.domains.domainIncarnation(p.owner) !== then[0]) return false;

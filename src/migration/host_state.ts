@@ -39,11 +39,10 @@ export interface StoreImage {
   /** Permissions of @introduceDomain and @releaseDomain (absent: the receiver's defaults). */
   readonly specialPerms: ReadonlyMap<string, Perms>;
   /**
-   * Permission entries marked stale (their domain is gone or younger than the node). cxenstored keeps
-   * them but grants nothing through them; dxenstored strikes them out, which grants exactly the same
-   * (docs/live-update.md) — an owner entry is kept.
+   * Permission entries 1..n marked stale (XS_STATE_NODE_PERM_IGNORE: cxenstored's ignored entries).
+   * Kept as inactive entries (spec PERM-10): shown by GET_PERMS, granting nothing, as in cxenstored.
    */
-  readonly droppedStaleEntries: number;
+  readonly inactiveEntries: number;
   readonly nodes: number;
 }
 
@@ -58,29 +57,27 @@ export interface HostState {
 }
 
 /**
- * Stream permissions → dxenstored's Perms: stale ACL entries struck out and counted, or kept with
- * `keepStale` (to show exactly what cxenstored's GET_PERMS showed, e.g. when comparing listings).
+ * Stream permissions → dxenstored's Perms: a stale entry 1..n is kept as an inactive entry (spec
+ * PERM-10), counted. A flag on the owner entry is ignored: entry 0 names the owner and the access of
+ * every unlisted domain, which no flag can switch off.
  */
-export function permsFromStream(
-  perms: readonly NodePerm[],
-  keepStale = false,
-): { perms: Perms; dropped: number } {
+export function permsFromStream(perms: readonly NodePerm[]): { perms: Perms; inactive: number } {
   const bits = (l: PermLetter) => PERM_LETTERS.indexOf(l) as PermBits;
   const acl: PermEntry[] = [];
-  let dropped = 0;
+  let inactive = 0;
   for (let i = 1; i < perms.length; i++) {
-    if (perms[i].stale && !keepStale) dropped++;
-    else acl.push({ domid: perms[i].domid, bits: bits(perms[i].access) });
+    if (perms[i].stale) inactive++;
+    acl.push({ domid: perms[i].domid, bits: bits(perms[i].access), inactive: perms[i].stale });
   }
-  return { perms: Perms.of(perms[0].domid, bits(perms[0].access), acl), dropped };
+  return { perms: Perms.of(perms[0].domid, bits(perms[0].access), acl), inactive };
 }
 
-/** dxenstored's Perms → stream permissions (nothing is stale in dxenstored). */
+/** dxenstored's Perms → stream permissions: an inactive entry is a stale one. */
 export function permsToStream(p: Perms): NodePerm[] {
   const letter = (b: PermBits) => PERM_LETTERS[b] as PermLetter;
   return [
     { access: letter(p.other), domid: p.owner, stale: false },
-    ...p.acl.map((e) => ({ access: letter(e.bits), domid: e.domid, stale: false })),
+    ...p.acl.map((e) => ({ access: letter(e.bits), domid: e.domid, stale: e.inactive === true })),
   ];
 }
 
@@ -141,14 +138,14 @@ export function hostStateFromStream(s: MigrationStream, gen = 0): HostState {
 }
 
 /** Committed node records (validated: parents first, "/" anywhere or absent) → a tree. */
-export function storeFromNodes(records: readonly NodeRecord[], gen = 0, keepStale = false): StoreImage {
-  let dropped = 0;
+export function storeFromNodes(records: readonly NodeRecord[], gen = 0): StoreImage {
+  let inactive = 0;
   const specialPerms = new Map<string, Perms>();
   let root = { path: "/", value: "", perms: Perms.of(0, 0), gen };
   const rest: Array<{ path: string; value: string; perms: Perms; gen: number }> = [];
   for (const r of records) {
-    const p = permsFromStream(r.perms, keepStale);
-    dropped += p.dropped;
+    const p = permsFromStream(r.perms);
+    inactive += p.inactive;
     if (r.path[0] === "@") specialPerms.set(r.path, p.perms);
     else if (r.path === "/") root = { path: "/", value: r.value, perms: p.perms, gen };
     else rest.push({ path: r.path, value: r.value, perms: p.perms, gen });
@@ -156,7 +153,7 @@ export function storeFromNodes(records: readonly NodeRecord[], gen = 0, keepStal
   return {
     root: buildTree([root, ...rest]),
     specialPerms,
-    droppedStaleEntries: dropped,
+    inactiveEntries: inactive,
     nodes: 1 + rest.length,
   };
 }

@@ -12,6 +12,10 @@
 // answered marked it so, the chain's decision is remembered per permission-list object (lists are
 // interned, so nodes share them) and per subject; a new chain (reload) starts with an empty cache.
 // Cache hits are still the plugins' decisions, made earlier; nothing is decided in TypeScript.
+//
+// Plugins see permission lists as they grant: without their inactive entries (spec PERM-10,
+// src/store/perms.ts `effective`), in every question. So no plugin, old or new, can let an inactive
+// entry grant anything, and the ABI is unchanged.
 import { type Errno, XsError } from "../common/xs_error.ts";
 import { type PermBits, type PermEntry, Perms } from "../store/perms.ts";
 import {
@@ -75,7 +79,9 @@ export class PluginChain implements Policy {
     const f = subjectFlags(who) | flags | (path.charCodeAt(0) === 64 ? FLAG_SPECIAL : 0);
     const code = ACCESS_CODES[access];
     const key = cacheKey(code, f, who);
-    const hit = this.nodeCache.get(perms)?.get(key);
+    // Decided on the effective list (spec PERM-10): an inactive entry is never shown to a plugin.
+    const view = perms.effective;
+    const hit = this.nodeCache.get(view)?.get(key);
     if (hit !== undefined) {
       this.stats.cacheHits++;
       return hit ?? undefined;
@@ -83,7 +89,7 @@ export class PluginChain implements Policy {
     this.stats.cacheMisses++;
     const e = this.enc;
     e.header(KIND_NODE, code, f, who.domid, who.target ?? 0);
-    e.perms(perms, path.length);
+    e.perms(view, path.length);
     e.latin1(path);
     let cacheable = true;
     let decision: Errno | null = null;
@@ -102,8 +108,8 @@ export class PluginChain implements Policy {
     }
     if (decision !== null) this.stats.denies++;
     if (cacheable) {
-      let m = this.nodeCache.get(perms);
-      if (m === undefined) this.nodeCache.set(perms, m = new Map());
+      let m = this.nodeCache.get(view);
+      if (m === undefined) this.nodeCache.set(view, m = new Map());
       m.set(key, decision);
       this.countCached();
     }
@@ -126,7 +132,7 @@ export class PluginChain implements Policy {
     for (const p of list) {
       const e = this.enc;
       e.header(KIND_CREATE, 0, f, who.domid, who.target ?? 0);
-      e.perms(cur, 0);
+      e.perms(cur.effective, 0);
       const out = p.decide(e);
       if (!(out instanceof Uint8Array)) throw new XsError(this.failed(out), "policy plugin failed");
       if ((out[2] & OUT_CACHEABLE) === 0) cacheable = false;
@@ -135,7 +141,7 @@ export class PluginChain implements Policy {
         if (next === null) {
           throw new XsError(this.failed({ kind: "output", message: "malformed permissions" }), p.name);
         }
-        cur = next;
+        cur = withInactiveOf(cur, next);
       } else if (out[0] !== VERDICT_ALLOW) {
         this.stats.denies++;
         throw new XsError(errnoOf(out[1]), `creation refused by policy ${p.name}`);
@@ -155,8 +161,8 @@ export class PluginChain implements Policy {
     if (list.length === 0) return undefined;
     const e = this.enc;
     e.header(KIND_SETPERMS, 0, subjectFlags(who), who.domid, who.target ?? 0);
-    e.perms(old, 0);
-    e.perms(next, 0);
+    e.perms(old.effective, 0);
+    e.perms(next.effective, 0);
     return this.ask(list);
   }
 
@@ -215,6 +221,24 @@ function subjectFlags(who: Subject): number {
 /** (target+1, domid, flags, code) as one integer below 2^53. */
 function cacheKey(code: number, flags: number, who: Subject): number {
   return (((who.target ?? -1) + 1) * 65536 + who.domid) * 8192 + flags * 32 + code;
+}
+
+/**
+ * The list a create rewrite gives, given that the plugin saw only `asked.effective`: when the plugin
+ * kept the entries it saw (changing owner or other access, as the legacy plugin does for a guest's
+ * node), the inactive entries of `asked` are kept too, in place (PERM-9: a child inherits them, still
+ * inactive); when it changed the entries, its list is the answer. Either way no entry the plugin
+ * never saw becomes active.
+ */
+export function withInactiveOf(asked: Perms, answer: Perms): Perms {
+  if (!asked.hasInactive) return answer;
+  const seen = asked.effective.acl;
+  const got = answer.acl;
+  if (got.length !== seen.length) return answer;
+  for (let i = 0; i < got.length; i++) {
+    if (got[i].domid !== seen[i].domid || got[i].bits !== seen[i].bits) return answer;
+  }
+  return Perms.of(answer.owner, answer.other, asked.acl);
 }
 
 /** A permission block from plugin output at `at`, or null if malformed. */

@@ -161,6 +161,43 @@ for (const kind of KINDS) {
     }
   });
 
+  Deno.test(`backend ${kind.name}: inactive permission entries (spec PERM-10) survive a restart`, () => {
+    const dir = Deno.makeTempDirSync({ prefix: "dxs-backend-" });
+    // Domains 0 and 5 exist; 9 and 11 do not (until `born`): the dispatcher decides at each SET_PERMS.
+    const born = new Set([0, 5]);
+    const domains = (h: Harness) => {
+      // The harness's core has no platform (every domid would exist): tell it which do.
+      h.core.dispatcher.domains.domainIncarnation = (d: number) => born.has(d) ? `d${d}` : null;
+      return h;
+    };
+    const keyOf = (h: Harness, path: string) => flatten(h.root).get(path)?.[1];
+    try {
+      let h = domains(new Harness(kind.make(dir)));
+      h.write("/p/q", "v");
+      h.setPerms("/p", ["n0", "r5", "w9", "b11"]);
+      h.write("/p/child", "inherits the marks");
+      const tx = h.start();
+      h.setPerms("/p/q", ["n0", "w9", "r5"], tx);
+      h.end(tx);
+      assert.equal(keyOf(h, "/p"), "n0\0r5\0w9!\0b11!\0");
+      born.add(9); // domain 9 comes to exist: set before, its entries stay inactive
+      h = domains(reopen(h, kind, dir)); // reopen compares the trees, marks included
+      if (kind.persistent) {
+        assert.equal(keyOf(h, "/p"), "n0\0r5\0w9!\0b11!\0");
+        assert.equal(keyOf(h, "/p/child"), "n0\0r5\0w9!\0b11!\0");
+        assert.equal(keyOf(h, "/p/q"), "n0\0w9!\0r5\0");
+        assert.equal(h.req(3, "/p\0"), "n0\0r5\0w9\0b11", "GET_PERMS shows them as written");
+        // Set again now that 9 exists: active, and persisted so.
+        h.setPerms("/p", ["n0", "r5", "w9", "b11"]);
+        h = domains(reopen(h, kind, dir));
+        assert.equal(keyOf(h, "/p"), "n0\0r5\0w9\0b11!\0");
+      }
+      h.close();
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
   Deno.test(`backend ${kind.name}: random operations and transactions survive restarts`, () => {
     const dir = Deno.makeTempDirSync({ prefix: "dxs-backend-" });
     const rand = rng(0xb4c0 + kind.name.length);

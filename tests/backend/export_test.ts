@@ -12,6 +12,7 @@ import {
   toLsLines,
   treeNodes,
   unsanitiseValue,
+  withoutInactiveEntries,
 } from "../../src/backend/export.ts";
 import { FileBackend } from "../../src/backend/file.ts";
 import { flatten } from "../../src/backend/records.ts";
@@ -87,6 +88,37 @@ Deno.test(
     h.close();
   }),
 );
+
+Deno.test("export: inactive permission entries (spec PERM-10) — kept by JSON lines, shown plain by ls, left out over a socket", () => {
+  const inactive = Perms.parseStored(["n0", "r5", "w9!"]);
+  const root = buildExportedTree({
+    nodes: [{ path: "/", value: "", perms: ["n0"] }, {
+      path: "/p",
+      value: "v",
+      perms: inactive.storedStrings(),
+    }],
+    gen: 3,
+    domains: [],
+  }).root;
+  const nodes = treeNodes(root);
+  assert.deepEqual(nodes.find((n) => n.path === "/p")?.perms, ["n0", "r5", "w9!"]);
+  // JSON lines: lossless, the mark included.
+  const json = [...toJsonLines({ nodes, gen: 3, domains: [] })].join("\n");
+  assert.ok(json.includes('"perms":["n0","r5","w9!"]'), json);
+  assertSameTree(buildExportedTree(fromJsonLines(json)).root, root, "jsonl keeps inactive entries");
+  // xenstore-ls text shows them as GET_PERMS (and xenstore-ls against cxenstored) does: no mark.
+  const ls = [...toLsLines(nodes, true)].join("\n");
+  assert.ok(ls.endsWith("(n0,r5,w9)"), ls);
+  assert.equal(flatten(buildExportedTree(fromLsText(ls + "\n")).root).get("/p")?.[1], "n0\0r5\0w9\0");
+  // Into a running daemon: SET_PERMS would decide them afresh, so they are left out, and counted.
+  const sent = withoutInactiveEntries(nodes);
+  assert.equal(sent.dropped, 1);
+  assert.deepEqual(sent.nodes.find((n) => n.path === "/p")?.perms, ["n0", "r5"]);
+  assert.equal(sent.nodes.find((n) => n.path === "/"), nodes.find((n) => n.path === "/"), "others untouched");
+  // An older export (no mark) imports every entry active.
+  const old = buildExportedTree(fromJsonLines('{"path":"/p","value":"v","perms":["n0","w9"]}')).root;
+  assert.equal(flatten(old).get("/p")?.[1], "n0\0w9\0");
+});
 
 Deno.test("export: xenstore-ls text that cannot be imported faithfully is refused", () => {
   const refused = (text: string, re: RegExp) =>

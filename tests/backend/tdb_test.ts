@@ -80,7 +80,7 @@ function setVersion(path: string, version: number): void {
 }
 
 tdbTest(
-  "xenstored TDB import: Xen ≤ 4.8 layout, transaction copies, orphans, bad records, ignored permissions",
+  "xenstored TDB import: Xen ≤ 4.8 layout, transaction copies, orphans, bad records, ignored permissions kept inactive",
   withDir((dir) => {
     const f = `${dir}/tdb`;
     writeTdb(f, [
@@ -100,12 +100,12 @@ tdbTest(
       "/": ["", "n0\0"],
       "/tool": ["", "n0\0"],
       "/tool/xenstored": ["", "n0\0"],
-      "/vm": ["v\x00\xff", "r3\0b7\0w4\0"],
+      "/vm": ["v\x00\xff", "r3\0b7\0w9!\0w4\0"], // the IGNORE entry: kept, inactive (PERM-10)
       "/vm/x": ["line\nbreak", "n3\0"],
     });
     const w = r.warnings.join("\n");
     assert.ok(/skipped 1 records of transactions/.test(w), w);
-    assert.ok(/dropped 1 permission entries/.test(w), w);
+    assert.ok(/kept 1 permission entries cxenstored had marked ignored, as inactive/.test(w), w);
     assert.ok(/dropped 1 nodes whose parent has no record/.test(w), w);
     assert.ok(/skipped \/bad: record size/.test(w), w);
     assert.ok(/1 listed children have no record/.test(w), w); // "gone"

@@ -16,10 +16,7 @@ const PENDING: Readonly<Record<string, string>> = {};
  * SHOULD requirements dxenstored breaks by a design decision taken elsewhere (and argued in the spec's
  * decisions.md): the lead decides between the two; until then they are expected here.
  */
-const DIFFERS: Readonly<Record<string, string>> = {
-  "PERM-10":
-    "issue 18 item 3 (branch i18a) chose: an entry naming no domain applies once such a domain exists",
-};
+const DIFFERS: Readonly<Record<string, string>> = {};
 
 /** Requirements the suite cannot observe against dxenstored (the spec allows what makes them so). */
 const UNOBSERVABLE = new Set(["RING-2"]); // dxenstored zeroes the ring indices at INTRODUCE

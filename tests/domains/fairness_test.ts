@@ -44,6 +44,7 @@ Deno.test("ReadyQueue: round-robin, at most perRing each, at most budget in tota
 Deno.test("fairness: a light guest is served within a bounded number of turns, however many rings flood", async () => {
   const r = rig({ perRingBudget: 4, turnBudget: 10 });
   ok(r.core, r.dom0, T.WRITE, "/pub\0v");
+  for (let d = 1; d <= 6; d++) r.create(d); // before dom0 grants them (spec PERM-10)
   ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r1\0r2\0r3\0r4\0r5\0r6\0");
   const flooders = [1, 2, 3, 4, 5].map((d) => r.guest(d));
   const light = r.guest(6);
@@ -118,6 +119,7 @@ Deno.test("a ring stalled by a quota is looked at again without a new signal onc
     },
   });
   ok(r.core, r.dom0, T.WRITE, "/pub\0v");
+  r.create(5); // before dom0 grants it (spec PERM-10)
   ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r5\0");
   const g = r.guest(5);
   flood(g, T.READ, "/pub\0"); // one signal only

@@ -105,6 +105,8 @@ Deno.test("XSA-420: a header announcing more than 4096 bytes is a protocol error
 Deno.test("XSA-326: a guest that never consumes its ring holds bounded output; others get every event", async () => {
   const r = rig();
   ok(r.core, r.dom0, T.MKDIR, "/pub\0");
+  r.create(3); // before dom0 grants them (spec PERM-10)
+  r.create(4);
   ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r3\0r4\0");
   const lazy = r.guest(3);
   const active = r.guest(4);
@@ -143,6 +145,7 @@ Deno.test("XSA-326: a guest that never consumes its ring holds bounded output; o
 Deno.test("XSA-326: a guest pipelining requests without reading replies is read no further than its output bound", () => {
   const r = rig();
   ok(r.core, r.dom0, T.WRITE, "/big\0" + "v".repeat(4000));
+  r.create(5); // before dom0 grants it (spec PERM-10)
   ok(r.core, r.dom0, T.SET_PERMS, "/big\0n0\0r5\0");
   const g = r.guest(5);
   // Keep the request ring full of 4000-byte READs and never take a reply.
@@ -223,6 +226,7 @@ Deno.test("XSA-115: a guest watching / and @introduceDomain gets only what it ma
 
 Deno.test("XSA-322/417: a reused domid inherits no node, permission, watch or target of the old domain", async () => {
   const r = rig();
+  r.create(7); // the old domain 7 exists when dom0 grants it (spec PERM-10)
   ok(r.core, r.dom0, T.WRITE, "/foo\0secret");
   ok(r.core, r.dom0, T.SET_PERMS, "/foo\0n0\0b7\0");
   ok(r.core, r.dom0, T.MKDIR, "/open\0");

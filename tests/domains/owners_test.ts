@@ -1,7 +1,8 @@
 // SET_PERMS and the domains that exist (XSA-322/417): an owner must be an existing domain — dom0, an
 // introduced one, or one the hypervisor has (a toolstack gives a new domain its home before
-// INTRODUCE) — else ENOENT, as cxenstored; entries naming other unknown domains are kept and grant
-// nothing until such a domain exists. Domains that own nodes without ever being introduced are
+// INTRODUCE) — else ENOENT, as cxenstored; entries naming other unknown domains are kept and shown
+// but inactive: they grant nothing, also to a domain created later with that domid, until the list is
+// set again (spec PERM-10). Domains that own nodes without ever being introduced are
 // cleaned up at their death like introduced ones, also across a restart.
 import assert from "../helpers/assert.ts";
 import { err, ok } from "../helpers/core.ts";
@@ -37,14 +38,46 @@ Deno.test("SET_PERMS: owners the hypervisor has (introduced or not) are accepted
   err(r.core, r.dom0, T.SET_PERMS, "/d/a\0n6\0", "ENOENT");
 });
 
-Deno.test("SET_PERMS: entries naming unknown domains are kept and grant nothing until such a domain exists", async () => {
+Deno.test("SET_PERMS: entries naming unknown domains are kept, shown and inactive until the list is set again (PERM-9, PERM-10)", async () => {
   const r = rig();
   ok(r.core, r.dom0, T.WRITE, "/d/a\0x");
   ok(r.core, r.dom0, T.SET_PERMS, "/d/a\0n0\0r5\0w9\0");
-  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/d/a\0"), "n0\0r5\0w9\0", "kept as written");
-  const g = r.guest(5); // the domain comes into existence: the entry now names it
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/d/a\0"), "n0\0r5\0w9\0", "kept and shown as written");
+  ok(r.core, r.dom0, T.WRITE, "/d/a/child\0c"); // inherited, still inactive
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/d/a/child\0"), "n0\0r5\0w9\0");
+  const g = r.guest(5); // a domain 5 comes into existence: the entry set before it existed stays inert
+  await assert.rejects(g.read("/d/a"), XsError, (e) => e.errno === "EACCES");
+  await assert.rejects(g.read("/d/a/child"), XsError, (e) => e.errno === "EACCES");
+  // Set again while domain 5 exists: its entry is active now; 9's is still inactive.
+  ok(r.core, r.dom0, T.SET_PERMS, "/d/a\0n0\0r5\0w9\0");
   assert.equal(await g.read("/d/a"), "x");
   await assert.rejects(g.write("/d/a", "y"), XsError, (e) => e.errno === "EACCES");
+  await assert.rejects(g.read("/d/a/child"), XsError, (e) => e.errno === "EACCES", "the child was not set");
+  const g9 = r.guest(9);
+  await assert.rejects(g9.write("/d/a", "y"), XsError, (e) => e.errno === "EACCES");
+  // The special paths follow the same rule.
+  ok(r.core, r.dom0, T.SET_PERMS, "@releaseDomain\0n0\0r11\0");
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "@releaseDomain\0"), "n0\0r11\0");
+  const g11 = r.guest(11);
+  assert.equal((await g11.request(T.GET_PERMS, "@releaseDomain\0")).payload, "EACCES\0");
+  ok(r.core, r.dom0, T.SET_PERMS, "@releaseDomain\0n0\0r11\0");
+  assert.equal((await g11.request(T.GET_PERMS, "@releaseDomain\0")).payload, "n0\0r11\0");
+});
+
+Deno.test("SET_PERMS in a transaction: existence is decided at the SET_PERMS, not at the commit", async () => {
+  const r = rig();
+  ok(r.core, r.dom0, T.WRITE, "/d/t\0x");
+  const tx = Number(ok(r.core, r.dom0, T.TRANSACTION_START, "\0").replace(/\0$/, ""));
+  ok(r.core, r.dom0, T.SET_PERMS, "/d/t\0n0\0r6\0", tx);
+  const g = r.guest(6); // created and introduced between the SET_PERMS and the commit
+  ok(r.core, r.dom0, T.TRANSACTION_END, "T\0", tx);
+  assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/d/t\0"), "n0\0r6\0");
+  await assert.rejects(g.read("/d/t"), XsError, (e) => e.errno === "EACCES");
+  // The other way round: set while 6 exists, committed: active.
+  const tx2 = Number(ok(r.core, r.dom0, T.TRANSACTION_START, "\0").replace(/\0$/, ""));
+  ok(r.core, r.dom0, T.SET_PERMS, "/d/t\0n0\0r6\0", tx2);
+  ok(r.core, r.dom0, T.TRANSACTION_END, "T\0", tx2);
+  assert.equal(await g.read("/d/t"), "x");
 });
 
 Deno.test("a domain that owned nodes but was never introduced: its death removes them, once", () => {

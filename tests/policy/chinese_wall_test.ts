@@ -116,21 +116,22 @@ Deno.test("chinese-wall: the history survives a policy reload (same plugin name)
 
 Deno.test("chinese-wall: a domain's history goes with the domain; a new domain with its domid starts free", async () => {
   const r = rig({}, null, chainOf(["legacy", "chinese-wall"], { "chinese-wall": { "conflict-sets": SETS } }));
+  const g = r.guest(5); // before dom0 grants it /cw (spec PERM-10)
   populate(r.core);
   const read = async (g: GuestClient, path: string) => {
     const m = await g.request(T.READ, `${path}\0`);
     return m.type === T.ERROR ? m.payload.replace(/\0$/, "") : "ok";
   };
-  const g = r.guest(5);
   assert.equal(await read(g, "/cw/bank-a/k"), "ok");
   assert.equal(await read(g, "/cw/bank-b/k"), "EACCES", "walled off after bank-a");
-  // Domain 5 dies; Xen later creates a new domain 5, which the toolstack grants /cw again.
+  // Domain 5 dies; Xen later creates a new domain 5, which the toolstack grants /cw again (once it
+  // exists: an entry set before would stay inactive, spec PERM-10).
   r.xen.destroy(5);
   r.turn();
+  const again = r.guest(5);
   for (const sub of ["", "/bank-a", "/bank-a/k", "/bank-b", "/bank-b/k", "/free"]) {
     ok(r.core, r.dom0, T.SET_PERMS, `/cw${sub}\0n0\0b5\0`);
   }
-  const again = r.guest(5);
   assert.equal(await read(again, "/cw/bank-b/k"), "ok", "the new domain 5 inherits no history");
   assert.equal(await read(again, "/cw/bank-a/k"), "EACCES", "and builds its own");
 });

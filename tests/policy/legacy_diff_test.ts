@@ -1,7 +1,7 @@
 // Differential property test: the `legacy` WebAssembly plugin (through the plugin chain the daemon
 // uses, decision cache included) against the reference model in legacy_model.ts, on random domains,
-// targets, permission lists (duplicates included) and operations. Without a target the model is Xen's
-// perm_for_conn exactly; with a target it is the documented union rule.
+// targets, permission lists (duplicates and inactive entries included) and operations. Without a
+// target the model is Xen's perm_for_conn exactly; with a target it is the documented union rule.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
@@ -23,7 +23,8 @@ const bits = fc.constantFrom<PermBits>(0, 1, 2, 3);
 const perms = fc.record({
   owner: domid,
   other: bits,
-  acl: fc.array(fc.record({ domid, bits }), { maxLength: 6 }),
+  // Inactive entries (spec PERM-10) grant nothing: the model skips them, the plugin never sees them.
+  acl: fc.array(fc.record({ domid, bits, inactive: fc.boolean() }), { maxLength: 6 }),
 }).map((p) => Perms.of(p.owner, p.other, p.acl));
 const subject = fc.record({
   domid,
@@ -67,7 +68,7 @@ Deno.test("legacy plugin = reference model on creation, SET_PERMS and capabiliti
       const created = policy.permsForCreate(who, parent);
       assert.equal(created.owner, modelCreateOwner(who, parent));
       assert.equal(created.other, parent.other, "other access inherited");
-      assert.deepEqual(created.acl, parent.acl, "entries inherited");
+      assert.deepEqual(created.acl, parent.acl, "entries inherited, inactive ones included and in place");
       assert.equal(policy.checkSetPerms(who, parent, next), modelSetPerms(who, parent, next));
       assert.equal(policy.checkCapability(who, cap), modelCapability(who));
     }),

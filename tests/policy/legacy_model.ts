@@ -20,6 +20,7 @@ export function xenRights(who: ModelSubject, perms: Perms): number {
   const t = who.target;
   if (who.privileged || perms.owner === who.domid || (t !== null && perms.owner === t)) return R | W | OWNER;
   for (const e of perms.acl) {
+    if (e.inactive) continue; // XS_PERM_IGNORE: skipped by perm_for_conn (spec PERM-10)
     if (e.domid === who.domid || (t !== null && e.domid === t)) return e.bits;
   }
   return perms.other;

@@ -41,3 +41,38 @@ Deno.test("withOwner keeps the rest and returns the same object when unchanged",
   assert.equal(p.withOwner(3), p);
   assert.deepEqual(p.withOwner(9).strings(), ["r9", "w5"]);
 });
+
+// ---- Inactive entries (spec PERM-9, PERM-10) ----------------------------------------------------
+
+Deno.test("inactive entries: shown as written, left out of the effective list, part of the identity", () => {
+  const active = Perms.parse(["n0", "r5", "w9"]);
+  const p = active.decided((domid) => domid !== 9);
+  assert.equal(p.text, "n0\0r5\0w9\0", "GET_PERMS shows the list exactly as written");
+  assert.deepEqual(p.strings(), ["n0", "r5", "w9"]);
+  assert.deepEqual(p.storedStrings(), ["n0", "r5", "w9!"]);
+  assert.equal(p.key, "n0\0r5\0w9!\0");
+  assert.ok(p.hasInactive && !active.hasInactive);
+  assert.equal(p.count, 3, "an inactive entry still counts against the entries quota");
+  assert.equal(p.effective, Perms.parse(["n0", "r5"]), "the effective list is the interned one");
+  assert.equal(active.effective, active);
+  assert.equal(active.key, active.text);
+  // Interned by key: the same marks give the same object, different marks a different one.
+  assert.equal(Perms.parseStored(["n0", "r5", "w9!"]), p);
+  assert.notEqual(p, active);
+  assert.ok(!samePerms(p, active), "a list whose entry changed state is a change");
+  // Set again: decided afresh, whatever the entries were.
+  assert.equal(p.decided(() => true), active);
+  assert.equal(active.decided(() => true), active, "unchanged: the same object");
+  assert.deepEqual(p.decided((_d, i) => i === 1).storedStrings(), ["n0", "r5!", "w9"]);
+});
+
+Deno.test("inactive entries: kept through withOwner and the stored form; never read from the wire form", () => {
+  const p = Perms.parseStored(["n0", "r5!", "b7"]);
+  assert.deepEqual(p.withOwner(3).storedStrings(), ["n3", "r5!", "b7"]);
+  assert.deepEqual(Perms.parseStored(p.storedStrings()), p);
+  assert.deepEqual(Perms.parseStored(["n0", "r5"]).storedStrings(), ["n0", "r5"], "an old store: all active");
+  for (const bad of [["n0!"], ["n0", "r5!!"], ["n0", "!"], ["n0", "r!5"]]) {
+    assert.throws(() => Perms.parseStored(bad), XsError, (e) => e.errno === "EINVAL", JSON.stringify(bad));
+  }
+  assert.throws(() => Perms.parse(["n0", "r5!"]), XsError, (e) => e.errno === "EINVAL", "SET_PERMS");
+});

@@ -48,6 +48,8 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
   );
   try {
     await using x = await startSimXen(["--policy-config", conf, "-E", String(NODE_QUOTA)]);
+    // The first domain 7 (granted what follows once it exists: spec PERM-10).
+    const old = await x.introduce(7);
     // dom0's grants to domain 7, in nodes and in a special path's permissions.
     await x.ok(XS.WRITE, "/shared\0");
     await x.ok(XS.SET_PERMS, "/shared\0n0\0w7\0");
@@ -62,7 +64,6 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
 
     // The first domain 7: nodes (its own and in dom0's tree), quota usage, watches, a transaction,
     // and plugin state (the Chinese Wall: having read bank-a walls it off bank-b).
-    const old = await x.introduce(7);
     await old.write("/shared/by7", "v");
     const oldTx = await old.transactionStart();
     await old.write("data/in-tx", "1", oldTx);
@@ -125,4 +126,37 @@ Deno.test("domid reuse: a new guest given a dead guest's domid gets nothing of i
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("domid reuse: an entry set while its domain did not exist gives a later domain with that domid nothing, until set again (PERM-10, sim Xen)", async () => {
+  await using x = await startSimXen();
+  await x.ok(XS.WATCH, "@releaseDomain\0d0\0");
+  assert.deepEqual(await x.dom0Event(), { path: "@releaseDomain", token: "d0" });
+  // XSA-417's race: domain 9 dies, and the toolstack, not knowing yet, grants domain 9 access.
+  await x.introduce(9);
+  destroyDomain(x.dir, 9);
+  assert.deepEqual(await x.dom0Event(), { path: "@releaseDomain", token: "d0" });
+  await x.ok(XS.WRITE, "/early\0secret");
+  await x.ok(XS.SET_PERMS, "/early\0n0\0r9\0");
+  await x.ok(XS.SET_PERMS, "@introduceDomain\0n0\0r9\0");
+  await x.ok(XS.WRITE, "/early/child\0c");
+  // Kept and shown exactly as written (PERM-9), inherited by the child.
+  assert.equal(await x.ok(XS.GET_PERMS, "/early\0"), "n0\0r9\0");
+  assert.equal(await x.ok(XS.GET_PERMS, "/early/child\0"), "n0\0r9\0");
+  assert.equal(await x.ok(XS.GET_PERMS, "@introduceDomain\0"), "n0\0r9\0");
+
+  // Xen gives the domid to a new domain: it gets nothing of that entry.
+  const fresh = await x.introduce(9);
+  assert.equal(await readErrno(fresh, "/early"), "EACCES");
+  assert.equal(await readErrno(fresh, "/early/child"), "EACCES");
+  assert.equal((await fresh.request(XS.GET_PERMS, "@introduceDomain\0")).payload, "EACCES\0");
+  await assert.rejects(fresh.write("/early/mine", "v"), XsError, (e) => e.errno === "EACCES");
+
+  // dom0 sets the list again now that domain 9 exists: the entry is active.
+  await x.ok(XS.SET_PERMS, "/early\0n0\0r9\0");
+  await x.ok(XS.SET_PERMS, "@introduceDomain\0n0\0r9\0");
+  assert.equal(await fresh.read("/early"), "secret");
+  assert.equal((await fresh.request(XS.GET_PERMS, "@introduceDomain\0")).payload, "n0\0r9\0");
+  assert.equal(await readErrno(fresh, "/early/child"), "EACCES", "the child's list was not set again");
+  await assert.rejects(fresh.write("/early", "w"), XsError, (e) => e.errno === "EACCES", "read only");
 });

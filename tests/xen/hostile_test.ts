@@ -63,8 +63,8 @@ Deno.test("hostile: garbage indices and oversized headers stop that ring only; @
 Deno.test("hostile: a guest that never reads its ring while dom0 writes 60 MB of events to it: RSS stays bounded", async () => {
   await using x = await startSimXen();
   await x.ok(XS.MKDIR, "/pub\0");
-  await x.ok(XS.SET_PERMS, "/pub\0n0\0r21\0");
   const lazy = await x.introduce(21);
+  await x.ok(XS.SET_PERMS, "/pub\0n0\0r21\0");
   const token = "t".repeat(3000);
   await lazy.watch("/pub", token);
   await lazy.nextEvent();

@@ -103,8 +103,8 @@ Deno.test("sim: a crashed domain fires @releaseDomain, and its nodes, watches an
   await x.ok(XS.WATCH, "@releaseDomain/7\0rel7\0");
   await x.dom0Event();
   await x.ok(XS.MKDIR, "/shared\0");
+  const g = await x.introduce(7); // before dom0 grants it anything (an entry set earlier stays inactive)
   await x.ok(XS.SET_PERMS, "/shared\0n0\0w7\0");
-  const g = await x.introduce(7);
   await g.write("/shared/by7", "v");
   await g.watch("/shared", "s");
   await g.transactionStart();
