@@ -16,7 +16,8 @@ import { VERSION } from "../common/version.ts";
 import { StorageMetrics } from "../observe/storage.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
-import { sdNotify } from "./notify.ts";
+import { notifySocket, sdNotify } from "./notify.ts";
+import { liveUpdateStart, prepareLiveUpdate } from "../live_update/daemon.ts";
 import { fullCollection, heapUsed } from "../memory/v8.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
 import { trimMalloc } from "../memory/malloc.ts";
@@ -52,8 +53,12 @@ export async function main(): Promise<number> {
   const logOutput = setupLogging(parsed, detached !== null);
   logStartupNotes(loaded);
 
-  // One daemon per pid file and socket: a second start leaves the running one alone and exits 0.
-  const claim = await claimInstance(parsed);
+  // Started by a live update (-U): the state of the program we replace, read and checked first.
+  const handover = parsed.liveUpdate ? liveUpdateStart(parsed.rundir) : null;
+  if (handover !== null && handover.kind === "error") return 1;
+  // One daemon per pid file and socket: a second start leaves the running one alone and exits 0
+  // (with -U the socket is ours already: it is inherited).
+  const claim = await claimInstance(parsed, handover !== null);
   if (claim.kind === "busy") {
     log("info", claim.message);
     detached?.busy(null);
@@ -76,7 +81,9 @@ export async function main(): Promise<number> {
   let db;
   let storedDomains;
   try {
-    ({ db, domains: storedDomains } = openState(backend, storage));
+    ({ db, domains: storedDomains } = handover === null
+      ? openState(backend, storage)
+      : handover.openState(backend, storage));
   } catch (e) {
     // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
     log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
@@ -101,11 +108,27 @@ export async function main(): Promise<number> {
   });
   policies.attach((chain) => core.dispatcher.policy = chain);
   setActivePolicyManager(policies);
+  // Live update (docs/live-update.md) stands between the socket transport and the core.
+  let domainCount = () => 0;
+  const liveUpdate = prepareLiveUpdate({
+    core,
+    rundir: parsed.rundir,
+    ownArgs: Deno.args,
+    env: () => {
+      const env = Deno.env.toObject();
+      const ns = notifySocket();
+      return ns === undefined ? env : { ...env, NOTIFY_SOCKET: ns };
+    },
+    flushDurable: () => backend.deferredSync?.()?.syncNow(),
+    guests: () => domainCount(),
+  });
   const server = new UnixServer<Client>({
     path: parsed.socket,
     maxOutBytes: parsed.maxOutBytes,
     maxOutEvents: parsed.maxWatchEvents,
-  }, core);
+  }, liveUpdate);
+  liveUpdate.attach(server);
+  server.onTurnEnd(() => liveUpdate.turnEnd());
   const ops = new Operations(parsed, core, server, undefined, storage);
   const stop = (sig: string) => () => {
     log("info", `${sig} received, shutting down`);
@@ -124,7 +147,8 @@ export async function main(): Promise<number> {
     log("info", `SIGHUP: log files reopened; ${reloadPolicy()}`);
   });
   try {
-    Deno.removeSync(parsed.socket); // a stale socket from a previous run (claimInstance: nobody serves it)
+    // A stale socket from a previous run (claimInstance: nobody serves it); with -U it is ours.
+    if (handover === null) Deno.removeSync(parsed.socket);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -152,6 +176,8 @@ export async function main(): Promise<number> {
       keepOrphans: parsed.keepOrphans,
     });
     domains.restore(storedDomains as Parameters<typeof domains.restore>[0]);
+    const dm = domains;
+    domainCount = () => dm.domainCount;
   } catch (e) {
     log("error", `--xen: ${(e as Error).message}`);
     backend.close();
@@ -181,14 +207,16 @@ export async function main(): Promise<number> {
   } else {
     log("info", "running without --expose-gc: memory is returned only when V8 decides (compile/v8-flags)");
   }
-  server.listen();
+  // With -U: the inherited listening socket and connections (else a new socket, as a normal start).
+  if (handover === null || !handover.adopt(server, core)) server.listen();
   ops.startTimers();
   log(
     "info",
     `serving ${parsed.socket} (policy ${core.dispatcher.policy.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
   );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
-  sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
+  // After a live update systemd has known this pid serving all along: no second READY.
+  if (handover === null) sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();
   await server.run();
   if (gate !== null) {

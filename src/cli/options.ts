@@ -79,6 +79,8 @@ export interface DaemonOptions {
   /** XENSTORED_RUNDIR / XENSTORED_ROOTDIR (created at start, as cxenstored). */
   rundir: string;
   rootdir: string;
+  /** -U: started by a live update: adopt the state in <rundir>/state_dump (docs/live-update.md). */
+  liveUpdate: boolean;
   /** Non-fatal remarks (obsolete or ignored options), logged at start. */
   warnings: string[];
 }
@@ -394,11 +396,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     long: "live-update",
     arg: "none",
     origin: ["cxenstored"],
-    status: "refused",
-    help: "internal to cxenstored's live update, which dxenstored does not support (exit 2)",
+    status: "mapped",
+    help: "started by a live update (xenstore-control live-update): adopt the connections, watches " +
+      "and store in <rundir>/state_dump instead of starting afresh; implies --no-fork",
     hidden: true,
-    apply: () => {
-      throw new OptionError("live update is not supported by dxenstored");
+    apply: (o) => {
+      o.liveUpdate = true;
+      o.fork = false;
     },
   },
   {
@@ -727,6 +731,7 @@ export function defaultOptions(env: (k: string) => string | undefined): DaemonOp
     refusalIntervalMs: DEFAULT_REFUSAL_RATE.intervalMs,
     rundir,
     rootdir: env("XENSTORED_ROOTDIR") || DEFAULT_ROOTDIR,
+    liveUpdate: false,
     warnings: [],
   };
 }

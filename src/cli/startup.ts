@@ -169,7 +169,7 @@ export type Claim =
  * another daemon still accepts connections on (cxenstored unlinks it: "FIXME: don't mug running
  * daemon"). A stale socket file is removed by the caller as before.
  */
-export async function claimInstance(o: DaemonOptions): Promise<Claim> {
+export async function claimInstance(o: DaemonOptions, inherited = false): Promise<Claim> {
   let pidFile: PidFile | null = null;
   if (o.pidFile !== null) {
     const r = PidFile.acquire(o.pidFile);
@@ -182,7 +182,8 @@ export async function claimInstance(o: DaemonOptions): Promise<Claim> {
     if (r.kind === "error") return { kind: "error", message: `pid file: ${r.message}` };
     pidFile = r.pidFile;
   }
-  if (await socketAccepts(o.socket)) {
+  // A live update (-U) inherits the socket: the connection would be ours.
+  if (!inherited && await socketAccepts(o.socket)) {
     pidFile?.release();
     return { kind: "busy", message: `another daemon serves ${o.socket}; leaving it alone` };
   }

@@ -18,7 +18,11 @@ import * as libc from "./libc.ts";
 /** What the transport needs from the daemon core. */
 export interface ConnectionHandler<C> {
   open(sink: { send(type: number, reqId: number, txId: number, payload: string): boolean }, label: string): C;
-  message(c: C, m: Message): void;
+  /**
+   * Handle one request. `false`: not now (a live update holds it, src/live_update): it stays the
+   * connection's unprocessed input and the connection is not served until `resumeHeld()`.
+   */
+  message(c: C, m: Message): void | boolean;
   close(c: C): void;
 }
 
@@ -64,7 +68,44 @@ class Conn<C> {
   readonly events = new UnsentEvents();
   /** How far (in queuedBytes) output may be written: set at turn ends, held for group commit. */
   readonly marks = new ReleaseMarks();
+  /** The core held a request (live update): not served until resumed. */
+  held = false;
   constructor(readonly fd: number, readonly id: number) {}
+
+  get label(): string {
+    return `socket#${this.id}`;
+  }
+
+  transportState(): SocketState {
+    return {
+      kind: "socket",
+      fd: this.fd,
+      input: this.framer.pendingBytes(),
+      output: this.out.pending().slice(),
+      partial: this.out.partial,
+      releasedOutput: Math.max(0, this.marks.released - this.writtenBytes),
+    };
+  }
+}
+
+/** A socket connection's transport state (live update carries it across exec; src/live_update). */
+export interface SocketState {
+  readonly kind: "socket";
+  readonly fd: number;
+  /** Bytes read and not yet handed to the core (at most one partial message, or a backlog). */
+  readonly input: Uint8Array;
+  /** Bytes queued and not yet written: `partial` bytes finishing a message, then whole messages. */
+  readonly output: Uint8Array;
+  readonly partial: number;
+  /** How many of `output`'s bytes are released (the rest waits for group commit). */
+  readonly releasedOutput: number;
+}
+
+/** What a live update sees of a connection. */
+export interface SocketConnection<C> {
+  readonly client: C;
+  readonly label: string;
+  transportState(): SocketState;
 }
 
 export interface UnixServerStats {
@@ -107,6 +148,56 @@ export class UnixServer<C> {
   listen(): void {
     this.listenFd = libc.listenUnix(this.opts.path);
     this.ep.add(this.listenFd, libc.EPOLLIN);
+  }
+
+  /** The listening socket (-1 before listen()). */
+  get listenerFd(): number {
+    return this.listenFd;
+  }
+
+  /** The live connections (live update, diagnostics). */
+  connections(): Iterable<SocketConnection<C>> {
+    return this.conns.values();
+  }
+
+  /** Serve an inherited listening socket instead of creating one (live update: -U). */
+  adoptListener(fd: number): void {
+    this.listenFd = fd;
+    this.ep.add(fd, libc.EPOLLIN);
+  }
+
+  /**
+   * Serve an inherited, connected socket (live update: -U) as a new connection: `output` (after
+   * `partial` bytes finishing a message) is sent first, `input` is served before anything read
+   * later. The descriptor must be non-blocking.
+   */
+  adopt(fd: number, input: Uint8Array, output: Uint8Array, partial: number): C {
+    const c = this.accepted(fd);
+    if (output.length > 0) {
+      c.out.appendRaw(output, partial);
+      c.queuedBytes += output.length;
+      this.dirty.add(c); // released at the turn's end, as any output
+    }
+    if (input.length > 0) {
+      c.framer.feed(input.slice());
+      c.framer.release();
+      this.backlog.add(c);
+    }
+    return c.client;
+  }
+
+  /** Serve again the connections whose request the core held (live update ended). */
+  resumeHeld(): void {
+    for (const c of this.conns.values()) {
+      if (!c.held) continue;
+      c.held = false;
+      this.backlog.add(c);
+    }
+  }
+
+  /** Output held for group commit on some connection. */
+  get outputHeld(): boolean {
+    return this.waiting.size > 0;
   }
 
   stop(): void {
@@ -215,46 +306,51 @@ export class UnixServer<C> {
     for (;;) {
       const fd = libc.accept(this.listenFd);
       if (fd < 0) break;
-      const c = new Conn<C>(fd, this.nextId++);
-      const sink = {
-        send: (type: number, reqId: number, txId: number, payload: string): boolean => {
-          if (c.closed) return false;
-          if (payload.length > PAYLOAD_MAX) {
-            const instead = replaceOversized(`socket#${c.id}`, type, payload.length);
-            if (instead === null) return false;
-            type = MsgType.ERROR;
-            payload = instead;
-          }
-          c.out.append(type, reqId, txId, payload);
-          c.queuedBytes += HEADER_SIZE + payload.length;
-          if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);
-          this.dirty.add(c);
-          const over = c.out.length > this.maxOut
-            ? `${c.out.length} bytes unread (limit ${this.maxOut})`
-            : c.events.count > this.maxOutEvents
-            ? `${c.events.count} watch events unread (limit ${this.maxOutEvents})`
-            : null;
-          if (over !== null) {
-            this.stats.outputLimitDisconnects++;
-            log(
-              "warn",
-              `socket#${c.id}: ${over}, disconnecting a stuck client ` +
-                `(${this.stats.outputLimitDisconnects} so far)`,
-            );
-            this.closeConn(c, "output limit");
-            return false;
-          }
-          return true;
-        },
-      };
-      c.client = this.handler.open(sink, `socket#${c.id}`);
-      this.conns.set(fd, c);
-      this.ep.add(fd, libc.EPOLLIN | libc.EPOLLRDHUP);
+      this.accepted(fd);
     }
   }
 
+  private accepted(fd: number): Conn<C> {
+    const c = new Conn<C>(fd, this.nextId++);
+    const sink = {
+      send: (type: number, reqId: number, txId: number, payload: string): boolean => {
+        if (c.closed) return false;
+        if (payload.length > PAYLOAD_MAX) {
+          const instead = replaceOversized(`socket#${c.id}`, type, payload.length);
+          if (instead === null) return false;
+          type = MsgType.ERROR;
+          payload = instead;
+        }
+        c.out.append(type, reqId, txId, payload);
+        c.queuedBytes += HEADER_SIZE + payload.length;
+        if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);
+        this.dirty.add(c);
+        const over = c.out.length > this.maxOut
+          ? `${c.out.length} bytes unread (limit ${this.maxOut})`
+          : c.events.count > this.maxOutEvents
+          ? `${c.events.count} watch events unread (limit ${this.maxOutEvents})`
+          : null;
+        if (over !== null) {
+          this.stats.outputLimitDisconnects++;
+          log(
+            "warn",
+            `socket#${c.id}: ${over}, disconnecting a stuck client ` +
+              `(${this.stats.outputLimitDisconnects} so far)`,
+          );
+          this.closeConn(c, "output limit");
+          return false;
+        }
+        return true;
+      },
+    };
+    c.client = this.handler.open(sink, `socket#${c.id}`);
+    this.conns.set(fd, c);
+    this.ep.add(fd, libc.EPOLLIN | libc.EPOLLRDHUP);
+    return c;
+  }
+
   private readConn(c: Conn<C>, mask: number): void {
-    if (c.paused) return;
+    if (c.paused || c.held) return;
     const n = libc.read(c.fd, this.readBuf);
     if (n > 0) {
       c.framer.feed(this.readBuf.subarray(0, n));
@@ -274,7 +370,7 @@ export class UnixServer<C> {
   /** Process buffered messages until the input runs out or the output backs up; then write. */
   private serve(c: Conn<C>): void {
     this.backlog.delete(c);
-    while (!c.closed) {
+    while (!c.closed && !c.held) {
       if (c.out.length > OUT_HIGH) {
         // Back-pressure: stop reading this client until its replies drain.
         this.setPaused(c, true);
@@ -290,7 +386,12 @@ export class UnixServer<C> {
         this.closeConn(c, "oversized message");
         return;
       }
-      this.handler.message(c.client, m);
+      if (this.handler.message(c.client, m) === false) {
+        // Held (live update pending): keep it as input, stop reading until resumeHeld().
+        c.framer.unread(m);
+        c.held = true;
+        this.setPaused(c, true);
+      }
     }
   }
 
@@ -330,6 +431,7 @@ export class UnixServer<C> {
       this.updateMask(c);
     }
     // Output drained: resume a client paused for back-pressure and finish its pending input.
+    if (c.held) return;
     if (c.paused && c.out.length <= OUT_HIGH && c.framer.pending > 0) this.backlog.add(c);
     else if (c.paused && c.out.length <= OUT_HIGH) this.setPaused(c, false);
   }
