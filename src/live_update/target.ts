@@ -15,7 +15,7 @@ export type ProgramKind = "dxenstored" | "cxenstored" | "oxenstored" | "unknown"
 export function programKindFromUsage(text: string): ProgramKind {
   if (/Usage: dxenstored\b/.test(text)) return "dxenstored";
   if (/oxenstored|--config-file/.test(text) && /ocaml|oxenstored/i.test(text)) return "oxenstored";
-  if (/Usage: .*xenstored\b/.test(text) || /--live-update/.test(text)) return "cxenstored";
+  if (/^\s*xenstored <options>/m.test(text)) return "cxenstored";
   return "unknown";
 }
 
