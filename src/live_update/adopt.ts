@@ -11,7 +11,12 @@ import type { Node } from "../store/tree.ts";
 import type { Perms } from "../store/perms.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import { readStream } from "../migration/reader.ts";
-import { type HostState, hostStateFromStream, nodesToStream, type StoreImage } from "../migration/host_state.ts";
+import {
+  type HostState,
+  hostStateFromStream,
+  nodesToStream,
+  type StoreImage,
+} from "../migration/host_state.ts";
 import { closeAcrossExec, setNonBlocking } from "./exec.ts";
 import { STATE_DUMP } from "./handover.ts";
 
@@ -90,7 +95,9 @@ export function adoptConnections<C extends { readonly id: number; readonly base:
     sockets++;
     inputBytes += c.input.length;
     outputBytes += c.output.length;
-    if (c.transactions.length > 0) dropped.push(`${c.transactions.length} transaction(s) of socket fd ${e.fd}`);
+    if (c.transactions.length > 0) {
+      dropped.push(`${c.transactions.length} transaction(s) of socket fd ${e.fd}`);
+    }
     for (const w of c.watches) {
       const p = resolvePath(w.path, client.base, true);
       const added = watches.add({
@@ -121,7 +128,13 @@ export function chooseStore(
   image: StoreImage,
 ): { root: Node; gen: number; specialPerms: ReadonlyMap<string, Perms>; source: string; rewrite: boolean } {
   if (loaded === null) {
-    return { root: image.root, gen: 1, specialPerms: image.specialPerms, source: "from the stream", rewrite: false };
+    return {
+      root: image.root,
+      gen: 1,
+      specialPerms: image.specialPerms,
+      source: "from the stream",
+      rewrite: false,
+    };
   }
   const diff = firstDifference(loaded.root, image.root);
   if (diff === null) {

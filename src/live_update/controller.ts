@@ -53,7 +53,7 @@ export interface LiveUpdateOptions {
   env(): Record<string, string>;
   /** Make every stored change durable now (group commit: no reply may wait for a sync we forget). */
   flushDurable(): void;
-  /** Guest domains with rings (not handed over yet: refused while any is attached). */
+  /** Rings served (guests' and dom0's): not handed over yet, so refused while any is attached. */
   guests(): number;
   readonly checkFile: FileCheck;
   /** exec keeping descriptors; returns only on failure, with the reason (tests inject a fake). */
@@ -62,6 +62,11 @@ export interface LiveUpdateOptions {
 }
 
 const LIVE_UPDATE_PREFIX = "live-update\0";
+
+/** Rings (guests', dom0's) are not handed over yet: refused rather than lost. */
+function ringsRefusal(n: number): string {
+  return `live update while domains' rings are served (${n}) is not supported by dxenstored yet.`;
+}
 
 export class LiveUpdateController {
   readonly session: LiveUpdateSession<Client>;
@@ -104,7 +109,7 @@ export class LiveUpdateController {
   private checkFile(file: string): string | null {
     const g = this.o.guests();
     if (g > 0) {
-      return `live update with guest domains attached (${g}) is not supported by dxenstored yet.`;
+      return ringsRefusal(g);
     }
     return this.o.checkFile(file);
   }
@@ -164,10 +169,16 @@ export class LiveUpdateController {
     this.switchNow(s.owner, s.start, s.file!, s.cmdline, v.dropsTransactions);
   }
 
-  private switchNow(owner: Client, p: PendingStart, file: string, cmdline: string | null, drops: boolean): void {
+  private switchNow(
+    owner: Client,
+    p: PendingStart,
+    file: string,
+    cmdline: string | null,
+    drops: boolean,
+  ): void {
     const g = this.o.guests();
     if (g > 0) {
-      this.fail(p, owner, `live update with guest domains attached (${g}) is not supported by dxenstored yet.`);
+      this.fail(p, owner, ringsRefusal(g));
       return;
     }
     const t = this.transport!;
@@ -178,7 +189,13 @@ export class LiveUpdateController {
       this.o.flushDurable();
       for (const sc of t.connections()) {
         const st = sc.transportState();
-        conns.push({ clientId: sc.client.id, fd: st.fd, input: st.input, output: st.output, partial: st.partial });
+        conns.push({
+          clientId: sc.client.id,
+          fd: st.fd,
+          input: st.input,
+          output: st.output,
+          partial: st.partial,
+        });
       }
       const core = this.o.core;
       const state: DaemonState = {

@@ -8,7 +8,13 @@ import type { Client } from "../dispatch/client.ts";
 import type { Core } from "../dispatch/core.ts";
 import { Database } from "../store/database.ts";
 import type { HostState } from "../migration/host_state.ts";
-import { adoptConnections, type AdoptingTransport, chooseStore, describeAdoption, readHandover } from "./adopt.ts";
+import {
+  adoptConnections,
+  type AdoptingTransport,
+  chooseStore,
+  describeAdoption,
+  readHandover,
+} from "./adopt.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkTarget } from "./target.ts";
 
@@ -25,7 +31,10 @@ export type LiveUpdateStart =
     readonly kind: "ok";
     readonly host: HostState;
     /** The store (instead of backend.ts openState): the stream's, or the backend's if equal. */
-    openState(backend: Backend, observer?: StorageObserver): { db: Database; domains: readonly DomainRecord[] };
+    openState(
+      backend: Backend,
+      observer?: StorageObserver,
+    ): { db: Database; domains: readonly DomainRecord[] };
     /** Adopt the inherited descriptors; false if there was no listening socket to adopt. */
     adopt(transport: AdoptingTransport<Client>, core: Core): boolean;
   };

@@ -127,7 +127,14 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const [cmd, args] = command(socket, opts.args ?? []);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(cmd, { args, cwd: ROOT, env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" })
+    child = new Deno.Command(cmd, {
+      args,
+      cwd: ROOT,
+      env: opts.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
       .spawn();
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

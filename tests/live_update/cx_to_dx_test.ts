@@ -91,7 +91,9 @@ Deno.test({
       // Watches still fire on the same connection (absolute and relative).
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/after") + "1")), null);
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/local/domain/0/rel/y") + "2")), null);
-      while (ev.length < 2) ev.push(await w.recv(30000).catch((e) => Promise.reject(new Error(`${e}\n${logText()}`))));
+      while (ev.length < 2) {
+        ev.push(await w.recv(30000).catch((e) => Promise.reject(new Error(`${e}\n${logText()}`))));
+      }
       const paths = ev.map((e) => parts(e).join(" "));
       assert.ok(paths.includes("/a/after tA"), JSON.stringify(paths));
       assert.ok(paths.includes("rel/y tR"), JSON.stringify(paths));
@@ -103,7 +105,9 @@ Deno.test({
       // The never-reading watcher gets its initial event and every /big event, once each, in order.
       const got: string[] = [];
       for (;;) {
-        const e = await lazy.recv(30000).catch((e) => Promise.reject(new Error(`lazy ${got.length}: ${e}\n${logText()}`)));
+        const e = await lazy.recv(30000).catch((e) =>
+          Promise.reject(new Error(`lazy ${got.length}: ${e}\n${logText()}`))
+        );
         assert.equal(e.type, XS.WATCH_EVENT);
         got.push(parts(e)[0]);
         if (parts(e)[0] === "/big/n199") break;

@@ -21,7 +21,7 @@ function exists(p: string): boolean {
 }
 
 /** A daemon whose run folder is its temp dir, and a launcher there that starts this checkout. */
-async function liveDaemon(): Promise<{ d: Daemon; launcher: string }> {
+async function liveDaemon(extra: readonly string[] = []): Promise<{ d: Daemon; launcher: string }> {
   const rundir = await Deno.makeTempDir({ prefix: "dxs-lu-" });
   const launcher = `${rundir}/dxenstored`;
   Deno.writeTextFileSync(
@@ -29,7 +29,8 @@ async function liveDaemon(): Promise<{ d: Daemon; launcher: string }> {
     `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" "$@"\n`,
     { mode: 0o755 },
   );
-  const d = await startDaemon({ env: { XENSTORED_RUNDIR: rundir }, args: ["--log-level", "debug"] });
+  const args = ["--log-level", "debug", ...extra.map((a) => a.replaceAll("{rundir}", rundir))];
+  const d = await startDaemon({ env: { XENSTORED_RUNDIR: rundir }, args });
   return { d, launcher };
 }
 
@@ -200,24 +201,41 @@ Deno.test({
       const gone = `${launcher}-gone`;
       Deno.copyFileSync(launcher, gone);
       Deno.chmodSync(gone, 0o755);
-      assert.equal((await ctl.request(XS.CONTROL, `live-update\0-f\0${gone}\0`, { timeoutMs: 30000 })).payload, "OK\0");
-      assert.equal((await ctl.request(XS.CONTROL, "live-update\0-f\0/bin/sh\0")).payload.startsWith("live-update session already active."), true);
+      assert.equal(
+        (await ctl.request(XS.CONTROL, `live-update\0-f\0${gone}\0`, { timeoutMs: 30000 })).payload,
+        "OK\0",
+      );
+      assert.equal(
+        (await ctl.request(XS.CONTROL, "live-update\0-f\0/bin/sh\0")).payload.startsWith(
+          "live-update session already active.",
+        ),
+        true,
+      );
       Deno.removeSync(gone);
       const s = await ctl.request(XS.CONTROL, "live-update\0-s\0", { timeoutMs: 30000 });
       assert.ok(s.payload.startsWith("Error activating new binary.\n"), JSON.stringify(s.payload));
       assert.ok(/live update failed/.test(d.stderr), d.stderr);
       assert.ok(!exists(`${launcher.slice(0, launcher.lastIndexOf("/"))}/state_dump`), "no dump left behind");
       assert.equal(errnoOf(await ctl.request(XS.WRITE, "/lu/after\0still serving")), null);
-      assert.equal((await ctl.request(XS.CONTROL, "live-update\0-a\0")).payload, "No live-update session active.\0");
+      assert.equal(
+        (await ctl.request(XS.CONTROL, "live-update\0-a\0")).payload,
+        "No live-update session active.\0",
+      );
 
       // An open transaction: -s waits for it, then refuses (no -F) naming it.
       const t = await WireClient.connect(d.socket);
       const tx = Number(parts(await t.request(XS.TRANSACTION_START, "\0"))[0]);
-      assert.equal((await ctl.request(XS.CONTROL, `live-update\0-f\0${launcher}\0`, { timeoutMs: 30000 })).payload, "OK\0");
+      assert.equal(
+        (await ctl.request(XS.CONTROL, `live-update\0-f\0${launcher}\0`, { timeoutMs: 30000 })).payload,
+        "OK\0",
+      );
       const started = Date.now();
       const r = await ctl.request(XS.CONTROL, "live-update\0-s\0-t\x001\0", { timeoutMs: 30000 });
       assert.ok(Date.now() - started >= 900, "waited for the timeout");
-      assert.ok(/^Domains with long running transactions:\nDomain 0: [0-9]+ s\0$/.test(r.payload), JSON.stringify(r.payload));
+      assert.ok(
+        /^Domains with long running transactions:\nDomain 0: [0-9]+ s\0$/.test(r.payload),
+        JSON.stringify(r.payload),
+      );
       // The transaction is intact.
       assert.equal(errnoOf(await t.request(XS.WRITE, "/lu/t\0x", { txId: tx })), null);
       // -F: it goes ahead, the transaction is dropped (TRANSACTION_END: ENOENT, as cxenstored).
@@ -228,6 +246,34 @@ Deno.test({
       assert.equal(errnoOf(gone2), "ENOENT", "the dropped transaction's write is not committed");
       ctl.close();
       t.close();
+    } finally {
+      await cleanup(d, launcher);
+    }
+  },
+});
+
+Deno.test({
+  name: "live update dx → dx with a file backend in group-commit mode: flushed, reopened, checked",
+  ignore: !haveTools,
+  sanitizeResources: false,
+  fn: async () => {
+    const { d, launcher } = await liveDaemon(["--backend", "file:{rundir}/state", "--sync", "group:5"]);
+    try {
+      const c = await WireClient.connect(d.socket);
+      // A burst of pipelined writes right before the switch: their replies wait for group commit.
+      const N = 200;
+      for (let i = 0; i < N; i++) await c.send(XS.WRITE, `/gc/n${i}\0v${i}`);
+      const lu = control(d.socket, "live-update", launcher);
+      for (let i = 0; i < N; i++) {
+        const r = await c.recv(30000);
+        assert.equal(r.type, XS.WRITE, JSON.stringify(r));
+      }
+      const res = await lu;
+      assert.equal(res.code, 0, `${res.stderr}\n${d.stderr}`);
+      assert.ok(/\(the backend's, equal to the stream's\)/.test(d.stderr), d.stderr);
+      await nothingPending(c, "group-commit client");
+      assert.equal((await c.request(XS.READ, `/gc/n${N - 1}\0`)).payload, `v${N - 1}`);
+      c.close();
     } finally {
       await cleanup(d, launcher);
     }

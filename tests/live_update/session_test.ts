@@ -23,7 +23,9 @@ Deno.test("live-update arguments: cxenstored's forms, anything else EINVAL", () 
   assert.deepEqual(parseLiveUpdateArgs(["-s"]), { kind: "start", force: false, timeoutS: 60 });
   assert.deepEqual(parseLiveUpdateArgs(["-s", "-t", "5", "-F"]), { kind: "start", force: true, timeoutS: 5 });
   assert.deepEqual(parseLiveUpdateArgs(["-s", "-t", "7x"]), { kind: "start", force: false, timeoutS: 7 });
-  for (const bad of [[], ["-f"], ["-f", "a", "b"], ["-a", "x"], ["-c"], ["-s", "-t"], ["-s", "-x"], ["-b", "x"]]) {
+  for (
+    const bad of [[], ["-f"], ["-f", "a", "b"], ["-a", "x"], ["-c"], ["-s", "-t"], ["-s", "-x"], ["-b", "x"]]
+  ) {
     einval(bad);
   }
 });
@@ -65,9 +67,15 @@ Deno.test("live-update -s: cxenstored's transaction rule", () => {
   });
   const f = { ...p, force: true };
   // -F: at once if every open transaction is already older than the timeout; else at the timeout.
-  assert.deepEqual(startVerdict(f, [{ domid: 0, oldestStart: -20_000 }], 0), { kind: "go", dropsTransactions: true });
+  assert.deepEqual(startVerdict(f, [{ domid: 0, oldestStart: -20_000 }], 0), {
+    kind: "go",
+    dropsTransactions: true,
+  });
   assert.deepEqual(startVerdict(f, [{ domid: 0, oldestStart: 0 }], 5000), { kind: "wait" });
-  assert.deepEqual(startVerdict(f, [{ domid: 0, oldestStart: 9000 }], 10_000), { kind: "go", dropsTransactions: true });
+  assert.deepEqual(startVerdict(f, [{ domid: 0, oldestStart: 9000 }], 10_000), {
+    kind: "go",
+    dropsTransactions: true,
+  });
 });
 
 Deno.test("live update: the new program's argv and what --help says it is", () => {

@@ -72,7 +72,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "control: print goes to the trace log; live-update of a program that is not dxenstored is refused clearly; stats answers",
+  name:
+    "control: print goes to the trace log; live-update of a program that is not dxenstored is refused clearly; stats answers",
   ignore: !haveTool,
   fn: async () => {
     await withDaemon(async (d) => {
