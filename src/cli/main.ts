@@ -46,11 +46,13 @@ export async function main(): Promise<number> {
   if (parsed.configTest) return configTest(loaded);
 
   // Fork by default: this process starts the daemon and returns once it serves (daemonize.ts).
-  if (parsed.fork && !isDetachedChild()) {
+  // A live update (-U) never forks: this process already is the daemon.
+  if (parsed.fork && !isDetachedChild() && !parsed.liveUpdate) {
     return await runParent({ args: Deno.args, socket: parsed.socket, outputPid: parsed.outputPid });
   }
   const detached = isDetachedChild() ? DetachedDaemon.start() : null;
-  const logOutput = setupLogging(parsed, detached !== null);
+  // -U with the same options: the process was the detached daemon before the exec (options that fork).
+  const logOutput = setupLogging(parsed, detached !== null || (parsed.liveUpdate && parsed.fork));
   logStartupNotes(loaded);
 
   // Started by a live update (-U): the state of the program we replace, read and checked first.

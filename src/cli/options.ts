@@ -398,12 +398,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     origin: ["cxenstored"],
     status: "mapped",
     help: "started by a live update (xenstore-control live-update): adopt the connections, watches " +
-      "and store in <rundir>/state_dump instead of starting afresh; implies --no-fork",
+      "and store in <rundir>/state_dump instead of starting afresh; never forks",
     hidden: true,
-    apply: (o) => {
-      o.liveUpdate = true;
-      o.fork = false;
-    },
+    apply: (o) => o.liveUpdate = true,
   },
   {
     long: "event",

@@ -122,7 +122,9 @@ export function setupLogging(o: DaemonOptions, detached: boolean): LogOutput {
   let dropStderr = false;
   if (detached && spec === "stderr") {
     const kind = stderrKind();
-    if (kind === "tty" || kind === "pipe") {
+    // A live update (-U) inherits the stderr its predecessor left: /dev/null ("other") when that one
+    // had let go of a terminal or pipe and logged to syslog — so log to syslog again.
+    if (kind === "tty" || kind === "pipe" || (o.liveUpdate && kind === "other")) {
       dropStderr = true;
       if (existsSocket(SYSLOG_SOCKET)) spec = "syslog";
       else log("warn", "no syslog socket: the detached daemon logs nowhere (use --log-file)");
