@@ -147,7 +147,11 @@ Deno.test({
       assert.equal((await w.recv()).type, XS.WATCH_EVENT);
       for (let i = 0; i < 5; i++) {
         const before = await storeText(d.socket);
-        const lu = await control(d.socket, "live-update", launcher);
+        // Switch 2 names the new program's arguments (-c), as an operator changing options would.
+        const cmdline = `--socket ${d.socket} --log-level debug --entry-nb 4321`;
+        const lu = i === 2
+          ? await control(d.socket, "live-update", "-c", cmdline, launcher)
+          : await control(d.socket, "live-update", launcher);
         assert.equal(lu.code, 0, `switch ${i}: ${lu.stdout}${lu.stderr}\n${d.stderr}`);
         assert.equal(await storeText(d.socket), before, `switch ${i}: store`);
         assert.equal(errnoOf(await writer.request(XS.WRITE, `/local/domain/0/lu-rel/k${i}\0${i}`)), null);
@@ -155,6 +159,10 @@ Deno.test({
         assert.deepEqual(parts(ev), [`lu-rel/k${i}`, "rel"], `switch ${i}: relative watch event`);
       }
       assert.equal(d.stderr.match(/live update: adopted/g)?.length, 5);
+      assert.ok(d.stderr.includes(`"--entry-nb","4321","-U"]`), "switch 2 exec'd with -c's arguments");
+      // Later switches pass the arguments on: the quota from -c is still in force.
+      const q = await control(d.socket, "quota");
+      assert.ok(/^nodes +: +4321 /m.test(q.stdout), q.stdout);
 
       // Raw CONTROL: a TRANSACTION_START sent after -f is held and answered by the new program.
       const ctl = await WireClient.connect(d.socket);
