@@ -13,11 +13,10 @@
 //    connection's state is whole: group commit flushed, state written, exec (./handover.ts).
 import { log } from "../common/log.ts";
 import { XsError } from "../common/xs_error.ts";
-import type { Client, ReplySink } from "../dispatch/client.ts";
+import type { Client } from "../dispatch/client.ts";
 import type { Core } from "../dispatch/core.ts";
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
-import type { SocketConnection } from "../server/unix_server.ts";
 import {
   type DaemonState,
   encodeState,
@@ -36,10 +35,23 @@ import {
   type TransactionAge,
 } from "./session.ts";
 
-/** What the controller needs of the socket transport (src/server/unix_server.ts UnixServer). */
+/** A socket connection's transport state, as handed over (the socket transport's SocketState). */
+export interface HandedOverSocket {
+  readonly kind: "socket";
+  readonly fd: number;
+  /** Bytes read and not yet handed to the core. */
+  readonly input: Uint8Array;
+  /** Bytes queued and not yet written: `partial` bytes finishing a message, then whole messages. */
+  readonly output: Uint8Array;
+  readonly partial: number;
+}
+
+/** What the controller needs of the socket transport (its SocketServer). */
 export interface LiveUpdateTransport {
   readonly listenerFd: number;
-  connections(): Iterable<SocketConnection<Client>>;
+  connections(): Iterable<
+    { readonly client: Client; transportState(): HandedOverSocket | { readonly kind: "ring" } }
+  >;
   /** Serve again the connections whose request was held. */
   resumeHeld(): void;
 }
@@ -85,7 +97,7 @@ export class LiveUpdateController {
 
   // --- ConnectionHandler (src/server/unix_server.ts) ---
 
-  open(sink: ReplySink, label: string): Client {
+  open(sink: Parameters<Core["open"]>[0], label: string): Client {
     return this.o.core.open(sink, label);
   }
 
@@ -189,6 +201,7 @@ export class LiveUpdateController {
       this.o.flushDurable();
       for (const sc of t.connections()) {
         const st = sc.transportState();
+        if (st.kind !== "socket") continue;
         conns.push({
           clientId: sc.client.id,
           fd: st.fd,
