@@ -17,6 +17,7 @@ import type { Client } from "../dispatch/client.ts";
 import type { Core } from "../dispatch/core.ts";
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
+import { ITEM_LIMITS } from "../migration/format.ts";
 import {
   type DaemonState,
   encodeState,
@@ -209,6 +210,19 @@ export class LiveUpdateController {
           output: st.output,
           partial: st.partial,
         });
+      }
+      // A CONN record carries at most 65535 bytes of unprocessed input: a back-pressured client with a
+      // full read pending must drain first. Wait for it up to the timeout, then say so.
+      const big = conns.find((c) => c.input.length > ITEM_LIMITS.inputBytes);
+      if (big !== undefined) {
+        if (this.now() < p.since + p.timeoutS * 1000) return;
+        this.fail(
+          p,
+          owner,
+          `A connection holds ${big.input.length} bytes of unprocessed input (at most ` +
+            `${ITEM_LIMITS.inputBytes} can be handed over): it does not read its replies.`,
+        );
+        return;
       }
       const core = this.o.core;
       const state: DaemonState = {
