@@ -69,6 +69,11 @@ export interface LiveUpdateOptions {
   /** Rings served (guests' and dom0's): not handed over yet, so refused while any is attached. */
   guests(): number;
   readonly checkFile: FileCheck;
+  /**
+   * What program the file is (`--help`, ./target.ts): null if it may be started, else the reply.
+   * Asynchronous, so the loop serves on meanwhile; the `-f` reply waits for it. Absent: not probed.
+   */
+  readonly probe?: (file: string) => Promise<string | null>;
   /** exec keeping descriptors; returns only on failure, with the reason (tests inject a fake). */
   readonly exec?: typeof execKeeping;
   readonly now?: () => number;
@@ -136,7 +141,12 @@ export class LiveUpdateController {
     const args = m.payload.split("\0");
     if (args[args.length - 1] === "") args.pop();
     try {
-      const r = this.session.handle(c, parseLiveUpdateArgs(args.slice(1)), m.reqId, m.txId);
+      const req = parseLiveUpdateArgs(args.slice(1));
+      const r = this.session.handle(c, req, m.reqId, m.txId);
+      if (req.kind === "file" && r.kind === "reply" && r.text === "OK" && this.o.probe !== undefined) {
+        this.probeThenReply(c, m, req.file);
+        return;
+      }
       if (r.kind === "reply") {
         if (!this.session.active) this.transport?.resumeHeld();
         c.sink.send(MsgType.CONTROL, m.reqId, m.txId, r.text + "\0");
@@ -145,6 +155,17 @@ export class LiveUpdateController {
       if (!(e instanceof XsError)) throw e;
       c.sink.send(MsgType.ERROR, m.reqId, m.txId, `${e.errno}\0`);
     }
+  }
+
+  /** `-f`'s last check, off the loop: the session has no program until it says yes. */
+  private probeThenReply(c: Client, m: Message, file: string): void {
+    const s = this.session.session!;
+    s.file = null;
+    this.o.probe!(file).then((problem) => {
+      if (this.session.session !== s) return; // aborted (or the owner went) meanwhile
+      if (problem === null) s.file = file;
+      c.sink.send(MsgType.CONTROL, m.reqId, m.txId, (problem ?? "OK") + "\0");
+    });
   }
 
   private endSession(): void {

@@ -16,13 +16,13 @@ import {
   readHandover,
 } from "./adopt.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
-import { checkTarget } from "./target.ts";
+import { checkFile, probeTarget } from "./target.ts";
 
-/** The controller, with `-f`'s real file check unless given. */
+/** The controller, with `-f`'s real checks (the file, then what program it is) unless given. */
 export function prepareLiveUpdate(
   o: Omit<LiveUpdateOptions, "checkFile"> & Partial<Pick<LiveUpdateOptions, "checkFile">>,
 ): LiveUpdateController {
-  return new LiveUpdateController({ checkFile: (f) => checkTarget(f), ...o });
+  return new LiveUpdateController({ checkFile, probe: (f) => probeTarget(f), ...o });
 }
 
 export type LiveUpdateStart =

@@ -19,18 +19,18 @@ export function programKindFromUsage(text: string): ProgramKind {
   return "unknown";
 }
 
-/** Run `<file> --help` (bounded by a timeout) and say what program it is. */
-export function probeProgram(file: string): { kind: ProgramKind; detail: string } {
+/** Run `<file> --help` (bounded by a timeout) and say what program it is; never blocks the loop. */
+export async function probeProgram(file: string): Promise<{ kind: ProgramKind; detail: string }> {
   let out: Deno.CommandOutput;
   try {
-    out = new Deno.Command("timeout", {
+    out = await new Deno.Command("timeout", {
       args: ["-k", "2", String(PROBE_TIMEOUT_S), file, "--help"],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      // The probe must not notify systemd on our behalf nor think it was forked by us.
+      // The probe must not notify systemd on our behalf.
       env: { NOTIFY_SOCKET: "" },
-    }).outputSync();
+    }).output();
   } catch (e) {
     return { kind: "unknown", detail: `cannot run it: ${(e as Error).message}` };
   }
@@ -48,20 +48,21 @@ function firstLine(t: string): string {
   return l.slice(0, 120);
 }
 
-/**
- * cxenstored's `-f` checks, then the program: null if it may be started, else the reply text.
- * `probe` is injectable for tests.
- */
-export function checkTarget(file: string, probe = probeProgram): string | null {
+/** cxenstored's `-f` checks: null if the file may be started, else the reply text. */
+export function checkFile(file: string): string | null {
   let st: Deno.FileInfo;
   try {
     st = Deno.statSync(file);
   } catch {
     return "File not accessible.";
   }
-  if (((st.mode ?? 0) & 0o111) === 0) return "File not executable.";
-  if (!st.isFile) return "File not executable.";
-  const p = probe(file);
+  if (((st.mode ?? 0) & 0o111) === 0 || !st.isFile) return "File not executable.";
+  return null;
+}
+
+/** What the program is, by its usage text: null if dxenstored (the only target yet), else the reply. */
+export async function probeTarget(file: string, probe = probeProgram): Promise<string | null> {
+  const p = await probe(file);
   if (p.kind === "dxenstored") return null;
   if (p.kind === "unknown") return `File is not a xenstored dxenstored can hand over to (${p.detail}).`;
   return `live update from dxenstored to ${p.kind} is not supported yet (docs/live-update.md).`;
