@@ -109,8 +109,12 @@ export class LiveUpdateController {
 
   message(c: Client, m: Message): void | boolean {
     if (m.type === MsgType.CONTROL && m.payload.startsWith(LIVE_UPDATE_PREFIX)) return this.control(c, m);
-    // cxenstored's rule: no new transaction may start while a live update is under way.
-    if (m.type === MsgType.TRANSACTION_START && this.session.active && c.txns.size === 0) return false;
+    // cxenstored's rule: no new transaction may start while a live update is under way. Not the session
+    // owner's: holding its requests would hold its own `-s` behind them (its transaction is waited for).
+    if (
+      m.type === MsgType.TRANSACTION_START && this.session.active && c.txns.size === 0 &&
+      this.session.session?.owner !== c
+    ) return false;
     this.o.core.message(c, m);
   }
 

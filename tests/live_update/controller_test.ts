@@ -171,3 +171,19 @@ Deno.test("live-update controller: the owner's connection closing ends the sessi
   assert.ok(t.resumed > 0, "held requests are served again");
   Deno.removeSync(t.rundir, { recursive: true });
 });
+
+Deno.test("live-update controller: only other connections' transaction starts are held", () => {
+  const t = setup();
+  t.ctl(t.a, 1, "-f", "/new");
+  const ts = (c: Client, reqId: number) =>
+    t.lu.message(c, { type: MsgType.TRANSACTION_START, reqId, txId: 0, payload: "\0" });
+  // The owner's would hold its own -s behind it: processed (its transaction is then waited for).
+  assert.notEqual(ts(t.a, 2), false);
+  assert.equal(t.a.txns.size, 1);
+  assert.equal(ts(t.b, 3), false);
+  assert.equal(t.b.txns.size, 0);
+  t.lu.message(t.a, { type: MsgType.CONTROL, reqId: 4, txId: 0, payload: "live-update\0-a\0" });
+  assert.ok(!t.lu.session.active);
+  assert.notEqual(ts(t.b, 5), false, "after the session, nothing is held");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
