@@ -101,7 +101,7 @@ export class LiveUpdateController {
     this.transport = t;
   }
 
-  // --- ConnectionHandler (src/server/unix_server.ts) ---
+  // --- the socket transport's ConnectionHandler ---
 
   open(sink: Parameters<Core["open"]>[0], label: string): Client {
     return this.o.core.open(sink, label);
@@ -130,10 +130,7 @@ export class LiveUpdateController {
 
   private checkFile(file: string): string | null {
     const g = this.o.guests();
-    if (g > 0) {
-      return ringsRefusal(g);
-    }
-    return this.o.checkFile(file);
+    return g > 0 ? ringsRefusal(g) : this.o.checkFile(file);
   }
 
   private control(c: Client, m: Message): void {
@@ -154,7 +151,10 @@ export class LiveUpdateController {
       if (r.kind === "reply") {
         if (!this.session.active) this.transport?.resumeHeld();
         c.sink.send(MsgType.CONTROL, m.reqId, m.txId, r.text + "\0");
-      } else log("info", `live update: ${c.label} asked to switch; waiting for open transactions`);
+      } else {
+        const p = this.session.session!.start!;
+        log("info", `live update: ${c.label} asks to switch (-t ${p.timeoutS}${p.force ? " -F" : ""})`);
+      }
     } catch (e) {
       if (!(e instanceof XsError)) throw e;
       c.sink.send(MsgType.ERROR, m.reqId, m.txId, `${e.errno}\0`);
