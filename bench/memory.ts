@@ -3,7 +3,8 @@
 // anchors' scripts) and dxenstored (memory backend, with compile/v8-flags) — is started fresh and, on
 // its own, taken through:
 //
-//  1. idle: RSS 2 s after start;
+//  1. idle: RSS after SETTLE seconds of quiet after start (as every other reading: a daemon's own
+//     idle work — dxenstored's first collection and code-page trim — is done by then);
 //  2. fill (xsbench --workload fill: /bench/fill/gNNNNN/nNN, 100 leaves per folder, 14-byte values):
 //     1k leaves first (a warm-up), then 10k, 100k and 1M; RSS "added per leaf" = (RSS at N − idle
 //     RSS) ÷ N (the issue's measure), each RSS read after SETTLE seconds of quiet; peak = VmHWM after
@@ -211,7 +212,7 @@ async function measureTarget(
     }
   };
   try {
-    await sleep(2000);
+    await settle();
     t.idle = rss();
     await part("fill", async () => {
       const warm = await fill(r.socket, r.pid, 1000, o.fillLimit, pin);

@@ -21,6 +21,7 @@ import { liveUpdateStart, prepareLiveUpdate } from "../live_update/daemon.ts";
 import { fullCollection, heapUsed } from "../memory/v8.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
 import { trimMalloc } from "../memory/malloc.ts";
+import { trimCodePages } from "../memory/code_pages.ts";
 import { nameProcess } from "./process_name.ts";
 import { limitsWithQuotas, Operations, quotaConfig } from "./operations.ts";
 import {
@@ -203,6 +204,16 @@ export async function main(): Promise<number> {
           `idle collection in ${(performance.now() - t0).toFixed(0)} ms: ${
             (heapUsed() / 1048576).toFixed(1)
           } MiB live`,
+        );
+      },
+      quiet: () => {
+        const t0 = performance.now();
+        const trim = trimCodePages();
+        log(
+          "debug",
+          `quiet: ${trim.pages} code pages (${
+            (trim.pages / 256).toFixed(1)
+          } MiB) unmapped from ${trim.mappings} mappings in ${(performance.now() - t0).toFixed(1)} ms`,
         );
       },
     });

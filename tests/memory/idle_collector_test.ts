@@ -123,3 +123,41 @@ Deno.test("the expected cost scales with the footprint: a cheap collection after
   w.run(2000);
   assert.equal(w.collections, 2);
 });
+
+Deno.test("the quiet hook: once after start-up (with a first collection), once per quiet period, spaced", () => {
+  let t = 0;
+  let requests = 0;
+  let quiet = 0;
+  let collections = 0;
+  const c = new IdleCollector({
+    now: () => t,
+    heapUsed: () => 10 * MiB,
+    footprint: () => 100 * 1024,
+    collect: () => collections++,
+    quiet: () => quiet++,
+  });
+  const run = (ms: number, perTurn = 0) => {
+    for (let i = 0; i < ms / 50; i++) {
+      t += 50;
+      requests += perTurn;
+      c.turnEnd(requests);
+    }
+  };
+  run(900);
+  assert.equal(quiet, 0, "not before a second of quiet");
+  run(700);
+  assert.equal(quiet, 1, "start-up's quiet period");
+  assert.equal(collections, 1, "start-up's garbage collected first");
+  run(60_000);
+  assert.equal(quiet, 1, "nothing new: no second run");
+  run(10_000, 3);
+  assert.equal(quiet, 1, "never while requests arrive");
+  run(1600);
+  assert.equal(quiet, 2, "after the burst");
+  run(100, 1); // a short burst right after: spaced
+  run(1600);
+  assert.equal(quiet, 2, "within QUIET_SPACING_MS of the last");
+  run(5000);
+  assert.equal(quiet, 3, "once the spacing allows, still in the same quiet period");
+  assert.equal(collections, 1, "the hook itself collects nothing after the first");
+});
