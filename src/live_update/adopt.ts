@@ -18,18 +18,10 @@ import {
   type StoreImage,
 } from "../migration/host_state.ts";
 import { closeAcrossExec, setNonBlocking } from "./exec.ts";
-import { STATE_DUMP } from "./handover.ts";
 
-/** Read, validate and remove the dump. Throws (StreamError, or the file's error) on any problem. */
-export function readHandover(rundir: string): HostState {
-  const path = `${rundir}/${STATE_DUMP}`;
-  const bytes = Deno.readFileSync(path);
-  const host = hostStateFromStream(readStream(bytes), 1);
-  // As cxenstored: the dump is used once (a restart must not adopt stale descriptors).
-  try {
-    Deno.removeSync(path);
-  } catch { /* already gone */ }
-  return host;
+/** Read and validate a dump. Throws (StreamError, or the file's error) on any problem. */
+export function readHandover(path: string): HostState {
+  return hostStateFromStream(readStream(Deno.readFileSync(path)), 1);
 }
 
 /** Where the adopted connections go: the socket transport (src/server/unix_server.ts). */

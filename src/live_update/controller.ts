@@ -18,13 +18,13 @@ import type { Core } from "../dispatch/core.ts";
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
 import { ITEM_LIMITS } from "../migration/format.ts";
+import { FALLBACK_ENV, FALLBACK_SUFFIX, ownCommandLine } from "./fallback.ts";
 import {
   type DaemonState,
   encodeState,
   execArgv,
   execKeeping,
   type HandoverConnection,
-  STATE_DUMP,
   writeDump,
 } from "./handover.ts";
 import {
@@ -265,16 +265,33 @@ export class LiveUpdateController {
     }
     const argv = execArgv(file, this.o.ownArgs, cmdline);
     const fds = [t.listenerFd, ...conns.map((c) => c.fd)];
+    // The way back if the new program cannot read the state (./fallback.ts).
+    const env = this.o.env();
+    try {
+      Deno.linkSync(path, path + FALLBACK_SUFFIX);
+      const askerFd = conns.find((c) => c.clientId === owner.id)?.fd ?? -1;
+      env[FALLBACK_ENV] = JSON.stringify({
+        file: Deno.execPath(),
+        argv: ownCommandLine(),
+        fd: askerFd,
+        reqId: p.reqId,
+        txId: p.txId,
+      });
+    } catch (e) {
+      log("warn", `live update: no way back if the new program fails: ${(e as Error).message}`);
+    }
     log(
       "info",
       `live update: ${bytes.length} bytes of state in ${path} (${conns.length} connections` +
         `${drops ? ", open transactions dropped (-F)" : ""}); exec ${JSON.stringify(argv)}`,
     );
-    const why = (this.o.exec ?? execKeeping)(file, argv, this.o.env(), fds);
+    const why = (this.o.exec ?? execKeeping)(file, argv, env, fds);
     // Still here: the exec failed. Nothing was handed over; serve on.
-    try {
-      Deno.removeSync(`${this.o.rundir}/${STATE_DUMP}`);
-    } catch { /* gone */ }
+    for (const f of [path, path + FALLBACK_SUFFIX]) {
+      try {
+        Deno.removeSync(f);
+      } catch { /* gone */ }
+    }
     this.fail(p, owner, `Error activating new binary.\n${why}`);
   }
 }

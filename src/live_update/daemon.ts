@@ -17,6 +17,17 @@ import {
 } from "./adopt.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
+import { execve } from "./exec.ts";
+import { STATE_DUMP } from "./handover.ts";
+import {
+  answerFailure,
+  FAILED_ENV,
+  type Fallback,
+  FALLBACK_ENV,
+  FALLBACK_SUFFIX,
+  parseFailure,
+  parseFallback,
+} from "./fallback.ts";
 
 /** The controller, with `-f`'s real checks (the file, then what program it is) unless given. */
 export function prepareLiveUpdate(
@@ -39,14 +50,36 @@ export type LiveUpdateStart =
     adopt(transport: AdoptingTransport<Client>, core: Core): boolean;
   };
 
-/** `-U`: read and validate <rundir>/state_dump before anything else; an error is logged. */
+/**
+ * `-U`: read and validate <rundir>/state_dump before anything else. If it cannot be read, go back to
+ * the program that wrote it (./fallback.ts) when it said how; else log and fail. When this is that
+ * program coming back, read its own dump and answer the asker with the failure.
+ */
 export function liveUpdateStart(rundir: string): LiveUpdateStart {
+  const failure = parseFailure(Deno.env.get(FAILED_ENV));
+  const fallback = parseFallback(Deno.env.get(FALLBACK_ENV));
+  // Neither may leak into a later switch or a child.
+  Deno.env.delete(FAILED_ENV);
+  Deno.env.delete(FALLBACK_ENV);
+  const dump = `${rundir}/${STATE_DUMP}`;
   let host: HostState;
   try {
-    host = readHandover(rundir);
+    host = readHandover(failure === null ? dump : dump + FALLBACK_SUFFIX);
   } catch (e) {
-    log("error", `live update: cannot adopt the state in ${rundir}: ${(e as Error).message}`);
+    const why = (e as Error).message;
+    log("error", `live update: cannot adopt the state in ${rundir}: ${why}`);
+    if (failure === null && fallback !== null) goBack(fallback, why);
     return { kind: "error" };
+  }
+  // Used once, as cxenstored does: a restart must not adopt stale descriptors.
+  for (const f of [dump, dump + FALLBACK_SUFFIX]) {
+    try {
+      Deno.removeSync(f);
+    } catch { /* absent */ }
+  }
+  if (failure !== null) {
+    log("error", `live update failed in the new program (${failure.reason}); this one serves on`);
+    host = answerFailure(host, failure);
   }
   let storeNote = "";
   return {
@@ -68,4 +101,16 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
       return listener;
     },
   };
+}
+
+/** Exec the previous program again with the same descriptors; returns only if that fails. */
+function goBack(f: Fallback, why: string): void {
+  log("error", `live update: going back to the previous program (${f.argv.join(" ")})`);
+  const env = Deno.env.toObject();
+  env[FAILED_ENV] = JSON.stringify({ fd: f.fd, reqId: f.reqId, txId: f.txId, reason: why.slice(0, 2000) });
+  try {
+    execve(f.file, f.argv, env);
+  } catch (e) {
+    log("error", `live update: cannot go back: ${(e as Error).message}`);
+  }
 }

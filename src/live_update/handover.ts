@@ -116,9 +116,11 @@ export function buildStream(s: DaemonState, reply: PendingReply): MigrationStrea
 /** Write the stream to `<rundir>/state_dump`, mode 0600 (replacing an old one). */
 export function writeDump(rundir: string, bytes: Uint8Array): string {
   const path = `${rundir}/${STATE_DUMP}`;
-  try {
-    Deno.removeSync(path);
-  } catch { /* none */ }
+  for (const old of [path, `${path}.fallback`]) {
+    try {
+      Deno.removeSync(old);
+    } catch { /* none */ }
+  }
   Deno.writeFileSync(path, bytes, { mode: 0o600, createNew: true });
   return path;
 }

@@ -10,6 +10,7 @@ import { encodeMessage } from "../../src/protocol/codec.ts";
 import { type HandedOverSocket, LiveUpdateController } from "../../src/live_update/controller.ts";
 import { readStream } from "../../src/migration/reader.ts";
 import { hostStateFromStream } from "../../src/migration/host_state.ts";
+import { answerFailure, FALLBACK_ENV, parseFallback } from "../../src/live_update/fallback.ts";
 
 interface Sent {
   type: number;
@@ -23,8 +24,14 @@ function setup(input: Uint8Array = new Uint8Array(0)) {
   const base = Date.now();
   let now = base;
   const core = new Core({ policy: new LegacyPolicy() });
-  const execs: Array<{ file: string; argv: readonly string[]; fds: readonly number[]; dump: Uint8Array }> =
-    [];
+  const execs: Array<{
+    file: string;
+    argv: readonly string[];
+    fds: readonly number[];
+    dump: Uint8Array;
+    env: Readonly<Record<string, string>>;
+    fallbackDump: Uint8Array;
+  }> = [];
   const lu = new LiveUpdateController({
     core,
     rundir,
@@ -34,8 +41,10 @@ function setup(input: Uint8Array = new Uint8Array(0)) {
     guests: () => 0,
     checkFile: () => null,
     now: () => now,
-    exec: (file, argv, _env, fds) => {
-      execs.push({ file, argv, fds, dump: Deno.readFileSync(`${rundir}/state_dump`) });
+    exec: (file, argv, env, fds) => {
+      const dump = Deno.readFileSync(`${rundir}/state_dump`);
+      const fallbackDump = Deno.readFileSync(`${rundir}/state_dump.fallback`);
+      execs.push({ file, argv, fds, dump, env, fallbackDump });
       return "execve: /new: no such file (errno 2)";
     },
   });
@@ -110,6 +119,17 @@ Deno.test("live-update controller: the dump, argv and descriptors handed over; e
   assert.equal(e.file, "/new");
   assert.deepEqual(e.argv, ["/new", "-N", "--socket", "/s", "-U"]);
   assert.deepEqual(e.fds, [5, 7, 8]);
+  // The way back (./fallback.ts): the same bytes under a second name, and how to start this program.
+  assert.deepEqual(e.fallbackDump, e.dump);
+  const fb = parseFallback(e.env[FALLBACK_ENV]);
+  assert.ok(fb !== null, "DXENSTORED_LU_FALLBACK set");
+  assert.equal(fb!.file, Deno.execPath());
+  assert.deepEqual([fb!.fd, fb!.reqId, fb!.txId], [7, 3, 0]);
+  assert.equal(fb!.argv.at(-1), "-U");
+  // Coming back, the old program answers the asker with the failure instead of OK.
+  const back = answerFailure(hostStateFromStream(readStream(e.dump)), { ...fb!, reason: "boom" });
+  const asker = back.connections.find((c) => c.endpoint.kind === "socket" && c.endpoint.fd === 7)!;
+  assert.deepEqual(asker.output, encodeMessage(MsgType.CONTROL, 3, 0, "live-update failed: boom\0"));
   const host = hostStateFromStream(readStream(e.dump));
   assert.equal(host.global?.socketFd, 5);
   const sockets = host.connections.filter((c) => c.endpoint.kind === "socket");
@@ -122,6 +142,7 @@ Deno.test("live-update controller: the dump, argv and descriptors handed over; e
   assert.equal(last.reqId, 3);
   assert.equal(last.payload, "Error activating new binary.\nexecve: /new: no such file (errno 2)\0");
   assert.throws(() => Deno.statSync(`${t.rundir}/state_dump`));
+  assert.throws(() => Deno.statSync(`${t.rundir}/state_dump.fallback`));
   assert.ok(t.resumed > 0);
   assert.ok(!t.lu.session.active);
   Deno.removeSync(t.rundir, { recursive: true });

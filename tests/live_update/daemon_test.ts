@@ -287,3 +287,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "live update dx → dx: a new program that cannot read the state goes back to the old one",
+  ignore: !haveTools,
+  sanitizeResources: false,
+  fn: async () => {
+    const { d, launcher } = await liveDaemon();
+    const dir = launcher.slice(0, launcher.lastIndexOf("/"));
+    // A new program that finds a damaged dump (the old program's second name for it stays intact).
+    const bad = `${dir}/dxenstored-bad`;
+    Deno.writeTextFileSync(
+      bad,
+      `#!/bin/sh\ncase " $* " in *" -U "*) rm -f "$XENSTORED_RUNDIR/state_dump"; ` +
+        `printf 'not a stream' > "$XENSTORED_RUNDIR/state_dump";; esac\n` +
+        `exec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" "$@"\n`,
+      { mode: 0o755 },
+    );
+    try {
+      const w = await WireClient.connect(d.socket);
+      const writer = await WireClient.connect(d.socket);
+      assert.equal(errnoOf(await writer.request(XS.WRITE, "/fb/a\0kept")), null);
+      await w.request(XS.WATCH, "/fb\0tok\0");
+      assert.equal((await w.recv()).type, XS.WATCH_EVENT);
+      const before = await storeText(d.socket);
+      const lu = await control(d.socket, "live-update", bad);
+      assert.equal(lu.code, 3, lu.stderr);
+      assert.ok(/live-update failed: migration stream: truncated/.test(lu.stderr), lu.stderr);
+      assert.ok(/going back to the previous program/.test(d.stderr), d.stderr);
+      assert.ok(/live update failed in the new program/.test(d.stderr), d.stderr);
+      assert.ok(await d.alive(), "the same process serves on");
+      assert.equal(await storeText(d.socket), before, "the store is the old program's");
+      assert.equal(errnoOf(await writer.request(XS.WRITE, "/fb/b\0after")), null);
+      const ev = await w.recv(20000);
+      assert.deepEqual(parts(ev), ["/fb/b", "tok"], "the watch survived the way there and back");
+      assert.ok(!exists(`${dir}/state_dump`) && !exists(`${dir}/state_dump.fallback`), "no dump left");
+      // And a good switch afterwards: nothing of the failed one is left in the environment.
+      const ok = await control(d.socket, "live-update", launcher);
+      assert.equal(ok.code, 0, `${ok.stderr}\n${d.stderr}`);
+      assert.equal(errnoOf(await writer.request(XS.WRITE, "/fb/c\0again")), null);
+      assert.deepEqual(parts(await w.recv(20000)), ["/fb/c", "tok"]);
+      w.close();
+      writer.close();
+    } finally {
+      await cleanup(d, launcher);
+    }
+  },
+});
