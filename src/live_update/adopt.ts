@@ -91,7 +91,13 @@ export function adoptConnections<C extends { readonly id: number; readonly base:
       dropped.push(`${c.transactions.length} transaction(s) of socket fd ${e.fd}`);
     }
     for (const w of c.watches) {
-      const p = resolvePath(w.path, client.base, true);
+      let p: ReturnType<typeof resolvePath>;
+      try {
+        p = resolvePath(w.path, client.base, true);
+      } catch (err) {
+        dropped.push(`watch ${w.path.slice(0, 64)} of socket fd ${e.fd} (${(err as Error).message})`);
+        continue;
+      }
       const added = watches.add({
         owner: client.id,
         path: p.abs,
