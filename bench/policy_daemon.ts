@@ -4,11 +4,11 @@
 // nowhere but here. Both variants run this same file, so the only difference measured is the policy.
 //   deno run -A bench/policy_daemon.ts --socket PATH (--policy legacy | --allow-all)
 import { Core } from "../src/dispatch/core.ts";
-import type { Client } from "../src/dispatch/client.ts";
 import type { Policy } from "../src/policy/policy.ts";
 import { parseChainList } from "../src/policy/loader.ts";
 import { PolicyManager } from "../src/policy/manager.ts";
-import { UnixServer } from "../src/server/unix_server.ts";
+import { EventLoop } from "../src/transport/loop.ts";
+import { SocketServer } from "../src/transport/socket_server.ts";
 import { log } from "../src/common/log.ts";
 
 /** Allows everything and keeps the parent's permissions: the "policy disabled" baseline. */
@@ -34,14 +34,16 @@ if (!args.includes("--allow-all")) {
   policy = (await PolicyManager.start({ chain: names })).current;
 }
 const core = new Core({ policy });
-const server = new UnixServer<Client>({ path: socket }, core);
+const loop = new EventLoop();
+const server = new SocketServer(loop, core, { path: socket });
 try {
   Deno.removeSync(socket);
 } catch { /* none */ }
 server.listen();
 log("info", `bench daemon: ${socket}, policy ${policy.name}`);
-for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => server.stop());
-await server.run();
+for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => loop.stop());
+await loop.run();
+loop.close();
 try {
   Deno.removeSync(socket);
 } catch { /* gone */ }

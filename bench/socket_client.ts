@@ -1,14 +1,6 @@
 // A blocking socket client (dom0's toolstack) for the benchmarks: raw XenStore wire messages over a
 // Unix socket through libc, with no event loop in the way (bench/guests.ts, bench/memory.ts).
-const enc = new TextEncoder();
-
-const libc = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-});
+import * as libc from "../ffi/libc.ts";
 
 export class SocketClient {
   private readonly fd: number;
@@ -16,12 +8,7 @@ export class SocketClient {
   private have = 0;
 
   constructor(path: string) {
-    this.fd = libc.symbols.socket(1, 1, 0);
-    const p = enc.encode(path);
-    const sa = new Uint8Array(2 + p.length + 1);
-    sa[0] = 1;
-    sa.set(p, 2);
-    if (libc.symbols.connect(this.fd, sa, sa.length) < 0) throw new Error(`connect(${path}) failed`);
+    this.fd = libc.connectUnix(path);
   }
 
   send(type: number, payload: string, txId = 0): void {
@@ -33,7 +20,7 @@ export class SocketClient {
     for (let i = 0; i < payload.length; i++) b[16 + i] = payload.charCodeAt(i);
     let off = 0;
     while (off < b.length) {
-      const n = Number(libc.symbols.write(this.fd, b.subarray(off), BigInt(b.length - off)));
+      const n = libc.write(this.fd, b.subarray(off));
       if (n <= 0) throw new Error("socket write failed");
       off += n;
     }
@@ -54,9 +41,7 @@ export class SocketClient {
           return [type, s];
         }
       }
-      const n = Number(
-        libc.symbols.read(this.fd, this.buf.subarray(this.have), BigInt(this.buf.length - this.have)),
-      );
+      const n = libc.read(this.fd, this.buf.subarray(this.have));
       if (n <= 0) throw new Error("socket closed");
       this.have += n;
     }
@@ -86,6 +71,6 @@ export class SocketClient {
   }
 
   close(): void {
-    libc.symbols.close(this.fd);
+    libc.close(this.fd);
   }
 }

@@ -9,31 +9,7 @@
 // must stay allocated and unmoved until its completion is collected: callers keep a reference, and
 // every buffer handed over here lives in a plain ArrayBuffer (off-heap in V8, never moved by GC).
 
-/** The system call numbers (x86-64). */
-export const SysIo = { setup: 206, destroy: 207, getevents: 208, submit: 209 } as const;
-const SYS_IO_SETUP = BigInt(SysIo.setup);
-const SYS_IO_DESTROY = BigInt(SysIo.destroy);
-const SYS_IO_GETEVENTS = BigInt(SysIo.getevents);
-const SYS_IO_SUBMIT = BigInt(SysIo.submit);
-
-const lib = Deno.dlopen("libc.so.6", {
-  // syscall(2) is variadic; on x86-64 integer and pointer arguments travel like fixed ones.
-  io_setup: { name: "syscall", parameters: ["i64", "u32", "buffer"], result: "i64" },
-  io_destroy: { name: "syscall", parameters: ["i64", "u64"], result: "i64" },
-  io_submit: { name: "syscall", parameters: ["i64", "u64", "i64", "buffer"], result: "i64" },
-  io_getevents: {
-    name: "syscall",
-    parameters: ["i64", "u64", "i64", "i64", "buffer", "buffer"],
-    result: "i64",
-  },
-  io_getevents_wait: {
-    name: "syscall",
-    parameters: ["i64", "u64", "i64", "i64", "buffer", "pointer"],
-    result: "i64",
-  },
-  __errno_location: { parameters: [], result: "pointer" },
-});
-const sym = lib.symbols;
+import * as libc from "./libc.ts";
 
 /** struct iocb (64 bytes, little-endian layout). */
 export const Iocb = {
@@ -54,16 +30,11 @@ export const IOCB_CMD_PWRITE = 1;
 /** aio_flags: signal `aio_resfd` (an eventfd) on completion. */
 export const IOCB_FLAG_RESFD = 1;
 
-function errno(): number {
-  const p = sym.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
-
 /** A failed AIO system call (errno), or a completion reporting an error (its negated result). */
 export class AioError extends Error {
   override name = "AioError";
   constructor(readonly op: string, readonly errno: number) {
-    super(`${op} failed: errno ${errno}`);
+    super(`${op} failed: ${libc.errnoName(errno)}`);
   }
 }
 
@@ -88,14 +59,18 @@ export class AioContext {
   private destroyed = false;
 
   private constructor(private readonly ctx: bigint) {
-    const iocbAddr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(this.ctl, 0, Iocb.size)));
-    new DataView(this.ctl).setBigUint64(Iocb.size, BigInt(iocbAddr), true);
+    new DataView(this.ctl).setBigUint64(
+      Iocb.size,
+      libc.addressOf(new Uint8Array(this.ctl, 0, Iocb.size)),
+      true,
+    );
   }
 
   /** A context for up to `maxEvents` requests in flight; throws AioError (ENOSYS, EAGAIN...). */
   static create(maxEvents = 4): AioContext {
     const id = new BigUint64Array(1);
-    if (sym.io_setup(SYS_IO_SETUP, maxEvents, id) < 0n) throw new AioError("io_setup", errno());
+    const r = libc.ioSetup(maxEvents, id);
+    if (r < 0) throw new AioError("io_setup", -r);
     return new AioContext(id[0]);
   }
 
@@ -109,13 +84,13 @@ export class AioContext {
     v.setBigUint64(Iocb.data, data, true);
     v.setUint16(Iocb.opcode, IOCB_CMD_PWRITE, true);
     v.setUint32(Iocb.fildes, fd, true);
-    v.setBigUint64(Iocb.buf, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))), true);
+    v.setBigUint64(Iocb.buf, libc.addressOf(buf), true);
     v.setBigUint64(Iocb.nbytes, BigInt(buf.length), true);
     v.setBigInt64(Iocb.offset, BigInt(offset), true);
     v.setUint32(Iocb.flags, IOCB_FLAG_RESFD, true);
     v.setUint32(Iocb.resfd, resfd, true);
-    const n = sym.io_submit(SYS_IO_SUBMIT, this.ctx, 1n, this.iocbPtrs);
-    if (n !== 1n) throw new AioError("io_submit", n < 0n ? errno() : 11 /* EAGAIN: not queued */);
+    const n = libc.ioSubmit(this.ctx, 1, this.iocbPtrs);
+    if (n !== 1) throw new AioError("io_submit", n < 0 ? -n : libc.EAGAIN /* not queued */);
   }
 
   /**
@@ -124,17 +99,20 @@ export class AioContext {
    */
   collect(wait: boolean): AioCompletion[] {
     for (;;) {
-      const n = wait
-        ? sym.io_getevents_wait(SYS_IO_GETEVENTS, this.ctx, 1n, BigInt(MAX_EVENTS), this.events, null)
-        : sym.io_getevents(SYS_IO_GETEVENTS, this.ctx, 0n, BigInt(MAX_EVENTS), this.events, this.zeroTimeout);
-      if (n < 0n) {
-        const e = errno();
-        if (e === 4 /* EINTR */) continue;
-        throw new AioError("io_getevents", e);
+      const n = libc.ioGetevents(
+        this.ctx,
+        wait ? 1 : 0,
+        MAX_EVENTS,
+        this.events,
+        wait ? null : this.zeroTimeout,
+      );
+      if (n < 0) {
+        if (-n === libc.EINTR) continue;
+        throw new AioError("io_getevents", -n);
       }
       const v = this.eventsView;
       const out: AioCompletion[] = [];
-      for (let i = 0; i < Number(n); i++) {
+      for (let i = 0; i < n; i++) {
         const o = i * IoEvent.size;
         out.push({
           data: v.getBigUint64(o + IoEvent.data, true),
@@ -149,6 +127,6 @@ export class AioContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    sym.io_destroy(SYS_IO_DESTROY, this.ctx);
+    libc.ioDestroy(this.ctx);
   }
 }

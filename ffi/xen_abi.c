@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -54,6 +56,30 @@ int main(void)
     NUM(XENSTORE_ERROR_RINGIDX);
     NUM(XENSTORE_ERROR_PROTO);
     NUM(XS_WATCH_EVENT);
+    NUM(XENSTORE_ABS_PATH_MAX);
+    NUM(XENSTORE_REL_PATH_MAX);
+    NUM(XS_CONTROL);
+    NUM(XS_DIRECTORY);
+    NUM(XS_READ);
+    NUM(XS_GET_PERMS);
+    NUM(XS_WATCH);
+    NUM(XS_UNWATCH);
+    NUM(XS_TRANSACTION_START);
+    NUM(XS_TRANSACTION_END);
+    NUM(XS_INTRODUCE);
+    NUM(XS_RELEASE);
+    NUM(XS_GET_DOMAIN_PATH);
+    NUM(XS_WRITE);
+    NUM(XS_MKDIR);
+    NUM(XS_RM);
+    NUM(XS_SET_PERMS);
+    NUM(XS_ERROR);
+    NUM(XS_IS_DOMAIN_INTRODUCED);
+    NUM(XS_RESUME);
+    NUM(XS_SET_TARGET);
+    NUM(XS_RESET_WATCHES);
+    NUM(XS_DIRECTORY_PART);
+    NUM(XS_INVALID);
     SIZE(struct xsd_sockmsg);
     OFF(struct xsd_sockmsg, type);
     OFF(struct xsd_sockmsg, req_id);
@@ -146,6 +172,30 @@ int main(void)
     NUM(EAGAIN);
     NUM(ESRCH);
     NUM(ECONNREFUSED);
+    /* The server loop (src/transport) and the daemon contract (src/cli/sys.ts). */
+    NUM(SOCK_STREAM);
+    NUM(O_APPEND);
+    NUM(LOCK_EX);
+    NUM(LOCK_NB);
+    NUM(MSG_NOSIGNAL);
+    NUM(EPOLLIN);
+    NUM(EPOLLOUT);
+    NUM(EPOLLERR);
+    NUM(EPOLLHUP);
+    NUM(EPOLLRDHUP);
+    NUM(EPERM);
+    NUM(ENOENT);
+    NUM(EINTR);
+    NUM(EIO);
+    NUM(ENOMEM);
+    NUM(EACCES);
+    NUM(EFAULT);
+    NUM(EBUSY);
+    NUM(EEXIST);
+    NUM(ENODEV);
+    NUM(ENOTTY);
+    NUM(ENOSPC);
+    NUM(EDQUOT);
     /* The file backend's group writes (ffi/aio.ts, src/backend/direct_log.ts). */
     NUM(O_WRONLY);
     NUM(O_DSYNC);

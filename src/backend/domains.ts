@@ -6,7 +6,26 @@
 // Records are JSON (UTF-8) in every backend: they are few (one per guest) and change rarely, so
 // readability beats compactness, and a field the registry adds later needs no format change (`extra`).
 
-/** What must survive a restart about one introduced domain. */
+/** A ring connection's watch as stored: a guest kernel cannot know the daemon restarted, so its
+ *  watches are kept with its domain and re-registered on re-attach (as cxenstored's live update). */
+export interface StoredWatch {
+  readonly path: string;
+  readonly token: string;
+  readonly depth?: number;
+  readonly relativeBase: string | null;
+}
+
+/** What the domain registry (src/domains/manager.ts) keeps beyond the fields every backend knows. */
+export interface DomainExtra {
+  /** Feature bits the domain may use (SET_FEATURE before INTRODUCE restricts them). */
+  readonly features?: number;
+  /** The ring connection's watches. */
+  readonly watches?: readonly StoredWatch[];
+  /** This record is dom0's own ring (only its watches are restored; the ring is found at start). */
+  readonly dom0Ring?: boolean;
+}
+
+/** What must survive a restart about one introduced domain: the one shape of a domain record. */
 export interface DomainRecord {
   readonly domid: number;
   /** INTRODUCE's ring frame: a gfn (or an mfn for old PV guests). */
@@ -19,8 +38,41 @@ export interface DomainRecord {
   readonly target?: number;
   /** SET_QUOTA values given to this domain (quota name → value); absent ones use the defaults. */
   readonly quotas?: Readonly<Record<string, number>>;
-  /** Anything else the registry needs to re-attach (JSON-serialisable), stored verbatim. */
-  readonly extra?: unknown;
+  /**
+   * What else the registry needs to re-attach, stored verbatim (JSON). Read back leniently: a field
+   * or watch that does not have its type is dropped (a domain keeps its ring over a bad watch).
+   */
+  readonly extra?: DomainExtra;
+}
+
+/** Watches restored per connection at most (a ring connection holds at most its watch quota). */
+const MAX_STORED_WATCHES = 65536;
+
+function storedWatch(v: unknown): StoredWatch | null {
+  if (typeof v !== "object" || v === null) return null;
+  const w = v as Partial<StoredWatch>;
+  if (typeof w.path !== "string" || typeof w.token !== "string") return null;
+  if (w.depth !== undefined && !(Number.isSafeInteger(w.depth) && w.depth >= 0)) return null;
+  if (w.relativeBase !== null && typeof w.relativeBase !== "string") return null;
+  return {
+    path: w.path,
+    token: w.token,
+    ...(w.depth !== undefined ? { depth: w.depth } : {}),
+    relativeBase: w.relativeBase ?? null,
+  };
+}
+
+/** `extra` as read back, with only the fields that have their types (absent if none is left). */
+function sanitizeExtra(v: unknown): DomainExtra | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const e = v as Record<string, unknown>;
+  const out: { features?: number; watches?: StoredWatch[]; dom0Ring?: boolean } = {};
+  if (isNat(e.features, 0xffffffff)) out.features = e.features;
+  if (Array.isArray(e.watches)) {
+    out.watches = e.watches.slice(0, MAX_STORED_WATCHES).map(storedWatch).filter((w) => w !== null);
+  }
+  if (e.dom0Ring === true) out.dom0Ring = true;
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** Largest domid a guest can have (DOMID_FIRST_RESERVED - 1). */
@@ -50,17 +102,24 @@ export function domainRecordProblem(r: unknown): string | null {
   return null;
 }
 
-/** Validate a whole set (unique domids); throws Error naming the first problem. */
+/**
+ * Validate a whole set (unique domids); throws Error naming the first problem. The records come back
+ * with `extra` sanitized (see DomainRecord.extra).
+ */
 export function checkDomainRecords(records: readonly unknown[]): DomainRecord[] {
   const seen = new Set<number>();
+  const out: DomainRecord[] = [];
   for (const r of records) {
     const p = domainRecordProblem(r);
     if (p !== null) throw new Error(`domain record: ${p}`);
-    const id = (r as DomainRecord).domid;
-    if (seen.has(id)) throw new Error(`domain record: domain ${id} twice`);
-    seen.add(id);
+    const d = r as DomainRecord & { extra?: unknown };
+    if (seen.has(d.domid)) throw new Error(`domain record: domain ${d.domid} twice`);
+    seen.add(d.domid);
+    const { extra: _raw, ...fields } = d;
+    const extra = sanitizeExtra(d.extra);
+    out.push(extra === undefined ? fields : { ...fields, extra });
   }
-  return records as DomainRecord[];
+  return out;
 }
 
 const enc = new TextEncoder();

@@ -24,7 +24,7 @@
 // is ever acknowledged (as PostgreSQL panics on a failed fsync).
 import type { AsyncSync, Backend, DeferredSync, StorageObserver } from "./backend.ts";
 
-/** The server loop's view (structurally src/server/unix_server.ts OutputGate). */
+/** The server loop's view (structurally src/transport/loop.ts OutputGate). */
 export interface OutputGate {
   /** Once per turn, before output is written: 0, or the record number this turn's output waits for. */
   turnEnd(): number;

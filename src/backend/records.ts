@@ -11,7 +11,8 @@
 import { latin1, writeLatin1 } from "../common/latin1.ts";
 import { childrenFrom, withChild, withoutChild } from "../store/node.ts";
 import { ownValue } from "../store/strings.ts";
-import { ABS_PATH_MAX, components, isNodePath, parentOf } from "../store/path.ts";
+import { ABS_PATH_MAX } from "../protocol/wire.ts";
+import { components, isNodePath, parentOf } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, Node, walk } from "../store/tree.ts";
 import type { Commit } from "../store/database.ts";

@@ -27,16 +27,8 @@ import {
 import type { DomainRecord } from "./domains.ts";
 import { KV_FORMAT_KEY, kvCommit, kvDomains, kvInitial, type KvOp, KvStoreReader } from "./kv_layout.ts";
 import { commitOps } from "./records.ts";
-import {
-  latin1,
-  O_CREAT,
-  O_RDONLY,
-  O_RDWR,
-  TDB_DEFAULT,
-  TDB_NOMMAP,
-  TDB_NOSYNC,
-  TdbFile,
-} from "./tdb_ffi.ts";
+import { latin1, TDB_DEFAULT, TDB_NOMMAP, TDB_NOSYNC, TdbFile } from "./tdb_ffi.ts";
+import { O_CREAT, O_RDONLY, O_RDWR } from "../../ffi/libc.ts";
 import { TDB_VERSION_XEN, tdbVersion } from "./xs_tdb.ts";
 
 const KEY_FORMAT = latin1.encode(KV_FORMAT_KEY);

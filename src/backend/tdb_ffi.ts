@@ -3,7 +3,9 @@
 // TDB_DATA {unsigned char *dptr; size_t dsize} travels by value as a 16-byte struct, and data that
 // libtdb returns was malloc()ed by it and must be free()d by us.
 //
-// Everything here is synchronous and copies bytes out of libtdb's buffers before freeing them.
+// Everything here is synchronous and copies bytes out of libtdb's buffers before freeing them (free,
+// errno and statvfs come from the program's one libc binding, ffi/libc.ts).
+import * as libc from "../../ffi/libc.ts";
 
 const TDB_DATA = { struct: ["pointer", "usize"] } as const;
 
@@ -23,25 +25,17 @@ const TDB_SYMBOLS = {
   tdb_check: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
 } as const;
 
-const LIBC_SYMBOLS = {
-  free: { parameters: ["pointer"], result: "void" },
-  __errno_location: { parameters: [], result: "pointer" },
-  statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
-} as const;
-
 type TdbLib = Deno.DynamicLibrary<typeof TDB_SYMBOLS>["symbols"];
-type LibcLib = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
 let tdb: TdbLib | null = null;
-let libc: LibcLib | null = null;
 
 /** Thrown when libtdb cannot be loaded (not installed). */
 export class LibTdbMissing extends Error {
   override name = "LibTdbMissing";
 }
 
-function lib(): { tdb: TdbLib; libc: LibcLib } {
-  if (tdb === null || libc === null) {
+function lib(): TdbLib {
+  if (tdb === null) {
     try {
       tdb = Deno.dlopen("libtdb.so.1", TDB_SYMBOLS).symbols;
     } catch (e) {
@@ -49,9 +43,8 @@ function lib(): { tdb: TdbLib; libc: LibcLib } {
         `cannot load libtdb.so.1 (Debian: apt-get install libtdb1): ${(e as Error).message}`,
       );
     }
-    libc = Deno.dlopen("libc.so.6", LIBC_SYMBOLS).symbols;
   }
-  return { tdb, libc };
+  return tdb;
 }
 
 /** True if libtdb can be loaded here (tests skip the tdb backend without it). */
@@ -71,15 +64,8 @@ export const TDB_NOMMAP = 8;
 export const TDB_NOSYNC = 64;
 // tdb_store flags
 const TDB_REPLACE = 1;
-// open(2) flags
-export const O_RDONLY = 0;
-export const O_RDWR = 2;
-export const O_CREAT = 0o100;
 // enum TDB_ERROR: SUCCESS, CORRUPT, IO, LOCK, OOM, EXISTS, NOLOCK, LOCK_TIMEOUT, NOEXIST, ...
 export const TDB_ERR_NOEXIST = 8;
-
-const ENOSPC = 28;
-const EDQUOT = 122;
 
 /**
  * A failed libtdb call: libtdb's own error text plus the errno it left behind. libtdb does not
@@ -102,23 +88,12 @@ export class TdbError extends Error {
   }
   /** A full disk or quota, which clients see as ENOSPC. */
   get noSpace(): boolean {
-    return this.errno === ENOSPC || this.errno === EDQUOT || this.lowSpace;
+    return this.errno === libc.ENOSPC || this.errno === libc.EDQUOT || this.lowSpace;
   }
   /** Node.js-style code, so backend.ts's ioErrno maps it like a Deno error. */
   get code(): string | undefined {
     return this.noSpace ? "ENOSPC" : undefined;
   }
-}
-
-function errno(l: LibcLib): number {
-  const p = l.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
-
-/** errno = 0, so that a failure that sets none is not blamed on an older one. */
-function clearErrno(l: LibcLib): void {
-  const p = l.__errno_location();
-  if (p !== null) new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4))[0] = 0;
 }
 
 function cString(p: Deno.PointerValue): string {
@@ -173,25 +148,25 @@ export const latin1 = {
 /** One open TDB file. Keys and values are byte strings. */
 export class TdbFile {
   private ctx: Deno.PointerValue;
-  private readonly tdb: TdbLib;
-  private readonly libc: LibcLib;
-
-  private constructor(readonly path: string, ctx: Deno.PointerObject, l: { tdb: TdbLib; libc: LibcLib }) {
+  private constructor(readonly path: string, ctx: Deno.PointerObject, private readonly tdb: TdbLib) {
     this.ctx = ctx;
-    this.tdb = l.tdb;
-    this.libc = l.libc;
   }
 
   /** tdb_open(path, hashSize, tdbFlags, openFlags, 0600); throws TdbError (or LibTdbMissing). */
   static open(path: string, opts: { hashSize: number; tdbFlags: number; openFlags: number }): TdbFile {
-    const l = lib();
+    const tdb = lib();
     const name = new TextEncoder().encode(path + "\0");
-    const ctx = l.tdb.tdb_open(name, opts.hashSize, opts.tdbFlags, opts.openFlags, 0o600);
+    const ctx = tdb.tdb_open(name, opts.hashSize, opts.tdbFlags, opts.openFlags, 0o600);
     if (ctx === null) {
-      const e = errno(l.libc);
-      throw new TdbError(`tdb_open ${path}`, 0, e, e === 5 ? "not a TDB file libtdb can read" : "failed");
+      const e = libc.errno();
+      throw new TdbError(
+        `tdb_open ${path}`,
+        0,
+        e,
+        e === libc.EIO ? "not a TDB file libtdb can read" : "failed",
+      );
     }
-    return new TdbFile(path, ctx, l);
+    return new TdbFile(path, ctx, tdb);
   }
 
   private live(): Deno.PointerObject {
@@ -200,7 +175,7 @@ export class TdbFile {
   }
 
   private fail(what: string): TdbError {
-    const e = errno(this.libc); // first: later calls may overwrite it
+    const e = libc.errno(); // first: later calls may overwrite it
     const ctx = this.live();
     return new TdbError(
       what,
@@ -224,7 +199,7 @@ export class TdbFile {
     }
     const dir = this.path.includes("/") ? this.path.slice(0, this.path.lastIndexOf("/")) || "/" : ".";
     const buf = new Uint8Array(256); // struct statvfs is 112 bytes on x86-64 and arm64
-    if (this.libc.statvfs(new TextEncoder().encode(dir + "\0"), buf) !== 0) return false;
+    if (libc.statvfs(dir, buf) !== 0) return false;
     const dv = new DataView(buf.buffer);
     const free = Number(dv.getBigUint64(8, true) * dv.getBigUint64(32, true)); // f_frsize × f_bavail
     return free < 4 * size + (4 << 20);
@@ -239,12 +214,12 @@ export class TdbFile {
       throw this.fail("tdb_fetch");
     }
     const out = copyOut(d)!;
-    this.libc.free(p);
+    libc.free(p);
     return out;
   }
 
   store(key: Uint8Array, value: Uint8Array): void {
-    clearErrno(this.libc);
+    libc.clearErrno();
     if (this.tdb.tdb_store(this.live(), datum(key), datum(value), TDB_REPLACE) !== 0) {
       throw this.fail("tdb_store");
     }
@@ -253,7 +228,7 @@ export class TdbFile {
   /** Delete a key; a missing key is not an error. */
   delete(key: Uint8Array): void {
     const ctx = this.live();
-    clearErrno(this.libc);
+    libc.clearErrno();
     if (this.tdb.tdb_delete(ctx, datum(key)) !== 0 && this.tdb.tdb_error(ctx) !== TDB_ERR_NOEXIST) {
       throw this.fail("tdb_delete");
     }
@@ -270,14 +245,14 @@ export class TdbFile {
       const dp = datumPtr(d);
       if (dp !== null) {
         const value = copyOut(d)!;
-        this.libc.free(dp);
+        libc.free(dp);
         fn(key, value);
       } else if (this.tdb.tdb_error(ctx) !== TDB_ERR_NOEXIST) {
-        this.libc.free(kp);
+        libc.free(kp);
         throw this.fail("tdb_fetch");
       }
       const next = this.tdb.tdb_nextkey(ctx, k) as Uint8Array<ArrayBuffer>;
-      this.libc.free(kp);
+      libc.free(kp);
       k = next;
       kp = datumPtr(k);
     }
@@ -286,12 +261,12 @@ export class TdbFile {
   }
 
   transactionStart(): void {
-    clearErrno(this.libc);
+    libc.clearErrno();
     if (this.tdb.tdb_transaction_start(this.live()) !== 0) throw this.fail("tdb_transaction_start");
   }
 
   transactionCommit(): void {
-    clearErrno(this.libc);
+    libc.clearErrno();
     if (this.tdb.tdb_transaction_commit(this.live()) !== 0) throw this.fail("tdb_transaction_commit");
   }
 

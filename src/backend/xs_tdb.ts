@@ -26,7 +26,8 @@ import { type PermBits, type PermEntry, Perms } from "../store/perms.ts";
 import { isNodePath, parentOf } from "../store/path.ts";
 import type { Node } from "../store/tree.ts";
 import { buildTree, maxGen, parentsFirst } from "./records.ts";
-import { latin1, O_RDONLY, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
+import { latin1, TDB_NOMMAP, TdbFile } from "./tdb_ffi.ts";
+import { O_RDONLY } from "../../ffi/libc.ts";
 
 export const TDB_MAGIC_FOOD = "TDB file\n";
 /** libtdb's TDB_VERSION; also Xen ≤ 4.8's. */

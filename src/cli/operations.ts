@@ -1,16 +1,14 @@
-// The operator-facing parts of a running daemon, wired around a Core: CONTROL (xenstore-control), the
-// request observer (metrics, refusal log, access log), the metrics file, and SIGHUP's log reopening.
-// main.ts builds the Core and the transport; this module adds everything an operator sees.
+// The operator-facing parts of a running daemon: the request observer (metrics, refusal log, access
+// log), CONTROL (xenstore-control) over the Core, the metrics file, and SIGHUP's log reopening. The
+// daemon (./daemon.ts) builds them first and gives them to the Core it builds.
 import { log, type LogLevel } from "../common/log.ts";
-import {
-  ControlCommands,
-  type ControlContext,
-  type DomainUsage,
-  type QuotaSettings,
-} from "../dispatch/control.ts";
+import { ControlCommands } from "../dispatch/control.ts";
 import type { Core } from "../dispatch/core.ts";
-import type { QuotaConfig } from "../domains/quota.ts";
-import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/names.ts";
+import { controlQuotaSource } from "../quota/control.ts";
+import type { ConnectionLimits } from "../quota/limits.ts";
+import type { QuotaConfig } from "../quota/options.ts";
+import type { SocketServerStats } from "../transport/socket_server.ts";
+import { type QuotaValues, settingName, SOFT_MEMORY } from "../quota/table.ts";
 import { checkStore } from "../store/check.ts";
 import { heapSpacesReport } from "../memory/v8.ts";
 import { AccessLog } from "../observe/access_log.ts";
@@ -18,19 +16,29 @@ import { daemonMetrics } from "../observe/daemon_metrics.ts";
 import { Metrics, writeAtomic } from "../observe/metrics.ts";
 import { DaemonObserver } from "../observe/observer.ts";
 import { type KnownLimits, RefusalLog } from "../observe/refusals.ts";
-import { TreeUsage } from "../observe/usage.ts";
 import type { StorageMetrics } from "../observe/storage.ts";
 import type { DaemonOptions } from "./options.ts";
 
-export interface TransportStats {
-  readonly connectionCount: number;
-  readonly stats: { outputLimitDisconnects: number };
+/** What CONTROL `policy` and `policy-reload` act on (src/policy/manager.ts PolicyManager). */
+export interface PolicyControl {
+  status(): string;
+  reload(): string;
 }
 
-/** Where quota values and usage come from: the Core's quotas (Quotas.controlSource()). */
-export interface QuotaSource {
-  readonly settings: QuotaSettings;
-  usage(domid: number): DomainUsage | null;
+/** A policy that cannot be reloaded (tests, benchmarks): what CONTROL says about it. */
+const FIXED_POLICY: PolicyControl = {
+  status: () => "no policy manager",
+  reload: () => "error: no policy manager (policy is fixed)",
+};
+
+export interface OperationsParts {
+  /** The core's per-connection limits (the refusal log names the limit a refusal met). */
+  readonly limits: ConnectionLimits;
+  readonly policy?: PolicyControl;
+  /** The socket transport's counters (src/transport/socket_server.ts), if there is one. */
+  readonly socketStats?: SocketServerStats;
+  /** The backend's durations and failures (absent: no such metrics). */
+  readonly storage?: StorageMetrics;
 }
 
 /**
@@ -52,31 +60,22 @@ export function quotaConfig(o: DaemonOptions): QuotaConfig {
   };
 }
 
+/**
+ * Built before the Core, which takes its observer and builds CONTROL with controlFor(): every refusal,
+ * access and watch event is seen from the first request on.
+ */
 export class Operations {
   readonly observer: DaemonObserver;
   readonly refusals: RefusalLog;
   readonly accessLog: AccessLog | null;
   readonly metrics = new Metrics();
-  readonly control: ControlCommands;
-  readonly quotas: QuotaSettings;
-  private readonly usage: TreeUsage;
+  /** The trace log for CONTROL (`log on`, `logfile`): the access log, or one of its own. */
+  private readonly trace: AccessLog;
+  private readonly startedAt = Date.now();
   private timers: Array<ReturnType<typeof setInterval>> = [];
-  /** The trace log created for CONTROL when no access log was configured (SIGHUP reopens it too). */
-  private traceOnly: AccessLog | null = null;
   private metricsFailed = false;
 
-  constructor(
-    private readonly o: DaemonOptions,
-    private readonly core: Core,
-    transport?: TransportStats,
-    quotaSource?: QuotaSource,
-    /** The backend's durations and failures (absent: no such metrics). */
-    storage?: StorageMetrics,
-  ) {
-    const startedAt = Date.now();
-    this.usage = new TreeUsage(core);
-    const source = quotaSource ?? core.quotas.controlSource();
-    this.quotas = source.settings;
+  constructor(private readonly o: DaemonOptions, private readonly parts: OperationsParts) {
     const useAccessLog = o.accessLog.file !== null && !o.accessLog.disabled;
     this.accessLog = useAccessLog
       ? new AccessLog(
@@ -92,18 +91,27 @@ export class Operations {
         (m) => log("warn", m),
       )
       : null;
+    // `logfile`/`log on` may start a trace later: one AccessLog serves both roles.
+    this.trace = this.accessLog ?? new AccessLog(null, undefined, undefined, (m) => log("warn", m));
     this.refusals = new RefusalLog(
       (line, isQuota) => log(isQuota ? "warn" : "info", line),
       { burst: o.refusalBurst, intervalMs: o.refusalIntervalMs },
     );
-    const limits = core.limits;
+    const limits = parts.limits;
     const known = (privileged: boolean): KnownLimits => ({
       watches: privileged ? limits.maxWatchesPrivileged : limits.maxWatches,
       transactions: privileged ? limits.txPrivileged.maxOpen : limits.tx.maxOpen,
       transactionNodes: privileged ? limits.txPrivileged.maxTouched : limits.tx.maxTouched,
     });
     this.observer = new DaemonObserver({ refusals: this.refusals, accessLog: this.accessLog, limits: known });
-    core.dispatcher.observer = this.observer;
+  }
+
+  /**
+   * CONTROL over `core`, and the core's metrics (CoreOptions.control: called once, while the core is
+   * being built — nothing here touches it before the first request).
+   */
+  controlFor(core: Core): ControlCommands {
+    const source = controlQuotaSource(core.quotas);
     this.metrics.add(() =>
       daemonMetrics({
         core,
@@ -112,29 +120,29 @@ export class Operations {
         usage: {
           domains: () => core.quotas.domains(),
           usage: (d) => source.usage(d),
-          totalNodes: () => this.usage.totalNodes(),
+          totalNodes: () => core.quotas.totalNodes(),
         },
-        quotas: this.quotas,
-        server: transport,
-        startedAt,
+        quotas: source.settings,
+        socketStats: this.parts.socketStats,
+        startedAt: this.startedAt,
       })
     );
-    if (storage !== undefined) this.metrics.add(() => storage.metrics());
-    const ctx: ControlContext = {
-      quotas: this.quotas,
+    if (this.parts.storage !== undefined) {
+      const storage = this.parts.storage;
+      this.metrics.add(() => storage.metrics());
+    }
+    return new ControlCommands({
+      quotas: source.settings,
       usage: (d) => source.usage(d),
       // cxenstored's check: the store's structure, and the accounting against a recount.
       checkStore: () => [...checkStore(core.db.root, core.db.generation), ...core.quotas.verify()],
-      trace: this.accessLog ?? new AccessLog(null, undefined, undefined, (m) => log("warn", m)),
-      memreport: (file) => this.memreport(file),
+      trace: this.trace,
+      memreport: (file) => memreport(core, file),
       stats: (prefix) => this.metrics.renderSamples(prefix ?? ""),
       recent: () => this.observer.recent.render(),
+      policy: this.parts.policy ?? FIXED_POLICY,
       log: (level: LogLevel, msg: string) => log(level, msg),
-    };
-    // `logfile`/`log on` may start a trace later: keep one AccessLog for both roles.
-    if (this.accessLog === null) this.traceOnly = ctx.trace as AccessLog;
-    this.control = new ControlCommands(ctx);
-    core.dispatcher.controlHandler = this.control;
+    });
   }
 
   /** Start the periodic work: the metrics file, reports of rate-limited refusals. */
@@ -160,58 +168,39 @@ export class Operations {
 
   /** SIGHUP: reopen the access/trace log (the daemon log is reopened by its LogOutput). */
   reopenLogs(): void {
-    this.accessLog?.reopen();
-    this.traceOnly?.reopen();
+    this.trace.reopen();
   }
 
+  /** The daemon stops: timers end, suppressed refusals are reported, the logs are closed. */
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.refusals.flushSuppressed();
     if (this.o.metricsFile !== null) this.writeMetrics();
-    this.accessLog?.close();
-    this.traceOnly?.close();
-    if (this.core.dispatcher.observer === this.observer) this.core.dispatcher.observer = null;
-  }
-
-  private memreport(file: string): boolean {
-    const m = Deno.memoryUsage();
-    let watches = 0;
-    let txns = 0;
-    for (const c of this.core.clients.values()) {
-      watches += this.core.watches.countOwner(c.id);
-      txns += c.txns.size;
-    }
-    const nodes = this.usage.totalNodes();
-    const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
-      `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
-      `  nodes ${nodes} generation ${this.core.db.generation}\n` +
-      `  connections ${this.core.clients.size} watches ${watches} transactions ${txns}\n` +
-      heapSpacesReport();
-    try {
-      Deno.writeTextFileSync(file, text, { append: true, mode: 0o600 });
-      return true;
-    } catch (e) {
-      log("warn", `memreport ${file}: ${(e as Error).message}`);
-      return false;
-    }
+    this.trace.close();
   }
 }
 
-/** Core limits from the quota options (-W, -t, -Q transaction-nodes=...): enforced for guests. */
-export function limitsWithQuotas<
-  L extends { tx: { maxOpen: number; maxTouched: number }; maxWatches: number },
->(
-  base: L,
-  quotas: Readonly<Record<string, number>>,
-): L {
-  return {
-    ...base,
-    tx: {
-      ...base.tx,
-      maxOpen: quotas.transactions ?? base.tx.maxOpen,
-      maxTouched: quotas["transaction-nodes"] ?? base.tx.maxTouched,
-    },
-    maxWatches: quotas.watches ?? base.maxWatches,
-  };
+/** CONTROL `memreport`: one report appended to `file`; false if it could not be written. */
+function memreport(core: Core, file: string): boolean {
+  const m = Deno.memoryUsage();
+  let watches = 0;
+  let txns = 0;
+  for (const c of core.clients.values()) {
+    watches += core.watches.countOwner(c.id);
+    txns += c.txns.size;
+  }
+  const nodes = core.quotas.totalNodes();
+  const text = `dxenstored memory report ${new Date().toISOString()} (pid ${Deno.pid})\n` +
+    `  rss ${m.rss} heap_total ${m.heapTotal} heap_used ${m.heapUsed} external ${m.external}\n` +
+    `  nodes ${nodes} generation ${core.db.generation}\n` +
+    `  connections ${core.clients.size} watches ${watches} transactions ${txns}\n` +
+    heapSpacesReport();
+  try {
+    Deno.writeTextFileSync(file, text, { append: true, mode: 0o600 });
+    return true;
+  } catch (e) {
+    log("warn", `memreport ${file}: ${(e as Error).message}`);
+    return false;
+  }
 }

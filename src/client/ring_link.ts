@@ -8,7 +8,6 @@
 import {
   CONNECTED,
   ERROR_NONE,
-  FEATURE_RECONNECTION,
   Field,
   isRingFault,
   MessageReader,
@@ -18,6 +17,7 @@ import {
   RESPONSES,
   type RingPage,
 } from "../xen/ring.ts";
+import { FEATURE_RECONNECTION } from "../protocol/wire.ts";
 import { ConnectionError } from "./errors.ts";
 import type { Connector, Link, LinkHandlers } from "./connection.ts";
 

@@ -15,11 +15,6 @@ export function setLogSink(s: LogSink | null): void {
   sink = s;
 }
 
-/** Would a line at `level` be written? (Lets callers skip building expensive messages.) */
-export function logEnabled(level: LogLevel): boolean {
-  return ORDER[level] <= ORDER[current];
-}
-
 export function setLogLevel(l: LogLevel): void {
   current = l;
 }

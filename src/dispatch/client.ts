@@ -1,5 +1,6 @@
 // Per-connection state the core keeps, independent of the transport (Unix socket or Xen ring).
 import type { Subject } from "../policy/policy.ts";
+import { SERVER_FEATURES } from "../protocol/wire.ts";
 import { domainPath } from "../store/path.ts";
 import { type TxLimits, TxRegistry } from "../txn/registry.ts";
 
@@ -15,7 +16,7 @@ export class Client implements Subject {
    * Feature bits this connection may use (GET_FEATURE's numbering): all the server has for sockets;
    * a guest's are its domain's (SET_FEATURE before INTRODUCE restricts them).
    */
-  features = 0xffffffff;
+  features = SERVER_FEATURES;
   /** Base of relative paths: "/local/domain/<domid>". */
   readonly base: string;
   readonly txns: TxRegistry;

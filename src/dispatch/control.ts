@@ -3,53 +3,21 @@
 // argument list answers EINVAL, which xenstore-control turns into "Command not supported" and the
 // help list (plus dxenstored's `stats`, `policy` and `policy-reload`). The handler decides nothing about access (the dispatcher asked the policy for the
 // "control" capability first) and owns no state: quotas, usage, the trace log and the statistics
-// come from a ControlContext the daemon wires in.
-import { policyStatus, reloadPolicy } from "../policy/manager.ts";
+// come from a ControlContext the daemon gives it.
 import { XsError } from "../common/xs_error.ts";
+import type { ControlQuotaSource, DomainQuotaReport } from "../quota/options.ts";
+import { CONTROL_QUOTAS, type QuotaRow } from "../quota/table.ts";
+import { PAYLOAD_MAX } from "../protocol/wire.ts";
 import type { Client } from "./client.ts";
 import type { ControlHandler } from "./extensions.ts";
 
-export interface QuotaDef {
-  readonly name: string;
-  readonly descr: string;
-  readonly dflt: number;
-}
+/** Current quota values as CONTROL shows and sets them (src/quota/control.ts). */
+export type QuotaSettings = ControlQuotaSource["settings"];
 
-/** cxenstored 4.17's hard quotas, in its `quota` listing order, with its defaults. */
-export const HARD_QUOTAS: readonly QuotaDef[] = [
-  { name: "nodes", descr: "Nodes per domain", dflt: 1000 },
-  { name: "watches", descr: "Watches per domain", dflt: 128 },
-  { name: "transactions", descr: "Transactions per domain", dflt: 10 },
-  { name: "outstanding", descr: "Outstanding requests per domain", dflt: 20 },
-  { name: "transaction-nodes", descr: "Max. number of accessed nodes per transaction", dflt: 1024 },
-  { name: "memory", descr: "Total Xenstore memory per domain (error level)", dflt: 2621440 },
-  { name: "node-size", descr: "Max. size of a node", dflt: 2048 },
-  { name: "path-max", descr: "Max. length of a node path", dflt: 2048 },
-  { name: "permissions", descr: "Max. number of permissions per node", dflt: 5 },
-];
-
-/** cxenstored 4.17's soft quotas (a warning in the log, no refusal). */
-export const SOFT_QUOTAS: readonly QuotaDef[] = [
-  { name: "memory", descr: "Total Xenstore memory per domain (warning level)", dflt: 2097152 },
-];
-
-export type QuotaKind = "hard" | "soft";
-
-/** Current quota values. The domains/quota module owns enforcement; this is what CONTROL shows/sets. */
-export interface QuotaSettings {
-  get(kind: QuotaKind, name: string): number;
-  /** Returns false for a name this kind does not have. */
-  set(kind: QuotaKind, name: string, value: number): boolean;
-}
+type QuotaKind = "hard" | "soft";
 
 /** What `quota <domid>` reports (cxenstored's per-domain accounting). */
-export interface DomainUsage {
-  readonly nodes: number;
-  readonly watches: number;
-  readonly transactions: number;
-  readonly outstanding: number;
-  readonly memory: number;
-}
+export type DomainUsage = DomainQuotaReport["usage"];
 
 /** The trace log (`-T`, `log on|off`, `logfile`, `print`). */
 export interface TraceLog {
@@ -74,13 +42,13 @@ export interface ControlContext {
   stats(prefix: string | undefined): string;
   /** The slowest recent requests and the last refusals (`recent`, dxenstored only); "" if not kept. */
   recent?(): string;
+  /** The policy chain (docs/plugins.md): its status, and a reload ("OK:", "pending:" or "error:" first). */
+  readonly policy: { status(): string; reload(): string };
   /** Log one line (cxenstored writes check results to its trace/syslog). */
   log(level: "info" | "warn", msg: string): void;
 }
 
 const OK = "OK\0";
-/** Reply payload limit (xs_wire.h XENSTORE_PAYLOAD_MAX). */
-const PAYLOAD_MAX = 4096;
 export const LIVE_UPDATE_UNSUPPORTED = "live-update is not supported without dxenstored's socket transport";
 
 interface Command {
@@ -107,10 +75,10 @@ export function atoi(s: string): number {
 const INT_MAX = 0x7fffffff;
 
 /** `%-17s: %8d %s\n` per quota, under "Quota settings:" (cxenstored's quota_show_current). */
-function showQuotas(q: QuotaSettings, kind: QuotaKind, defs: readonly QuotaDef[]): string {
+function showQuotas(q: QuotaSettings, kind: QuotaKind, rows: readonly QuotaRow[]): string {
   let out = "Quota settings:\n";
-  for (const d of defs) {
-    out += `${d.name.padEnd(17)}: ${String(q.get(kind, d.name)).padStart(8)} ${d.descr}\n`;
+  for (const r of rows) {
+    out += `${r.controlName.padEnd(17)}: ${String(q.get(kind, r.controlName)).padStart(8)} ${r.descr}\n`;
   }
   return out + "\0";
 }
@@ -142,8 +110,12 @@ export class ControlCommands implements ControlHandler {
       { name: "quota-soft", pars: "[set <name> <val>]", run: (_c, a) => this.quotaSoft(a) },
       { name: "stats", pars: "[<metric-prefix> [<skip-lines>]]", run: (_c, a) => this.stats(a) },
       { name: "recent", pars: "", run: (_c, a) => this.noArgs("recent", a, () => this.ctx.recent?.() ?? "") },
-      { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, policyStatus) },
-      { name: "policy-reload", pars: "", run: (_c, a) => this.noArgs("policy-reload", a, reloadPolicy) },
+      { name: "policy", pars: "", run: (_c, a) => this.noArgs("policy", a, () => ctx.policy.status()) },
+      {
+        name: "policy-reload",
+        pars: "",
+        run: (_c, a) => this.noArgs("policy-reload", a, () => ctx.policy.reload()),
+      },
       { name: "help", pars: "", run: (_c, a) => this.help(a) },
     ];
   }
@@ -210,7 +182,7 @@ export class ControlCommands implements ControlHandler {
   }
 
   private quota(a: readonly string[]): string {
-    if (a.length === 0) return showQuotas(this.ctx.quotas, "hard", HARD_QUOTAS);
+    if (a.length === 0) return showQuotas(this.ctx.quotas, "hard", CONTROL_QUOTAS.hard);
     if (a[0] === "set") return this.quotaSet("hard", a.slice(1));
     if (a.length !== 1) einval("quota takes one domid");
     const domid = atoi(a[0]);
@@ -220,7 +192,7 @@ export class ControlCommands implements ControlHandler {
   }
 
   private quotaSoft(a: readonly string[]): string {
-    if (a.length === 0) return showQuotas(this.ctx.quotas, "soft", SOFT_QUOTAS);
+    if (a.length === 0) return showQuotas(this.ctx.quotas, "soft", CONTROL_QUOTAS.soft);
     if (a[0] === "set") return this.quotaSet("soft", a.slice(1));
     einval("quota-soft takes set <name> <val>");
   }
@@ -269,28 +241,4 @@ export function fitReply(text: string, skipped = 0): string {
     kept++;
   }
   return out + "\0";
-}
-
-/** Plain quota values (used until/unless the domains module provides its own QuotaSettings). */
-export class MemoryQuotaSettings implements QuotaSettings {
-  private readonly values = new Map<string, number>();
-
-  constructor(
-    overrides: Partial<Record<string, number>> = {},
-    softOverrides: Partial<Record<string, number>> = {},
-  ) {
-    for (const d of HARD_QUOTAS) this.values.set(`hard:${d.name}`, overrides[d.name] ?? d.dflt);
-    for (const d of SOFT_QUOTAS) this.values.set(`soft:${d.name}`, softOverrides[d.name] ?? d.dflt);
-  }
-
-  get(kind: QuotaKind, name: string): number {
-    return this.values.get(`${kind}:${name}`) ?? 0;
-  }
-
-  set(kind: QuotaKind, name: string, value: number): boolean {
-    const key = `${kind}:${name}`;
-    if (!this.values.has(key)) return false;
-    this.values.set(key, value);
-    return true;
-  }
 }

@@ -1,23 +1,8 @@
-// Extension points of the dispatcher, so that whole capabilities (guest domains and quotas, daemon
-// control) plug in without editing the request switch. Each handler receives the typed request and the
-// calling client, and returns the reply payload or throws XsError. Unset handlers answer ENOSYS.
+// Extension points of the dispatcher: daemon control (CONTROL) and a request observer, which the
+// operator-facing side of the daemon (src/cli/operations.ts, src/observe) plugs in. The control
+// handler returns the reply payload or throws XsError; without one CONTROL answers ENOSYS.
 import type { Message } from "../protocol/codec.ts";
-import type { Request } from "../protocol/request.ts";
 import type { Client } from "./client.ts";
-
-/** The requests routed to the DomainHandler: INTRODUCE, RELEASE, RESUME, SET_TARGET,
- *  IS_DOMAIN_INTRODUCED, GET_FEATURE, SET_FEATURE, GET_QUOTA, SET_QUOTA (narrow on `req.op`). */
-export type DomainRequest = Request;
-
-export interface DomainHandler {
-  handle(c: Client, req: DomainRequest): string;
-  /**
-   * Which domains exist: an id of the current incarnation of `domid` (it changes when the domid is
-   * given to a new domain), or null if no domain has it. SET_PERMS refuses an owner that does not
-   * exist (ENOENT, as cxenstored; XSA-322/417). Absent: no domid is refused (a bare core).
-   */
-  domainIncarnation?(domid: number): string | null;
-}
 
 /** CONTROL <command> <args...>: daemon control and introspection (xenstore-control). */
 export interface ControlHandler {

@@ -1,7 +1,7 @@
 // Replacing the running process with another program while chosen file descriptors stay open: what
 // a live update does last (cxenstored: execvp of the new binary with its listening socket, its
 // event-channel device and every client socket inherited). Deno has no exec, so this is libc through
-// Deno.dlopen. Findings (docs/live-update.md, tests/live_update/exec_test.ts):
+// the program's libc binding (ffi/libc.ts). Findings (docs/live-update.md, tests/live_update/exec_test.ts):
 //
 //  - execve() from the JavaScript thread replaces the whole process: Deno's other threads (V8 workers,
 //    tokio) are ended by the kernel, the pid stays the same (the pid file, systemd's MainPID and every
@@ -16,25 +16,14 @@
 //
 // Nothing here runs unless a caller asks; the daemon does not use it yet (phase B of issue 16).
 
-const lib = Deno.dlopen("libc.so.6", {
-  // fcntl is variadic; on x86-64 an integer third argument is passed like a fixed one.
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-});
-const sym = lib.symbols;
+import * as libc from "../../ffi/libc.ts";
 
 const F_GETFD = 1;
 const F_SETFD = 2;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const FD_CLOEXEC = 1;
-const O_NONBLOCK = 0o4000;
-
-function errno(): number {
-  const p = sym.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
+const O_NONBLOCK = libc.O_NONBLOCK;
 
 export class ExecError extends Error {
   override name = "ExecError";
@@ -45,18 +34,17 @@ export class ExecError extends Error {
 
 /** True if `fd` is open and will be closed by an exec. */
 export function isCloseOnExec(fd: number): boolean {
-  const flags = sym.fcntl(fd, F_GETFD, 0);
-  if (flags < 0) throw new ExecError("fcntl(F_GETFD)", errno(), `fd ${fd}`);
+  const flags = libc.fcntl(fd, F_GETFD);
+  if (flags < 0) throw new ExecError("fcntl(F_GETFD)", -flags, `fd ${fd}`);
   return (flags & FD_CLOEXEC) !== 0;
 }
 
 function setCloseOnExec(fd: number, on: boolean): void {
-  const flags = sym.fcntl(fd, F_GETFD, 0);
-  if (flags < 0) throw new ExecError("fcntl(F_GETFD)", errno(), `fd ${fd}`);
+  const flags = libc.fcntl(fd, F_GETFD);
+  if (flags < 0) throw new ExecError("fcntl(F_GETFD)", -flags, `fd ${fd}`);
   const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
-  if (next !== flags && sym.fcntl(fd, F_SETFD, next) < 0) {
-    throw new ExecError("fcntl(F_SETFD)", errno(), `fd ${fd}`);
-  }
+  const r = next === flags ? 0 : libc.fcntl(fd, F_SETFD, next);
+  if (r < 0) throw new ExecError("fcntl(F_SETFD)", -r, `fd ${fd}`);
 }
 
 /** Let `fds` survive the next exec (clears FD_CLOEXEC). Throws ExecError for a closed descriptor. */
@@ -71,8 +59,8 @@ export function closeAcrossExec(fds: Iterable<number>): void {
 
 /** True if `fd`'s open file is non-blocking (O_NONBLOCK, shared by every descriptor of that file). */
 export function isNonBlocking(fd: number): boolean {
-  const flags = sym.fcntl(fd, F_GETFL, 0);
-  if (flags < 0) throw new ExecError("fcntl(F_GETFL)", errno(), `fd ${fd}`);
+  const flags = libc.fcntl(fd, F_GETFL);
+  if (flags < 0) throw new ExecError("fcntl(F_GETFL)", -flags, `fd ${fd}`);
   return (flags & O_NONBLOCK) !== 0;
 }
 
@@ -83,12 +71,11 @@ export function isNonBlocking(fd: number): boolean {
  */
 export function setNonBlocking(fds: Iterable<number>, on: boolean): void {
   for (const fd of fds) {
-    const flags = sym.fcntl(fd, F_GETFL, 0);
-    if (flags < 0) throw new ExecError("fcntl(F_GETFL)", errno(), `fd ${fd}`);
+    const flags = libc.fcntl(fd, F_GETFL);
+    if (flags < 0) throw new ExecError("fcntl(F_GETFL)", -flags, `fd ${fd}`);
     const next = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
-    if (next !== flags && sym.fcntl(fd, F_SETFL, next) < 0) {
-      throw new ExecError("fcntl(F_SETFL)", errno(), `fd ${fd}`);
-    }
+    const r = next === flags ? 0 : libc.fcntl(fd, F_SETFL, next);
+    if (r < 0) throw new ExecError("fcntl(F_SETFL)", -r, `fd ${fd}`);
   }
 }
 
@@ -115,8 +102,7 @@ export function execve(path: string, argv: readonly string[], env: Readonly<Reco
   const pathBuf = enc.encode(path + "\0");
   const argvArr = cStringArray(argv, keep);
   const envArr = cStringArray(Object.entries(env).map(([k, v]) => `${k}=${v}`), keep);
-  sym.execve(pathBuf, new Uint8Array(argvArr.buffer), new Uint8Array(envArr.buffer));
-  const e = errno();
+  const r = libc.execve(pathBuf, new Uint8Array(argvArr.buffer), new Uint8Array(envArr.buffer));
   keep.length = 0;
-  throw new ExecError("execve", e, path);
+  throw new ExecError("execve", -r, path);
 }

@@ -14,7 +14,7 @@
 // first, and only pages that are present *and* still the file's own page (bit 61) are dropped;
 // writable mappings, shared mappings and device/proc files are never touched. A read-only mapping
 // cannot become a copy between the check and the call (nothing can write it).
-import { MADV_DONTNEED, madvise } from "./malloc.ts";
+import { MADV_DONTNEED, madvise } from "../../ffi/libc.ts";
 
 const PAGE = 4096;
 const PRESENT = 1n << 63n;

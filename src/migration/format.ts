@@ -7,7 +7,7 @@
 //
 // cxenstored 4.17 counts the padding in `len` (every len is a multiple of 8) and finds the next record
 // at header + 8 + len, so that is the format, whatever the design document's drawing suggests.
-import { HEADER_SIZE, PAYLOAD_MAX } from "../protocol/wire.ts";
+import { ABS_PATH_MAX, HEADER_SIZE, PAYLOAD_MAX, REL_PATH_MAX } from "../protocol/wire.ts";
 
 export const STREAM_IDENT = "xenstore";
 /** ident (8) + version (4) + flags (4). */
@@ -134,8 +134,8 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
  * permission list fits one SET_PERMS payload ("n0\0" is the shortest entry: 3 bytes).
  */
 export const ITEM_LIMITS = {
-  pathBytes: 3072,
-  relativePathBytes: 2048,
+  pathBytes: ABS_PATH_MAX,
+  relativePathBytes: REL_PATH_MAX,
   valueBytes: PAYLOAD_MAX,
   /** path + NUL + token + NUL of one WATCH request. */
   watchBytes: PAYLOAD_MAX,

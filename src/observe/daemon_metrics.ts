@@ -2,7 +2,8 @@
 // statistics (Dispatcher.stats, WatchManager.stats), connections, the store, per-domain usage (the
 // numbers of `xenstore-control quota <domid>`), the quota settings, and the process.
 import type { Core } from "../dispatch/core.ts";
-import { HARD_QUOTAS, type QuotaSettings, SOFT_QUOTAS } from "../dispatch/control.ts";
+import type { QuotaSettings } from "../dispatch/control.ts";
+import { CONTROL_QUOTAS } from "../quota/table.ts";
 import type { MetricFamily, Sample } from "./metrics.ts";
 import { VERSION } from "../common/version.ts";
 import type { DaemonObserver } from "./observer.ts";
@@ -20,8 +21,8 @@ export interface DaemonMetricSources {
     totalNodes(): number;
   };
   readonly quotas: QuotaSettings;
-  /** Transport statistics (the Unix socket server), if any. */
-  readonly server?: { readonly connectionCount: number; readonly stats: { outputLimitDisconnects: number } };
+  /** The Unix socket server's counters (src/transport/socket_server.ts), if there is one. */
+  readonly socketStats?: { readonly outputLimitDisconnects: number };
   /** Process start, ms since the epoch. */
   readonly startedAt: number;
 }
@@ -85,7 +86,7 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       "dxenstored_output_limit_disconnects_total",
       "Socket clients disconnected because they did not read their replies/events.",
       "counter",
-      s.server?.stats.outputLimitDisconnects ?? 0,
+      s.socketStats?.outputLimitDisconnects ?? 0,
     ),
     one(
       "dxenstored_refusal_log_suppressed_total",
@@ -129,13 +130,19 @@ export function daemonMetrics(s: DaemonMetricSources): MetricFamily[] {
       name: "dxenstored_quota_limit",
       help: "Hard quota settings (xenstore-control quota).",
       type: "gauge",
-      samples: HARD_QUOTAS.map((q) => ({ labels: { quota: q.name }, value: s.quotas.get("hard", q.name) })),
+      samples: CONTROL_QUOTAS.hard.map((q) => ({
+        labels: { quota: q.controlName },
+        value: s.quotas.get("hard", q.controlName),
+      })),
     },
     {
       name: "dxenstored_quota_soft_limit",
       help: "Soft quota settings (xenstore-control quota-soft).",
       type: "gauge",
-      samples: SOFT_QUOTAS.map((q) => ({ labels: { quota: q.name }, value: s.quotas.get("soft", q.name) })),
+      samples: CONTROL_QUOTAS.soft.map((q) => ({
+        labels: { quota: q.controlName },
+        value: s.quotas.get("soft", q.controlName),
+      })),
     },
     one("dxenstored_process_resident_memory_bytes", "Resident set size.", "gauge", mem.rss),
     one("dxenstored_process_heap_used_bytes", "V8 heap in use.", "gauge", mem.heapUsed),

@@ -4,6 +4,7 @@
 import type { Client } from "../dispatch/client.ts";
 import type { RequestObserver } from "../dispatch/extensions.ts";
 import type { Message } from "../protocol/codec.ts";
+import { MsgType } from "../protocol/wire.ts";
 import { StorageError } from "../common/xs_error.ts";
 import type { AccessLog } from "./access_log.ts";
 import { connName } from "./access_log.ts";
@@ -11,44 +12,27 @@ import { Histogram, histogramSamples, type MetricFamily, type Sample } from "./m
 import { formatRefusal, type KnownLimits, quotaOf, REFUSAL_ERRNOS, type RefusalLog } from "./refusals.ts";
 import { RecentActivity } from "./recent.ts";
 
-/** xs_wire.h message names by type number (the `op` label and log field). */
-const OP_NAMES = [
-  "CONTROL",
-  "DIRECTORY",
-  "READ",
-  "GET_PERMS",
-  "WATCH",
-  "UNWATCH",
-  "TRANSACTION_START",
-  "TRANSACTION_END",
-  "INTRODUCE",
-  "RELEASE",
-  "GET_DOMAIN_PATH",
-  "WRITE",
-  "MKDIR",
-  "RM",
-  "SET_PERMS",
-  "WATCH_EVENT",
-  "ERROR",
-  "IS_DOMAIN_INTRODUCED",
-  "RESUME",
-  "SET_TARGET",
-  "RESTRICT",
-  "RESET_WATCHES",
-  "DIRECTORY_PART",
-  "GET_FEATURE",
-  "SET_FEATURE",
-  "GET_QUOTA",
-  "SET_QUOTA",
-];
+/** xs_wire.h message names by type number (the `op` label and log field): MsgType's, 0..SET_QUOTA. */
+const OP_NAMES: readonly string[] = Array.from({ length: MsgType.SET_QUOTA + 1 }, (_, t) => MsgType[t]);
 const OTHER_OP = OP_NAMES.length; // unknown type numbers share one slot
-const ERROR_TYPE = 16;
+const ERROR_TYPE = MsgType.ERROR;
 
 /** Result slots: 0 = ok, then each errno name as it is first seen (at most the 16 libxenstore names + EIO). */
 const MAX_RESULTS = 24;
 
 /** Request types whose first argument is a path (for the refusal line). */
-const PATH_OPS = new Set([1, 2, 3, 4, 5, 11, 12, 13, 14, 22]);
+const PATH_OPS = new Set<number>([
+  MsgType.DIRECTORY,
+  MsgType.READ,
+  MsgType.GET_PERMS,
+  MsgType.WATCH,
+  MsgType.UNWATCH,
+  MsgType.WRITE,
+  MsgType.MKDIR,
+  MsgType.RM,
+  MsgType.SET_PERMS,
+  MsgType.DIRECTORY_PART,
+]);
 
 /**
  * Request latency buckets, seconds: a READ takes microseconds; a WRITE with --sync always waits for the

@@ -135,7 +135,7 @@ export function quotaOf(e: unknown, limits: KnownLimits): QuotaHit | null {
   if (typeof e !== "object" || e === null) return null;
   const o = e as { quota?: unknown; limit?: unknown; used?: unknown; wanted?: unknown; detail?: unknown };
   if (typeof o.quota === "string") {
-    // src/domains/quota.ts QuotaError: "<quota> quota (<limit>) of domain <id>: ..." in its detail.
+    // src/quota/quotas.ts QuotaError: "<quota> quota (<limit>) of domain <id>: ..." in its detail.
     const m = typeof o.detail === "string" ? /quota \(([0-9]+)\)/.exec(o.detail) : null;
     return {
       quota: o.quota,

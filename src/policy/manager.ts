@@ -6,7 +6,7 @@
 // Loading = synchronous build (read, meter, compile, instantiate, policy_info) + the Extism SDK check
 // (sdk_check.ts), which is asynchronous and done once per distinct (plugin file, config). A reload whose
 // plugins have all passed the SDK check before swaps at once; otherwise the swap happens when the check
-// passes (unless a newer reload came first), and `policyStatus()` reports the outcome.
+// passes (unless a newer reload came first), and `status()` (CONTROL policy) reports the outcome.
 import { log } from "../common/log.ts";
 import type { PluginChain } from "./chain.ts";
 import {
@@ -20,6 +20,7 @@ import {
 import { VarStore } from "./plugin.ts";
 import { sdkCheck } from "./sdk_check.ts";
 
+/** The daemon's policy: `current` is what the dispatcher asks (CoreOptions.policy takes the manager). */
 export class PolicyManager {
   current!: PluginChain;
   /** What the last reload (or the initial load) ended with. */
@@ -33,9 +34,6 @@ export class PolicyManager {
   private readonly validated = new Map<string, Uint8Array>();
   private readonly varStores = new Map<string, VarStore>();
 
-  /** Makes a chain the one the dispatcher asks (dispatcher.policy = chain); set by attach(). */
-  private install: (chain: PluginChain) => void = () => {};
-
   private constructor(private readonly source: PolicySource) {}
 
   /** Load the initial chain (SDK check included) as `current`. Throws Error saying what failed. */
@@ -47,11 +45,6 @@ export class PolicyManager {
     for (const p of plugins) await m.check(p);
     m.swap(chain, "loaded");
     return m;
-  }
-
-  /** Where later chains go: called with each chain a reload swaps in. */
-  attach(install: (chain: PluginChain) => void): void {
-    this.install = install;
   }
 
   /** Reload from the source (config file re-read). Returns a one-line outcome; never throws. */
@@ -136,8 +129,7 @@ export class PolicyManager {
   }
 
   private swap(chain: PluginChain, what: string): string {
-    this.current = chain;
-    this.install(chain);
+    this.current = chain; // the dispatcher reads it per request: the next request sees the new chain
     this.lastResult = `OK: policy chain ${chain.name} ${what} (generation ${chain.generation})`;
     return this.lastResult;
   }
@@ -148,24 +140,4 @@ export class PolicyManager {
       `(generation ${this.current.generation})`;
     return this.lastResult;
   }
-}
-
-let active: PolicyManager | null = null;
-
-/** Register the daemon's manager for reloadPolicy()/policyStatus(). */
-export function setActivePolicyManager(m: PolicyManager | null): void {
-  active = m;
-}
-
-/**
- * Reload the daemon's policy chain now (CONTROL, SIGHUP). Returns a one-line outcome starting with
- * "OK:", "pending:" or "error:".
- */
-export function reloadPolicy(): string {
-  return active === null ? "error: no policy manager (policy is fixed)" : active.reload();
-}
-
-/** The chain, its counters and the last reload outcome, as text. */
-export function policyStatus(): string {
-  return active === null ? "no policy manager" : active.status();
 }

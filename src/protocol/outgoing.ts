@@ -2,7 +2,7 @@
 // Kept apart from codec.ts, which the client library (src/client, also an npm package) shares and which
 // must stay free of the daemon's logging.
 import { log } from "../common/log.ts";
-import { MsgType, msgTypeName, PAYLOAD_MAX } from "./wire.ts";
+import { MsgType, PAYLOAD_MAX } from "./wire.ts";
 
 /**
  * The core bounds every reply (E2BIG, src/dispatch/dispatcher.ts) and every watch event (not sent,
@@ -13,7 +13,9 @@ import { MsgType, msgTypeName, PAYLOAD_MAX } from "./wire.ts";
 export function replaceOversized(label: string, type: number, len: number): string | null {
   log(
     "error",
-    `${label}: internal error: refusing to send ${msgTypeName(type)} of ${len} bytes (limit ${PAYLOAD_MAX})`,
+    `${label}: internal error: refusing to send ${
+      MsgType[type] ?? `type ${type}`
+    } of ${len} bytes (limit ${PAYLOAD_MAX})`,
   );
   return type === MsgType.WATCH_EVENT ? null : "E2BIG\0";
 }

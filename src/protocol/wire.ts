@@ -1,5 +1,7 @@
-// The XenStore wire format (Xen's io/xs_wire.h): message types, errno names and size limits.
-// This module is pure data: no I/O, no store, no policy.
+// The XenStore wire format (Xen's io/xs_wire.h): message types, errno names, size limits and server
+// feature bits — the one source of every protocol constant. This module is pure data (no I/O, no
+// store, no policy), so every layer may import it: the ring codec (src/xen/ring.ts), the store's path
+// syntax, the dispatcher and the transports all count with these numbers.
 
 /** Message types, numbered exactly as in xs_wire.h (`enum xsd_sockmsg_type`). */
 export enum MsgType {
@@ -33,12 +35,6 @@ export enum MsgType {
   INVALID = 0xffff,
 }
 
-/** Human-readable name of a message type number (for logs), `UNKNOWN(n)` otherwise. */
-export function msgTypeName(t: number): string {
-  const name = (MsgType as unknown as Record<number, string>)[t];
-  return name ?? `UNKNOWN(${t})`;
-}
-
 export { type Errno, ERRNO_NAMES } from "../common/xs_error.ts";
 
 /** Size of `struct xsd_sockmsg`: type, req_id, tx_id, len — four little-endian u32. */
@@ -48,3 +44,18 @@ export const PAYLOAD_MAX = 4096;
 /** XENSTORE_ABS_PATH_MAX and XENSTORE_REL_PATH_MAX. */
 export const ABS_PATH_MAX = 3072;
 export const REL_PATH_MAX = 2048;
+
+/**
+ * Server feature bits: the ring page's `server_features` (xs_wire.h XENSTORE_SERVER_FEATURE_*; bit 2
+ * is the watch-depth extension) and GET_FEATURE/SET_FEATURE's values.
+ */
+export const FEATURE_RECONNECTION = 1;
+export const FEATURE_ERROR = 2;
+export const FEATURE_WATCH_DEPTH = 4;
+/** dxenstored extension (GET_FEATURE only): TRANSACTION_START with a non-zero tx_id nests. */
+export const FEATURE_NESTED_TRANSACTIONS = 0x40000000;
+/** What GET_FEATURE reports for a connection that is no guest's (dom0's sockets). */
+export const SERVER_FEATURES = FEATURE_WATCH_DEPTH | FEATURE_NESTED_TRANSACTIONS;
+/** Features a guest domain gets unless SET_FEATURE restricted them before INTRODUCE. */
+export const DOMAIN_FEATURES = FEATURE_RECONNECTION | FEATURE_ERROR | FEATURE_WATCH_DEPTH |
+  FEATURE_NESTED_TRANSACTIONS;

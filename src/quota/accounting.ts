@@ -1,5 +1,5 @@
 // What a domain's nodes cost, and how a commit changes it. Pure functions over the immutable tree:
-// the quota manager (src/domains/quota.ts) applies the deltas; nothing here keeps state except a
+// the quota manager (src/quota/quotas.ts) applies the deltas; nothing here keeps state except a
 // per-node cache that dies with the node.
 //
 // Both measures are cxenstored 4.17's, so a guest that fits under cxenstored fits here and

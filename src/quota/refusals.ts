@@ -2,7 +2,7 @@
 // each quota of each domain logged with the domain id and quota name (later ones are only counted, so
 // a guest hammering its quota cannot flood the journal), and high-water marks of usage.
 import type { LogLevel } from "../common/log.ts";
-import { QUOTA_NAMES, type QuotaName } from "./names.ts";
+import { QUOTA_NAMES, type QuotaName } from "./table.ts";
 
 export type Logger = (level: LogLevel, msg: string) => void;
 

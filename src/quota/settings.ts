@@ -10,7 +10,7 @@ import {
   type SettingName,
   settingName,
   VALUE_DISABLED,
-} from "./names.ts";
+} from "./table.ts";
 
 export class QuotaSettings {
   private readonly globals: Record<SettingName, number>;

@@ -1,6 +1,6 @@
 // What a transport holds for each domain: requests read whose reply has not been handed over
 // (outstanding), and bytes queued for it. The transport reports both; the quota manager decides from
-// them whether the transport may read more (src/domains/quota.ts mayReceive).
+// them whether the transport may read more (src/quota/quotas.ts mayReceive).
 
 interface Account {
   readonly domid: number;

@@ -1,7 +1,8 @@
 // checkStore: the invariants of a tree, verified by walking it (iteratively). Tests run it after
 // randomized sequences; CONTROL check will expose it. Returns the list of violations (empty = sound).
 import { childrenCheck } from "./node.ts";
-import { ABS_PATH_MAX, joinPath } from "./path.ts";
+import { joinPath } from "./path.ts";
+import { ABS_PATH_MAX } from "../protocol/wire.ts";
 import type { Node } from "./tree.ts";
 
 const NAME = /^[A-Za-z0-9\-_@]+$/;

@@ -3,9 +3,7 @@
 // the caller's domain path. "@"-prefixed paths name special watch events and are only accepted where
 // the caller says so (WATCH, UNWATCH, GET_PERMS, SET_PERMS).
 import { XsError } from "../common/xs_error.ts";
-
-export const ABS_PATH_MAX = 3072;
-export const REL_PATH_MAX = 2048;
+import { ABS_PATH_MAX, REL_PATH_MAX } from "../protocol/wire.ts";
 
 export interface ResolvedPath {
   /** Canonical absolute path ("/", "/local/domain/1") or special path ("@releaseDomain"). */

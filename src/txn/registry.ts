@@ -24,8 +24,6 @@ export interface TxLimits {
   readonly snapshotOnOverflow?: boolean;
 }
 
-export const DEFAULT_TX_LIMITS: TxLimits = { maxOpen: 10, maxTouched: 1024, maxAgeMs: 0 };
-
 export class TxRegistry {
   private readonly open = new Map<number, Transaction>();
   private nextId = 1;

@@ -1,6 +1,6 @@
 // Bounds on queued watch events. A byte-stream transport keeps its events in its output buffer and
 // bounds them with `UnsentEvents` (the Unix-socket server disconnects past either bound, see
-// docs/watches.md); a ring connection counts them in its own writer (src/domains/connection.ts).
+// docs/watches.md); a ring connection counts them in its own writer (src/transport/ring_connection.ts).
 
 /** Below this many consumed slots, the backing array is not compacted. */
 const COMPACT_MIN = 64;

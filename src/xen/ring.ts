@@ -20,6 +20,7 @@
 // validates it before use, so a peer changing it concurrently cannot make us read or write outside
 // the ring.
 import { latin1 } from "../common/latin1.ts";
+import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 
 /** XENSTORE_RING_SIZE: bytes in each direction's queue. */
 export const RING_SIZE = 1024;
@@ -44,11 +45,6 @@ export enum Field {
   ERROR = 6,
 }
 
-/** Server feature bits (xs_wire.h XENSTORE_SERVER_FEATURE_*; bit 2 is the watch-depth extension). */
-export const FEATURE_RECONNECTION = 1;
-export const FEATURE_ERROR = 2;
-export const FEATURE_WATCH_DEPTH = 4;
-
 /** Connection state values. */
 export const CONNECTED = 0;
 export const RECONNECT = 1;
@@ -59,12 +55,8 @@ export const ERROR_COMM = 1;
 export const ERROR_RINGIDX = 2;
 export const ERROR_PROTO = 3;
 
-/** xsd_sockmsg: type, req_id, tx_id, len — four little-endian u32. */
-export const HEADER_SIZE = 16;
-/** XENSTORE_PAYLOAD_MAX. */
-export const PAYLOAD_MAX = 4096;
 /** XS_WATCH_EVENT: the only message a server sends unasked. */
-export const WATCH_EVENT_TYPE = 15;
+const WATCH_EVENT_TYPE = MsgType.WATCH_EVENT;
 
 /** A ring page: byte access to the queues, ordered access to the fields. */
 export class RingPage {
@@ -273,6 +265,15 @@ export class MessageReader {
     if (n > 0 && ((page.get(side.prod) - cons) >>> 0) >= RING_SIZE) this.freedFull = true;
   }
 
+  /** A copy of the partial message's bytes taken off the ring so far (header, then payload). */
+  pendingBytes(): Uint8Array {
+    const p = this.payload === null ? 0 : this.payloadHave;
+    const out = new Uint8Array(this.headerHave + p);
+    out.set(this.header.subarray(0, this.headerHave));
+    if (this.payload !== null) out.set(this.payload.subarray(0, p), this.headerHave);
+    return out;
+  }
+
   /** Forget a partial message (reconnection, error). */
   reset(): void {
     this.headerHave = 0;
@@ -336,6 +337,14 @@ export class MessageWriter {
   /** Messages not yet completely written. */
   get queued(): number {
     return this.queue.length - this.head;
+  }
+
+  /**
+   * What is still queued (the first message may be partly written: `offset` of its bytes are in the
+   * ring), and how many messages were ever finished, for release positions.
+   */
+  pending(): { messages: RingMessage[]; offset: number; done: number } {
+    return { messages: this.queue.slice(this.head), offset: this.offset, done: this._done };
   }
 
   enqueue(type: number, reqId: number, txId: number, payload: string): void {

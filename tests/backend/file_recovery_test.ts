@@ -4,7 +4,8 @@
 import { NativeBackend } from "../../src/backend/native.ts";
 import { moduleOrSkip } from "./modules.ts";
 import { type Backend, BackendError } from "../../src/backend/backend.ts";
-import { FileBackend, LOG_HEADER } from "../../src/backend/file.ts";
+import { FileBackend } from "../../src/backend/file.ts";
+import { LOG_HEADER } from "../../src/backend/file_load.ts";
 import { readFrame } from "../../src/backend/records.ts";
 import { SqliteBackend } from "../../src/backend/sqlite.ts";
 import { TdbBackend } from "../../src/backend/tdb.ts";

@@ -6,13 +6,12 @@ import { DirectAppender } from "../../src/backend/direct_log.ts";
 import { FileBackend } from "../../src/backend/file.ts";
 import { GroupCommitGate, groupCommitGate } from "../../src/backend/group.ts";
 import { SqliteBackend } from "../../src/backend/sqlite.ts";
-import type { Client } from "../../src/dispatch/client.ts";
-import { Core } from "../../src/dispatch/core.ts";
 import type { Commit } from "../../src/store/database.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
-import { UnixServer } from "../../src/server/unix_server.ts";
+import { EventLoop } from "../../src/transport/loop.ts";
+import { SocketServer } from "../../src/transport/socket_server.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
+import { testCore } from "../helpers/core.ts";
 import { aioWorks, directIoWorks, Harness, rng } from "./harness.ts";
 import * as libc from "../../ffi/libc.ts";
 
@@ -297,24 +296,24 @@ async function withServer(path: SyncPath, fn: (ctx: ServerCtx) => Promise<void>)
     directIo: path !== "fdatasync",
     asyncIo: path === "aio",
   });
-  const core = new Core({ policy: new LegacyPolicy(), db: openDatabase(backend) });
+  const core = testCore({ db: openDatabase(backend) });
   const socket = `${dir}/sock`;
-  const server = new UnixServer<Client>({ path: socket }, core);
   const failures: Error[] = [];
   const gate = groupCommitGate(backend, 0, (e) => {
     failures.push(e);
-    server.stop();
+    loop.stop();
   })!;
-  server.setOutputGate(gate);
   assert.equal(gate.completionFd !== null, path === "aio", "AIO used exactly when asked for");
-  if (gate.completionFd !== null) server.addFd(gate.completionFd, () => gate.completed());
+  const loop = new EventLoop({ gate });
+  const server = new SocketServer(loop, core, { path: socket });
   server.listen();
-  const running = server.run();
+  const running = loop.run();
   try {
     await fn({ socket, backend, gate, failures });
   } finally {
-    server.stop();
+    loop.stop();
     await running;
+    loop.close();
     backend.close();
     Deno.removeSync(dir, { recursive: true });
   }

@@ -1,15 +1,14 @@
-// Drive a Core (the real dispatcher, policy, transactions) over a backend without sockets, and
-// compare trees path by path.
+// Drive a Core (the real dispatcher, policy, transactions) over a backend without sockets, through
+// the in-process harness (tests/helpers/core.ts), and compare trees path by path.
 import { DirectAppender } from "../../src/backend/direct_log.ts";
 import { type Backend, openDatabase } from "../../src/backend/backend.ts";
 import { flatten } from "../../src/backend/records.ts";
-import type { Client } from "../../src/dispatch/client.ts";
-import { Core } from "../../src/dispatch/core.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import type { Core } from "../../src/dispatch/core.ts";
 import { checkStore } from "../../src/store/check.ts";
 import type { Node } from "../../src/store/tree.ts";
 import { XS } from "../helpers/wire.ts";
 import assert from "../helpers/assert.ts";
+import { dom0, type TestConn, testCore } from "../helpers/core.ts";
 import { AioContext } from "../../ffi/aio.ts";
 
 export class ReplyError extends Error {
@@ -20,8 +19,8 @@ export class ReplyError extends Error {
 
 export class Harness {
   readonly core: Core;
-  readonly client: Client;
-  private last: { type: number; payload: string } | null = null;
+  /** The privileged connection every request is made on. */
+  readonly conn: TestConn;
   /** db.generation right after the last commit (what a backend stores). */
   committedGen: number;
 
@@ -29,20 +28,13 @@ export class Harness {
     const db = openDatabase(backend);
     this.committedGen = db.generation;
     db.onCommit(() => this.committedGen = db.generation);
-    this.core = new Core({ policy: new LegacyPolicy(), db });
-    this.client = this.core.open({
-      send: (type, _r, _t, payload) => {
-        this.last = { type, payload };
-        return true;
-      },
-    }, "test");
+    this.core = testCore({ db });
+    this.conn = dom0(this.core, "test");
   }
 
   /** One request; returns the reply payload without its trailing NUL, throws ReplyError on ERROR. */
   req(type: number, payload: string, txId = 0): string {
-    this.last = null;
-    this.core.message(this.client, { type, reqId: 1, txId, payload });
-    const r = this.last!;
+    const r = this.conn.request(type, payload, txId);
     if (r.type === XS.ERROR) throw new ReplyError(r.payload.replace(/\0$/, ""));
     return r.payload.replace(/\0$/, "");
   }

@@ -4,10 +4,10 @@
 // the CLI's progress line (a terminal only) and summary. Scale (100 000 nodes) is in the benchmark
 // (bench/migrate.ts), not here.
 import type { ExportNode } from "../../src/backend/export.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
-import type { Client } from "../../src/dispatch/client.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
-import { UnixServer } from "../../src/server/unix_server.ts";
+import { DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
+import { EventLoop } from "../../src/transport/loop.ts";
+import { SocketServer } from "../../src/transport/socket_server.ts";
+import { testCore } from "../helpers/core.ts";
 import { readHostStore, type SnapshotMethod, writeHostStore } from "../../src/cli/host_store.ts";
 import { Progress } from "../../src/cli/progress.ts";
 import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
@@ -43,14 +43,14 @@ function assertHas(got: readonly ExportNode[], want: readonly ExportNode[]): voi
 Deno.test("host store: dxenstored reads more nodes than dom0's transaction limit in one transaction", async () => {
   // The daemon's own limits, made small: before snapshotOnOverflow, READ number 257 got ENOSPC.
   const limits = {
-    ...DEFAULT_CORE_LIMITS,
-    txPrivileged: { ...DEFAULT_CORE_LIMITS.txPrivileged, maxTouched: 256, maxOps: 1024 },
+    ...DEFAULT_CONNECTION_LIMITS,
+    txPrivileged: { ...DEFAULT_CONNECTION_LIMITS.txPrivileged, maxTouched: 256, maxOps: 1024 },
   };
   const dir = Deno.makeTempDirSync({ prefix: "dxs-host-" });
-  const core = new Core({ policy: new LegacyPolicy(), limits });
-  const server = new UnixServer<Client>({ path: `${dir}/sock` }, core);
+  const loop = new EventLoop();
+  const server = new SocketServer(loop, testCore({ limits }), { path: `${dir}/sock` });
   server.listen();
-  const running = server.run();
+  const running = loop.run();
   try {
     const nodes = fillNodes(10, 100);
     await writeHostStore(`${dir}/sock`, nodes);
@@ -60,8 +60,10 @@ Deno.test("host store: dxenstored reads more nodes than dom0's transaction limit
     assert.equal(r.fallback, null);
     assertHas(r.nodes, nodes);
   } finally {
-    server.stop();
+    loop.stop();
     await running;
+    server.close();
+    loop.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });

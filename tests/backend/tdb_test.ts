@@ -4,7 +4,8 @@
 import { BackendError } from "../../src/backend/backend.ts";
 import { flatten } from "../../src/backend/records.ts";
 import { TdbBackend } from "../../src/backend/tdb.ts";
-import { latin1, libtdbAvailable, O_CREAT, O_RDWR, TDB_NOMMAP, TdbFile } from "../../src/backend/tdb_ffi.ts";
+import { latin1, libtdbAvailable, TDB_NOMMAP, TdbFile } from "../../src/backend/tdb_ffi.ts";
+import { O_CREAT, O_RDWR } from "../../ffi/libc.ts";
 import {
   encodeNodeRecord,
   readXenstoredTdb,

@@ -1,14 +1,14 @@
 // Permission checks through Core for an unprivileged client (a guest domain): EACCES vs ENOENT hiding,
 // ownership of created nodes, SET_PERMS rules, special paths, capabilities.
 import assert from "../helpers/assert.ts";
-import { dom0, err, guest, newCore, ok } from "../helpers/core.ts";
+import { dom0, err, guest, ok, testCore } from "../helpers/core.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
 
 const OK = "OK\0";
 
 /** A core with: /secret/x (dom0 only), /pub (everyone reads), /open (everyone writes), dom 5's home. */
 function setup() {
-  const core = newCore();
+  const core = testCore();
   const d0 = dom0(core);
   for (const w of ["/secret/x\0s", "/pub/x\0p", "/open\0", "/local/domain/5\0", "/local/domain/6\0"]) {
     assert.equal(ok(core, d0, T.WRITE, w), OK);

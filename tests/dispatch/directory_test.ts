@@ -1,6 +1,6 @@
 // DIRECTORY size limit and DIRECTORY_PART paging, through Core.
 import assert from "../helpers/assert.ts";
-import { call, dom0, err, newCore, ok, type TestClient } from "../helpers/core.ts";
+import { call, dom0, err, ok, type TestConn, testCore } from "../helpers/core.ts";
 import type { Core } from "../../src/dispatch/core.ts";
 import { MsgType as T, PAYLOAD_MAX } from "../../src/protocol/wire.ts";
 import { lookup } from "../../src/store/tree.ts";
@@ -13,7 +13,7 @@ function names(n: number): string[] {
   return out;
 }
 
-function populate(core: Core, c: TestClient, dir: string, children: string[]): void {
+function populate(core: Core, c: TestConn, dir: string, children: string[]): void {
   for (const name of children) assert.equal(ok(core, c, T.WRITE, `${dir}/${name}\0`), "OK\0");
 }
 
@@ -24,7 +24,7 @@ function populate(core: Core, c: TestClient, dir: string, children: string[]): v
  */
 function directoryPart(
   core: Core,
-  c: TestClient,
+  c: TestConn,
   path: string,
 ): { names: string[]; gens: string[]; parts: number } {
   let off = 0;
@@ -63,14 +63,14 @@ function directoryPart(
 }
 
 Deno.test("DIRECTORY whose reply would exceed 4096 bytes → E2BIG; DIRECTORY_PART still lists it", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   const kids = names(400); // 400 × 13 bytes = 5200
   populate(core, c, "/big", kids);
   err(core, c, T.DIRECTORY, "/big\0", "E2BIG");
   assert.deepEqual(directoryPart(core, c, "/big").names, [...kids].sort());
   // Just under the limit: 315 × 13 = 4095 bytes is fine.
-  const core2 = newCore();
+  const core2 = testCore();
   const c2 = dom0(core2);
   const fit = names(315);
   populate(core2, c2, "/fit", fit);
@@ -82,7 +82,7 @@ Deno.test("DIRECTORY whose reply would exceed 4096 bytes → E2BIG; DIRECTORY_PA
 });
 
 Deno.test("DIRECTORY_PART reassembles 600 children (12-char names), sorted, with the node's generation", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   const kids = names(600);
   populate(core, c, "/many", kids);
@@ -107,7 +107,7 @@ Deno.test("DIRECTORY_PART reassembles 600 children (12-char names), sorted, with
 });
 
 Deno.test("DIRECTORY_PART: small and empty directories, bad offsets, missing node", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   populate(core, c, "/s", ["b", "a", "c"]);
   const gen = lookup(core.db.root, ["s"])!.gen;
@@ -134,7 +134,7 @@ Deno.test("DIRECTORY_PART: small and empty directories, bad offsets, missing nod
 // directory shrank in between, the old offset may lie past the new end; an error there makes
 // xs_directory() fail instead of restarting.
 Deno.test("DIRECTORY_PART at or past the end of the list answers an empty list (cxenstored), not EINVAL", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   populate(core, c, "/s", ["abc"]);
   const gen = lookup(core.db.root, ["s"])!.gen;
@@ -145,7 +145,7 @@ Deno.test("DIRECTORY_PART at or past the end of the list answers an empty list (
 });
 
 Deno.test("DIRECTORY_PART: a directory shrinking between parts makes the client restart, not fail", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   const kids = names(600);
   populate(core, c, "/shrink", kids);

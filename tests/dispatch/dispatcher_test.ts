@@ -1,14 +1,14 @@
 // The dispatcher driven through Core with a fake ReplySink: node operations by the privileged client,
 // path validation, RM/MKDIR semantics, reply framing.
 import assert from "../helpers/assert.ts";
-import { call, dom0, err, newCore, ok } from "../helpers/core.ts";
+import { call, dom0, err, ok, testCore } from "../helpers/core.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
 import { lookup } from "../../src/store/tree.ts";
 
 const OK = "OK\0";
 
 Deno.test("WRITE / READ / MKDIR / DIRECTORY / GET_PERMS / SET_PERMS / RM happy paths", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   assert.equal(ok(core, c, T.WRITE, "/a/b\0hello"), OK);
   assert.equal(ok(core, c, T.READ, "/a/b\0"), "hello", "READ returns the raw value, no terminator");
@@ -32,7 +32,7 @@ Deno.test("WRITE / READ / MKDIR / DIRECTORY / GET_PERMS / SET_PERMS / RM happy p
 });
 
 Deno.test("relative paths resolve against the caller's domain path", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   assert.equal(ok(core, c, T.WRITE, "rel/x\0v"), OK);
   assert.equal(ok(core, c, T.READ, "/local/domain/0/rel/x\0"), "v");
@@ -41,7 +41,7 @@ Deno.test("relative paths resolve against the caller's domain path", () => {
 });
 
 Deno.test("GET_DOMAIN_PATH and IS_DOMAIN_INTRODUCED", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   assert.equal(ok(core, c, T.GET_DOMAIN_PATH, "0\0"), "/local/domain/0\0");
   assert.equal(ok(core, c, T.GET_DOMAIN_PATH, "65535\0"), "/local/domain/65535\0");
@@ -52,7 +52,7 @@ Deno.test("GET_DOMAIN_PATH and IS_DOMAIN_INTRODUCED", () => {
 });
 
 Deno.test("a reply echoes type, req_id and tx_id (also for errors and extreme ids)", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (const reqId of [0, 1, 0x7fffffff, 0xffffffff]) {
     core.message(c.client, { type: T.READ, reqId, txId: 0, payload: "/tool/xenstored\0" });
@@ -73,7 +73,7 @@ Deno.test("a reply echoes type, req_id and tx_id (also for errors and extreme id
 });
 
 Deno.test("unknown and client-forbidden message types → ENOSYS", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (const t of [T.WATCH_EVENT, T.ERROR, T.RESTRICT, 27, 28, 255, 0xffff, 0xffffffff]) {
     err(core, c, t, "", "ENOSYS");
@@ -96,7 +96,7 @@ const BAD_PATHS: Array<[string, string]> = [
 ];
 
 Deno.test("EINVAL for malformed paths, for every path-taking operation", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (const [p, what] of BAD_PATHS) {
     for (const t of [T.READ, T.MKDIR, T.RM, T.DIRECTORY, T.GET_PERMS]) err(core, c, t, `${p}\0`, "EINVAL");
@@ -115,7 +115,7 @@ Deno.test("EINVAL for malformed paths, for every path-taking operation", () => {
 });
 
 Deno.test("special '@' paths are EINVAL outside GET/SET_PERMS", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (const p of ["@introduceDomain", "@releaseDomain", "@other"]) {
     for (const t of [T.READ, T.MKDIR, T.RM, T.DIRECTORY]) err(core, c, t, `${p}\0`, "EINVAL");
@@ -125,7 +125,7 @@ Deno.test("special '@' paths are EINVAL outside GET/SET_PERMS", () => {
 });
 
 Deno.test("RM: '/' is EINVAL; missing node OK if its parent exists, else ENOENT", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   err(core, c, T.RM, "/\0", "EINVAL");
   assert.equal(ok(core, c, T.READ, "/tool/xenstored\0"), "");
@@ -139,7 +139,7 @@ Deno.test("RM: '/' is EINVAL; missing node OK if its parent exists, else ENOENT"
 });
 
 Deno.test("MKDIR of an existing node is OK and changes nothing", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   assert.equal(ok(core, c, T.WRITE, "/m\0keep"), OK);
   assert.equal(ok(core, c, T.SET_PERMS, "/m\0r3\0"), OK);
@@ -155,7 +155,7 @@ Deno.test("MKDIR of an existing node is OK and changes nothing", () => {
 });
 
 Deno.test("SET_PERMS: bad permission strings EINVAL, missing node ENOENT", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (const perms of ["x0\0", "r\0", "r70000\0", "r-1\0", "r1a\0"]) {
     err(core, c, T.SET_PERMS, `/tool\0${perms}`, "EINVAL");
@@ -167,7 +167,7 @@ Deno.test("SET_PERMS: bad permission strings EINVAL, missing node ENOENT", () =>
 });
 
 Deno.test("GET/SET_PERMS on special paths", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   assert.equal(ok(core, c, T.GET_PERMS, "@introduceDomain\0"), "n0\0");
   assert.equal(ok(core, c, T.GET_PERMS, "@releaseDomain\0"), "n0\0");
@@ -180,7 +180,7 @@ Deno.test("GET/SET_PERMS on special paths", () => {
 });
 
 Deno.test("a node operation never leaves more than one reply, and errors never change the store", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   const root = core.db.root;
   for (const [p] of BAD_PATHS) call(core, c, T.WRITE, `${p}\0v`);
@@ -191,7 +191,7 @@ Deno.test("a node operation never leaves more than one reply, and errors never c
 });
 
 Deno.test("a tx_id naming no transaction: ENOENT before the payload is looked at, but for WATCH/UNWATCH", () => {
-  const core = newCore();
+  const core = testCore();
   const c = dom0(core);
   for (
     const [type, payload] of [

@@ -4,7 +4,7 @@
 // counted as oversized (src/dispatch/events.ts), never lost silently.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
-import { dom0, guest, newCore, ok, type TestClient } from "../helpers/core.ts";
+import { dom0, guest, ok, type TestConn, testCore } from "../helpers/core.ts";
 import { MsgType as T, PAYLOAD_MAX } from "../../src/protocol/wire.ts";
 
 const BASES = ["/local/domain/5/w", "/local/domain/5", "/", "/other"];
@@ -44,15 +44,15 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 Deno.test("property: no packet over 4096 bytes reaches any connection; fired events are sent or counted", () => {
   fc.assert(
     fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
-      const core = newCore();
+      const core = testCore();
       const d0 = dom0(core);
       ok(core, d0, T.WRITE, "/local/domain/5/w\0");
       ok(core, d0, T.SET_PERMS, "/local/domain/5\0n5\0");
       ok(core, d0, T.SET_PERMS, "@introduceDomain\0n0\0r5\0");
-      const clients: TestClient[] = [d0, guest(core, 5)];
+      const clients: TestConn[] = [d0, guest(core, 5)];
       let serial = 0;
       // Requests over 4096 bytes never reach the core (the framers close the connection first).
-      const send = (c: TestClient, type: number, payload: string, txId = 0) => {
+      const send = (c: TestConn, type: number, payload: string, txId = 0) => {
         if (payload.length <= PAYLOAD_MAX) core.message(c.client, { type, reqId: serial++, txId, payload });
       };
       for (const s of steps) {

@@ -1,4 +1,4 @@
-// Fairness between rings (src/domains/scheduler.ts) and the write throttle (src/domains/throttle.ts),
+// Fairness between rings (src/transport/scheduler.ts) and the write throttle (src/transport/throttle.ts),
 // in-process with the daemon's per-ring request counts.
 import assert from "../helpers/assert.ts";
 import { ok } from "../helpers/core.ts";
@@ -6,7 +6,7 @@ import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { encode, REQUESTS, RING_SIZE, ringProduce, ringUsed } from "../../src/xen/ring.ts";
 import type { GuestClient } from "../../src/client/guest.ts";
-import { ReadyQueue } from "../../src/domains/scheduler.ts";
+import { ReadyQueue } from "../../src/transport/scheduler.ts";
 
 const T = MsgType;
 
@@ -50,10 +50,10 @@ Deno.test("fairness: a light guest is served within a bounded number of turns, h
   for (const f of flooders) assert.ok(flood(f, T.READ, "/pub\0") > 30);
   const id = light.send(T.READ, "/pub\0"); // queued behind every flooder
   let turns = 0;
-  const served = () => [1, 2, 3, 4, 5, 6].map((d) => r.mgr.ringInfo(d)!.requests);
+  const served = () => [1, 2, 3, 4, 5, 6].map((d) => r.domains.ringInfo(d)!.requests);
   let before = served();
-  while (r.mgr.ringInfo(6)!.requests === 0) {
-    r.mgr.pump();
+  while (r.domains.ringInfo(6)!.requests === 0) {
+    r.turn();
     turns++;
     const now = served();
     const delta = now.map((n, i) => n - before[i]);
@@ -64,7 +64,7 @@ Deno.test("fairness: a light guest is served within a bounded number of turns, h
   }
   assert.equal((await light.reply(id)).payload, "v");
   // The flooders are all still being served, none starved either.
-  for (let i = 0; i < 20; i++) r.mgr.pump();
+  for (let i = 0; i < 20; i++) r.turn();
   const counts = served().slice(0, 5);
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 4, `equal shares ${counts}`);
 });
@@ -78,31 +78,31 @@ Deno.test("XSA-206: while a transaction is open, a guest's writes are throttled,
   const g = r.guest(5);
   // No transaction open: writes are not limited.
   assert.ok(flood(g, T.WRITE, "x\0v") > 40);
-  for (let i = 0; i < 20; i++) r.mgr.pump();
-  const free = r.mgr.ringInfo(5)!.requests;
+  for (let i = 0; i < 20; i++) r.turn();
+  const free = r.domains.ringInfo(5)!.requests;
   assert.ok(free > 40, `${free} writes served freely`);
   await g.eventsWithin(0);
   g.pump(); // drain replies
   // dom0 opens a transaction: the guest gets its burst, then nothing until time passes.
   const tx = ok(r.core, r.dom0, T.TRANSACTION_START, "\0").replace("\0", "");
   flood(g, T.WRITE, "x\0w");
-  for (let i = 0; i < 10; i++) r.mgr.pump();
-  const burst = r.mgr.ringInfo(5)!.requests - free;
+  for (let i = 0; i < 10; i++) r.turn();
+  const burst = r.domains.ringInfo(5)!.requests - free;
   assert.ok(burst >= 10 && burst <= 11, `burst of ${burst}`);
-  assert.ok(r.mgr.stats.throttled > 0);
+  assert.ok(r.rings.stats.throttled > 0);
   clock += 50; // 50 ms at 200/s: 10 more
-  for (let i = 0; i < 10; i++) r.mgr.pump();
-  const more = r.mgr.ringInfo(5)!.requests - free - burst;
+  for (let i = 0; i < 10; i++) r.turn();
+  const more = r.domains.ringInfo(5)!.requests - free - burst;
   assert.ok(more >= 9 && more <= 11, `${more} after 50 ms`);
   // dom0 is not throttled: its transaction commits.
   ok(r.core, r.dom0, T.WRITE, "/local/domain/0/backend\0b", Number(tx));
   ok(r.core, r.dom0, T.TRANSACTION_END, "T\0", Number(tx));
   // No transaction open any more: the rest of the guest's writes go through.
-  for (let i = 0; i < 20; i++) r.mgr.pump();
+  for (let i = 0; i < 20; i++) r.turn();
   g.pump();
-  const all = r.mgr.ringInfo(5)!.requests;
+  const all = r.domains.ringInfo(5)!.requests;
   assert.ok(all > free + burst + more, `served after the transaction ended (${all})`);
-  assert.equal(r.mgr.ringInfo(5)!.state, "connected");
+  assert.equal(r.domains.ringInfo(5)!.state, "connected");
 });
 
 Deno.test("a ring stalled by a quota is looked at again without a new signal once the stall ends", () => {
@@ -110,24 +110,22 @@ Deno.test("a ring stalled by a quota is looked at again without a new signal onc
   const calls: string[] = [];
   const r = rig({
     quotas: {
-      handleRequest: () => "OK\0",
       mayReceive: () => open,
       requestReceived: () => void calls.push("received"),
       replyDelivered: () => void calls.push("delivered"),
       setQueuedOutput: () => {},
       connectionGone: () => {},
-      domainGone: () => 0,
     },
   });
   ok(r.core, r.dom0, T.WRITE, "/pub\0v");
   ok(r.core, r.dom0, T.SET_PERMS, "/pub\0n0\0r5\0");
   const g = r.guest(5);
   flood(g, T.READ, "/pub\0"); // one signal only
-  r.mgr.pump();
-  assert.equal(r.mgr.ringInfo(5)!.requests, 0, "stalled: nothing read");
+  r.turn();
+  assert.equal(r.domains.ringInfo(5)!.requests, 0, "stalled: nothing read");
   open = true; // e.g. dom0 removed some of the domain's nodes: under its memory quota again
-  r.mgr.pump(); // the turn's end looks at the parked ring: no signal from the guest needed
-  r.mgr.pump();
-  assert.ok(r.mgr.ringInfo(5)!.requests > 0, "served after the stall");
+  r.turn(); // the turn's end looks at the parked ring: no signal from the guest needed
+  r.turn();
+  assert.ok(r.domains.ringInfo(5)!.requests > 0, "served after the stall");
   assert.ok(calls.includes("received") && calls.includes("delivered"), "accounted");
 });

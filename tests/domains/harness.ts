@@ -1,17 +1,22 @@
 /**
- * The domain manager in-process: a Core, a DomainManager and an in-memory XenPlatform whose "guests"
- * are GuestClients on plain ArrayBuffer ring pages. A guest's wait() runs one daemon turn, so a
- * `await g.write(...)` drives the whole stack synchronously — no processes, no sockets, no timing.
+ * Guest domains in-process: a Core (with its domain registry), the loop and the ring server over an
+ * in-memory XenPlatform whose "guests" are GuestClients on plain ArrayBuffer ring pages. A guest's
+ * wait() runs one daemon turn, so `await g.write(...)` drives the whole stack synchronously — no
+ * processes, no sockets, no timing.
  * The multi-process version of the same stack is tests/xen/ (the simulated Xen).
  */
-import { Core } from "../../src/dispatch/core.ts";
+import type { Core } from "../../src/dispatch/core.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import type { Policy } from "../../src/policy/policy.ts";
-import { DomainManager, type DomainManagerOptions, type EventLoop } from "../../src/domains/manager.ts";
+import type { DomainManager, DomainManagerOptions } from "../../src/domains/manager.ts";
+import type { DomainRecord } from "../../src/backend/domains.ts";
+import type { Database } from "../../src/store/database.ts";
+import { EventLoop, type OutputGate } from "../../src/transport/loop.ts";
+import { RingServer, type RingServerOptions } from "../../src/transport/ring_server.ts";
 import type { DomainState, MappedRing, XenPlatform } from "../../src/xen/platform.ts";
 import { PAGE_SIZE, RingPage } from "../../src/xen/ring.ts";
 import { GuestClient, type GuestTransport } from "../../src/client/guest.ts";
-import { type CollectSink, dom0, type TestClient } from "../helpers/core.ts";
+import { dom0, type TestConn, testCore } from "../helpers/core.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 
@@ -113,12 +118,18 @@ export class FakeXen implements XenPlatform {
   }
 }
 
+export type RigOptions = RingServerOptions & DomainManagerOptions;
+
 export interface Rig {
-  readonly core: Core;
+  /** The daemon's parts (replaced by restart()). */
+  core: Core;
+  loop: EventLoop;
+  rings: RingServer;
+  domains: DomainManager;
   readonly xen: FakeXen;
-  /** The manager guests' waits run (replace it to simulate a restart). */
-  mgr: DomainManager;
-  readonly dom0: TestClient & { sink: CollectSink };
+  dom0: TestConn;
+  /** One daemon loop turn: pending event-channel ports, then the loop's turn (serve, output, turn end). */
+  turn(): void;
   /**
    * Create a domain in the fake Xen (unless `create` already did), introduce it from dom0, and return a
    * client running as it.
@@ -130,22 +141,36 @@ export interface Rig {
   attach(domid: number): GuestClient;
   /** Run a daemon turn, then take every event now in `g`'s ring. */
   events(g: GuestClient): Promise<Array<{ path: string; token: string }>>;
+  /**
+   * A restarted daemon over the same store and "hypervisor": the old one lets go of its rings and
+   * ports (as a dead process's would be), the new one starts from `records`.
+   */
+  restart(records: readonly DomainRecord[]): void;
 }
 
 /**
- * `loop`: the manager's event loop (group commit tags and durable numbers); null: none. `policy`: the
- * core's (default legacy).
+ * The daemon's parts as src/cli/main.ts assembles them, over a FakeXen (whose event channel has no fd:
+ * each turn polls it). `gate`: the loop's group commit gate (null: none). `policy`: the core's (default
+ * legacy).
  */
 export function rig(
-  opts: DomainManagerOptions = {},
-  loop: EventLoop | null = null,
+  opts: RigOptions = {},
+  gate: OutputGate | null = null,
   policy: Policy = new LegacyPolicy(),
 ): Rig {
-  const core = new Core({ policy });
   const xen = new FakeXen();
-  const d0 = dom0(core);
-  const r = { mgr: new DomainManager(core, xen, loop, opts) } as Rig;
-  core.dispatcher.domainHandler = r.mgr;
+  const build = (db?: Database) => {
+    const core = testCore({ policy, db, platform: xen, domains: opts });
+    const loop = new EventLoop({ gate });
+    const rings = new RingServer(loop, xen, core, core.domains, { quotas: core.quotas, ...opts });
+    return { core, loop, rings, domains: core.domains, dom0: dom0(core) };
+  };
+  // Not started: the fake has no dom0 ring and nothing was stored (start() would store the empty set).
+  const r = { xen, ...build() } as Rig;
+  const turn = () => {
+    r.rings.checkEventChannel();
+    r.loop.turn(0);
+  };
   const attach = (domid: number): GuestClient => {
     const page = new RingPage(xen.domains.get(domid)!.page);
     const t: GuestTransport = {
@@ -153,7 +178,7 @@ export function rig(
       page,
       notify: () => xen.kick(domid),
       wait: async () => {
-        r.mgr.pump();
+        turn();
         await Promise.resolve();
       },
       close: () => {},
@@ -161,13 +186,11 @@ export function rig(
     return new GuestClient(t, { timeoutMs: 2000 });
   };
   return Object.assign(r, {
+    turn,
     events: (g: GuestClient) => {
-      r.mgr.pump();
+      turn();
       return g.eventsWithin(0);
     },
-    core,
-    xen,
-    dom0: d0,
     attach,
     create(domid: number) {
       if (!xen.domains.has(domid)) xen.create(domid);
@@ -175,32 +198,16 @@ export function rig(
     guest(domid: number) {
       if (!xen.domains.has(domid)) xen.create(domid);
       const g = attach(domid);
-      const reply = request(core, d0, MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
-      if (reply !== "OK\0") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);
+      const reply = r.dom0.tryRequest(MsgType.INTRODUCE, `${domid}\0${4096 + domid}\0${7}\0`);
+      if (reply !== "OK") throw new Error(`INTRODUCE ${domid} failed: ${reply}`);
       return g;
     },
+    restart(records: readonly DomainRecord[]) {
+      r.domains.close();
+      r.rings.close();
+      r.loop.close();
+      Object.assign(r, build(r.core.db));
+      r.domains.start(records);
+    },
   });
-}
-
-/** Register a watch for a test client (the reply and the initial event are discarded). */
-export function watch(core: Core, c: TestClient, path: string, token: string, depth?: number): void {
-  const n = c.sink.sent.length;
-  const payload = `${path}\0${token}\0${depth === undefined ? "" : `${depth}\0`}`;
-  core.message(c.client, { type: MsgType.WATCH, reqId: 1, txId: 0, payload });
-  const reply = c.sink.sent[n];
-  if (reply?.type !== MsgType.WATCH) throw new Error(`WATCH ${path} failed: ${JSON.stringify(reply)}`);
-  c.sink.sent.length = n;
-}
-
-/**
- * Send a request from a test client and return its reply payload ("ERRNO" for an ERROR reply); watch
- * events it causes stay in the client's sink (domain requests fire special watches before replying).
- */
-export function request(core: Core, c: TestClient, type: number, payload: string): string {
-  const n = c.sink.sent.length;
-  core.message(c.client, { type, reqId: 4242, txId: 0, payload });
-  const i = c.sink.sent.findIndex((m, j) => j >= n && m.type !== MsgType.WATCH_EVENT);
-  if (i < 0) throw new Error(`no reply to type ${type}`);
-  const [reply] = c.sink.sent.splice(i, 1);
-  return reply.type === MsgType.ERROR ? reply.payload.replace(/\0$/, "") : reply.payload;
 }

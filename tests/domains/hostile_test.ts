@@ -3,7 +3,7 @@
 // per class of past xenstored advisory that concerns the ring transport and the domain lifecycle.
 import assert from "../helpers/assert.ts";
 import { ok } from "../helpers/core.ts";
-import { request, rig, watch } from "./harness.ts";
+import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import {
@@ -15,7 +15,7 @@ import {
   ringProduce,
   ringUsed,
 } from "../../src/xen/ring.ts";
-import { DEFAULT_RING_LIMITS } from "../../src/domains/connection.ts";
+import { DEFAULT_RING_LIMITS } from "../../src/transport/ring_connection.ts";
 import { RingClientError } from "../../src/client/guest.ts";
 import { encode } from "../../src/xen/ring.ts";
 
@@ -49,36 +49,36 @@ Deno.test("XSA-38: garbage ring indices set the error indicator; the ring is not
     ] as const
   ) {
     const r = rig();
-    watch(r.core, r.dom0, "@releaseDomain", "rel");
+    r.dom0.watch("@releaseDomain", "rel");
     home(r, 6);
     const bad = r.guest(6);
     const good = r.guest(7);
     await bad.watch("x", "w");
     await r.events(bad);
     const tx = await bad.transactionStart();
-    const clientId = r.mgr.ringInfo(6)!.clientId;
+    const clientId = r.domains.ringInfo(6)!.clientId;
     corrupt(bad.page);
     // Something for the daemon to do on that ring: a response to write, or a request to read.
     if (what === "response consumer garbage") ok(r.core, r.dom0, T.WRITE, "/local/domain/6/x\0v");
     bad.transport.notify();
-    r.mgr.pump();
+    r.turn();
     assert.equal(bad.page.get(Field.ERROR), ERROR_RINGIDX, what);
-    assert.equal(r.mgr.ringInfo(6)!.state, "failed", what);
+    assert.equal(r.domains.ringInfo(6)!.state, "failed", what);
     assert.equal(r.core.watches.countOwner(clientId), 0, `${what}: watches dropped`);
     assert.equal(r.core.clients.get(clientId)!.txns.size, 0, `${what}: transactions dropped (tx ${tx})`);
     assert.deepEqual(specialEvents(r), [], `${what}: no @releaseDomain for a bad ring (XSA-325)`);
     assert.equal(await good.read("/local/domain/6/x").catch((e) => (e as XsError).errno), "EACCES");
-    assert.equal(r.mgr.isIntroduced(6), true);
+    assert.equal(r.domains.isIntroduced(6), true);
     // Requests written now are not read.
     const cons = bad.page.get(Field.REQ_CONS);
     bad.page.set(Field.REQ_PROD, cons);
     ringProduce(bad.page, REQUESTS, encode(T.READ, 1, 0, "x\0"));
     bad.transport.notify();
-    r.mgr.pump();
+    r.turn();
     assert.equal(bad.page.get(Field.REQ_CONS), cons, `${what}: not served any more`);
     // It dies later: exactly one @releaseDomain pair then.
     r.xen.destroy(6);
-    r.mgr.pump();
+    r.turn();
     assert.deepEqual(specialEvents(r), ["@releaseDomain"], what);
   }
 });
@@ -91,10 +91,10 @@ Deno.test("XSA-420: a header announcing more than 4096 bytes is a protocol error
     new DataView(hdr.buffer).setUint32(12, len, true);
     ringProduce(bad.page, REQUESTS, hdr);
     bad.transport.notify();
-    r.mgr.pump();
+    r.turn();
     assert.equal(bad.page.get(Field.ERROR), ERROR_PROTO, `len ${len}`);
-    assert.equal(r.mgr.ringInfo(6)!.state, "failed");
-    assert.equal(r.mgr.stats.ringFaults, 1);
+    assert.equal(r.domains.ringInfo(6)!.state, "failed");
+    assert.equal(r.domains.stats.ringFaults, 1);
     // The guest may ask for a fresh ring (xenstore-ring.txt allows it) and is then served again.
     await bad.reconnect();
     assert.equal(bad.page.get(Field.ERROR), 0);
@@ -119,13 +119,13 @@ Deno.test("XSA-326: a guest that never consumes its ring holds bounded output; o
     if (i % 100 === 99) {
       // The active guest reads its events as they come; the lazy one never looks at its ring.
       for (let k = 0; k < 100; k++) if ((await active.nextEvent(1000)) !== null) got++;
-      const lazyInfo = r.mgr.ringInfo(3)!;
+      const lazyInfo = r.domains.ringInfo(3)!;
       assert.ok(lazyInfo.queuedEvents <= DEFAULT_RING_LIMITS.maxEvents, `${lazyInfo.queuedEvents} queued`);
       assert.ok(lazyInfo.queuedBytes <= DEFAULT_RING_LIMITS.maxEventBytes + DEFAULT_RING_LIMITS.outHighBytes);
     }
   }
   assert.equal(got, N, "the active guest lost nothing");
-  const info = r.mgr.ringInfo(3)!;
+  const info = r.domains.ringInfo(3)!;
   assert.equal(info.state, "connected", "not disconnected: dropping is the bound");
   assert.ok(info.droppedEvents > 0 && info.droppedEvents <= N);
   // When the lazy guest finally reads, it gets the oldest events in order; every event was either
@@ -152,11 +152,11 @@ Deno.test("XSA-326: a guest pipelining requests without reading replies is read 
       ringProduce(g.page, REQUESTS, encode(T.READ, ++sent, 0, "/big\0"));
     }
     g.transport.notify();
-    r.mgr.pump();
-    const info = r.mgr.ringInfo(5)!;
+    r.turn();
+    const info = r.domains.ringInfo(5)!;
     assert.ok(info.queuedBytes <= DEFAULT_RING_LIMITS.outHighBytes + 16 * 4112, `${info.queuedBytes} queued`);
   }
-  const info = r.mgr.ringInfo(5)!;
+  const info = r.domains.ringInfo(5)!;
   assert.equal(info.state, "connected");
   assert.ok(info.requests < sent, `stopped reading (${info.requests} of ${sent} read)`);
 });
@@ -171,17 +171,17 @@ Deno.test("XSA-330: 100 watches then a ring reconnection or RESET_WATCHES, loope
     const ids = [];
     for (let i = 0; i < 100; i++) ids.push(g.send(T.WATCH, `w${i}/x\0r${round}\0`));
     for (const id of ids) assert.equal((await g.reply(id)).type, T.WATCH);
-    assert.equal(r.core.watches.countOwner(r.mgr.ringInfo(9)!.clientId), 100);
+    assert.equal(r.core.watches.countOwner(r.domains.ringInfo(9)!.clientId), 100);
     if (round % 2 === 0) await g.reconnect();
     else await g.resetWatches();
     g.events.length = 0; // registration events of this round (a reconnection already dropped them)
-    assert.equal(r.core.watches.countOwner(r.mgr.ringInfo(9)!.clientId), 0);
+    assert.equal(r.core.watches.countOwner(r.domains.ringInfo(9)!.clientId), 0);
     assert.equal(r.core.watches.trie.nodeCount(), baseTrie, `round ${round}: trie back to its size`);
     assert.equal(r.core.clients.size, baseClients, `round ${round}: no client left behind`);
   }
   ok(r.core, r.dom0, T.WRITE, "/local/domain/9/w7/x\0after");
   assert.deepEqual(await r.events(g), [], "no stale token fires");
-  assert.equal(r.mgr.stats.reconnects, 20);
+  assert.equal(r.rings.stats.reconnects, 20);
 });
 
 Deno.test("XSA-484: RESET_WATCHES inside a transaction ends the transaction; the ring keeps working", async () => {
@@ -211,7 +211,7 @@ Deno.test("XSA-115: a guest watching / and @introduceDomain gets only what it ma
   const other = r.guest(2);
   await other.write("private", "p");
   r.xen.destroy(2);
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(await r.events(spy), [], "nothing it cannot read");
   await spy.write("mine", "m"); // its own node: readable, so it is told
   assert.deepEqual(await r.events(spy), [{ path: "/local/domain/1/mine", token: "root" }]);
@@ -232,18 +232,18 @@ Deno.test("XSA-322/417: a reused domid inherits no node, permission, watch or ta
   r.guest(8);
   await old.write("/open/bar", "mine");
   await old.watch("/foo", "f");
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "7\0" + "8\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "7\0" + "8\0"), "OK");
   r.xen.destroy(7);
-  r.mgr.pump();
+  r.turn();
   const fresh = r.guest(7);
   await assert.rejects(fresh.read("/foo"), XsError, (e) => e.errno === "EACCES");
   await assert.rejects(fresh.read("/open/bar"), XsError, (e) => e.errno === "EACCES");
   assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/foo\0"), "n0\0");
   assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "@releaseDomain\0"), "n0\0");
-  assert.equal(r.mgr.ringInfo(7)!.target, null);
+  assert.equal(r.domains.ringInfo(7)!.target, null);
   ok(r.core, r.dom0, T.WRITE, "/foo\0changed");
   assert.deepEqual(await r.events(fresh), []);
-  assert.equal(r.core.watches.countOwner(r.mgr.ringInfo(7)!.clientId), 0);
+  assert.equal(r.core.watches.countOwner(r.domains.ringInfo(7)!.clientId), 0);
 });
 
 Deno.test("a guest trying SET_PERMS/WRITE/RM on / or giving its node away is refused, the tree intact", async () => {
@@ -277,29 +277,29 @@ Deno.test("ring client errors are reported as such (the daemon set the error ind
   const g = r.guest(5);
   g.page.set(Field.REQ_PROD, g.page.get(Field.REQ_CONS) + 2000);
   g.transport.notify();
-  r.mgr.pump();
+  r.turn();
   g.page.set(Field.REQ_PROD, g.page.get(Field.REQ_CONS));
   await assert.rejects(g.read("x"), RingClientError, (e) => /error 2/.test(e.message));
 });
 
 Deno.test("XSA-233: a guest and its stub domain destroyed in one VIRQ batch: both released and cleaned", () => {
   const r = rig();
-  watch(r.core, r.dom0, "@releaseDomain", "rel", 1);
+  r.dom0.watch("@releaseDomain", "rel", 1);
   home(r, 3);
   home(r, 4);
   r.guest(3);
   r.guest(4);
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "4\0" + "3\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "4\0" + "3\0"), "OK");
   r.xen.domains.delete(3);
   r.xen.domains.delete(4);
   r.xen.raiseDomExc();
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(specialEvents(r).sort(), ["@releaseDomain/3", "@releaseDomain/4"]);
-  assert.equal(r.mgr.domainCount, 0);
+  assert.equal(r.domains.domainCount, 0);
   for (const d of [3, 4]) {
     assert.equal(
-      request(r.core, r.dom0, T.READ, `/local/domain/${d}\0`),
-      "ENOENT",
+      r.dom0.tryRequest(T.READ, `/local/domain/${d}\0`),
+      "E:ENOENT",
       `dom${d}'s nodes removed`,
     );
   }
@@ -312,25 +312,25 @@ Deno.test("XSA-425: RELEASE while a request is in flight, then re-INTRODUCE: not
   await g.watch("w", "t");
   await r.events(g);
   const tx = await g.transactionStart();
-  const oldClient = r.mgr.ringInfo(6)!.clientId;
+  const oldClient = r.domains.ringInfo(6)!.clientId;
   // A request written and signalled, not yet served, when dom0 releases the domain in the same turn.
   ringProduce(g.page, REQUESTS, encode(T.WRITE, 77, 0, "late\0v"));
   g.transport.notify();
-  assert.equal(request(r.core, r.dom0, T.RELEASE, "6\0"), "OK\0");
-  r.mgr.pump();
+  assert.equal(r.dom0.tryRequest(T.RELEASE, "6\0"), "OK");
+  r.turn();
   assert.equal(r.core.clients.has(oldClient), false);
   // Soft reset: the toolstack introduces the (same) domain again; its new kernel uses the ring.
   home(r, 6);
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK");
   assert.equal(g.page.get(Field.REQ_PROD), 0, "the ring was reset: the stale request is gone");
   const fresh = r.attach(6);
   assert.equal(await fresh.read("/local/domain/6"), "", "the new connection is served");
   await assert.rejects(fresh.read("w", tx), XsError, (e) => e.errno === "ENOENT");
-  assert.equal(r.core.watches.countOwner(r.mgr.ringInfo(6)!.clientId), 0);
+  assert.equal(r.core.watches.countOwner(r.domains.ringInfo(6)!.clientId), 0);
   assert.equal(
-    request(r.core, r.dom0, T.READ, "/local/domain/6/late\0"),
-    "ENOENT",
+    r.dom0.tryRequest(T.READ, "/local/domain/6/late\0"),
+    "E:ENOENT",
     "the stale write never ran",
   );
-  assert.equal(r.mgr.ringInfo(6)!.requests, 2);
+  assert.equal(r.domains.ringInfo(6)!.requests, 2);
 });

@@ -2,11 +2,11 @@
 // RELEASE, death, shutdown/RESUME, SET_TARGET, GET/SET_FEATURE, re-INTRODUCE, domid reuse.
 import assert from "../helpers/assert.ts";
 import { err, ok } from "../helpers/core.ts";
-import { request, rig, watch } from "./harness.ts";
+import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { Field } from "../../src/xen/ring.ts";
-import { DOMAIN_FEATURES, DomainManager } from "../../src/domains/manager.ts";
+import { DOMAIN_FEATURES } from "../../src/protocol/wire.ts";
 
 const T = MsgType;
 
@@ -17,8 +17,8 @@ function events(sent: readonly { type: number; payload: string }[], from = 0): s
 
 Deno.test("INTRODUCE: the guest reads and writes relative paths; @introduceDomain fires", async () => {
   const r = rig();
-  watch(r.core, r.dom0, "@introduceDomain", "intro");
-  watch(r.core, r.dom0, "@introduceDomain", "perdom", 1);
+  r.dom0.watch("@introduceDomain", "intro");
+  r.dom0.watch("@introduceDomain", "perdom", 1);
   const mark = r.dom0.sink.sent.length;
   // The toolstack creates the domain, then gives it its home, as xl does.
   r.create(5);
@@ -37,7 +37,7 @@ Deno.test("INTRODUCE: the guest reads and writes relative paths; @introduceDomai
   assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "5\0"), "T\0");
   assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "6\0"), "F\0");
   assert.equal(g.serverFeatures, 7, "reconnection, error indicator, watch depth advertised in the page");
-  assert.equal(r.mgr.domainCount, 1);
+  assert.equal(r.domains.domainCount, 1);
 });
 
 Deno.test("INTRODUCE is refused to guests and for bad arguments", async () => {
@@ -53,7 +53,7 @@ Deno.test("INTRODUCE is refused to guests and for bad arguments", async () => {
   err(r.core, r.dom0, T.INTRODUCE, "32752\0" + "1\0" + "7\0", "EINVAL"); // DOMID_SELF
   err(r.core, r.dom0, T.INTRODUCE, "9\0" + "1\0" + "8\0", "EINVAL"); // not the guest's unbound port
   assert.equal(r.xen.domains.get(9)!.mapped, 0, "a failed bind leaves the ring unmapped");
-  assert.equal(r.mgr.isIntroduced(9), false);
+  assert.equal(r.domains.isIntroduced(9), false);
 });
 
 Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes and ACL entries removed", async () => {
@@ -62,9 +62,9 @@ Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes a
   ok(r.core, r.dom0, T.SET_PERMS, "/shared\0n0\0w7\0");
   ok(r.core, r.dom0, T.WRITE, "/granted\0x");
   ok(r.core, r.dom0, T.SET_PERMS, "/granted\0n0\0r7\0b8\0");
-  watch(r.core, r.dom0, "@releaseDomain", "rel");
-  watch(r.core, r.dom0, "@releaseDomain/7", "rel7");
-  watch(r.core, r.dom0, "/shared", "sh");
+  r.dom0.watch("@releaseDomain", "rel");
+  r.dom0.watch("@releaseDomain/7", "rel7");
+  r.dom0.watch("/shared", "sh");
   const g = r.guest(7);
   await g.write("/shared/mine/deep", "v");
   await g.watch("/granted", "gw");
@@ -73,7 +73,7 @@ Deno.test("RELEASE: @releaseDomain, watches and transactions gone, owned nodes a
   const clientsBefore = r.core.clients.size;
   assert.ok(r.core.watches.countOwner([...r.core.clients.values()].find((c) => c.domid === 7)!.id) === 1);
   const mark = r.dom0.sink.sent.length;
-  assert.equal(request(r.core, r.dom0, T.RELEASE, "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.RELEASE, "7\0"), "OK");
   const ev = events(r.dom0.sink.sent, mark);
   assert.ok(ev.includes("/shared/mine"), `deletion of the guest's node fires watches: ${ev}`);
   assert.ok(ev.includes("@releaseDomain") && ev.includes("@releaseDomain/7"), `${ev}`);
@@ -96,17 +96,17 @@ Deno.test("INTRODUCE whose domain record cannot be stored is refused and leaves 
       if (full) throw new XsError("ENOSPC", "store full (injected)");
     },
   });
-  watch(r.core, r.dom0, "@introduceDomain", "intro");
+  r.dom0.watch("@introduceDomain", "intro");
   r.xen.create(7);
   const g = r.attach(7);
   const mark = r.dom0.sink.sent.length;
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "7\0" + "1\0" + "7\0"), "ENOSPC");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "7\0" + "1\0" + "7\0"), "E:ENOSPC");
   assert.deepEqual(events(r.dom0.sink.sent, mark), [], "no @introduceDomain");
   assert.equal(ok(r.core, r.dom0, T.IS_DOMAIN_INTRODUCED, "7\0"), "F\0");
   assert.equal(r.xen.domains.get(7)!.mapped, 0, "ring unmapped");
   assert.equal(r.xen.boundPorts, 0, "event channel unbound");
   full = false;
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK\0", "a retry works");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK", "a retry works");
   assert.equal(await g.getDomainPath(7), "/local/domain/7", "the guest is served");
 });
 
@@ -119,7 +119,7 @@ Deno.test("--keep-orphans: a released domain's nodes stay, owned by dom0; its AC
   const g = r.guest(7);
   await g.write("/shared/mine/deep", "v");
   await g.setPerms("/shared/mine", ["n7", "r8", "w7"]);
-  assert.equal(request(r.core, r.dom0, T.RELEASE, "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.RELEASE, "7\0"), "OK");
   assert.equal(ok(r.core, r.dom0, T.READ, "/shared/mine/deep\0"), "v", "kept");
   assert.equal(
     ok(r.core, r.dom0, T.GET_PERMS, "/shared/mine\0"),
@@ -132,8 +132,8 @@ Deno.test("--keep-orphans: a released domain's nodes stay, owned by dom0; its AC
 
 Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires the per-domain event until RESUME", async () => {
   const r = rig();
-  watch(r.core, r.dom0, "@releaseDomain", "all");
-  watch(r.core, r.dom0, "@releaseDomain/4", "four");
+  r.dom0.watch("@releaseDomain", "all");
+  r.dom0.watch("@releaseDomain/4", "four");
   r.create(4);
   ok(r.core, r.dom0, T.MKDIR, "/local/domain/4\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/4\0n4\0");
@@ -141,28 +141,28 @@ Deno.test("death (VIRQ_DOM_EXC): cleanup and @releaseDomain once; shutdown fires
   await g.write("data", "1");
   let mark = r.dom0.sink.sent.length;
   r.xen.setState(4, { shutdown: true });
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain/4", "@releaseDomain"]);
   mark = r.dom0.sink.sent.length;
   r.xen.raiseDomExc();
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), [], "a shutdown is reported once");
-  assert.equal(request(r.core, r.dom0, T.RESUME, "4\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.RESUME, "4\0"), "OK");
   r.xen.raiseDomExc();
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(
     events(r.dom0.sink.sent, mark),
     ["@releaseDomain/4", "@releaseDomain"],
     "again after RESUME",
   );
-  assert.equal(r.mgr.isIntroduced(4), true, "shut down is not dead");
+  assert.equal(r.domains.isIntroduced(4), true, "shut down is not dead");
   mark = r.dom0.sink.sent.length;
   r.xen.destroy(4);
-  r.mgr.pump();
+  r.turn();
   assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain", "@releaseDomain/4"]);
-  assert.equal(r.mgr.isIntroduced(4), false);
+  assert.equal(r.domains.isIntroduced(4), false);
   err(r.core, r.dom0, T.READ, "/local/domain/4\0", "ENOENT"); // owned by 4: removed
-  assert.equal(r.mgr.stats.died, 1);
+  assert.equal(r.domains.stats.died, 1);
 });
 
 Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be introduced guests", async () => {
@@ -177,11 +177,11 @@ Deno.test("SET_TARGET: the stub domain gets its target's rights; targets must be
   err(r.core, r.dom0, T.SET_TARGET, "3\0" + "9\0", "ENOENT");
   err(r.core, r.dom0, T.SET_TARGET, "9\0" + "2\0", "ENOENT");
   await assert.rejects(guest2.call(T.SET_TARGET, "2\0" + "3\0"), XsError, (e) => e.errno === "EACCES");
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "3\0" + "2\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "3\0" + "2\0"), "OK");
   assert.equal(await stub.read("/local/domain/2/secret"), "s");
   // The target dies: its rights do not pass to whatever domain gets domid 2 next.
   r.xen.destroy(2);
-  r.mgr.pump();
+  r.turn();
   ok(r.core, r.dom0, T.WRITE, "/local/domain/2/secret\0s2");
   err(r.core, r.dom0, T.SET_PERMS, "/local/domain/2/secret\0n2\0", "ENOENT"); // no domain 2 now
   r.create(2);
@@ -205,7 +205,7 @@ Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE
   ok(r.core, r.dom0, T.SET_FEATURE, "6\0" + "2\0"); // only the error indicator
   assert.equal(ok(r.core, r.dom0, T.GET_FEATURE, "6\0"), "2\0");
   const g = r.attach(6);
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK");
   assert.equal(g.serverFeatures, 2, "the ring advertises what was set");
   assert.equal(await g.getFeature(), 2, "the guest sees its own features");
   await assert.rejects(g.call(T.GET_FEATURE, "0\0"), XsError, (e) => e.errno === "EACCES");
@@ -214,16 +214,13 @@ Deno.test("GET_FEATURE / SET_FEATURE: per domain, settable only before INTRODUCE
   // Without the reconnection feature a reconnection request is not honoured.
   g.page.set(Field.CONNECTION, 1);
   g.transport.notify();
-  r.mgr.pump();
+  r.turn();
   assert.equal(g.page.get(Field.CONNECTION), 1, "left alone");
-  assert.equal(r.mgr.stats.reconnects, 0);
+  assert.equal(r.rings.stats.reconnects, 0);
 });
 
 Deno.test("GET_QUOTA / SET_QUOTA <domid>: ENOENT unless the hypervisor knows the domain; guests EACCES first", async () => {
-  const q = rig();
-  // A manager that delegates GET/SET_QUOTA to the core's quota module, as the daemon's does.
-  (q as { mgr: DomainManager }).mgr = new DomainManager(q.core, q.xen, null, { quotas: q.core.quotas });
-  q.core.dispatcher.domainHandler = q.mgr;
+  const q = rig(); // the core's operation table asks the domain registry, as the daemon's does
   err(q.core, q.dom0, T.GET_QUOTA, "6\0nodes\0", "ENOENT");
   err(q.core, q.dom0, T.SET_QUOTA, "6\0nodes\0" + "5\0", "ENOENT");
   assert.equal(ok(q.core, q.dom0, T.GET_QUOTA, "nodes\0"), "1000\0", "global values need no domain");
@@ -232,7 +229,7 @@ Deno.test("GET_QUOTA / SET_QUOTA <domid>: ENOENT unless the hypervisor knows the
   assert.equal(ok(q.core, q.dom0, T.GET_QUOTA, "6\0nodes\0"), "5\0");
   q.xen.create(7);
   const g = q.attach(7);
-  assert.equal(request(q.core, q.dom0, T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(q.dom0.tryRequest(T.INTRODUCE, "7\0" + "1\0" + "7\0"), "OK");
   await assert.rejects(g.call(T.GET_QUOTA, "9\0nodes\0"), XsError, (e) => e.errno === "EACCES");
 });
 
@@ -241,7 +238,7 @@ Deno.test("SET_FEATURE: a domain without watch depth or nested transactions cann
   r.xen.create(6);
   ok(r.core, r.dom0, T.SET_FEATURE, "6\0" + `${1 | 2}\0`); // reconnection and error indicator only
   const g = r.attach(6);
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "6\0" + "1\0" + "7\0"), "OK");
   const errnoOf = async (type: number, payload: string, tx = 0) => {
     const m = await g.request(type, payload, tx);
     return m.type === T.ERROR ? m.payload.replace(/\0$/, "") : "OK";
@@ -280,14 +277,14 @@ Deno.test("ring reconnection: watches, transactions and queued output of the old
   // The new connection works and can watch again from scratch.
   await g.watch("w3", "again");
   assert.deepEqual(await r.events(g), [{ path: "w3", token: "again" }]);
-  assert.equal(r.mgr.stats.reconnects, 1);
+  assert.equal(r.rings.stats.reconnects, 1);
   assert.equal(r.core.watches.trie.nodeCount() > 1, true);
 });
 
 Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid releases the old domain first", async () => {
   const r = rig();
-  watch(r.core, r.dom0, "@releaseDomain", "rel");
-  watch(r.core, r.dom0, "@introduceDomain", "intro");
+  r.dom0.watch("@releaseDomain", "rel");
+  r.dom0.watch("@introduceDomain", "intro");
   r.create(5);
   ok(r.core, r.dom0, T.WRITE, "/local/domain/5/data\0");
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/5/data\0n5\0");
@@ -296,7 +293,7 @@ Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid relea
   await g.write("data/kept", "1");
   await r.events(g);
   let mark = r.dom0.sink.sent.length;
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK");
   assert.deepEqual(events(r.dom0.sink.sent, mark), [], "no special event for a re-INTRODUCE");
   const fresh = r.attach(5); // the guest starts over on the reset ring
   assert.equal(fresh.page.get(Field.REQ_PROD), 0, "indices zeroed");
@@ -308,7 +305,7 @@ Deno.test("re-INTRODUCE resets the connection; INTRODUCE of a reused domid relea
   r.xen.create(5);
   r.attach(5);
   mark = r.dom0.sink.sent.length;
-  assert.equal(request(r.core, r.dom0, T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.INTRODUCE, "5\0" + "1\0" + "7\0"), "OK");
   assert.deepEqual(events(r.dom0.sink.sent, mark), ["@releaseDomain", "@introduceDomain"]);
   err(r.core, r.dom0, T.READ, "/local/domain/5/data/kept\0", "ENOENT");
 });
@@ -320,17 +317,14 @@ Deno.test("records() and restore(): a restarted daemon re-attaches without reset
   ok(r.core, r.dom0, T.SET_PERMS, "/local/domain/3\0n3\0");
   const g3 = r.guest(3);
   r.guest(4);
-  assert.equal(request(r.core, r.dom0, T.SET_TARGET, "4\0" + "3\0"), "OK\0");
+  assert.equal(r.dom0.tryRequest(T.SET_TARGET, "4\0" + "3\0"), "OK");
   await g3.write("x", "1");
-  const recs = r.mgr.records();
+  const recs = r.domains.records();
   assert.deepEqual(recs.map((d) => [d.domid, d.eventChannel, d.target]), [[3, 7, undefined], [4, 7, 3]]);
-  // A second manager over the same "hypervisor", as after a restart (the first one's ports stay bound
-  // in the fake, so unbind them as the dead process would have).
-  r.mgr.close();
-  const m2 = new DomainManager(r.core, r.xen, null);
-  r.core.dispatcher.domainHandler = m2;
-  r.mgr = m2;
-  m2.restore(recs);
+  // A restarted daemon over the same store and "hypervisor" (the first one's ports stay bound in the
+  // fake, so they are unbound as the dead process's would have been).
+  r.restart(recs);
+  const m2 = r.domains;
   assert.equal(m2.isIntroduced(3) && m2.isIntroduced(4), true);
   const again = r.attach(3);
   // The guest continues on its ring as it was (indices not reset).

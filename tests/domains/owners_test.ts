@@ -6,7 +6,6 @@
 import assert from "../helpers/assert.ts";
 import { err, ok } from "../helpers/core.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
-import { DomainManager } from "../../src/domains/manager.ts";
 import { rig } from "./harness.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 
@@ -56,7 +55,7 @@ Deno.test("a domain that owned nodes but was never introduced: its death removes
   ok(r.core, r.dom0, T.WRITE, "/keep\0k");
   ok(r.core, r.dom0, T.SET_PERMS, "/keep\0n0\0r3\0");
   r.xen.destroy(3);
-  r.mgr.pump();
+  r.turn();
   err(r.core, r.dom0, T.READ, "/pre3\0", "ENOENT");
   assert.equal(ok(r.core, r.dom0, T.GET_PERMS, "/keep\0"), "n0\0", "its entries struck too");
   // A domain replaced under a remembered domid without a VIRQ scan: cleaned when next asked.
@@ -79,15 +78,13 @@ Deno.test("restore(): owners that died while the daemon was down are cleaned up 
     ok(r.core, r.dom0, T.WRITE, `/own${d}\0x`);
     ok(r.core, r.dom0, T.SET_PERMS, `/own${d}\0n${d}\0`);
   }
-  // The daemon restarts (a new manager over the same store); domain 3 died meanwhile.
+  // The daemon restarts (a new daemon over the same store); domain 3 died meanwhile.
   r.xen.domains.delete(3);
-  r.mgr = new DomainManager(r.core, r.xen, null);
-  r.core.dispatcher.domainHandler = r.mgr;
-  r.mgr.restore([]);
+  r.restart([]);
   err(r.core, r.dom0, T.READ, "/own3\0", "ENOENT");
   assert.equal(ok(r.core, r.dom0, T.READ, "/own4\0"), "x");
   // Domain 4 is remembered: its later death is cleaned up although it was never introduced.
   r.xen.destroy(4);
-  r.mgr.pump();
+  r.turn();
   err(r.core, r.dom0, T.READ, "/own4\0", "ENOENT");
 });

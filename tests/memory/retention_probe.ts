@@ -4,10 +4,9 @@
 // in an in-process core and tears them down the way the daemon does; after two full collections the
 // heap left is recorded, and the last cycle's objects still alive are counted (WeakRefs). Prints one
 // JSON line: { alive: objects of the last cycle still reachable, tracked, heap: bytes after each }.
-import { Core } from "../../src/dispatch/core.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import type { Core } from "../../src/dispatch/core.ts";
+import { testCore } from "../helpers/core.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
-import { TreeUsage } from "../../src/observe/usage.ts";
 import { lookup } from "../../src/store/tree.ts";
 import { components } from "../../src/store/path.ts";
 import { rig } from "../domains/harness.ts";
@@ -32,7 +31,7 @@ type Scenario = () => Promise<() => Promise<void>>;
 const scenarios: Record<string, Scenario> = {
   // 2 000 watches on one connection, then the connection closes.
   watches: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const c = core.open(sink, "watcher");
       for (let i = 0; i < 2000; i++) {
@@ -51,7 +50,7 @@ const scenarios: Record<string, Scenario> = {
   },
   // 500 transactions opened, each writing, then abandoned by closing the connection.
   transactions: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const c = core.open(sink, "txn");
       for (let i = 0; i < 500; i++) send(core, c, MsgType.TRANSACTION_START, "\0");
@@ -67,7 +66,7 @@ const scenarios: Record<string, Scenario> = {
   },
   // 500 connections opened, each serving a request, then closed.
   connections: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
+    const core = testCore();
     return Promise.resolve(() => {
       const cs = [];
       for (let i = 0; i < 500; i++) {
@@ -82,16 +81,15 @@ const scenarios: Record<string, Scenario> = {
       return Promise.resolve();
     });
   },
-  // 20 000 nodes written and removed again; the usage cache (memreport, metrics) saw the big tree.
+  // 20 000 nodes written and removed again; the node total (memreport, metrics) was read meanwhile.
   nodes: () => {
-    const core = new Core({ policy: new LegacyPolicy() });
-    const usage = new TreeUsage(core);
+    const core = testCore();
     const c = core.open(sink, "writer");
     return Promise.resolve(() => {
       for (let i = 0; i < 20_000; i++) {
         send(core, c, MsgType.WRITE, `/fill/g${i % 200}/n${i}\0value-${i}-abcdefghijklmnop`);
       }
-      usage.totalNodes();
+      core.quotas.totalNodes();
       track(core.db.root);
       track(lookup(core.db.root, components("/fill")));
       send(core, c, MsgType.RM, "/fill\0");
@@ -101,8 +99,6 @@ const scenarios: Record<string, Scenario> = {
   // 20 guests introduced (each with a small tree and watches of its own), then released.
   guests: () => {
     const r = rig();
-    // Wired as src/domains/attach.ts wires the daemon: a released domain's quota state goes too.
-    r.mgr.quotas = r.core.quotas;
     let next = 1;
     return Promise.resolve(async () => {
       const ids: number[] = [];
@@ -122,7 +118,7 @@ const scenarios: Record<string, Scenario> = {
       }
       for (const domid of ids) {
         r.xen.destroy(domid);
-        r.mgr.pump();
+        r.turn();
         send(r.core, r.dom0.client, MsgType.RELEASE, `${domid}\0`);
         send(r.core, r.dom0.client, MsgType.RM, `/local/domain/${domid}\0`);
       }

@@ -4,7 +4,7 @@
 // the client. In-process, then end to end with a daemon whose store is on a full tmpfs.
 import assert from "../helpers/assert.ts";
 import { dom0, err, ok } from "../helpers/core.ts";
-import { Core } from "../../src/dispatch/core.ts";
+import { buildCore } from "../../src/cli/daemon.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { setLogSink } from "../../src/common/log.ts";
 import { StorageError, XsError } from "../../src/common/xs_error.ts";
@@ -12,7 +12,6 @@ import { MsgType } from "../../src/protocol/wire.ts";
 import type { Backend } from "../../src/backend/backend.ts";
 import { openState } from "../../src/backend/backend.ts";
 import { defaultOptions } from "../../src/cli/options.ts";
-import { Operations } from "../../src/cli/operations.ts";
 import { Histogram, Metrics } from "../../src/observe/metrics.ts";
 import { StorageMetrics } from "../../src/observe/storage.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
@@ -48,8 +47,10 @@ Deno.test("metrics: a histogram counts at or below each bound, cumulatively, wit
 });
 
 Deno.test("metrics: request latency by message type, and the build's version", () => {
-  const core = new Core({ policy: new LegacyPolicy() });
-  const ops = new Operations(defaultOptions(noEnv), core, undefined, undefined, new StorageMetrics());
+  const { core, ops } = buildCore(defaultOptions(noEnv), {
+    policy: new LegacyPolicy(),
+    storage: new StorageMetrics(),
+  });
   try {
     const c = dom0(core);
     for (let i = 0; i < 5; i++) ok(core, c, MsgType.WRITE, `/m/n${i}\0v`);
@@ -97,8 +98,7 @@ Deno.test("storage: a commit the disk refuses is logged at error level and count
   captureLog((lines) => {
     const storage = new StorageMetrics();
     const { db } = openState(new FillingBackend(3), storage);
-    const core = new Core({ policy: new LegacyPolicy(), db });
-    const ops = new Operations(defaultOptions(noEnv), core, undefined, undefined, storage);
+    const { core, ops } = buildCore(defaultOptions(noEnv), { policy: new LegacyPolicy(), db, storage });
     try {
       const c = dom0(core);
       for (let i = 0; i < 3; i++) ok(core, c, MsgType.WRITE, `/d/n${i}\0v`);

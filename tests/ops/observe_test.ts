@@ -3,12 +3,13 @@
 // Prometheus' text format written atomically.
 import assert from "../helpers/assert.ts";
 import { dom0, err, guest, ok } from "../helpers/core.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import type { Core } from "../../src/dispatch/core.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { setLogSink } from "../../src/common/log.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { defaultOptions } from "../../src/cli/options.ts";
-import { limitsWithQuotas, Operations, quotaConfig } from "../../src/cli/operations.ts";
+import type { Operations } from "../../src/cli/operations.ts";
+import { buildCore } from "../../src/cli/daemon.ts";
 import { accessDate, AccessLog, sanitize } from "../../src/observe/access_log.ts";
 import { formatRefusal, quotaOf, RefusalLog } from "../../src/observe/refusals.ts";
 import { Metrics, writeAtomic } from "../../src/observe/metrics.ts";
@@ -16,14 +17,9 @@ import { parsePrometheus } from "./prometheus.ts";
 
 const noEnv = (_: string) => undefined;
 
-/** A Core configured the way main.ts configures the daemon's. */
-function newCore(argv: Partial<ReturnType<typeof defaultOptions>> = {}): Core {
-  const o = { ...defaultOptions(noEnv), ...argv };
-  return new Core({
-    policy: new LegacyPolicy(),
-    limits: limitsWithQuotas(DEFAULT_CORE_LIMITS, o.quotas),
-    quota: quotaConfig(o),
-  });
+/** A Core and its operator-facing side, built the way the daemon builds them (src/cli/daemon.ts). */
+function newCore(argv: Partial<ReturnType<typeof defaultOptions>> = {}): { core: Core; ops: Operations } {
+  return buildCore({ ...defaultOptions(noEnv), ...argv }, { policy: new LegacyPolicy() });
 }
 
 /** Capture log lines for the duration of `fn`. */
@@ -39,8 +35,7 @@ function captureLog<T>(fn: (lines: string[]) => T): T {
 
 Deno.test("refusals: a quota refusal of a domU is one key=value line and one quota_refusals count", () => {
   captureLog((lines) => {
-    const core = newCore();
-    const ops = new Operations(defaultOptions(noEnv), core);
+    const { core, ops } = newCore();
     try {
       const g = guest(core, 5);
       const max = core.limits.maxWatches;
@@ -80,8 +75,7 @@ Deno.test("refusals: a quota refusal of a domU is one key=value line and one quo
 
 Deno.test("refusals: EACCES of a guest is logged with its path; values never appear", () => {
   captureLog((lines) => {
-    const core = newCore();
-    const ops = new Operations(defaultOptions(noEnv), core);
+    const { core, ops } = newCore();
     try {
       const d0 = dom0(core);
       ok(core, d0, MsgType.WRITE, "/secret\0password123");
@@ -272,8 +266,7 @@ Deno.test("metrics: Prometheus text format (HELP, TYPE, escaped labels) parses b
 
 Deno.test("metrics: the daemon's families parse, and the file is replaced atomically", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dxmetrics-" });
-  const core = newCore();
-  const ops = new Operations(defaultOptions(noEnv), core);
+  const { core, ops } = newCore();
   try {
     const d0 = dom0(core);
     ok(core, d0, MsgType.WRITE, "/a\0b");

@@ -1,12 +1,12 @@
 // chinese-wall: conflict-of-interest classes. In-process with guest domains (the rules, watch-event
 // filtering, history surviving a reload) and end to end through the daemon (socket clients are dom0,
 // so the e2e test sets exempt-privileged = no), including a SIGHUP reload that keeps the history.
+import type { Core } from "../../src/dispatch/core.ts";
 import assert from "../helpers/assert.ts";
-import { dom0, err, guest, ok } from "../helpers/core.ts";
+import { dom0, err, guest, ok, testCore } from "../helpers/core.ts";
 import { startDaemon } from "../helpers/daemon.ts";
 import { errnoOf, WireClient, XS } from "../helpers/wire.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
-import { Core } from "../../src/dispatch/core.ts";
 import { PolicyManager } from "../../src/policy/manager.ts";
 import { chainOf } from "./helpers.ts";
 import { VarStore } from "../../src/policy/plugin.ts";
@@ -34,7 +34,7 @@ function send(core: Core, c: { client: Parameters<Core["message"]>[0] }, type: n
 }
 
 Deno.test("chinese-wall: the first class read in a set walls off the others of that set", () => {
-  const core = new Core({
+  const core = testCore({
     policy: chainOf(["legacy", "chinese-wall"], { "chinese-wall": { "conflict-sets": SETS } }),
   });
   populate(core);
@@ -59,7 +59,7 @@ Deno.test("chinese-wall: the first class read in a set walls off the others of t
 });
 
 Deno.test("chinese-wall: refused-by-legacy accesses record nothing (plugin order: legacy first)", () => {
-  const core = new Core({
+  const core = testCore({
     policy: chainOf(["legacy", "chinese-wall"], { "chinese-wall": { "conflict-sets": SETS } }),
   });
   const d0 = populate(core);
@@ -70,7 +70,7 @@ Deno.test("chinese-wall: refused-by-legacy accesses record nothing (plugin order
 });
 
 Deno.test("chinese-wall: watch events from a walled-off class are not delivered and record nothing", () => {
-  const core = new Core({
+  const core = testCore({
     policy: chainOf(["legacy", "chinese-wall"], { "chinese-wall": { "conflict-sets": SETS } }),
   });
   const d0 = populate(core);
@@ -99,8 +99,7 @@ Deno.test("chinese-wall: the history survives a policy reload (same plugin name)
       `policy = legacy, chinese-wall\npolicy-config.chinese-wall.conflict-sets = ${SETS}\n`,
     );
     const m = await PolicyManager.start({ configFile: conf });
-    const core = new Core({ policy: m.current });
-    m.attach((c) => core.dispatcher.policy = c);
+    const core = testCore({ policy: m });
     populate(core);
     const g5 = guest(core, 5);
     ok(core, g5, T.READ, "/cw/bank-a/k\0");
@@ -127,7 +126,7 @@ Deno.test("chinese-wall: a domain's history goes with the domain; a new domain w
   assert.equal(await read(g, "/cw/bank-b/k"), "EACCES", "walled off after bank-a");
   // Domain 5 dies; Xen later creates a new domain 5, which the toolstack grants /cw again.
   r.xen.destroy(5);
-  r.mgr.pump();
+  r.turn();
   for (const sub of ["", "/bank-a", "/bank-a/k", "/bank-b", "/bank-b/k", "/free"]) {
     ok(r.core, r.dom0, T.SET_PERMS, `/cw${sub}\0n0\0b5\0`);
   }

@@ -2,7 +2,8 @@
 import { buildChain, loadPlugins, type PolicySpec } from "../../src/policy/loader.ts";
 import { DEFAULT_LIMITS, type SandboxLimits, VarStore } from "../../src/policy/plugin.ts";
 import type { PluginChain } from "../../src/policy/chain.ts";
-import { Core } from "../../src/dispatch/core.ts";
+import type { Core } from "../../src/dispatch/core.ts";
+import { testCore } from "../helpers/core.ts";
 
 export type ConfigMap = Record<string, Record<string, string>>;
 
@@ -34,6 +35,7 @@ export function chainOf(
   }, 1);
 }
 
+/** The in-process harness's core (tests/helpers/core.ts) with a chain of built-in plugins. */
 export function coreWith(names: string[], config: ConfigMap = {}): Core {
-  return new Core({ policy: chainOf(names, config) });
+  return testCore({ policy: chainOf(names, config) });
 }

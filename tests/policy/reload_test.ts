@@ -1,19 +1,15 @@
 // Policy reload: an atomic swap between requests; a failing new chain leaves the old one in place with
 // a clear error; no request is lost or answered twice while reloads happen — in-process through the
-// CONTROL path (reloadPolicy(), what the daemon's CONTROL handler calls) and end to end with SIGHUP
+// CONTROL path (the daemon's own CONTROL handler, over the policy manager) and end to end with SIGHUP
 // while socket clients keep the daemon busy.
 import assert from "../helpers/assert.ts";
 import { call, dom0, guest, ok } from "../helpers/core.ts";
 import { startDaemon } from "../helpers/daemon.ts";
 import { errnoOf, WireClient, XS } from "../helpers/wire.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
-import { Core } from "../../src/dispatch/core.ts";
-import {
-  PolicyManager,
-  policyStatus,
-  reloadPolicy,
-  setActivePolicyManager,
-} from "../../src/policy/manager.ts";
+import { PolicyManager } from "../../src/policy/manager.ts";
+import { buildCore } from "../../src/cli/daemon.ts";
+import { defaultOptions } from "../../src/cli/options.ts";
 
 function matches(s: string, re: RegExp): void {
   assert.ok(re.test(s), `${JSON.stringify(s)} should match ${re}`);
@@ -30,21 +26,16 @@ async function withConfig<R>(text: string, fn: (conf: string) => Promise<R>): Pr
   }
 }
 
-/** A core whose CONTROL handler routes "policy-reload" and "policy" the way the daemon should. */
+/** A core built as the daemon's, over a policy manager: CONTROL "policy-reload" and "policy" reach it. */
 async function managedCore(conf: string) {
   const m = await PolicyManager.start({ configFile: conf });
-  const core = new Core({ policy: m.current });
-  m.attach((c) => core.dispatcher.policy = c);
-  setActivePolicyManager(m);
-  core.dispatcher.controlHandler = {
-    handle: (_c, args) => `${args[0] === "policy-reload" ? reloadPolicy() : policyStatus()}\0`,
-  };
-  return { m, core };
+  const { core, ops } = buildCore(defaultOptions(() => undefined), { policy: m });
+  return { m, core, ops };
 }
 
 Deno.test("reload via CONTROL: swap, failure keeps the old chain, pending SDK check swaps later", async () => {
   await withConfig("policy = legacy\n", async (conf) => {
-    const { m, core } = await managedCore(conf);
+    const { m, core, ops } = await managedCore(conf);
     try {
       const d0 = dom0(core);
       const g5 = guest(core, 5);
@@ -73,14 +64,14 @@ Deno.test("reload via CONTROL: swap, failure keeps the old chain, pending SDK ch
       assert.equal(r.payload, "EROFS\0");
       matches(ok(core, d0, T.CONTROL, "policy\0"), /^policy chain legacy,maintenance generation/);
     } finally {
-      setActivePolicyManager(null);
+      ops.stop();
     }
   });
 });
 
 Deno.test("reload under load in-process: every request answered exactly once, in order", async () => {
   await withConfig("policy = legacy\n", async (conf) => {
-    const { m, core } = await managedCore(conf);
+    const { m, core, ops } = await managedCore(conf);
     try {
       const clients = [dom0(core), dom0(core), dom0(core)];
       let reloads = 0;
@@ -90,13 +81,13 @@ Deno.test("reload under load in-process: every request answered exactly once, in
         ok(core, c, T.WRITE, `/load/${i % 7}\0${v}`);
         assert.equal(ok(core, c, T.READ, `/load/${i % 7}\0`), v);
         if (i % 25 === 0) {
-          matches(reloadPolicy(), /^OK:/);
+          matches(ok(core, clients[0], T.CONTROL, "policy-reload\0"), /^OK:/);
           reloads++;
         }
       }
       assert.equal(m.current.generation, 1 + reloads);
     } finally {
-      setActivePolicyManager(null);
+      ops.stop();
     }
   });
 });

@@ -3,11 +3,10 @@
 // is rebuilt; modules a plugin may not be are refused at load with a clear error; the daemon keeps
 // serving through all of it.
 import assert from "../helpers/assert.ts";
-import { dom0, err, ok } from "../helpers/core.ts";
+import { dom0, err, ok, testCore } from "../helpers/core.ts";
 import { startDaemon } from "../helpers/daemon.ts";
 import { errnoOf, WireClient, XS } from "../helpers/wire.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
-import { Core } from "../../src/dispatch/core.ts";
 import { PluginChain } from "../../src/policy/chain.ts";
 import {
   compilePlugin,
@@ -88,7 +87,7 @@ Deno.test("sandbox: through the core, a broken plugin after legacy refuses reque
   const dir = Deno.makeTempDirSync({ prefix: "dxs-sandbox-" });
   try {
     Deno.writeFileSync(`${dir}/trap.wasm`, wasm);
-    const core = new Core({ policy: chainOf(["legacy", "trap"], {}, { trap: `${dir}/trap.wasm` }) });
+    const core = testCore({ policy: chainOf(["legacy", "trap"], {}, { trap: `${dir}/trap.wasm` }) });
     const d0 = dom0(core);
     ok(core, d0, T.WRITE, "/a\0v");
     err(core, d0, T.RM, "/a\0", "EACCES");

@@ -3,7 +3,7 @@
 // the two permission entries, A keeps its full access and gains nothing it should not; B stays
 // read-only. (cxenstored returns the first matching entry, so with B's entry first A is crippled.)
 import assert from "../helpers/assert.ts";
-import { dom0, err, guest, newCore, ok } from "../helpers/core.ts";
+import { dom0, err, guest, ok, testCore } from "../helpers/core.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
 
 const A = 3;
@@ -16,7 +16,7 @@ for (
   ] as const
 ) {
   Deno.test(`SET_TARGET union rule: ${order}`, () => {
-    const core = newCore();
+    const core = testCore();
     const d0 = dom0(core);
     ok(core, d0, T.WRITE, "/vm/x\0v0");
     ok(core, d0, T.SET_PERMS, `/vm/x\0${perms}`);

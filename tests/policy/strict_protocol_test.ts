@@ -1,15 +1,14 @@
 // strict-protocol: the specification's recommendations as rules, in-process (every rule, both ways)
 // and end to end through the daemon (`--policy legacy,strict-protocol`, raw wire client).
 import assert from "../helpers/assert.ts";
-import { dom0, err, newCore, ok } from "../helpers/core.ts";
+import { dom0, err, ok, testCore } from "../helpers/core.ts";
 import { startDaemon } from "../helpers/daemon.ts";
 import { errnoOf, WireClient, XS } from "../helpers/wire.ts";
 import { MsgType as T } from "../../src/protocol/wire.ts";
-import { Core } from "../../src/dispatch/core.ts";
 import { chainOf } from "./helpers.ts";
 
 function setup() {
-  const core = new Core({ policy: chainOf(["legacy", "strict-protocol"]) });
+  const core = testCore({ policy: chainOf(["legacy", "strict-protocol"]) });
   const d0 = dom0(core);
   ok(core, d0, T.WRITE, "/local/domain/0/x\0v");
   return { core, d0 };
@@ -24,7 +23,7 @@ Deno.test("strict-protocol: values are 7-bit printable ASCII without a trailing 
   err(core, d0, T.WRITE, "/a\0caf\xe9", "EINVAL"); // 8-bit
   err(core, d0, T.WRITE, "/a\0del\x7f", "EINVAL");
   // Without the plugin the same values are accepted (the rule is the plugin's, not the mechanism's).
-  const plain = newCore();
+  const plain = testCore();
   ok(plain, dom0(plain), T.WRITE, "/a\0hello\0");
 });
 

@@ -50,7 +50,7 @@ Deno.test({
       await check("initial store");
       for (const [type, payload] of STEPS) {
         const r = await request(type, payload);
-        assert.equal(h.admin.raw(type, payload), r.payload.replace(/\0$/, ""), `${type} ${payload}`);
+        assert.equal(h.admin.tryRequest(type, payload), r.payload.replace(/\0$/, ""), `${type} ${payload}`);
         h.admin.events();
         await check(`after ${type} ${JSON.stringify(payload)}`);
       }
@@ -59,10 +59,10 @@ Deno.test({
       const u = h.admin.startTx();
       await cx.send(MsgType.WRITE, "/t/x/y\0v", { txId: t });
       await cx.recv();
-      h.admin.raw(MsgType.WRITE, "/t/x/y\0v", u);
+      h.admin.tryRequest(MsgType.WRITE, "/t/x/y\0v", u);
       await cx.send(MsgType.TRANSACTION_END, "T\0", { txId: t });
       await cx.recv();
-      assert.equal(h.admin.commit(u), "OK");
+      assert.equal(h.admin.tryCommit(u), "OK");
       await check("after a transaction");
     } finally {
       w?.conn.close();

@@ -2,7 +2,7 @@
 // ids: the daemon keeps answering, other guests keep working, the quota module's own state stays
 // bounded by the number of live domains, the accounting stays exact, and RSS stays bounded.
 import assert from "../helpers/assert.ts";
-import { assertExact, guestConn, makeHome, MsgType, newGuest, quotaCore } from "./harness.ts";
+import { assertExact, guestConn, makeDomainHome, MsgType, newGuest, quotaCore } from "./harness.ts";
 
 Deno.test("floods: nodes, watches, transactions, requests and oversized writes, 2·10^4 rounds", () => {
   const h = quotaCore({ defaults: { nodes: 50, watches: 20, transactions: 4, outstanding: 8 } });
@@ -74,7 +74,7 @@ Deno.test("domains die and their ids are reused, 500 times: no usage, state or n
   const rss0 = Deno.memoryUsage().rss;
   for (let life = 0; life < 500; life++) {
     const domid = 10 + (life % 5);
-    makeHome(h.admin, domid);
+    makeDomainHome(h.admin, domid);
     const g = guestConn(h.core, domid);
     // Each life fills its quota, watches, opens transactions, gets refused, has requests in flight.
     for (let i = 0; i < 29; i++) {

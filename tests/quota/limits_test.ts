@@ -2,7 +2,7 @@
 // path-max, watches, transactions, transaction-nodes, memory (and soft-memory), outstanding.
 import assert from "../helpers/assert.ts";
 import { RECORD_HEADER_BYTES } from "../../src/quota/accounting.ts";
-import { QuotaError } from "../../src/domains/quota.ts";
+import { QuotaError } from "../../src/quota/options.ts";
 import { Perms } from "../../src/store/perms.ts";
 import { assertExact, guestConn, MsgType, newGuest, quotaCore, quotaLogs } from "./harness.ts";
 
@@ -55,7 +55,7 @@ Deno.test("node-size in a transaction: checked at the write and again at commit"
   assert.equal(g.tryWrite("dir/c5xxxxxxxx", "", t), "OK", "98 fits in the transaction's view");
   g.write("dir/c6xxxxxxxx"); // outside: 98
   const root = h.core.db.root;
-  assert.equal(g.commit(t), "E:ENOSPC", "dir would be 109 at commit");
+  assert.equal(g.tryCommit(t), "E:ENOSPC", "dir would be 109 at commit");
   assert.ok(h.core.db.root === root);
   assertExact(h.core);
 });
@@ -157,7 +157,7 @@ Deno.test("transaction-nodes: the transaction module enforces the quota in force
   assert.equal(g.tryWrite("d", "1", t), "E:ENOSPC");
   assert.equal(g.try(MsgType.READ, ["e"], t), "E:ENOSPC");
   assert.equal(g.tryWrite("a", "2", t), "OK", "a path already touched");
-  assert.equal(g.commit(t), "OK");
+  assert.equal(g.tryCommit(t), "OK");
   assert.equal(h.core.quotas.report(5).refusals["transaction-nodes"], 2);
   assert.equal(quotaLogs(h, 5, "transaction-nodes").length, 1);
   h.admin.ok(MsgType.SET_QUOTA, ["5", "transaction-nodes", "5"]);

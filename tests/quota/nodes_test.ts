@@ -5,7 +5,7 @@ import assert from "../helpers/assert.ts";
 import {
   assertExact,
   guestConn,
-  makeHome,
+  makeDomainHome,
   MsgType,
   newGuest,
   quotaCore,
@@ -68,7 +68,7 @@ Deno.test("nodes in a transaction: eager refusal at the committed count; a deep 
   assert.equal(g.tryWrite("t1", "x", t), "OK");
   assert.equal(g.tryWrite("a/b/c/d/e", "x", t), "E:ENOSPC", "refused at the write, as cxenstored");
   assert.equal(g.try(MsgType.READ, ["a"], t), "E:ENOENT", "no intermediate node in the transaction's view");
-  assert.equal(g.commit(t), "OK");
+  assert.equal(g.tryCommit(t), "OK");
   assert.deepEqual(subtreePaths(h.core, "/local/domain/5/a"), []);
   assert.equal(h.core.quotas.ownedNodes(5), 9);
   assertExact(h.core);
@@ -83,10 +83,10 @@ Deno.test("nodes: a transaction is checked as a whole at commit; a refused commi
   // ...meanwhile the guest fills most of its quota outside it.
   for (let i = 0; i < 4; i++) g.write(`y${i}`);
   const root = h.core.db.root;
-  assert.equal(g.commit(t), "E:ENOSPC", "5 + 6 > 10");
+  assert.equal(g.tryCommit(t), "E:ENOSPC", "5 + 6 > 10");
   assert.ok(h.core.db.root === root, "nothing of the transaction was applied");
   assert.equal(g.try(MsgType.READ, ["x0"]), "E:ENOENT");
-  assert.equal(g.commit(t), "E:ENOENT", "the refused transaction is gone");
+  assert.equal(g.tryCommit(t), "E:ENOENT", "the refused transaction is gone");
   assert.equal(h.core.quotas.ownedNodes(5), 5);
   assert.equal(h.core.quotas.report(5).refusals.nodes, 1);
   assertExact(h.core);
@@ -106,7 +106,7 @@ Deno.test("nodes: creations and removals inside one transaction net out at commi
   g.rm("n1", t);
   g.write("m0", "", t);
   g.write("m1", "", t);
-  assert.equal(g.commit(t), "OK");
+  assert.equal(g.tryCommit(t), "OK");
   assert.equal(h.core.quotas.ownedNodes(5), 7);
   // Repeat until the sum would exceed the quota (each round nets +2, every write fitting the committed
   // count on its own): a commit applies fully or not at all, and the count never passes the quota.
@@ -115,7 +115,7 @@ Deno.test("nodes: creations and removals inside one transaction net out at commi
     const u = g.startTx();
     for (const x of ["a", "b", "c"]) g.write(`r${round}${x}`, "", u);
     g.rm(`r${round}b`, u);
-    results.push(g.commit(u));
+    results.push(g.tryCommit(u));
     assertExact(h.core);
   }
   assert.deepEqual(results, ["OK", "E:ENOSPC", "E:ENOSPC", "E:ENOSPC"]);
@@ -205,7 +205,7 @@ Deno.test("XSA-483 — a domid reused after death inherits no quota usage, overr
   assert.deepEqual(r.maxSeen, {});
   assert.equal(r.quotas.nodes, 10, "the old domain's override is gone");
   // The new domain 7 gets the whole (global) quota, and its first refusal is logged again.
-  makeHome(h.admin, 7);
+  makeDomainHome(h.admin, 7);
   g = guestConn(h.core, 7);
   for (let i = 0; i < 9; i++) assert.equal(g.tryWrite(`m${i}`, "x"), "OK");
   assert.equal(g.tryWrite("over", "x"), "E:ENOSPC");

@@ -1,13 +1,13 @@
 // GET_QUOTA / SET_QUOTA as cxenstored master, the CONTROL `quota` output of cxenstored 4.17, the read
 // API, and persistence of refused commits.
 import assert from "../helpers/assert.ts";
-import { Core, DEFAULT_CORE_LIMITS } from "../../src/dispatch/core.ts";
+import { DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
 import { Database } from "../../src/store/database.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
-import { guestConn, makeHome, MsgType, newGuest, QConn, quotaCore } from "./harness.ts";
-import { FakeSink } from "../watch/harness.ts";
+import { guestConn, MsgType, newGuest, quotaCore } from "./harness.ts";
+import { dom0, makeDomainHome, testCore } from "../helpers/core.ts";
 import { XsError } from "../../src/common/xs_error.ts";
-import { DEFAULT_CAPS } from "../../src/quota/names.ts";
+import { controlQuotaSource } from "../../src/quota/control.ts";
+import { DEFAULT_CAPS } from "../../src/quota/table.ts";
 
 const NAMES = "nodes watches outstanding memory soft-memory transactions transaction-nodes " +
   "node-permissions path-max node-size";
@@ -15,7 +15,7 @@ const NAMES = "nodes watches outstanding memory soft-memory transactions transac
 Deno.test("GET_QUOTA: no argument lists the names; <name> the global; <domid> <name> the domain's", () => {
   const h = quotaCore();
   const a = h.admin;
-  assert.equal(a.raw(MsgType.GET_QUOTA, ""), NAMES);
+  assert.equal(a.tryRequest(MsgType.GET_QUOTA, ""), NAMES);
   assert.equal(a.try(MsgType.GET_QUOTA, ["nodes"]), "1000");
   assert.equal(a.try(MsgType.GET_QUOTA, ["soft-memory"]), "2097152");
   assert.equal(a.try(MsgType.GET_QUOTA, ["5", "watches"]), "128");
@@ -102,9 +102,9 @@ Deno.test("read API: report() and domains() give usage, quotas in force, refusal
   assert.equal(h.core.quotas.refusals.total().nodes, 0);
 });
 
-Deno.test("controlSource(): quota values and usage for CONTROL, in cxenstored 4.17's naming", () => {
+Deno.test("controlQuotaSource(): quota values and usage for CONTROL, in cxenstored 4.17's naming", () => {
   const h = quotaCore({ domainKnown: (d) => d === 0 || d === 5 });
-  const src = h.core.quotas.controlSource();
+  const src = controlQuotaSource(h.core.quotas);
   assert.equal(src.settings.get("hard", "permissions"), 5);
   assert.equal(src.settings.get("hard", "memory"), 2621440);
   assert.equal(src.settings.get("soft", "memory"), 2097152);
@@ -139,15 +139,9 @@ Deno.test("a commit the quotas refuse never reaches persistence (the validator r
   const persisted: string[] = [];
   // Registered before the Core, like a backend (src/backend/backend.ts attachBackend).
   db.beforeCommit((c) => persisted.push(...c.changes.map((ch) => `${ch.kind} ${ch.path}`)));
-  const core = new Core({
-    policy: new LegacyPolicy(),
-    db,
-    limits: DEFAULT_CORE_LIMITS,
-    quota: { log: () => {} },
-  });
+  const core = testCore({ db, limits: DEFAULT_CONNECTION_LIMITS, quota: { log: () => {} } });
   core.quotas.setGlobal("nodes", 3);
-  const sink = new FakeSink();
-  makeHome(new QConn(core, core.open(sink, "dom0"), sink), 5);
+  makeDomainHome(dom0(core), 5);
   const g = guestConn(core, 5);
   const n = persisted.length;
   assert.equal(g.tryWrite("a/b/c"), "E:ENOSPC");
@@ -155,7 +149,7 @@ Deno.test("a commit the quotas refuse never reaches persistence (the validator r
   g.write("x", "", t);
   g.write("y", "", t);
   g.write("z", "", t);
-  assert.equal(g.commit(t), "E:ENOSPC");
+  assert.equal(g.tryCommit(t), "E:ENOSPC");
   assert.equal(persisted.length, n, "neither refused commit was persisted");
   g.write("a");
   assert.deepEqual(persisted.slice(n), ["write /local/domain/5/a"]);

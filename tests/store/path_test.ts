@@ -2,15 +2,14 @@
 import assert from "../helpers/assert.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import {
-  ABS_PATH_MAX,
   components,
   domainPath,
   isAncestorOrSelf,
   joinPath,
   parentOf,
-  REL_PATH_MAX,
   resolvePath,
 } from "../../src/store/path.ts";
+import { ABS_PATH_MAX, REL_PATH_MAX } from "../../src/protocol/wire.ts";
 
 const BASE = "/local/domain/7";
 

@@ -5,7 +5,7 @@
 import assert from "../helpers/assert.ts";
 import { runTool, withDaemon } from "../helpers/daemon.ts";
 import { errnoOf, type Reply, WireClient, XS } from "../helpers/wire.ts";
-import { FEATURE_NESTED_TRANSACTIONS } from "../../src/dispatch/dispatcher.ts";
+import { FEATURE_NESTED_TRANSACTIONS } from "../../src/protocol/wire.ts";
 
 const GET_FEATURE = 23; // xs_wire.h XS_GET_FEATURE (not in the helper's table)
 
@@ -102,7 +102,7 @@ Deno.test("e2e: a conflicting commit gets EAGAIN; a closed connection's transact
     assert.equal(body(await c.request(XS.WRITE, "/z\0never", { txId: u })), "OK");
     c.close();
     // Whenever the daemon notices the close, the uncommitted write never becomes visible (the registry
-    // being emptied on close is checked directly in rules_test.ts, P6).
+    // being emptied on close is checked directly in rules_more_test.ts, P6).
     assert.equal(errnoOf(await b.request(XS.READ, "/z\0")), "ENOENT");
     assert.equal(body(await b.request(XS.WRITE, "/after\x001")), "OK");
     assert.equal(errnoOf(await b.request(XS.READ, "/z\0")), "ENOENT");

@@ -98,21 +98,21 @@ export function isModification(op: Op, reply: string): boolean {
 export function send(c: Conn, op: Op, tx: number): string {
   switch (op.k) {
     case "read":
-      return c.read(op.p, tx);
+      return c.tryRead(op.p, tx);
     case "dir":
-      return c.dir(op.p, tx);
+      return c.tryDir(op.p, tx);
     case "dirpart":
-      return c.dirPart(op.p, tx);
+      return c.tryDirPart(op.p, tx);
     case "getperms":
-      return c.getPerms(op.p, tx);
+      return c.tryGetPerms(op.p, tx);
     case "write":
-      return c.write(op.p, op.v, tx);
+      return c.tryWrite(op.p, op.v, tx);
     case "mkdir":
-      return c.mkdir(op.p, tx);
+      return c.tryMkdir(op.p, tx);
     case "rm":
-      return c.rm(op.p, tx);
+      return c.tryRm(op.p, tx);
     case "setperms":
-      return c.setPerms(op.p, op.perms, tx);
+      return c.trySetPerms(op.p, op.perms, tx);
   }
 }
 

@@ -180,7 +180,7 @@ export function runScenario(steps: readonly Step[], nested: boolean, stats: Stat
       case "start": {
         if (!nested && txs.length > 0) break;
         const parent = nested && txs.length > 0 && st.pick % 3 !== 0 ? txs[st.pick % txs.length] : null;
-        const id = c.start(parent ? parent.id : 0);
+        const id = c.startTx(parent ? parent.id : 0);
         trace.push(`a${a} START${parent ? ` in t${parent.id}` : ""} -> t${id}`);
         if (parent) parent.children++;
         txs.push({ id, parent, view: copy(parent ? parent.view : model), history: [], children: 0 });

@@ -3,12 +3,13 @@
 // cleanup and transactions.
 import assert from "../helpers/assert.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
-import { dom0, guest, makeDomainHome, newCore } from "./harness.ts";
+import { dom0, guest, makeDomainHome, testCore } from "../helpers/core.ts";
+import { DEFAULT_CONNECTION_LIMITS } from "../../src/quota/limits.ts";
 
 // ---------------------------------------------------------------- registration
 
 Deno.test("WATCH: OK reply first, then the initial event with the path as given", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const r = a.call(MsgType.WATCH, ["/does/not/exist", "tok"]);
   assert.equal(r.type, MsgType.WATCH);
@@ -21,7 +22,7 @@ Deno.test("WATCH: OK reply first, then the initial event with the path as given"
 });
 
 Deno.test("duplicate (path, token) is EEXIST; other combinations are separate watches", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/x", "t");
   assert.equal(a.err(MsgType.WATCH, ["/x", "t"]), "EEXIST");
@@ -42,7 +43,7 @@ Deno.test("duplicate (path, token) is EEXIST; other combinations are separate wa
 });
 
 Deno.test("malformed WATCH / UNWATCH are EINVAL and register nothing", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   assert.equal(a.err(MsgType.WATCH, ["/a"]), "EINVAL");
   assert.equal(a.err(MsgType.WATCH, ["/a", "t", "-1"]), "EINVAL");
@@ -57,7 +58,7 @@ Deno.test("malformed WATCH / UNWATCH are EINVAL and register nothing", () => {
 });
 
 Deno.test("tx_id is ignored by WATCH and UNWATCH; RESET_WATCHES needs an open one or none (as cxenstored)", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   // A tx_id naming no transaction at all: still accepted, and the reply echoes it.
   const r = a.call(MsgType.WATCH, ["/w", "t"], 4242);
@@ -87,7 +88,7 @@ Deno.test("tx_id is ignored by WATCH and UNWATCH; RESET_WATCHES needs an open on
 });
 
 Deno.test("UNWATCH: exact (path, token), relative form accepted, unknown is ENOENT", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("rel", "t");
   assert.equal(a.err(MsgType.UNWATCH, ["rel", "other"]), "ENOENT");
@@ -102,7 +103,7 @@ Deno.test("UNWATCH: exact (path, token), relative form accepted, unknown is ENOE
 // ---------------------------------------------------------------- matching
 
 Deno.test("create, modify, permission change and removal of the path or any descendant fire", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/a", "t");
   a.write("/a"); // create
@@ -128,7 +129,7 @@ Deno.test("create, modify, permission change and removal of the path or any desc
 });
 
 Deno.test("siblings, prefixes and ancestors do not match", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/a/b", "t");
   a.write("/a"); // ancestor
@@ -142,7 +143,7 @@ Deno.test("siblings, prefixes and ancestors do not match", () => {
 });
 
 Deno.test("a watch on a path that does not exist fires when it (or a descendant) comes into being", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/n/o/p", "t");
   a.write("/n"); // an ancestor coming into being is not the watched path
@@ -157,7 +158,7 @@ Deno.test("a watch on a path that does not exist fires when it (or a descendant)
 });
 
 Deno.test("recursive removal: watchers above get the removed path, watchers below their own path", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.write("/r/x/y/z", "1");
   a.write("/r/x/w", "2");
@@ -179,7 +180,7 @@ Deno.test("recursive removal: watchers above get the removed path, watchers belo
 });
 
 Deno.test("relative watch paths are reported relative to the caller's domain path", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   makeDomainHome(a, 5);
   const g = guest(core, 5);
@@ -203,7 +204,7 @@ Deno.test("relative watch paths are reported relative to the caller's domain pat
 });
 
 Deno.test("depth: 0 = the node only, 1 = direct children, n = n levels; removal ignores it", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/d", "d0", 0);
   a.watch("/d", "d1", 1);
@@ -229,7 +230,7 @@ Deno.test("depth: 0 = the node only, 1 = direct children, n = n levels; removal 
 });
 
 Deno.test("the root watch sees every plain path but no special event", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("/", "root");
   a.watch("/", "root1", 1);
@@ -244,7 +245,7 @@ Deno.test("the root watch sees every plain path but no special event", () => {
 // ---------------------------------------------------------------- special watches
 
 Deno.test("special watches: @introduceDomain, @releaseDomain, depth 1 and @releaseDomain/<domid>", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.watch("@introduceDomain", "intro");
   a.watch("@introduceDomain", "intro1", 1);
@@ -283,7 +284,7 @@ Deno.test("special watches: @introduceDomain, @releaseDomain, depth 1 and @relea
 });
 
 Deno.test("special events reach unprivileged domains only when granted read with SET_PERMS", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const g = guest(core, 5);
   const h = guest(core, 6);
@@ -317,7 +318,7 @@ Deno.test("special events reach unprivileged domains only when granted read with
 // ---------------------------------------------------------------- permission filtering
 
 Deno.test("permission filter: no event for a path the watcher cannot read", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   makeDomainHome(a, 5);
   a.write("/pub");
@@ -352,7 +353,7 @@ Deno.test("permission filter: no event for a path the watcher cannot read", () =
 });
 
 Deno.test("permission filter: removal of a path the watcher could read is reported", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.write("/pub/a/b", "1");
   a.setPerms("/pub", "n0", "r5");
@@ -376,7 +377,7 @@ Deno.test("permission filter: removal of a path the watcher could read is report
 });
 
 Deno.test("permission filter: permission changes are judged on the old and the new permissions", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.write("/p", "1");
   const g = guest(core, 5);
@@ -393,7 +394,7 @@ Deno.test("permission filter: permission changes are judged on the old and the n
 });
 
 Deno.test("permission filter applies inside committed transactions (final tree decides)", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const g = guest(core, 5);
   g.watch("/t", "t");
@@ -408,7 +409,7 @@ Deno.test("permission filter applies inside committed transactions (final tree d
 // ---------------------------------------------------------------- quotas
 
 Deno.test("watch quota: maxWatches for unprivileged, maxWatchesPrivileged for privileged", () => {
-  const core = newCore({ maxWatches: 3, maxWatchesPrivileged: 5 });
+  const core = testCore({ limits: { ...DEFAULT_CONNECTION_LIMITS, maxWatches: 3, maxWatchesPrivileged: 5 } });
   const a = dom0(core);
   const g = guest(core, 5);
   for (let i = 0; i < 3; i++) g.watch(`/g${i}`, "t");
@@ -427,7 +428,7 @@ Deno.test("watch quota: maxWatches for unprivileged, maxWatchesPrivileged for pr
 });
 
 Deno.test("default limits: unprivileged 128 watches", () => {
-  const core = newCore();
+  const core = testCore();
   const g = guest(core, 5);
   for (let i = 0; i < core.limits.maxWatches; i++) g.watch(`/w/${i}`, "t");
   assert.equal(g.err(MsgType.WATCH, ["/w/x", "t"]), "E2BIG");
@@ -437,7 +438,7 @@ Deno.test("default limits: unprivileged 128 watches", () => {
 // ---------------------------------------------------------------- cleanup
 
 Deno.test("close and RESET_WATCHES remove every watch of the connection; the trie shrinks back", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const b = dom0(core, "b");
   const trie = core.watches.trie;
@@ -473,7 +474,7 @@ Deno.test("close and RESET_WATCHES remove every watch of the connection; the tri
 });
 
 Deno.test("a connection that goes away mid-commit is skipped; the others still get their events", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const b = dom0(core, "b");
   a.watch("/m", "a");
@@ -489,7 +490,7 @@ Deno.test("a connection that goes away mid-commit is skipped; the others still g
 // ---------------------------------------------------------------- transactions
 
 Deno.test("transactions: events only on commit, once per changed path", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const w = dom0(core, "watcher");
   w.watch("/t", "t");
@@ -512,7 +513,7 @@ Deno.test("transactions: events only on commit, once per changed path", () => {
 });
 
 Deno.test("transactions: write then remove in one commit still reports the removal", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   a.write("/t/x/y", "1");
   const w = dom0(core, "watcher");
@@ -529,7 +530,7 @@ Deno.test("transactions: write then remove in one commit still reports the remov
 });
 
 Deno.test("transactions: a conflicting commit (EAGAIN) fires nothing", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const w = dom0(core, "watcher");
   a.write("/c", "0");
@@ -544,7 +545,7 @@ Deno.test("transactions: a conflicting commit (EAGAIN) fires nothing", () => {
 });
 
 Deno.test("many watchers, one change: every match delivered exactly once", () => {
-  const core = newCore();
+  const core = testCore();
   const a = dom0(core);
   const conns = Array.from({ length: 10 }, (_, i) => dom0(core, `c${i}`));
   conns.forEach((c, i) => {

@@ -12,7 +12,6 @@ import {
   MessageReader,
   MessageWriter,
   PAGE_SIZE,
-  PAYLOAD_MAX,
   REQUESTS,
   RESPONSES,
   RING_SIZE,
@@ -22,6 +21,7 @@ import {
   ringProduce,
   ringUsed,
 } from "../../src/xen/ring.ts";
+import { PAYLOAD_MAX } from "../../src/protocol/wire.ts";
 import { frame, header } from "../helpers/wire.ts";
 
 function page(): RingPage {

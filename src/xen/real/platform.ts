@@ -43,14 +43,6 @@ function pinned(size: number): Uint8Array {
   return new Uint8Array(new ArrayBuffer(size));
 }
 
-function tryOpen(path: string, flags: number): number {
-  try {
-    return libc.open(path, flags);
-  } catch {
-    return -1;
-  }
-}
-
 /** Pending ports read per pendingPorts() call (the fd stays readable for the rest). */
 const MAX_PORTS = 1024;
 
@@ -71,18 +63,22 @@ export class RealPlatform implements XenPlatform {
 
   /** Open the devices and libxenctrl; throws with what is missing (not dom0, not root, no Xen). */
   static open(): RealPlatform {
-    let evtchn: number;
-    try {
-      evtchn = libc.open("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
-    } catch (e) {
-      throw new Error(`cannot open /dev/xen/evtchn (is this a Xen dom0 with xen-evtchn loaded?): ${e}`);
+    const evtchn = libc.tryOpen("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
+    if (evtchn < 0) {
+      throw new Error(
+        `cannot open /dev/xen/evtchn: ${libc.errnoName(-evtchn)} ` +
+          "(is this a Xen dom0 with xen-evtchn loaded, and are we root?)",
+      );
     }
-    const gntdev = tryOpen("/dev/xen/gntdev", libc.O_RDWR);
-    const privcmd = tryOpen("/dev/xen/privcmd", libc.O_RDWR);
+    // Either device maps guest rings; the errno of each says why it is missing (ENOENT: no such
+    // driver, EACCES: not root...).
+    const gntdev = libc.tryOpen("/dev/xen/gntdev", libc.O_RDWR);
+    const privcmd = libc.tryOpen("/dev/xen/privcmd", libc.O_RDWR);
     if (gntdev < 0 && privcmd < 0) {
       libc.close(evtchn);
       throw new Error(
-        "neither /dev/xen/gntdev nor /dev/xen/privcmd can be opened: guest rings cannot be mapped",
+        `neither /dev/xen/gntdev (${libc.errnoName(-gntdev)}) nor /dev/xen/privcmd ` +
+          `(${libc.errnoName(-privcmd)}) can be opened: guest rings cannot be mapped`,
       );
     }
     let xc: XenCtrl;
@@ -94,7 +90,14 @@ export class RealPlatform implements XenPlatform {
       if (privcmd >= 0) libc.close(privcmd);
       throw e;
     }
-    if (gntdev < 0) log("warn", "/dev/xen/gntdev unavailable: mapping guest rings by frame (privcmd)");
+    if (gntdev < 0) {
+      log(
+        "warn",
+        `/dev/xen/gntdev cannot be opened (${
+          libc.errnoName(-gntdev)
+        }): mapping guest rings by frame (privcmd)`,
+      );
+    }
     return new RealPlatform(evtchn, gntdev, privcmd, xc);
   }
 
@@ -134,7 +137,7 @@ export class RealPlatform implements XenPlatform {
     if (r < 0) {
       throw new XsError(
         -r === libc.ESRCH ? "ENOENT" : "EINVAL",
-        `binding port ${remotePort} of domain ${domid}: errno ${-r}`,
+        `binding port ${remotePort} of domain ${domid}: ${libc.errnoName(-r)}`,
       );
     }
     return r;
@@ -148,7 +151,9 @@ export class RealPlatform implements XenPlatform {
     const b = this.arg8.subarray(0, EvtchnBindVirq.size);
     new DataView(b.buffer).setUint32(EvtchnBindVirq.virq, VIRQ_DOM_EXC, true);
     const r = libc.ioctl(this.evtchn, IOCTL_EVTCHN_BIND_VIRQ, b);
-    if (r < 0) throw new Error(`binding VIRQ_DOM_EXC failed: errno ${-r} (another xenstored running?)`);
+    if (r < 0) {
+      throw new Error(`binding VIRQ_DOM_EXC failed: ${libc.errnoName(-r)} (another xenstored running?)`);
+    }
     return r;
   }
 
@@ -222,7 +227,7 @@ export class RealPlatform implements XenPlatform {
       libc.munmap(m);
       throw new XsError(
         "EINVAL",
-        `cannot map frame ${gfn} of domain ${domid}: errno ${r < 0 ? -r : -pageErr}`,
+        `cannot map frame ${gfn} of domain ${domid}: ${libc.errnoName(r < 0 ? -r : -pageErr)}`,
       );
     }
     let mapped = true;
@@ -243,8 +248,11 @@ export class RealPlatform implements XenPlatform {
       return null; // not dom0, or xenfs not mounted
     }
     if (!Number.isInteger(port) || port <= 0) return null;
-    const fd = tryOpen(XSD_KVA, libc.O_RDWR);
-    if (fd < 0) return null;
+    const fd = libc.tryOpen(XSD_KVA, libc.O_RDWR);
+    if (fd < 0) {
+      log("error", `dom0's ring: cannot open ${XSD_KVA}: ${libc.errnoName(-fd)}`);
+      return null;
+    }
     try {
       const m = libc.mmapShared(fd, PAGE_SIZE);
       let mapped = true;

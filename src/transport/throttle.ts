@@ -4,7 +4,7 @@
 // open, each modifying request of a guest costs one credit from a per-domain bucket (`burst`
 // credits, refilled at `ratePerSec`); a guest without credit is not read from — delayed, never
 // refused — until the bucket refills. Dom0 is never throttled: the writer pays, not the transaction.
-import { MsgType } from "../protocol/wire.ts";
+// Which requests modify is the operation table's `write` flag (src/dispatch/op_table.ts isModifying).
 
 export interface WriteThrottleOptions {
   /** Credits refilled per second per domain (0 disables throttling). */
@@ -14,21 +14,6 @@ export interface WriteThrottleOptions {
 }
 
 export const DEFAULT_WRITE_THROTTLE: WriteThrottleOptions = { ratePerSec: 200, burst: 10 };
-
-/** Requests that change the store (a transaction's changes count once, at its commit). */
-export function isModifying(type: number, payload: string): boolean {
-  switch (type) {
-    case MsgType.WRITE:
-    case MsgType.MKDIR:
-    case MsgType.RM:
-    case MsgType.SET_PERMS:
-      return true;
-    case MsgType.TRANSACTION_END:
-      return payload.startsWith("T");
-    default:
-      return false;
-  }
-}
 
 /** One domain's bucket. */
 export class WriteCredit {

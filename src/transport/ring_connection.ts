@@ -1,33 +1,32 @@
-// One guest's xenstore connection over its ring: the transport for a domain, as src/server is for
-// sockets. It takes whole requests off the ring (bounded per turn by the scheduler), queues replies
-// and watch events, and writes them back as the ring has room. Everything it holds is bounded:
-// at most one partial request (4112 bytes); replies stop being produced because requests stop being
-// read once `outHighBytes` are queued; watch events (which other clients' writes cause, unasked) are
-// capped in number and bytes, and beyond that the newest is dropped and counted — a domain cannot be
+// One domain's xenstore connection over its ring: the ring transport's side of the connection contract
+// (./connection.ts), as a SocketConnection is for a socket. It takes whole requests off the ring
+// (bounded per turn by the ring server's scheduler), queues replies and watch events, and writes them
+// back as the ring has room and the release marks allow. Everything it holds is bounded: at most one
+// partial request (4112 bytes); replies stop being produced because requests stop being read once
+// `outHighBytes` are queued; watch events (which other clients' writes cause, unasked) are capped in
+// number and bytes, and beyond that the newest is dropped and counted — a domain cannot be
 // disconnected and reconnect the way a socket client can, so dropping is the only bound left.
 import { log } from "../common/log.ts";
-import { ReleaseMarks } from "../common/release_marks.ts";
-import type { Client, ReplySink } from "../dispatch/client.ts";
+import type { Client } from "../dispatch/client.ts";
 import { replaceOversized } from "../protocol/outgoing.ts";
-import { MsgType } from "../protocol/wire.ts";
+import { FEATURE_ERROR, HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
 import {
   ERROR_NONE,
   faultCode,
-  FEATURE_ERROR,
   Field,
-  HEADER_SIZE,
   isRingFault,
   MessageReader,
   MessageWriter,
-  PAYLOAD_MAX,
   REQUESTS,
   RESPONSES,
   type RingFault,
   type RingMessage,
   RingPage,
   ringUsed,
-  WATCH_EVENT_TYPE,
 } from "../xen/ring.ts";
+import type { Connection, RingState } from "./connection.ts";
+import { ReleaseMarks } from "./release_marks.ts";
+import type { WriteCredit } from "./throttle.ts";
 
 export interface RingLimits {
   /** Queued output above which no more requests are read (back-pressure). */
@@ -44,24 +43,36 @@ export const DEFAULT_RING_LIMITS: RingLimits = {
   maxEventBytes: 256 * 1024,
 };
 
-export type RingState = "connected" | "failed" | "closed";
+export type RingConnectionState = RingState["state"];
 
 export interface RingStats {
   requests: number;
   droppedEvents: number;
 }
 
-/** What the connection tells its owner. */
+/** What the connection tells the ring server. */
 export interface RingOwner {
-  /** Output was queued: write it at the end of the turn. */
+  /** Output was queued: the loop's output stage writes it at the end of the turn. */
   outputQueued(conn: RingConnection): void;
+  /** The output stage asks for released output to be written (accounting, faults: the server's). */
+  flush(conn: RingConnection): void;
 }
 
-export class RingConnection implements ReplySink {
-  state: RingState = "connected";
+/** Who the ring belongs to: fixed for the connection's life except where noted. */
+export interface RingIdentity {
+  readonly domid: number;
+  /** Dom0's own ring: its client is privileged, like a socket's. */
+  readonly privileged: boolean;
+  /** Feature bits the domain may use (GET_FEATURE's numbering). */
+  readonly features: number;
+}
+
+export class RingConnection implements Connection {
+  state: RingConnectionState = "connected";
   /** The core's client for this connection (replaced on reconnection). */
   client!: Client;
   readonly page: RingPage;
+  readonly label: string;
   private readonly reader = new MessageReader();
   private readonly writer = new MessageWriter();
   readonly stats: RingStats = { requests: 0, droppedEvents: 0 };
@@ -72,15 +83,34 @@ export class RingConnection implements ReplySink {
   private delivered = 0;
   /** How far (in messages queued) output may be written: group commit holds the rest. */
   readonly marks = new ReleaseMarks();
+  /** SET_TARGET: the domain this one may act for (kept for the clients of later resets). */
+  target: number | null = null;
 
   constructor(
-    readonly domid: number,
+    readonly id: RingIdentity,
     page: Uint8Array,
-    readonly label: string,
+    /** Our end of the event channel (re-bound by a re-INTRODUCE). */
+    public localPort: number,
     private readonly owner: RingOwner,
     private readonly limits: RingLimits,
+    /** The domain's write credit while transactions are open (XSA-206, ./throttle.ts). */
+    readonly credit: WriteCredit,
   ) {
     this.page = new RingPage(page);
+    this.label = `dom${id.domid}${id.privileged ? "-ring" : ""}`;
+  }
+
+  get domid(): number {
+    return this.id.domid;
+  }
+
+  get closed(): boolean {
+    return this.state === "closed";
+  }
+
+  /** Output stage: messages ever queued (release marks count in messages). */
+  get queuedPosition(): number {
+    return this.writer.enqueued;
   }
 
   /** ReplySink: queue a reply or event. Events beyond the limits are dropped (counted, logged once). */
@@ -92,7 +122,7 @@ export class RingConnection implements ReplySink {
       type = MsgType.ERROR;
       payload = instead;
     }
-    if (type === WATCH_EVENT_TYPE) {
+    if (type === MsgType.WATCH_EVENT) {
       const cost = HEADER_SIZE + payload.length;
       if (
         this.writer.events >= this.limits.maxEvents ||
@@ -113,6 +143,25 @@ export class RingConnection implements ReplySink {
     this.writer.enqueue(type, reqId, txId, payload);
     this.owner.outputQueued(this);
     return true;
+  }
+
+  /** Output stage: write what the marks release (the ring server accounts and handles faults). */
+  flush(): void {
+    this.owner.flush(this);
+  }
+
+  transportState(): RingState {
+    const out = this.writer.pending();
+    return {
+      kind: "ring",
+      domid: this.domid,
+      localPort: this.localPort,
+      state: this.state,
+      input: this.reader.pendingBytes(),
+      output: out.messages,
+      outputOffset: out.offset,
+      releasedOutput: Math.max(0, Math.min(out.messages.length, this.marks.released - out.done)),
+    };
   }
 
   /** Bytes of output not yet in the ring. */
@@ -160,13 +209,8 @@ export class RingConnection implements ReplySink {
     return n;
   }
 
-  /** Turn end: the output queued so far waits for record `tag` (group commit; 0: for nothing). */
-  markOutput(tag: number): void {
-    this.marks.add(tag, this.writer.enqueued);
-  }
-
-  /** Write queued output into the ring; returns a fault if the guest's indices are inconsistent. */
-  flush(): RingFault | null {
+  /** Write released output into the ring; returns a fault if the guest's indices are inconsistent. */
+  writeOut(): RingFault | null {
     if (this.state !== "connected" || this.writer.empty) return null;
     const n = this.writer.write(this.page, RESPONSES, this.marks.released);
     if (n < 0) return "ring-index";
@@ -178,10 +222,10 @@ export class RingConnection implements ReplySink {
    * Stop serving after a protocol fault: set the ring's error indicator (if the domain has the
    * feature) and drop everything buffered. The owner drops the client's watches and transactions.
    */
-  fail(fault: RingFault, features: number): void {
+  fail(fault: RingFault): void {
     if (this.state !== "connected") return;
     this.state = "failed";
-    if (features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
+    if (this.id.features & FEATURE_ERROR) this.page.set(Field.ERROR, faultCode(fault));
     this.reader.reset();
     this.writer.clear();
     this.marks.reset(this.writer.enqueued);

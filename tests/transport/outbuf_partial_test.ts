@@ -2,7 +2,7 @@
 // and Framer.unread (a held request stays unprocessed input): checked against a model.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
-import { OutBuffer } from "../../src/server/outbuf.ts";
+import { OutBuffer } from "../../src/transport/outbuf.ts";
 import { encodeMessage, Framer, type Message } from "../../src/protocol/codec.ts";
 
 Deno.test("OutBuffer.partial: the bytes left of a message written in part, whatever was consumed", () => {

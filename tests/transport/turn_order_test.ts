@@ -2,29 +2,30 @@
 // in its domain record) runs before the group commit gate tags the turn's output, and output hooks
 // (onTurnEnd: ring writes) run after it — so no reply can be tagged before the record it depends on.
 import assert from "../helpers/assert.ts";
-import { Core } from "../../src/dispatch/core.ts";
-import type { Client } from "../../src/dispatch/client.ts";
-import { LegacyPolicy } from "../../src/policy/legacy.ts";
-import { UnixServer } from "../../src/server/unix_server.ts";
+import { testCore } from "../helpers/core.ts";
+import { EventLoop } from "../../src/transport/loop.ts";
+import { SocketServer } from "../../src/transport/socket_server.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 
 Deno.test("server turn: before-output hooks, then the gate's tag, then turn-end hooks", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "dxs-turn-" });
-  const core = new Core({ policy: new LegacyPolicy() });
-  const server = new UnixServer<Client>({ path: `${dir}/sock` }, core);
+  const core = testCore();
   const order: string[] = [];
-  server.setOutputGate({
-    turnEnd: () => {
-      order.push("gate");
-      return 0;
+  const loop = new EventLoop({
+    gate: {
+      turnEnd: () => {
+        order.push("gate");
+        return 0;
+      },
+      durable: () => 0,
+      gathering: false,
     },
-    durable: () => 0,
-    gathering: false,
   });
-  server.onBeforeOutput(() => order.push("before"));
-  server.onTurnEnd(() => order.push("end"));
+  const server = new SocketServer(loop, core, { path: `${dir}/sock` });
+  loop.onBeforeOutput(() => order.push("before"));
+  loop.onTurnEnd(() => order.push("end"));
   server.listen();
-  const running = server.run();
+  const running = loop.run();
   try {
     const c = await WireClient.connect(`${dir}/sock`);
     assert.equal((await c.request(XS.WRITE, "/a\0x")).type, XS.WRITE);
@@ -34,8 +35,9 @@ Deno.test("server turn: before-output hooks, then the gate's tag, then turn-end 
       assert.deepEqual(order.slice(i, i + 3), ["before", "gate", "end"], `turn ${i / 3}`);
     }
   } finally {
-    server.stop();
+    loop.stop();
     await running;
+    loop.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });

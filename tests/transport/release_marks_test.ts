@@ -1,9 +1,9 @@
-// Group commit's per-connection output marks (src/common/release_marks.ts) against a model that keeps
+// Group commit's per-connection output marks (src/transport/release_marks.ts) against a model that keeps
 // every mark: output is never released before the record it waits for is durable (safety), all of
 // it is released once everything is durable (liveness), and a connection holds at most 8 marks.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
-import { ReleaseMarks } from "../../src/common/release_marks.ts";
+import { ReleaseMarks } from "../../src/transport/release_marks.ts";
 
 /** What may be written: the end of the longest prefix of turns whose records are all durable. */
 function modelReleased(

@@ -13,10 +13,7 @@
 // domain and quota is logged (src/quota/refusals.ts). Exemption (dom0 by default) is a policy
 // choice passed in; exempt domains are still bound by the hard caps.
 import { log as defaultLog } from "../common/log.ts";
-import { type Errno, XsError } from "../common/xs_error.ts";
-import type { Capability, Decision, Subject } from "../policy/policy.ts";
-import type { Request } from "../protocol/request.ts";
-import { MsgType } from "../protocol/wire.ts";
+import { XsError } from "../common/xs_error.ts";
 import type { Commit, Database } from "../store/database.ts";
 import { components } from "../store/path.ts";
 import type { Perms } from "../store/perms.ts";
@@ -36,138 +33,13 @@ import {
   type Usage,
   type UsageByOwner,
   watchBytes,
-} from "../quota/accounting.ts";
-import {
-  QUOTA_INFO,
-  type QuotaName,
-  type QuotaValues,
-  SETTING_NAMES,
-  type SettingName,
-  settingName,
-  SOFT_MEMORY,
-} from "../quota/names.ts";
-import { type Logger, RefusalLog } from "../quota/refusals.ts";
-import { parseSettingName, QuotaSettings } from "../quota/settings.ts";
-import { TransportAccounts } from "../quota/transport.ts";
-
-/**
- * A refusal by a quota: an XsError that also says which quota, its bound and what the request would
- * have reached (a request observer can log them; the dispatcher only sees the errno).
- */
-export class QuotaError extends XsError {
-  constructor(
-    errno: Errno,
-    readonly quota: QuotaName,
-    readonly limit: number,
-    readonly wanted: number,
-    detail: string,
-  ) {
-    super(errno, detail);
-  }
-}
-
-/** What the quota code needs of a connection (src/dispatch/client.ts Client has all of it). */
-export interface QuotaClient extends Subject {
-  readonly id: number;
-  readonly txns: { readonly size: number };
-}
-
-export interface QuotaOptions {
-  readonly db: Database;
-  readonly watches: WatchManager;
-  /** The live connections (Core.clients). */
-  readonly clients: ReadonlyMap<number, QuotaClient>;
-  /** Global quota values (default: cxenstored 4.17's). */
-  readonly defaults?: Partial<QuotaValues>;
-  /** Hard caps for everyone (default: src/quota/names.ts DEFAULT_CAPS). */
-  readonly caps?: Partial<QuotaValues>;
-  /** Domains quotas do not bind, only the caps (default: domain 0, as cxenstored). */
-  readonly exempt?: (domid: number) => boolean;
-  /** Transaction limits besides the quotas (age, log size), for txLimits(). */
-  readonly tx?: { readonly quota: TxLimits; readonly exempt: TxLimits };
-  /** Who may GET_QUOTA/SET_QUOTA (default: privileged connections only, EACCES otherwise). */
-  readonly checkCapability?: (who: Subject, cap: Capability) => Decision;
-  /** Does domain `domid` exist (for `GET_QUOTA/SET_QUOTA <domid>`: ENOENT if not)? Default: yes. */
-  readonly domainKnown?: (domid: number) => boolean;
-  /** A domain's SET_QUOTA overrides changed (the domain registry persists them). */
-  readonly onOverridesChanged?: (domid: number) => void;
-  readonly log?: Logger;
-  /**
-   * Log the first refused request of each quota per domain here (default true). The daemon turns it
-   * off: its observer writes one rate-limited `refused ...` line for every refused request
-   * (src/observe/refusals.ts). Transport stalls are logged here either way.
-   */
-  readonly logRefusals?: boolean;
-}
-
-/** What a deployment chooses (CoreOptions.quota): everything but the daemon's own objects. */
-export type QuotaConfig = Omit<QuotaOptions, "db" | "watches" | "clients" | "tx">;
-
-/** The core's per-connection limits (src/dispatch/core.ts CoreLimits), which the quotas take over. */
-export interface ConnectionLimits {
-  readonly tx: TxLimits;
-  readonly txPrivileged: TxLimits;
-  readonly maxWatches: number;
-  readonly maxWatchesPrivileged: number;
-}
-
-/**
- * Quota options from the core's limits, so they are configured in one place: the unprivileged
- * values become the default watches/transactions/transaction-nodes quotas, the privileged ones the
- * caps. `config` (defaults, caps, exemption …) is applied on top.
- */
-export function quotaOptionsFrom(
-  limits: ConnectionLimits,
-  config: QuotaConfig = {},
-): Omit<QuotaOptions, "db" | "watches" | "clients"> {
-  return {
-    ...config,
-    defaults: {
-      watches: limits.maxWatches,
-      transactions: limits.tx.maxOpen,
-      "transaction-nodes": limits.tx.maxTouched,
-      ...config.defaults,
-    },
-    caps: {
-      watches: limits.maxWatchesPrivileged,
-      transactions: limits.txPrivileged.maxOpen,
-      "transaction-nodes": limits.txPrivileged.maxTouched,
-      ...config.caps,
-    },
-    tx: { quota: limits.tx, exempt: limits.txPrivileged },
-  };
-}
-
-/** One domain's usage, limits and refusals: the read API for metrics and `CONTROL quota`. */
-export interface DomainQuotaReport {
-  readonly domid: number;
-  readonly exempt: boolean;
-  readonly usage: {
-    readonly nodes: number;
-    readonly watches: number;
-    readonly transactions: number;
-    readonly outstanding: number;
-    /** nodes + watches + output, in bytes (see memoryParts). */
-    readonly memory: number;
-  };
-  readonly memoryParts: { readonly nodes: number; readonly watches: number; readonly output: number };
-  /** The values in force for this domain (overrides or globals; 0 = no quota, only the cap). */
-  readonly quotas: Readonly<Record<string, number>>;
-  /** Refusals of this domain since it appeared, by quota. */
-  readonly refusals: Partial<Record<QuotaName, number>>;
-  /** High-water marks since it appeared (or since resetHighWater). */
-  readonly maxSeen: Partial<Record<QuotaName, number>>;
-}
-
-/** Quota values and usage for CONTROL (structurally src/cli/operations.ts QuotaSource). */
-export interface ControlQuotaSource {
-  readonly settings: {
-    get(kind: "hard" | "soft", name: string): number;
-    /** false for a name this kind does not have; XsError EINVAL for a value above the cap. */
-    set(kind: "hard" | "soft", name: string, value: number): boolean;
-  };
-  usage(domid: number): DomainQuotaReport["usage"] | null;
-}
+} from "./accounting.ts";
+import type { DomainQuotaReport, QuotaClient, QuotaOptions } from "./options.ts";
+import { QuotaError } from "./options.ts";
+import { type Logger, RefusalLog } from "./refusals.ts";
+import { parseSettingName, QuotaSettings } from "./settings.ts";
+import { type QuotaName, quotaRow, SETTING_NAMES, type SettingName, SOFT_MEMORY } from "./table.ts";
+import { TransportAccounts } from "./transport.ts";
 
 /** Detail strings of the transaction module's size refusals (src/txn/transaction.ts room/absorb). */
 const TX_SIZE_REFUSALS = ["transaction touches too many nodes", "transaction has too many operations"];
@@ -489,37 +361,7 @@ export class Quotas {
     return left;
   }
 
-  // ------------------------------------------------------------------ GET_QUOTA / SET_QUOTA
-
-  /**
-   * GET_QUOTA and SET_QUOTA as cxenstored master: GET_QUOTA with no argument lists the quota names
-   * (space-separated), `GET_QUOTA [<domid>] <name>` answers the value, `SET_QUOTA [<domid>] <name>
-   * <value>` sets the global or the domain's value. Privileged (capabilities get-quota, set-quota).
-   */
-  handleRequest(c: Subject, req: Request): string {
-    switch (req.op) {
-      case MsgType.GET_QUOTA: {
-        this.requireCap(c, "get-quota");
-        if (req.name === undefined) return `${SETTING_NAMES.join(" ")}\0`;
-        const name = parseSettingName(req.name);
-        if (req.domid === undefined) return `${this.settings.global(name)}\0`;
-        this.requireDomain(req.domid);
-        return `${this.settings.value(req.domid, name)}\0`;
-      }
-      case MsgType.SET_QUOTA: {
-        this.requireCap(c, "set-quota");
-        const name = parseSettingName(req.name);
-        if (req.domid === undefined) this.setGlobal(name, req.value);
-        else {
-          this.requireDomain(req.domid);
-          this.setOverride(req.domid, name, req.value);
-        }
-        return "OK\0";
-      }
-      default:
-        throw new XsError("ENOSYS", `message type ${req.op} is not a quota request`);
-    }
-  }
+  // ------------------------------------------------------------------ GET_QUOTA / SET_QUOTA / CONTROL
 
   /** Set a global quota value (EINVAL above its cap); the next refusal of it is logged again. */
   setGlobal(name: SettingName, value: number): void {
@@ -593,33 +435,6 @@ export class Quotas {
     return known ? this.report(domid).usage : null;
   }
 
-  /**
-   * The quota values as CONTROL `quota`/`quota-soft` name them (cxenstored 4.17: "hard"/"soft",
-   * "permissions" for node-permissions): the QuotaSource shape src/cli/operations.ts takes.
-   */
-  controlSource(): ControlQuotaSource {
-    const name = (kind: "hard" | "soft", n: string): SettingName | null => {
-      if (kind === "soft") return n === "memory" ? SOFT_MEMORY : null;
-      const s = settingName(n);
-      return s === SOFT_MEMORY ? null : s;
-    };
-    return {
-      settings: {
-        get: (kind, n) => {
-          const s = name(kind, n);
-          return s === null ? 0 : this.settings.global(s);
-        },
-        set: (kind, n, value) => {
-          const s = name(kind, n);
-          if (s === null) return false;
-          this.setGlobal(s, value);
-          return true;
-        },
-      },
-      usage: (domid) => this.usage(domid),
-    };
-  }
-
   /** Domains with anything to report: nodes, connections, overrides or refusals; sorted. */
   domains(): number[] {
     const s = new Set<number>(this.owned.keys());
@@ -659,7 +474,7 @@ export class Quotas {
   // ------------------------------------------------------------------ internals
 
   private refuse(domid: number, quota: QuotaName, limit: number, wanted: number, detail: string): never {
-    const errno = QUOTA_INFO[quota].errno ?? "ENOSPC";
+    const errno = quotaRow(quota).errno ?? "ENOSPC";
     this.refusals.record({ domid, quota, limit, wanted, outcome: errno });
     throw new QuotaError(
       errno,
@@ -765,12 +580,5 @@ export class Quotas {
     let n = 0;
     for (const c of this.connectionsOf(domid)) n += c.txns.size;
     return n;
-  }
-
-  private requireCap(c: Subject, cap: Capability): void {
-    const d = this.opts.checkCapability
-      ? this.opts.checkCapability(c, cap)
-      : (c.privileged ? undefined : "EACCES" as const);
-    if (d !== undefined) throw new XsError(d, cap);
   }
 }

@@ -1,0 +1,253 @@
+// The daemon's one loop: a blocking epoll_wait over libc (ffi/libc.ts), measured in
+// research/platform.md §9 to match a C epoll server where Deno's own socket layer costs ~1.7×. Both
+// transports live in it side by side — the Unix-socket server (./socket_server.ts) and the ring server
+// (./ring_server.ts) register their file descriptors here — so socket and ring requests are served in
+// the same turns, and every connection's output leaves through one output stage:
+//
+//   wait for events → signals (fds that only say there is work: AIO completions)
+//   → work left from earlier turns (rings past their budget or let go from a stall)
+//   → the events, in epoll's order (socket reads, event-channel signals: each served as it comes)
+//   → backlogs (socket input held back)
+//   → before-output hooks (store records the turn's replies depend on)
+//   → the gate tags the turn's output with the record it waits for (group commit; 0 without a gate)
+//   → the output stage marks every connection that got output and writes what is released
+//   → turn-end hooks (ring notifications, parked rings)
+//
+// Output is released at turn ends only: each connection writes as far as its release marks allow
+// (./release_marks.ts). Without group commit a turn's output is released at once; with it, it waits
+// for the record it may depend on to be durable while the loop goes on serving (docs/backends.md).
+//
+// While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so the loop waits
+// at most YIELD_MS and yields to Deno's event loop whenever it was idle (and at least every YIELD_MS
+// under load): SIGTERM/SIGINT and timers are handled there.
+import * as libc from "../../ffi/libc.ts";
+import type { ReleaseMarks } from "./release_marks.ts";
+
+/**
+ * Holds output back (group commit: until the sync covering it; src/backend/group.ts). Each turn's
+ * output is tagged with the record number it waits for; a connection writes as far as its tags are
+ * durable (./release_marks.ts), so later turns' output never overtakes or leaks early.
+ */
+export interface OutputGate {
+  /** Called once per turn before any output is written: 0 (write it now) or the number it waits for. */
+  turnEnd(): number;
+  /** Output waiting for numbers up to this may be written. */
+  durable(): number;
+  /** A group is being gathered: poll again without blocking. */
+  readonly gathering: boolean;
+  /** An fd that becomes readable when an asynchronous sync completed (null/absent: none). */
+  readonly completionFd?: number | null;
+  /** Collect the completed sync (called when completionFd is readable). */
+  completed?(): void;
+}
+
+/** A connection's output as the output stage sees it (sockets and rings alike). */
+export interface OutputSink {
+  /** How far output may be written, per record it waits for. */
+  readonly marks: ReleaseMarks;
+  /** Where the queued output ends (bytes queued for sockets, messages for rings). */
+  readonly queuedPosition: number;
+  /** Closed: nothing more is written. */
+  readonly closed: boolean;
+  /** Write what the marks release, as far as the peer takes it. */
+  flush(): void;
+}
+
+/**
+ * The one output gate: connections that got output this turn are tagged with the turn's record
+ * number; connections whose output waits for a record are kept until it is durable.
+ */
+export class OutputStage {
+  private readonly dirty = new Set<OutputSink>();
+  private readonly waiting = new Set<OutputSink>();
+
+  /** `c` queued output this turn. */
+  queued(c: OutputSink): void {
+    this.dirty.add(c);
+  }
+
+  /** `c` is closed: forget it. */
+  forget(c: OutputSink): void {
+    this.dirty.delete(c);
+    this.waiting.delete(c);
+  }
+
+  /** Turn end: this turn's output waits for record `tag`; held output for records up to `durable`. */
+  release(tag: number, durable: number): void {
+    for (const c of this.dirty) {
+      if (c.closed) continue;
+      c.marks.add(tag, c.queuedPosition);
+      if (c.marks.waiting) this.waiting.add(c);
+      else c.flush();
+    }
+    this.dirty.clear();
+    if (this.waiting.size === 0) return;
+    for (const c of this.waiting) {
+      c.marks.release(durable);
+      if (!c.marks.waiting || c.closed) this.waiting.delete(c);
+      if (!c.closed) c.flush();
+    }
+  }
+}
+
+export interface EventLoopOptions {
+  /** Group commit's gate (absent: output is released at each turn's end). */
+  readonly gate?: OutputGate | null;
+  /** Called between loop turns, e.g. to run timers; returns ms until it next wants to run, or -1. */
+  readonly onIdle?: () => number;
+}
+
+const YIELD_MS = 50;
+
+/** When in a turn a transport serves work it holds (EventLoop.onServe). */
+export type ServePhase = "first" | "backlog";
+
+export class EventLoop {
+  readonly output = new OutputStage();
+  private readonly ep = new libc.Epoll(256);
+  private readonly handlers = new Map<number, (mask: number) => void>();
+  /** Fds whose readiness only records work (handled before anything is served). */
+  private readonly signals = new Set<number>();
+  private readonly servers: Record<ServePhase, Array<() => void>> = { first: [], backlog: [] };
+  private readonly busyChecks: Array<() => boolean> = [];
+  private readonly beforeOutput: Array<() => void> = [];
+  private readonly turnEnd: Array<() => void> = [];
+  private readonly stopped: Array<() => void> = [];
+  private readonly gate: OutputGate | null;
+  /** The record number this turn's output waits for (0: none). */
+  private tag = 0;
+  private stopping = false;
+  private closed = false;
+
+  constructor(private readonly opts: EventLoopOptions = {}) {
+    this.gate = opts.gate ?? null;
+    // Asynchronous group writes: their completion wakes the loop, which then releases the output.
+    const fd = this.gate?.completionFd ?? null;
+    if (fd !== null) this.addSignalFd(fd, () => this.gate!.completed?.());
+  }
+
+  /**
+   * Watch `fd`, whose readiness only records work to do (an AIO completion): `onSignal` runs first in
+   * the turn, before anything is served.
+   */
+  addSignalFd(fd: number, onSignal: () => void): void {
+    this.signals.add(fd);
+    this.addFd(fd, onSignal);
+  }
+
+  /**
+   * Watch `fd` for `mask` (EPOLLIN by default): `onEvent(mask)` runs inside the loop. The caller owns
+   * and closes the fd.
+   */
+  addFd(fd: number, onEvent: (mask: number) => void, mask = libc.EPOLLIN): void {
+    this.handlers.set(fd, onEvent);
+    this.ep.add(fd, mask);
+  }
+
+  modifyFd(fd: number, mask: number): void {
+    this.ep.modify(fd, mask);
+  }
+
+  removeFd(fd: number): void {
+    this.signals.delete(fd);
+    if (this.handlers.delete(fd)) this.ep.remove(fd);
+  }
+
+  /**
+   * Run `serve` every turn in `phase`: "first" after the signals and before the turn's events (work
+   * left from earlier turns), "backlog" after the events (socket input held back). While `busy()`
+   * holds, the loop does not sleep: the next turn has work without an event.
+   */
+  onServe(phase: ServePhase, serve: () => void, busy: () => boolean): void {
+    this.servers[phase].push(serve);
+    this.busyChecks.push(busy);
+  }
+
+  /**
+   * Run `fn` at the end of every turn before the turn's output is tagged for group commit: work that
+   * stores records the turn's replies depend on (a guest's new watch in its domain record).
+   */
+  onBeforeOutput(fn: () => void): void {
+    this.beforeOutput.push(fn);
+  }
+
+  /** Run `fn` at the end of every turn, after the output is released (ring notifications...). */
+  onTurnEnd(fn: () => void): void {
+    this.turnEnd.push(fn);
+  }
+
+  /** Run `fn` when run() ends (stop()): a transport closes its connections. */
+  onStop(fn: () => void): void {
+    this.stopped.push(fn);
+  }
+
+  /** The record number this turn's output waits for (0: none). */
+  get outputTag(): number {
+    return this.tag;
+  }
+
+  /** Output tagged up to this number may be written (group commit; without a gate: everything). */
+  get durable(): number {
+    return this.gate === null ? Number.MAX_SAFE_INTEGER : this.gate.durable();
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** One turn: wait up to `timeoutMs` for events, serve, release output. Returns the events seen. */
+  turn(timeoutMs: number): number {
+    const n = this.ep.wait(timeoutMs);
+    if (this.signals.size > 0) {
+      for (let i = 0; i < n; i++) {
+        const fd = this.ep.eventFd(i);
+        if (this.signals.has(fd)) this.handlers.get(fd)!(this.ep.eventMask(i));
+      }
+    }
+    for (const serve of this.servers.first) serve();
+    for (let i = 0; i < n; i++) {
+      const fd = this.ep.eventFd(i);
+      if (this.signals.has(fd)) continue;
+      const h = this.handlers.get(fd);
+      if (h !== undefined) h(this.ep.eventMask(i));
+    }
+    for (const serve of this.servers.backlog) serve();
+    for (const fn of this.beforeOutput) fn();
+    this.tag = this.gate === null ? 0 : this.gate.turnEnd();
+    this.output.release(this.tag, this.durable);
+    for (const fn of this.turnEnd) fn();
+    return n;
+  }
+
+  /**
+   * Serve until stop(). epoll_wait blocks the JS thread, so the loop yields to Deno's event loop
+   * whenever it is idle and at least every YIELD_MS under load: signal handlers and timers run there.
+   */
+  async run(): Promise<void> {
+    let lastYield = performance.now();
+    while (!this.stopping) {
+      const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
+      // A group commit gathering: poll without blocking.
+      const gathering = this.gate !== null && this.gate.gathering;
+      const busy = gathering || this.busyChecks.some((b) => b());
+      const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
+      const n = this.turn(timeout);
+      const now = performance.now();
+      // Idle: yield. Not after a turn that polled without blocking because work was waiting (a group
+      // commit gathering, rings past their budget, input held back): no event was to be expected.
+      const idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
+      if (idle || now - lastYield >= YIELD_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+      }
+    }
+    for (const fn of this.stopped) fn();
+  }
+
+  /** Release the epoll instance (the transports closed their descriptors first). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ep.close();
+  }
+}

@@ -1,0 +1,349 @@
+// The Unix-socket transport: dom0's tools connect to a listening socket served by the daemon's loop
+// (./loop.ts). It frames bytes into messages, hands each to the core in arrival order, and queues the
+// replies; the loop's output stage writes them back at the turn's end — a read's worth of pipelined
+// requests is answered with one write(). It owns file descriptors and buffers, nothing else. Socket
+// connections are the privileged control domain (domid 0), as in Xen.
+//
+// Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
+// output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`
+// bytes and `maxOutEvents` unwritten watch events, past either of which the peer is considered stuck
+// and is disconnected (socket clients can reconnect); see docs/watches.md.
+import * as libc from "../../ffi/libc.ts";
+import { log } from "../common/log.ts";
+import type { Client } from "../dispatch/client.ts";
+import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
+import { replaceOversized } from "../protocol/outgoing.ts";
+import { HEADER_SIZE, MsgType, PAYLOAD_MAX } from "../protocol/wire.ts";
+import { UnsentEvents } from "../watch/queue.ts";
+import type { Connection, SocketState } from "./connection.ts";
+import type { EventLoop } from "./loop.ts";
+import { OutBuffer } from "./outbuf.ts";
+import { ReleaseMarks } from "./release_marks.ts";
+
+/** What a transport needs from the daemon core (src/dispatch/core.ts Core). */
+export interface ConnectionHandler {
+  /** A privileged (dom0 socket) connection. */
+  open(sink: Connection, label: string): Client;
+  /**
+   * Handle one request. `false`: not now (a live update holds it, src/live_update): it stays the
+   * connection's unprocessed input and the connection is not served until `resumeHeld()`.
+   */
+  message(c: Client, m: Message): void | boolean;
+  close(c: Client): void;
+}
+
+export interface SocketServerOptions {
+  readonly path: string;
+  /** Output bytes above which a connection is disconnected as stuck (default 8 MiB). */
+  readonly maxOutBytes?: number;
+  /** Unwritten WATCH_EVENT messages above which a connection is disconnected as stuck (default 65536). */
+  readonly maxOutEvents?: number;
+  /** Where to count (the daemon's metrics read the same object); default: a fresh one. */
+  readonly stats?: SocketServerStats;
+}
+
+export interface SocketServerStats {
+  /** Connections disconnected for exceeding maxOutBytes or maxOutEvents. */
+  outputLimitDisconnects: number;
+}
+
+const READ_SIZE = 65536;
+const OUT_HIGH = 256 * 1024;
+
+class SocketConnection implements Connection {
+  readonly framer = new Framer();
+  readonly out = new OutBuffer();
+  /** The core's client for this connection (the privileged control domain). */
+  readonly client: Client;
+  closed = false;
+  /** Reading suspended because output is backed up or input is pending. */
+  paused = false;
+  /** The handler held a request (live update): not served until resumed. */
+  held = false;
+  /** EPOLLOUT armed: released output is waiting for the socket to drain. */
+  wantOut = false;
+  /** Bytes ever queued / written on this connection: stream offsets for `events` and `marks`. */
+  queuedBytes = 0;
+  writtenBytes = 0;
+  /** Watch events queued in `out` and not yet written. */
+  readonly events = new UnsentEvents();
+  /** How far (in queuedBytes) output may be written: set at turn ends, held for group commit. */
+  readonly marks = new ReleaseMarks();
+  readonly label: string;
+
+  constructor(
+    readonly fd: number,
+    readonly id: number,
+    private readonly server: SocketServer,
+    handler: ConnectionHandler,
+  ) {
+    this.label = `socket#${id}`;
+    // Last: the core may keep this connection as the client's reply sink from here on.
+    this.client = handler.open(this, this.label);
+  }
+
+  get queuedPosition(): number {
+    return this.queuedBytes;
+  }
+
+  send(type: number, reqId: number, txId: number, payload: string): boolean {
+    return this.server.queue(this, type, reqId, txId, payload);
+  }
+
+  /** Output stage: write what is released, unless EPOLLOUT will (the socket is full). */
+  flush(): void {
+    if (!this.wantOut) this.server.write(this);
+  }
+
+  transportState(): SocketState {
+    const pending = this.out.pending();
+    return {
+      kind: "socket",
+      fd: this.fd,
+      input: this.framer.pendingBytes(),
+      output: pending.slice(),
+      partial: this.out.partial,
+      releasedOutput: Math.max(0, this.marks.released - this.writtenBytes),
+    };
+  }
+}
+
+export class SocketServer {
+  readonly stats: SocketServerStats;
+  private readonly conns = new Map<number, SocketConnection>();
+  private listenFd = -1;
+  private readonly readBuf = new Uint8Array(READ_SIZE);
+  private nextId = 1;
+  private readonly maxOut: number;
+  private readonly maxOutEvents: number;
+  /** Connections with unprocessed input (paused mid-batch), served again next turn. */
+  private readonly backlog = new Set<SocketConnection>();
+
+  constructor(
+    private readonly loop: EventLoop,
+    private readonly handler: ConnectionHandler,
+    private readonly opts: SocketServerOptions,
+  ) {
+    this.stats = opts.stats ?? { outputLimitDisconnects: 0 };
+    this.maxOut = opts.maxOutBytes ?? 8 * 1024 * 1024;
+    this.maxOutEvents = opts.maxOutEvents ?? 65536;
+    loop.onServe("backlog", () => this.serveBacklog(), () => this.backlog.size > 0);
+    loop.onStop(() => this.close());
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** The live connections (live update, diagnostics). */
+  connections(): Iterable<Connection> {
+    return this.conns.values();
+  }
+
+  /** The listening socket (-1 before listen()). */
+  get listenerFd(): number {
+    return this.listenFd;
+  }
+
+  /** Serve an inherited listening socket instead of creating one (live update: -U). */
+  adoptListener(fd: number): void {
+    this.listenFd = fd;
+    this.loop.addFd(fd, () => this.acceptAll());
+  }
+
+  /**
+   * Serve an inherited, connected socket (live update: -U) as a new connection: `output` (after
+   * `partial` bytes finishing a message) is sent first, `input` is served before anything read
+   * later. The descriptor must be non-blocking.
+   */
+  adopt(fd: number, input: Uint8Array, output: Uint8Array, partial: number): Client {
+    const c = this.accepted(fd);
+    if (output.length > 0) {
+      c.out.appendRaw(output, partial);
+      c.queuedBytes += output.length;
+      this.loop.output.queued(c); // released at the turn's end, as any output
+    }
+    if (input.length > 0) {
+      c.framer.feed(input.slice());
+      c.framer.release();
+      this.backlog.add(c);
+    }
+    return c.client;
+  }
+
+  /** Serve again the connections whose request the handler held (live update ended). */
+  resumeHeld(): void {
+    for (const c of this.conns.values()) {
+      if (!c.held) continue;
+      c.held = false;
+      this.backlog.add(c);
+    }
+  }
+
+  /** Bind and listen; connections are accepted by the loop from now on. */
+  listen(): void {
+    this.listenFd = libc.listenUnix(this.opts.path);
+    this.loop.addFd(this.listenFd, () => this.acceptAll());
+  }
+
+  /** Close every connection and the listening socket (the loop stopped: the daemon is stopping). */
+  close(): void {
+    for (const c of [...this.conns.values()]) this.closeConn(c, "daemon stopping");
+    if (this.listenFd >= 0) {
+      this.loop.removeFd(this.listenFd);
+      libc.close(this.listenFd);
+      this.listenFd = -1;
+    }
+  }
+
+  private acceptAll(): void {
+    for (;;) {
+      const fd = libc.accept(this.listenFd);
+      if (fd < 0) break;
+      this.accepted(fd);
+    }
+  }
+
+  private accepted(fd: number): SocketConnection {
+    const c = new SocketConnection(fd, this.nextId++, this, this.handler);
+    this.conns.set(fd, c);
+    this.loop.addFd(fd, (mask) => this.onEvent(c, mask), libc.EPOLLIN | libc.EPOLLRDHUP);
+    return c;
+  }
+
+  /** SocketConnection.send: queue one message; false if the connection is gone or now over its limits. */
+  queue(c: SocketConnection, type: number, reqId: number, txId: number, payload: string): boolean {
+    if (c.closed) return false;
+    if (payload.length > PAYLOAD_MAX) {
+      const instead = replaceOversized(c.label, type, payload.length);
+      if (instead === null) return false;
+      type = MsgType.ERROR;
+      payload = instead;
+    }
+    c.out.append(type, reqId, txId, payload);
+    c.queuedBytes += HEADER_SIZE + payload.length;
+    if (type === MsgType.WATCH_EVENT) c.events.queued(c.queuedBytes);
+    this.loop.output.queued(c);
+    const over = c.out.length > this.maxOut
+      ? `${c.out.length} bytes unread (limit ${this.maxOut})`
+      : c.events.count > this.maxOutEvents
+      ? `${c.events.count} watch events unread (limit ${this.maxOutEvents})`
+      : null;
+    if (over !== null) {
+      this.stats.outputLimitDisconnects++;
+      log(
+        "warn",
+        `${c.label}: ${over}, disconnecting a stuck client (${this.stats.outputLimitDisconnects} so far)`,
+      );
+      this.closeConn(c, "output limit");
+      return false;
+    }
+    return true;
+  }
+
+  private onEvent(c: SocketConnection, mask: number): void {
+    if (mask & libc.EPOLLOUT) this.write(c);
+    if (c.closed) return;
+    if (mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR)) this.readConn(c, mask);
+  }
+
+  private readConn(c: SocketConnection, mask: number): void {
+    if (c.paused || c.held) return;
+    const n = libc.read(c.fd, this.readBuf);
+    if (n > 0) {
+      c.framer.feed(this.readBuf.subarray(0, n));
+      this.serve(c);
+      c.framer.release();
+      return;
+    }
+    if (n === -libc.EAGAIN || n === -libc.EINTR) return;
+    if (n === 0 || mask & (libc.EPOLLHUP | libc.EPOLLERR) || n < 0) {
+      this.closeConn(c, n === 0 ? "eof" : "error");
+    }
+  }
+
+  private serveBacklog(): void {
+    if (this.backlog.size === 0) return;
+    for (const c of [...this.backlog]) this.serve(c);
+  }
+
+  /** Process buffered messages until the input runs out or the output backs up. */
+  private serve(c: SocketConnection): void {
+    this.backlog.delete(c);
+    while (!c.closed && !c.held) {
+      if (c.out.length > OUT_HIGH) {
+        // Back-pressure: stop reading this client until its replies drain.
+        this.setPaused(c, true);
+        break;
+      }
+      const m = c.framer.next();
+      if (m === null) {
+        this.setPaused(c, false);
+        break;
+      }
+      if (isFrameError(m)) {
+        log("warn", `${c.label}: message length ${m.len} exceeds ${PAYLOAD_MAX}, closing the connection`);
+        this.closeConn(c, "oversized message");
+        return;
+      }
+      if (this.handler.message(c.client, m) === false) {
+        // Held (live update pending): keep it as input, stop reading until resumeHeld().
+        c.framer.unread(m);
+        c.held = true;
+        this.setPaused(c, true);
+      }
+    }
+  }
+
+  private setPaused(c: SocketConnection, paused: boolean): void {
+    if (c.paused === paused) return;
+    c.paused = paused;
+    this.updateMask(c);
+  }
+
+  private updateMask(c: SocketConnection): void {
+    if (c.closed) return;
+    const mask = (c.paused ? 0 : libc.EPOLLIN | libc.EPOLLRDHUP) | (c.wantOut ? libc.EPOLLOUT : 0);
+    this.loop.modifyFd(c.fd, mask);
+  }
+
+  /** Write as much released output as the socket takes; arm EPOLLOUT for the rest. */
+  write(c: SocketConnection): void {
+    for (;;) {
+      const allowed = c.marks.released - c.writtenBytes;
+      if (allowed <= 0) break;
+      const pending = c.out.pending();
+      const n = libc.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
+      if (n > 0) {
+        c.out.consume(n);
+        c.writtenBytes += n;
+        c.events.written(c.writtenBytes);
+        continue;
+      }
+      if (n === -libc.EAGAIN || n === -libc.EINTR) break;
+      this.closeConn(c, "write error");
+      return;
+    }
+    const want = c.marks.released > c.writtenBytes; // held output does not need EPOLLOUT
+    if (want !== c.wantOut) {
+      c.wantOut = want;
+      this.updateMask(c);
+    }
+    // Output drained: resume a client paused for back-pressure and finish its pending input.
+    if (c.held) return;
+    if (c.paused && c.out.length <= OUT_HIGH && c.framer.pending > 0) this.backlog.add(c);
+    else if (c.paused && c.out.length <= OUT_HIGH) this.setPaused(c, false);
+  }
+
+  private closeConn(c: SocketConnection, why: string): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.backlog.delete(c);
+    this.loop.output.forget(c);
+    this.conns.delete(c.fd);
+    this.loop.removeFd(c.fd);
+    libc.close(c.fd);
+    log("debug", `${c.label} closed (${why})`);
+    this.handler.close(c.client);
+  }
+}
