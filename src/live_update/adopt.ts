@@ -24,7 +24,7 @@ export function readHandover(path: string): HostState {
   return hostStateFromStream(readStream(Deno.readFileSync(path)), 1);
 }
 
-/** Where the adopted connections go: the socket transport (src/server/unix_server.ts). */
+/** Where the adopted connections go: the socket transport (src/transport/socket_server.ts). */
 export interface AdoptingTransport<C> {
   adoptListener(fd: number): void;
   adopt(fd: number, input: Uint8Array, output: Uint8Array, partial: number): C;
