@@ -129,7 +129,12 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   25: "ENOTTY",
   28: "ENOSPC",
   30: "EROFS",
+  36: "ENAMETOOLONG",
   38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  74: "EBADMSG",
+  88: "ENOTSOCK",
   95: "EOPNOTSUPP",
   98: "EADDRINUSE",
   111: "ECONNREFUSED",
@@ -366,7 +371,10 @@ function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
   const abstract = path.startsWith("@");
   const name = enc.encode(abstract ? path.slice(1) : path);
   if (name.length >= SockaddrUn.pathSize) {
-    throw new Error(`socket path too long (${name.length} bytes, max ${SockaddrUn.pathSize - 1}): ${path}`);
+    throw new SysError(
+      `socket path of ${name.length} bytes (max ${SockaddrUn.pathSize - 1}): ${path}`,
+      36, /* ENAMETOOLONG */
+    );
   }
   const addr = new Uint8Array(SockaddrUn.path + SockaddrUn.pathSize);
   new DataView(addr.buffer).setUint16(SockaddrUn.family, AF_UNIX, true);

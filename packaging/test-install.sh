@@ -111,6 +111,10 @@ else fail "xenstore-read -s /" "no answer"; fi
 if out="$(in_root env XENSTORED_PATH=/run/xs.sock sh -c 'dxenstore write /pkg/x installed && dxenstore read /pkg/x' 2>&1)" &&
     [ "$out" = installed ]; then ok "dxenstore write+read"
 else fail "dxenstore write+read" "$out"; fi
+# The package's configuration keeps the store on disk (issue 17): no flag was given for it.
+if [ -e "$R/var/lib/xenstored/dxenstored/lock" ] && ls "$R/var/lib/xenstored/dxenstored" | grep -q .; then
+    ok "store under /var/lib/xenstored/dxenstored"
+else fail "store under /var/lib/xenstored/dxenstored" "$(ls -la "$R/var/lib/xenstored/dxenstored" 2>&1)"; fi
 pid="$(cat "$R/run/xenstore.pid" 2>/dev/null)"
 if [ -n "$pid" ] && grep -qs /usr/lib/dxenstored/dxenstored.js "/proc/$pid/cmdline"; then ok "pid file: $pid"
 else fail "pid file" "'$pid' is not the installed daemon"; fi

@@ -5,58 +5,41 @@
  *   /init                          tests/xen/qemu/dom0/init.sh (the scenarios of one boot)
  *   /e2e/guest-overlay.cpio.gz     the guests' /init (tests/xen/qemu/guest/init.sh) and /usr/bin/xse2e;
  *                                  dom0 appends it to the shared guest initramfs at boot
- *   /opt/dxenstored/               only when dxenstored is under test: the built program
- *                                  (compile/build.ts: dxenstored.js, the daemon with its npm packages and
- *                                  built-in policy plugins), the Deno binary from node_modules, and
- *                                  /opt/dxenstored/run, the launcher (compile/program.ts: exec as
- *                                  `dxenstored` with compile/v8-flags' flags), as the .deb installs them
+ *   the .deb's files               only when dxenstored is under test: the package `deno task deb`
+ *                                  builds (packaging/build_deb.ts), unpacked as dpkg installs it:
+ *                                  /usr/sbin/dxenstored, /usr/lib/dxenstored/, /etc/xen/dxenstored.conf
+ *                                  (its conffile: the persistent store under /var/lib/xenstored), ...
+ *                                  plus what Debian's dom0 has and this busybox dom0 lacks: /bin/bash
+ *                                  (the launcher's interpreter) and /usr/bin/choom (the init script runs
+ *                                  xenstored through it), copied from this host
+ *   /etc/default/xen               only with --daemon-arg: XENSTORED_ARGS, as an operator sets it
+ *
+ * dom0's init.sh starts the packaged daemon as Debian's /etc/init.d/xen does (start-stop-daemon,
+ * choom, `--pid-file /run/xenstore.pid` and nothing else, XENSTORED_ROOTDIR=/run/xenstored), so the
+ * defaults the package carries (--xen real on a Xen host, its configuration file) are what is tested.
  */
-import { build } from "../../compile/build.ts";
-import { launcherScript, PROGRAM_NAME } from "../../compile/program.ts";
-import { readV8Flags } from "../../compile/v8_flags.ts";
+import { buildDeb } from "../../packaging/build_deb.ts";
 import { run } from "./proc.ts";
-
-export interface DaemonCli {
-  /** Flags the daemon's --help mentions (the CLI is being extended by other issues). */
-  readonly flags: ReadonlySet<string>;
-}
 
 export interface PackageOptions {
   readonly root: string;
   readonly overlay: string;
   /** Package dxenstored (false: the image is only for the reference daemons). */
   readonly withDaemon: boolean;
-  /** Extra daemon arguments (--daemon-arg). */
+  /** Extra daemon arguments (--daemon-arg): XENSTORED_ARGS of dom0's /etc/default/xen. */
   readonly daemonArgs: readonly string[];
 }
 
-export const DENO_BIN = "node_modules/@deno/linux-x64-glibc/deno";
-export const DAEMON_RUN = "/opt/dxenstored/run";
+/** The installed daemon, as /etc/default/xen's XENSTORED names it. */
+export const DAEMON_PATH = "/usr/sbin/dxenstored";
+/** Host programs Debian's dom0 has and the busybox dom0 lacks (their libraries come from the sysroot). */
+const HOST_PROGRAMS = ["/bin/bash", "/usr/bin/choom"];
 
-/** Asks the built program which flags it has: --xen, --no-fork, --backend... */
-export async function daemonCli(root: string, program: string): Promise<DaemonCli> {
-  const r = await run([
-    `${root}/${DENO_BIN}`,
-    "run",
-    "--allow-all",
-    "--quiet",
-    "--no-config",
-    program,
-    "--help",
-  ], {
-    cwd: root,
-  });
-  const text = r.stdout + r.stderr;
-  return { flags: new Set(text.match(/--[a-z][a-z-]*/g) ?? []) };
-}
-
-/** The daemon's command line in dom0: a dom0 xenstored with the real Xen platform and a persistent store. */
-export function daemonArgs(cli: DaemonCli, extra: readonly string[]): string[] {
-  const args = ["--socket", "/run/xenstored/socket"];
-  if (cli.flags.has("--xen")) args.push("--xen=real");
-  if (cli.flags.has("--backend")) args.push("--backend", "file:/var/lib/xenstored/dxenstored");
-  if (cli.flags.has("--no-fork")) args.push("--no-fork"); // init.sh runs it as a background job
-  return [...args, ...extra];
+/** /etc/default/xen with XENSTORED_ARGS, or null when there are none (the file is then not shipped). */
+export function defaultXen(args: readonly string[]): string | null {
+  if (args.length === 0) return null;
+  if (args.some((a) => /["\\$`]/.test(a))) throw new Error(`--daemon-arg: no quotes or $ please: ${args}`);
+  return `# written by e2e/xen/package.ts (--daemon-arg)\nXENSTORED_ARGS="${args.join(" ")}"\n`;
 }
 
 export async function buildOverlay(opts: PackageOptions): Promise<{ daemonCommand?: string }> {
@@ -92,28 +75,26 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   await Deno.remove(g, { recursive: true });
 
   if (!opts.withDaemon) return {};
-  const opt = `${overlay}/opt/dxenstored`;
-  await Deno.mkdir(opt, { recursive: true });
-  await Deno.copyFile(`${root}/${DENO_BIN}`, `${opt}/deno`);
-  await Deno.chmod(`${opt}/deno`, 0o755);
-  // The built program: one file, nothing else of the source tree or node_modules.
-  const program = await build(`${overlay}/.program`);
-  await Deno.copyFile(program.bundle, `${opt}/dxenstored.js`);
-  await Deno.remove(`${overlay}/.program`, { recursive: true });
-  const cli = await daemonCli(root, `${opt}/dxenstored.js`);
-  const args = daemonArgs(cli, opts.daemonArgs);
-  const script = launcherScript({
-    deno: "/opt/dxenstored/deno",
-    program: "/opt/dxenstored/dxenstored.js",
-    v8Flags: readV8Flags(),
-    name: PROGRAM_NAME,
-    // Deno's cache (the V8 code cache of the program) persists with the store, so a restart is faster.
-    env: { DENO_DIR: "/var/lib/xenstored/deno-dir", HOME: "/tmp", NO_COLOR: "1" },
-    args,
-    shell: "/bin/sh", // busybox ash: its exec takes -a
-    comment: "dxenstored as dom0's xenstored (generated by e2e/xen/package.ts)",
-  });
-  await Deno.writeTextFile(`${opt}/run`, script);
-  await Deno.chmod(`${opt}/run`, 0o755);
-  return { daemonCommand: `${args.join(" ")}` };
+  // The package itself, unpacked as dpkg does (its files, modes and conffiles; no maintainer script
+  // of it starts anything).
+  const debDir = `${overlay}/.deb`;
+  const deb = await buildDeb({ out: debDir, compression: "none", test: false });
+  const x = await run(["dpkg-deb", "-x", deb, overlay]);
+  if (!x.ok) throw new Error(`dpkg-deb -x ${deb} failed:\n${x.stderr}`);
+  await Deno.remove(debDir, { recursive: true });
+  for (const p of HOST_PROGRAMS) {
+    await Deno.mkdir(`${overlay}${p.slice(0, p.lastIndexOf("/"))}`, { recursive: true });
+    await Deno.copyFile(p, `${overlay}${p}`);
+    await Deno.chmod(`${overlay}${p}`, 0o755);
+  }
+  const defaults = defaultXen(opts.daemonArgs);
+  if (defaults !== null) {
+    await Deno.mkdir(`${overlay}/etc/default`, { recursive: true });
+    await Deno.writeTextFile(`${overlay}/etc/default/xen`, defaults);
+  }
+  return {
+    daemonCommand: `${DAEMON_PATH} --pid-file /run/xenstore.pid${
+      opts.daemonArgs.length > 0 ? ` ${opts.daemonArgs.join(" ")}` : ""
+    } (as /etc/init.d/xen starts it; /etc/xen/dxenstored.conf from the package)`,
+  };
 }

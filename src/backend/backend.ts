@@ -117,6 +117,10 @@ export const DEFAULT_BACKEND_OPTIONS: BackendOptions = { sync: "always", recover
 /** The store on disk cannot be used as it is (the daemon refuses to start). */
 export class BackendError extends Error {
   override name = "BackendError";
+  /** The errno name a start-up failure shows; unset: EBADMSG (a store that cannot be used as it is). */
+  constructor(message: string, readonly errno?: string) {
+    super(message);
+  }
 }
 
 /** An I/O failure as the errno a client sees: ENOSPC for a full disk, EIO for everything else. */

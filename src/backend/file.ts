@@ -124,7 +124,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     if (!this.lockFile.tryLockSync(true)) {
       this.lockFile.close();
       this.lockFile = null;
-      throw new BackendError(`${this.dir} is in use by another daemon (lock held)`);
+      throw new BackendError(`${this.dir} is in use by another daemon (lock held)`, "EWOULDBLOCK");
     }
     removeIfExists(this.p("snapshot.tmp"));
     removeIfExists(this.p("log.tmp"));

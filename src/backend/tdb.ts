@@ -83,7 +83,7 @@ export class TdbBackend implements Backend {
     // the same file (flock and libtdb's fcntl locks do not interact), closed only after tdb_close.
     this.lockFile = Deno.openSync(this.file, { read: true, write: true, create: true });
     if (!this.lockFile.tryLockSync(true)) {
-      throw new BackendError(`${this.file} is in use by another daemon (lock held)`);
+      throw new BackendError(`${this.file} is in use by another daemon (lock held)`, "EWOULDBLOCK");
     }
     // The writer: TDB_NOMMAP, because libtdb 1.4.8 leaks the tail of its mapping each time a
     // transaction grows the file (it unmaps with the old size), and pread/pwrite turn a full disk

@@ -225,6 +225,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   fromOption("sync"),
   fromOption("group-io", "string"),
   fromOption("recover", "bool"),
+  fromOption("xen"),
   fromOption("metrics-file"),
   fromOption("metrics-interval"),
   fromOption("access-log-redact"),

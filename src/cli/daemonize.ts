@@ -6,6 +6,10 @@
 //
 //   READY <pid>   serving: the parent checks that the socket accepts, prints the pid for -P, exits 0
 //   BUSY <pid>    another daemon holds the pid file (or serves the socket): the parent exits 0
+//   FAIL <status> <shown> <line>
+//                 the start failed (startup_failure.ts): the parent prints the line on its stderr
+//                 (the terminal or init script that started it) unless the daemon's log already
+//                 wrote it to that same stderr (<shown> = 1), and exits with <status>
 //
 // then points its stdout at /dev/null. If the daemon exits without a line, the parent exits with its
 // status, so a start that fails is seen by start-stop-daemon. This is the contract Debian's
@@ -123,6 +127,11 @@ export async function runParent(o: ParentOptions): Promise<number> {
     return 0;
   }
   if (report.kind === "busy") return 0;
+  if (report.kind === "fail") {
+    if (!report.shown) console.error(`dxenstored: ${report.line}`);
+    await exited;
+    return report.status;
+  }
   if (report.kind === "timeout") {
     console.error(
       `dxenstored: daemon ${child.pid} not ready after ${(o.timeoutMs ?? READY_TIMEOUT_MS) / 1000} s`,
@@ -133,7 +142,20 @@ export async function runParent(o: ParentOptions): Promise<number> {
   return code !== 0 ? code : 1;
 }
 
-type Report = { kind: "ready" | "busy"; pid: number } | { kind: "eof" } | { kind: "timeout" };
+type Report =
+  | { kind: "ready" | "busy"; pid: number }
+  | { kind: "fail"; status: number; shown: boolean; line: string }
+  | { kind: "eof" }
+  | { kind: "timeout" };
+
+/** One report line of the daemon (the protocol above), or null. */
+export function parseReport(line: string): Report | null {
+  const m = /^(READY|BUSY) ([0-9]+)$/.exec(line);
+  if (m !== null) return { kind: m[1] === "READY" ? "ready" : "busy", pid: Number(m[2]) };
+  const f = /^FAIL ([0-9]{1,3}) ([01]) (.*)$/.exec(line);
+  if (f !== null) return { kind: "fail", status: Number(f[1]) || 1, shown: f[2] === "1", line: f[3] };
+  return null;
+}
 
 function readReport(child: Child, timeoutMs: number): Promise<Report> {
   return new Promise((resolve) => {
@@ -155,12 +177,10 @@ function readReport(child: Child, timeoutMs: number): Promise<Report> {
       buf += chunk;
       const nl = buf.indexOf("\n");
       if (nl < 0) {
-        if (buf.length > 256) done({ kind: "eof" }); // not our protocol
+        if (buf.length > 8192) done({ kind: "eof" }); // not our protocol
         return;
       }
-      const m = /^(READY|BUSY) ([0-9]+)$/.exec(buf.slice(0, nl));
-      if (m === null) return done({ kind: "eof" });
-      done({ kind: m[1] === "READY" ? "ready" : "busy", pid: Number(m[2]) });
+      done(parseReport(buf.slice(0, nl)) ?? { kind: "eof" });
     });
     out.on("end", () => done({ kind: "eof" }));
     out.on("close", () => done({ kind: "eof" }));
@@ -186,6 +206,11 @@ export class DetachedDaemon {
 
   busy(pid: number | null): void {
     this.report(`BUSY ${pid ?? 0}`);
+  }
+
+  /** The start failed: `line` for the starting process (`shown`: already on the stderr it shares). */
+  failed(status: number, line: string, shown: boolean): void {
+    this.report(`FAIL ${status} ${shown ? 1 : 0} ${line.replace(/[\r\n]+/g, " ")}`);
   }
 
   private report(line: string): void {

@@ -7,7 +7,7 @@ import { log } from "../common/log.ts";
 import { PolicyManager } from "../policy/manager.ts";
 import { openPlatform } from "../xen/open.ts";
 import type { XenPlatform } from "../xen/platform.ts";
-import { BackendError, groupWindowMs, openState } from "../backend/backend.ts";
+import { formatBackendSpec, groupWindowMs, openState } from "../backend/backend.ts";
 import { VERSION } from "../common/version.ts";
 import { StorageMetrics } from "../observe/storage.ts";
 import { createBackend } from "../backend/open.ts";
@@ -24,8 +24,11 @@ import {
   loadOptions,
   logStartupNotes,
   makeFolders,
+  removeStaleSocket,
+  reportStartupFailure,
   setupLogging,
 } from "./startup.ts";
+import { StartupFailure } from "./startup_failure.ts";
 
 // The command line without the configuration file (tests and tools parse options with it).
 export { type CliOptions, type DaemonOptions, parseArgs, usage } from "./options.ts";
@@ -47,7 +50,8 @@ export async function main(): Promise<number> {
   }
   const detached = isDetachedChild() ? DetachedDaemon.start() : null;
   // -U with the same options: the process was the detached daemon before the exec (options that fork).
-  const logOutput = setupLogging(parsed, detached !== null || (parsed.liveUpdate && parsed.fork));
+  const daemonLog = setupLogging(parsed, detached !== null || (parsed.liveUpdate && parsed.fork));
+  const logOutput = daemonLog.output;
   logStartupNotes(loaded);
 
   // Started by a live update (-U): the state of the program we replace, read and checked first.
@@ -61,18 +65,30 @@ export async function main(): Promise<number> {
     detached?.busy(null);
     return 0;
   }
-  if (claim.kind === "error") {
-    log("error", claim.message);
-    return 1;
-  }
+  // Every failure from here until the socket serves is one line in the log and on the terminal
+  // that started the daemon, with a non-zero exit status (startup_failure.ts).
+  const cleanup: Array<() => void> = [];
+  const fail = (f: StartupFailure): number => {
+    for (const undo of cleanup.reverse()) undo();
+    return reportStartupFailure(f, daemonLog, detached);
+  };
+  if (claim.kind === "error") return fail(claim.failure);
   const pidFile = claim.pidFile;
+  if (pidFile !== null) cleanup.push(() => pidFile.release());
   makeFolders(parsed);
 
-  const backend = createBackend(parsed.backend, {
-    sync: parsed.sync,
-    recover: parsed.recover,
-    asyncIo: parsed.groupIo === "async",
-  });
+  const storeName = formatBackendSpec(parsed.backend);
+  let backend;
+  try {
+    backend = createBackend(parsed.backend, {
+      sync: parsed.sync,
+      recover: parsed.recover,
+      asyncIo: parsed.groupIo === "async",
+    });
+  } catch (e) {
+    return fail(StartupFailure.of("open the store", storeName, e));
+  }
+  cleanup.push(() => backend.close());
   // Commit/sync durations and backend failures (logged at error level, counted): the metrics.
   const storage = new StorageMetrics();
   let db;
@@ -82,20 +98,16 @@ export async function main(): Promise<number> {
       ? openState(backend, storage)
       : handover.openState(backend, storage));
   } catch (e) {
-    // A damaged store (BackendError explains what to do) or an unreadable one: refuse to start.
-    log("error", e instanceof BackendError ? e.message : `${backend.name}: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
+    // A damaged store (BackendError explains what to do), a locked or an unreadable one.
+    return fail(StartupFailure.of("open the store", storeName, e));
   }
   let policies: PolicyManager;
   try {
     policies = await PolicyManager.start({ chain: parsed.policy, configFile: parsed.policyConfig });
   } catch (e) {
-    log("error", `cannot load the policy: ${(e as Error).message}`);
-    backend.close();
-    pidFile?.release();
-    return 1;
+    return fail(
+      StartupFailure.of("load the policy", parsed.policyConfig ?? (parsed.policy ?? []).join(","), e),
+    );
   }
   let platform: XenPlatform | null = null;
   let daemon: Daemon;
@@ -123,11 +135,13 @@ export async function main(): Promise<number> {
     });
     daemon.startDomains(storedDomains);
   } catch (e) {
-    log("error", `--xen: ${(e as Error).message}`);
     platform?.close();
-    backend.close();
-    pidFile?.release();
-    return 1;
+    const xen = parsed.xen ?? { kind: "none" };
+    const [what, where] = xen.kind === "sim" ? ["open the simulated Xen (--xen sim)", xen.dir] : [
+      `attach to Xen (--xen ${xen.kind})`,
+      "/dev/xen",
+    ];
+    return fail(StartupFailure.of(what, where, e));
   }
   if (gate !== null) {
     log(
@@ -153,14 +167,19 @@ export async function main(): Promise<number> {
     if (err !== null) log("error", `SIGHUP: ${err}`);
     log("info", `SIGHUP: log files reopened; ${policies.reload()}`);
   });
-  try {
-    // A stale socket from a previous run (claimInstance: nobody serves it); with -U it is ours.
-    if (handover === null) Deno.removeSync(parsed.socket);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  // A stale socket from a previous run (claimInstance: nobody serves it); with -U it is ours.
+  const stale = handover === null ? removeStaleSocket(parsed.socket) : null;
+  if (stale !== null) {
+    daemon.close();
+    return fail(stale);
   }
-  // With -U: the inherited listening socket and connections (else a new socket, as a normal start).
-  daemon.listen(handover);
+  try {
+    // With -U: the inherited listening socket and connections (else a new socket, as a normal start).
+    daemon.listen(handover);
+  } catch (e) {
+    daemon.close();
+    return fail(StartupFailure.of("bind the socket", parsed.socket, e));
+  }
   log(
     "info",
     `serving ${parsed.socket} (policy ${policies.current.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,

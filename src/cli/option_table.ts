@@ -505,7 +505,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     metavar: "SPEC",
     origin: ["dxenstored"],
     status: "mapped",
-    help: "none | sim:<dir> | real: serve guest domains over Xen rings (default: none); see docs/domains.md",
+    help: "none | sim:<dir> | real: serve guest domains over Xen rings (default: real on a host with " +
+      "/dev/xen or /proc/xen, else none: sockets only); see docs/domains.md",
     apply: (o, v) => {
       const x = parseXenSpec(v!);
       if (typeof x === "string") throw new OptionError(x);

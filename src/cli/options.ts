@@ -57,7 +57,7 @@ export interface DaemonOptions {
   /** Group commit: submit group writes through Linux AIO (async) or wait for each (inline). */
   groupIo: "async" | "inline";
   recover: boolean;
-  /** Guest domains' transport (--xen; docs/domains.md); unset = none. */
+  /** Guest domains' transport (--xen; docs/domains.md); unset = the host's default (host_defaults.ts). */
   xen?: XenSpec;
   /** Policy plugin chain (--policy) and policy config file (--policy-config); docs/plugins.md. */
   policy?: string[];
@@ -292,6 +292,10 @@ export function usage(): string {
     "Environment: XENSTORED_PATH (socket), XENSTORED_RUNDIR (default /var/run/xenstored),",
     "XENSTORED_ROOTDIR (default /var/lib/xenstored), NOTIFY_SOCKET (systemd readiness).",
     "Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log files. See docs/operations.md.",
+    "Each setting comes from the command line, else the configuration file, else the built-in default",
+    "shown above (bin/dxenstored in a checkout adds nothing: `deno task start` passes its --backend).",
+    "Exit status: 0 serving (or already running), 1 the start failed (one line says what, which path",
+    "and the errno), 2 bad options or configuration.",
   );
   return lines.join("\n") + "\n";
 }

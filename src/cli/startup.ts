@@ -22,10 +22,18 @@ import {
   usage,
 } from "./options.ts";
 import { PidFile } from "./pidfile.ts";
+import { applyHostDefaults, HOST, type HostProbe } from "./host_defaults.ts";
 import { isatty, nullifyFd, socketAccepts } from "./sys.ts";
+import { EXIT_USAGE, StartupError, StartupFailure } from "./startup_failure.ts";
 
 export type Loaded =
-  | { readonly kind: "run"; readonly opts: DaemonOptions; readonly config: LoadedConfig | null }
+  | {
+    readonly kind: "run";
+    readonly opts: DaemonOptions;
+    readonly config: LoadedConfig | null;
+    /** Built-in defaults that were taken and why (host_defaults.ts), logged at start. */
+    readonly notes: readonly string[];
+  }
   | { readonly kind: "exit"; readonly code: number };
 
 export interface LoadedConfig {
@@ -35,9 +43,14 @@ export interface LoadedConfig {
 
 /**
  * Options from the defaults, the configuration file (--config-file, else /etc/xen/dxenstored.conf
- * if it exists) and the command line, in that order. Usage errors print and give exit code 2.
+ * if it exists) and the command line, in that order; then the built-in defaults that depend on the
+ * host (`probe`: --xen) for what neither set. Usage errors print and give exit code 2.
  */
-export function loadOptions(argv: readonly string[], env: (k: string) => string | undefined): Loaded {
+export function loadOptions(
+  argv: readonly string[],
+  env: (k: string) => string | undefined,
+  probe: HostProbe = HOST,
+): Loaded {
   try {
     const occ = tokenize(argv);
     if (isHelp(occ)) {
@@ -62,12 +75,38 @@ export function loadOptions(argv: readonly string[], env: (k: string) => string 
     if (config !== null && config.result.policyKeys > 0 && opts.policyConfig === undefined) {
       opts.policyConfig = file;
     }
-    return { kind: "run", opts, config };
+    const notes = applyHostDefaults(opts, probe);
+    return { kind: "run", opts, config, notes };
   } catch (e) {
     if (!(e instanceof OptionError)) throw e;
-    console.error(`dxenstored: ${e.message}\n(dxenstored --help lists the options)`);
-    return { kind: "exit", code: 2 };
+    const f = new StartupFailure(
+      "start with these options",
+      null,
+      "EINVAL",
+      `${e.message}; dxenstored --help lists them`,
+      EXIT_USAGE,
+    );
+    console.error(`dxenstored: ${f.line()}`);
+    logUsageError(argv, f.line());
+    return { kind: "exit", code: f.status };
   }
+}
+
+/**
+ * A usage error also goes to the log file or syslog a --log-file on the command line names, when it
+ * can be found without the options (which did not parse): the line is then where the operator looks.
+ */
+function logUsageError(argv: readonly string[], message: string): void {
+  let spec: string | undefined;
+  argv.forEach((a, i) => {
+    if (a === "--log-file") spec = argv[i + 1];
+    else if (a.startsWith("--log-file=")) spec = a.slice("--log-file=".length);
+  });
+  const dest = spec === undefined ? null : parseLogDestination(spec);
+  if (dest === null || typeof dest === "string" || dest.kind === "stderr") return;
+  const out = new LogOutput(dest);
+  if (out.install() === null) log("error", message);
+  out.close();
 }
 
 /** --config-test: oxenstored's behaviour (a line on success, exit 0); errors exit 2. */
@@ -116,7 +155,7 @@ export function stderrKind(): "socket" | "file" | "pipe" | "tty" | "other" {
  * file, stderr is let go of too. Logging to a stderr that is the journal becomes native journal
  * entries (log_sink.ts), so they carry dxenstored's identifier.
  */
-export function setupLogging(o: DaemonOptions, detached: boolean): LogOutput {
+export function setupLogging(o: DaemonOptions, detached: boolean): DaemonLog {
   setLogLevel(o.logLevel);
   let spec = o.logDest ?? "stderr";
   let dropStderr = false;
@@ -138,8 +177,36 @@ export function setupLogging(o: DaemonOptions, detached: boolean): LogOutput {
   if (typeof parsed === "string") log("error", `log destination: ${parsed}; logging to stderr`);
   if (err !== null) log("error", `log file: ${err}`);
   // The journal's stream stays stderr: a line journald refuses, or an uncaught error, goes there.
-  if (detached && (dropStderr || (dest.kind !== "stderr" && dest.kind !== "journal"))) nullifyFd(2);
-  return out;
+  const keepStderr = !(detached && (dropStderr || (dest.kind !== "stderr" && dest.kind !== "journal")));
+  if (!keepStderr) nullifyFd(2);
+  return { output: out, onStderr: keepStderr && (dest.kind === "stderr" || dest.kind === "journal") };
+}
+
+/** The daemon's log as installed. */
+export interface DaemonLog {
+  readonly output: LogOutput;
+  /**
+   * Log lines reach the stderr this process was started with (itself, or the journal stream it is):
+   * a start-up failure logged is then already in front of whoever started it.
+   */
+  readonly onStderr: boolean;
+}
+
+/**
+ * A start-up failure: one line, logged at error level (the configured log) and shown to whoever
+ * started the daemon: the starting process prints it in the forking mode, stderr shows it otherwise.
+ * Returns the exit status.
+ */
+export function reportStartupFailure(
+  f: StartupFailure,
+  daemonLog: DaemonLog,
+  detached: DetachedDaemon | null,
+): number {
+  const line = f.line();
+  log("error", line);
+  if (detached !== null) detached.failed(f.status, line, daemonLog.onStderr);
+  else if (!daemonLog.onStderr) console.error(`dxenstored: ${line}`);
+  return f.status;
 }
 
 function existsSocket(path: string): boolean {
@@ -151,7 +218,10 @@ function existsSocket(path: string): boolean {
 }
 
 /** Log what the options and the configuration file said that is worth knowing. */
-export function logStartupNotes(l: { opts: DaemonOptions; config: LoadedConfig | null }): void {
+export function logStartupNotes(
+  l: { opts: DaemonOptions; config: LoadedConfig | null; notes?: readonly string[] },
+): void {
+  for (const n of l.notes ?? []) log("info", n);
   for (const w of l.opts.warnings) log("warn", w);
   const c = l.config;
   if (c === null) return;
@@ -164,7 +234,7 @@ export function logStartupNotes(l: { opts: DaemonOptions; config: LoadedConfig |
 export type Claim =
   | { readonly kind: "ok"; readonly pidFile: PidFile | null }
   | { readonly kind: "busy"; readonly message: string }
-  | { readonly kind: "error"; readonly message: string };
+  | { readonly kind: "error"; readonly failure: StartupFailure };
 
 /**
  * Make sure this is the only daemon: lock the pid file (if any), and refuse to take over a socket
@@ -181,7 +251,12 @@ export async function claimInstance(o: DaemonOptions, inherited = false): Promis
         message: `already running (pid ${r.pid ?? "?"} holds ${o.pidFile}); leaving it alone`,
       };
     }
-    if (r.kind === "error") return { kind: "error", message: `pid file: ${r.message}` };
+    if (r.kind === "error") {
+      return {
+        kind: "error",
+        failure: StartupFailure.of("lock the pid file", o.pidFile, new Error(r.message)),
+      };
+    }
     pidFile = r.pidFile;
   }
   // A live update (-U) inherits the socket: the connection would be ours.
@@ -190,6 +265,38 @@ export async function claimInstance(o: DaemonOptions, inherited = false): Promis
     return { kind: "busy", message: `another daemon serves ${o.socket}; leaving it alone` };
   }
   return { kind: "ok", pidFile };
+}
+
+/**
+ * Remove a stale socket file of a previous run (claimInstance found nobody serving it). Anything else
+ * at that path is not ours to delete: the bind then fails with EADDRINUSE, said as such.
+ */
+export function removeStaleSocket(path: string): StartupFailure | null {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    return StartupFailure.of("bind the socket", path, e);
+  }
+  if (st.isSocket !== true) {
+    const kind = st.isDirectory
+      ? "a directory"
+      : st.isSymlink
+      ? "a symbolic link"
+      : "a file that is no socket";
+    return StartupFailure.of(
+      "bind the socket",
+      path,
+      new StartupError("EADDRINUSE", `the path is taken by ${kind}; dxenstored only replaces a stale socket`),
+    );
+  }
+  try {
+    Deno.removeSync(path);
+    return null;
+  } catch (e) {
+    return StartupFailure.of("bind the socket", path, e);
+  }
 }
 
 /** cxenstored creates its run and root folders at start (errors are reported later, when used). */

@@ -86,14 +86,26 @@ export class Quotas {
 
   // ------------------------------------------------------------------ checks (dispatcher)
 
-  /** Every path of a request: path-max, on the part after "/local/domain/<id>/" (EINVAL). */
+  /**
+   * Every path of a request: path-max, on the part after "/local/domain/<id>/" (EINVAL). It binds
+   * exempt domains too, with their own value (the global one: -M, quota-path-max): cxenstored 4.17
+   * checks every connection's paths, dom0's included (is_valid_nodename), so a dom0 path of 2049–3072
+   * bytes outside a domain's home is EINVAL there and here (tests/quota/dom0_path_test.ts).
+   */
   checkPath(c: QuotaClient, abs: string): void {
-    const lim = this.settings.bound(c.domid, c.domid, "path-max");
     const exempt = this.isExempt(c.domid);
+    const lim = exempt ? this.ownPathMax(c.domid) : this.settings.bound(c.domid, c.domid, "path-max");
     if (exempt && abs.length <= lim) return; // the counted length is never longer than the path
     const len = quotaPathLength(abs);
     if (len > lim) this.refuse(c.domid, "path-max", lim, len, `path of ${len} bytes`);
     if (!exempt) this.seen(c.domid, "path-max", len);
+  }
+
+  /** An exempt domain's path-max: its value (0: none), never above the cap (the absolute path limit). */
+  private ownPathMax(domid: number): number {
+    const q = this.settings.value(domid, "path-max");
+    const cap = this.settings.caps["path-max"];
+    return q === 0 ? cap : Math.min(q, cap);
   }
 
   /** SET_PERMS: number of entries, owner entry included (node-permissions, ENOSPC). */

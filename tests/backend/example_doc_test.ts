@@ -81,7 +81,7 @@ Deno.test("docs: the example module's build and load commands work as written", 
     assert.equal((await c.request(XS.RM, "/example\0")).type, XS.RM);
     assert.equal((await c.request(XS.WRITE, "/example/again\0v2")).type, XS.WRITE);
   });
-  // In memory: the next start is empty (so the module served, not bin/dxenstored's default file:./state).
+  // In memory: the next start is empty (so the module served the store, not a persistent backend).
   await withDocDaemon(async (c) => {
     assert.equal((await c.request(XS.READ, "/example/again\0")).payload, "ENOENT\0");
   });

@@ -105,10 +105,12 @@ Deno.test("EINVAL for malformed paths, for every path-taking operation", () => {
     err(core, c, T.DIRECTORY_PART, `${p}\x000\0`, "EINVAL");
     assert.equal(lookup(core.db.root, ["a"]), undefined, `nothing created by ${what}`);
   }
-  // The longest legal paths work.
-  const abs = "/" + "x".repeat(3071);
+  // The longest legal paths work. dom0 is bound by path-max (2048) like cxenstored 4.17: a dom0 path
+  // of 2049 bytes outside a domain's home is EINVAL; the 3072-byte limit needs a larger -M.
+  const abs = "/" + "x".repeat(2047);
   assert.equal(ok(core, c, T.WRITE, `${abs}\0v`), OK);
   assert.equal(ok(core, c, T.READ, `${abs}\0`), "v");
+  err(core, c, T.WRITE, `${abs}x\0v`, "EINVAL");
   const rel = "y".repeat(2048);
   assert.equal(ok(core, c, T.WRITE, `${rel}\0w`), OK);
   assert.equal(ok(core, c, T.READ, `/local/domain/0/${rel}\0`), "w");

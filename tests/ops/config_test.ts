@@ -80,15 +80,16 @@ Deno.test("config: Debian's /etc/xen/oxenstored.conf applies without errors", ()
   assert.equal(r.policyKeys, 0);
 });
 
-Deno.test("config: the shipped /etc/xen/dxenstored.conf is valid and changes nothing", () => {
+Deno.test("config: the shipped /etc/xen/dxenstored.conf is valid and sets only the persistent store", () => {
   const o = defaultOptions(noEnv);
   const r = applyConfig(
     o,
     Deno.readTextFileSync(new URL("../../packaging/debian/dxenstored.conf", import.meta.url)),
   );
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.applied, []);
-  assert.deepEqual(o, defaultOptions(noEnv));
+  assert.deepEqual(r.applied, ["backend"]);
+  assert.deepEqual(o.backend, { kind: "file", dir: "/var/lib/xenstored/dxenstored" });
+  assert.deepEqual({ ...o, backend: null }, { ...defaultOptions(noEnv), backend: null });
 });
 
 Deno.test("config: syntax as oxenstored (trim, # comments, first =, last one wins)", () => {

@@ -24,7 +24,7 @@ import {
 const XENSTORE_READ = which("xenstore-read");
 const PYTHON = exists("/usr/bin/python3") ? "/usr/bin/python3" : which("python3");
 const LISTENER = new URL("./tools/notify_listener.py", import.meta.url).pathname;
-/** bin/dxenstored defaults to file:./state in a working tree; these tests keep nothing. */
+/** These tests keep nothing (explicitly: a configuration file on the machine could name a store). */
 const MEM = ["--backend", "memory"];
 
 /** A test folder with a socket and pid file; everything the test started is stopped at the end. */

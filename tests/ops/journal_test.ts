@@ -31,14 +31,18 @@ echo "RESULT pgrep=$(pgrep -x dxenstored | tr '\n' ',')"
 xenstore-write /journal/x 1
 kill "$pid"
 for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+# A start that fails (issue 17: one line, in the journal, exit status non-zero), in the forking mode.
+python3 "$root/tests/ops/tools/journal_exec.py" xen "$root/bin/dxenstored" --backend so:/no/such.so --pid-file "$dir/pid2"
+echo "RESULT failstart=$?"
 journalctl --sync 2>/dev/null || sleep 0.5
 journalctl -D /run/log/journal -o json --no-pager _PID="$pid"
+journalctl -D /run/log/journal -o json --no-pager | grep 'cannot open the store' | sed 's/^/FAIL-ENTRY /'
 kill "$jd"; wait "$jd"
 `;
 
 Deno.test({
   name:
-    "journal: the forked daemon's lines carry SYSLOG_IDENTIFIER and _COMM dxenstored; pidof/pgrep find it",
+    "journal: the forked daemon's lines (and a failed start's) carry SYSLOG_IDENTIFIER and _COMM dxenstored; pidof/pgrep find it",
   ignore: !canRun,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "dxs-journal-" });
@@ -79,6 +83,15 @@ Deno.test({
       assert.equal(serving._COMM, "dxenstored");
       assert.equal(serving.PRIORITY, "6");
       assert.ok(entries.some((e) => e.MESSAGE === "stopped" && e.SYSLOG_IDENTIFIER === "dxenstored"), out);
+      // A failed start: its one line is in the journal once, under dxenstored's identifier.
+      assert.equal(result.failstart, "1", "a failed start exits 1");
+      const failed = out.split("\n").filter((l) => l.startsWith("FAIL-ENTRY ")).map((l) =>
+        JSON.parse(l.slice(11))
+      );
+      assert.equal(failed.length, 1, `one journal entry for the failed start:\n${out}`);
+      assert.equal(failed[0].SYSLOG_IDENTIFIER, "dxenstored");
+      assert.equal(failed[0].PRIORITY, "3");
+      assert.ok(String(failed[0].MESSAGE).includes("so:/no/such.so: ENOENT"), failed[0].MESSAGE);
       // Nothing of the daemon's came through the stream under the init script's identifier.
       assert.deepEqual(entries.filter((e) => e.SYSLOG_IDENTIFIER !== "dxenstored").map((e) => e.MESSAGE), []);
     } finally {

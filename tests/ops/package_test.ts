@@ -28,6 +28,7 @@ const EXPECTED = [
   "start-stop-daemon start",
   "xenstore-read -s /",
   "dxenstore write+read",
+  "store under /var/lib/xenstored/dxenstored",
   "pid file",
   "process name dxenstored",
   "dpkg -r",

@@ -79,7 +79,7 @@ Deno.test("node-permissions: 5 entries (owner included) for a guest, ENOSPC beyo
 
 // ------------------------------------------------------------------ path-max
 
-Deno.test("path-max: the part after /local/domain/<id>/ for guests (EINVAL); dom0 is exempt", () => {
+Deno.test("path-max: the part after /local/domain/<id>/ for guests (EINVAL); a guest's override does not bind dom0", () => {
   const h = quotaCore();
   const g = newGuest(h, 5);
   h.admin.ok(MsgType.SET_QUOTA, ["5", "path-max", "100"]);

@@ -3,8 +3,9 @@
 # EXTRA_DOM0_DIR, booted by ../shared/xen-qemu/run.sh). Brings dom0 up like the shared init, starts
 # the xenstore daemon under test as a dom0 xenstored, then runs the scenarios of one boot plan.
 #
-# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/opt/dxenstored/run   guest=A|B
-#   A: scenario 1 (PV + PVH guests: read/write/list/watch/transaction over the ring; dom0 tools)
+# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/usr/sbin/dxenstored   guest=A|B
+#   A: scenario 0 (dxenstored only: the packaged daemon as installed, started as /etc/init.d/xen does)
+#      scenario 1 (PV + PVH guests: read/write/list/watch/transaction over the ring; dom0 tools)
 #      scenario 2 (two guests: EACCES on each other's nodes, SET_PERMS grant)
 #      scenario 3 (xl shutdown / xl reboot / xl destroy: @releaseDomain, cleanup)
 #   B: benchmark (guest READ round trip, xl create -> first xenstore access) and
@@ -108,19 +109,30 @@ end() {
   if [ $CURFAIL = 0 ]; then say "E2E-SCENARIO $SCN PASS"; else say "E2E-SCENARIO $SCN FAIL"; FAILED="$FAILED $SCN"; fi
 }
 xsd_pid() { cat /run/xenstore.pid 2>/dev/null; }
+START_RC=
 start_xsd() {
   case $XSD in
   cxenstored) xenstored --pid-file /run/xenstore.pid ;;
   oxenstored) oxenstored --pid-file /run/xenstore.pid ;;
-  *) # a foreground daemon; its pid is the job's (the run script execs it). Its log is streamed
-    # to the serial log as "[xsd] ..." lines, so a hung boot still shows it.
+  *) # the packaged daemon ($XSD = /usr/sbin/dxenstored, the .deb's files), started the way Debian's
+    # /etc/init.d/xen starts a xenstored (xenstored_start): start-stop-daemon without --background
+    # execs it through choom, with /etc/default/xen's XENSTORED_ARGS (empty unless the runner got
+    # --daemon-arg) and --pid-file, nothing else; the daemon forks and the start returns once it serves.
+    # Its log (stderr, a file here: the detached daemon keeps it) is streamed to the serial log as
+    # "[xsd] ..." lines, so a hung boot still shows it.
     touch $XSDLOG
     if [ ! -e /run/xsd-tail ]; then
       : > /run/xsd-tail
       (tail -n +1 -f $XSDLOG | while read -r l; do echo "[xsd] $l"; done) &
     fi
-    sh -c "exec $XSD" < /dev/null >> $XSDLOG 2>&1 &
-    echo $! > /run/xenstore.pid
+    XENSTORED_ARGS=
+    [ -f /etc/default/xen ] && . /etc/default/xen
+    mkdir -p /run/xenstored
+    XENSTORED_ROOTDIR=/run/xenstored start-stop-daemon --start --quiet --pidfile /run/xenstore.pid \
+      --exec /usr/bin/choom -- -n -1000 "$XSD" -- $XENSTORED_ARGS --pid-file /run/xenstore.pid \
+      < /dev/null >> $XSDLOG 2>&1
+    START_RC=$?
+    [ $START_RC = 0 ] || return 1
     ;;
   esac
   wait_for 60 xenstore-read -s / > /dev/null 2>&1
@@ -257,7 +269,28 @@ xenstore-write /e2e/mode "" && xenstore-chmod /e2e/mode r0 # guests may read /e2
 xenstore-write /e2e/s3/watched 0 && xenstore-chmod /e2e/s3/watched r0
 say "xl list:"; xl list
 
+packaged_checks() {
+  # ---------------------------------------------------------------- scenario 0 (dxenstored only)
+  begin s0 "packaged dxenstored as installed: the .deb's files, /etc/init.d/xen's start, no extra flags"
+  p=$(xsd_pid)
+  chk "start-stop-daemon returned success once the daemon served" "0" "$START_RC"
+  if [ -n "$p" ] && kill -0 "$p" 2> /dev/null; then ok "the pid file names the live daemon" "pid $p"; else bad "the pid file names the live daemon" "pid [$p]"; fi
+  chk "the daemon's name (comm)" "dxenstored" "$(cat /proc/$p/comm 2>&1)"
+  chk "its command line: the init script's, nothing added" \
+    "$(echo dxenstored $XENSTORED_ARGS --pid-file /run/xenstore.pid)" "$(tr '\0' ' ' < /proc/$p/cmdline | sed 's/ run .* \/usr\/lib\/dxenstored\/dxenstored.js / /; s/ *$//; s/  */ /g')"
+  if [ -f /etc/xen/dxenstored.conf ]; then ok "the package's /etc/xen/dxenstored.conf is in place" "$(grep -E '^[a-z]' /etc/xen/dxenstored.conf | tr '\n' ';')"; else bad "the package's /etc/xen/dxenstored.conf is in place" "absent"; fi
+  l=$(grep -m1 -- "--xen real" $XSDLOG)
+  if [ -n "$l" ]; then ok "Xen host detected: guests are served by default" "$l"; else bad "Xen host detected: guests are served by default" "no '--xen real' line in the daemon's log"; fi
+  xenstore-write /e2e/s0/persisted yes
+  n=$(ls /var/lib/xenstored/dxenstored 2>/dev/null | wc -l)
+  if [ "$n" -gt 0 ]; then ok "the store persists under /var/lib/xenstored/dxenstored" "$(ls /var/lib/xenstored/dxenstored | tr '\n' ' ')"; else bad "the store persists under /var/lib/xenstored/dxenstored" "empty or absent"; fi
+  # dom0's INTRODUCE of itself: xen-init-dom0 ran against the daemon (scenario 1's guests need the rest)
+  chk "xen-init-dom0 wrote /local/domain/0/name" "Domain-0" "$(xenstore-read /local/domain/0/name 2>&1)"
+  end
+}
+
 plan_a() {
+  [ -z "$REF" ] && packaged_checks
   # ---------------------------------------------------------------- scenario 1
   begin s1 "PV + PVH guests over the real ring"
   start_fa_watch
