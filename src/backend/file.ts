@@ -28,16 +28,16 @@ import {
   treeOps,
 } from "./records.ts";
 import { DirectAppender, DirectWriteError } from "./direct_log.ts";
+import { ascii, domainsPayload, FileStoreLoader, LOG_HEADER, logHeader, SNAP_MAGIC } from "./file_load.ts";
 import {
-  ascii,
-  domainsPayload,
-  FileStoreLoader,
-  LOG_HEADER,
-  logHeader,
+  type Disk,
+  type DiskFile,
+  REAL_DISK,
   removeIfExists,
-  SNAP_MAGIC,
+  syncDir,
   writeAll,
-} from "./file_load.ts";
+  writeDurably,
+} from "./disk.ts";
 import { AioContext } from "../../ffi/aio.ts";
 import * as libc from "../../ffi/libc.ts";
 
@@ -48,6 +48,8 @@ export interface FileBackendOptions extends BackendOptions {
   readonly preallocBytes?: number;
   /** Group mode: write each group with O_DIRECT|O_DSYNC where the file system allows (default true). */
   readonly directIo?: boolean;
+  /** The file system (default: the real one). Any other has no O_DIRECT/AIO path (src/backend/disk.ts). */
+  readonly disk?: Disk;
 }
 
 /** A group write submitted through AIO and not yet completed. */
@@ -79,8 +81,8 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   private plainUnsynced = false;
   /** The introduced domains as last stored (rewritten into every snapshot). */
   private domains: readonly DomainRecord[] = [];
-  private lockFile: Deno.FsFile | null = null;
-  private logFile: Deno.FsFile | null = null;
+  private lockFile: DiskFile | null = null;
+  private logFile: DiskFile | null = null;
   private epoch = 0;
   private logSize = 0;
   /** Bytes the log file really has: logSize plus zero-filled space ahead (preallocation). */
@@ -99,9 +101,12 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   /** Set after an I/O failure that leaves the on-disk state uncertain: every later persist fails. */
   private failed: string | null = null;
 
+  private readonly disk: Disk;
+
   constructor(readonly dir: string, opts: Partial<FileBackendOptions> = {}) {
     this.name = `file:${dir}`;
-    this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts };
+    this.disk = opts.disk ?? REAL_DISK;
+    this.opts = { ...DEFAULT_BACKEND_OPTIONS, ...opts, ...(this.disk.directIo ? {} : { directIo: false }) };
     this.group = groupWindowMs(this.opts.sync) !== null;
   }
 
@@ -119,16 +124,16 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private loadLocked(): LoadedState | null {
-    Deno.mkdirSync(this.dir, { recursive: true });
-    this.lockFile = Deno.openSync(this.p("lock"), { read: true, write: true, create: true });
+    this.disk.mkdirSync(this.dir, { recursive: true });
+    this.lockFile = this.disk.openSync(this.p("lock"), { read: true, write: true, create: true });
     if (!this.lockFile.tryLockSync(true)) {
       this.lockFile.close();
       this.lockFile = null;
       throw new BackendError(`${this.dir} is in use by another daemon (lock held)`, "EWOULDBLOCK");
     }
-    removeIfExists(this.p("snapshot.tmp"));
-    removeIfExists(this.p("log.tmp"));
-    const loader = new FileStoreLoader(this.dir, this.name, this.opts.recover);
+    removeIfExists(this.disk, this.p("snapshot.tmp"));
+    removeIfExists(this.disk, this.p("log.tmp"));
+    const loader = new FileStoreLoader(this.dir, this.name, this.opts.recover, this.disk);
     const state = loader.load();
     this.epoch = loader.epoch;
     this.domains = loader.domains;
@@ -139,7 +144,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   private openLog(size: number): void {
-    const f = Deno.openSync(this.p("log"), { read: true, write: true });
+    const f = this.disk.openSync(this.p("log"), { read: true, write: true });
     f.seekSync(size, Deno.SeekMode.Start);
     this.logFile = f;
     this.direct?.close();
@@ -162,25 +167,37 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
    * metadata update, so each commit's fdatasync writes just data (as PostgreSQL pre-zeroes its WAL);
    * the file's size changes once per preallocBytes. At start the zeros are recognised and cut off.
    */
-  private reserve(f: Deno.FsFile, need: number): void {
+  private reserve(f: DiskFile, need: number): void {
     const step = this.opts.preallocBytes ?? 1 << 20;
     if (this.opts.sync === "none" || step <= 0 || this.logSize + need <= this.allocated) return;
     if (this.logSize < this.reserveAfter) return;
-    const target = Math.max(this.allocated + step, this.logSize + need);
+    // From the log's end if records were appended past the reserve (after a reserve failed): zeros
+    // written from a stale `allocated` would overwrite them.
+    const start = Math.max(this.allocated, this.logSize - this.bufferedBytes);
+    const target = Math.max(start + step, this.logSize + need);
     // A direct write in flight may cover the block where the zeros start: let it land first.
     this.settle();
+    let written = false;
     try {
-      f.seekSync(this.allocated, Deno.SeekMode.Start);
-      writeAll(f, new Uint8Array(target - this.allocated));
+      f.seekSync(start, Deno.SeekMode.Start);
+      writeAll(f, new Uint8Array(target - start));
+      written = true;
       f.syncDataSync();
       this.allocated = target;
-    } catch {
-      // No room for the reserve (a nearly full disk): take the zeros back and append plainly (the
-      // record's own write then succeeds or fails with the real error); retry one step later.
-      this.reserveAfter = this.logSize + step;
+    } catch (e) {
+      // Take the zeros back (never below `start`: what lies before it is the log).
       try {
-        f.truncateSync(this.allocated);
+        f.truncateSync(start);
       } catch { /* some zeros may stay: harmless, cut at the next start */ }
+      if (written) {
+        // The fsync failed: it covered the whole file, so (as for a record's own fsync) nothing
+        // written since the last good sync is trustworthy: refuse further writes until a restart.
+        this.failed ??= `fsync failed: ${(e as Error).message}`;
+        throw ioError(`${this.name}: fsync`, e);
+      }
+      // No room for the reserve (a nearly full disk): append plainly (the record's own write then
+      // succeeds or fails with the real error); retry one step later.
+      this.reserveAfter = this.logSize + step;
     } finally {
       f.seekSync(this.logSize - this.bufferedBytes, Deno.SeekMode.Start);
     }
@@ -282,7 +299,7 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
    * Group mode: write the buffered records. Into preallocated space, so a failure is a media error:
    * the records are committed in memory with replies queued, so the backend stops (see syncNow).
    */
-  private flushBuffered(f: Deno.FsFile): void {
+  private flushBuffered(f: DiskFile): void {
     // The direct appender writes through its own descriptor and reads the tail through this one:
     // this descriptor's position is set here, the one place group mode writes through it, and nowhere
     // on the per-group path.
@@ -470,19 +487,19 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
   }
 
   /** The one place a log record is written (tests override it to inject faults). */
-  protected writeLog(f: Deno.FsFile, frame: Uint8Array): void {
+  protected writeLog(f: DiskFile, frame: Uint8Array): void {
     this.directReady = false;
     this.plainUnsynced = true;
     writeAll(f, frame);
   }
 
   /** The one place the log is synced (tests override it to inject faults). */
-  protected syncLog(f: Deno.FsFile): void {
+  protected syncLog(f: DiskFile): void {
     f.syncDataSync();
   }
 
   /** Cut a partly written record off the end so the log stays a clean sequence of records. */
-  private undo(f: Deno.FsFile, cause: unknown): void {
+  private undo(f: DiskFile, cause: unknown): void {
     try {
       f.truncateSync(this.logSize);
       f.seekSync(this.logSize, Deno.SeekMode.Start);
@@ -512,22 +529,22 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     snap.set(frame, 8);
     snap.set(dom, 8 + frame.length);
     try {
-      this.writeDurably(this.p("snapshot.tmp"), snap);
-      this.writeDurably(this.p("log.tmp"), logHeader(next));
-      Deno.renameSync(this.p("snapshot.tmp"), this.p("snapshot"));
+      writeDurably(this.disk, this.p("snapshot.tmp"), snap);
+      writeDurably(this.disk, this.p("log.tmp"), logHeader(next));
+      this.disk.renameSync(this.p("snapshot.tmp"), this.p("snapshot"));
     } catch (e) {
       try {
-        removeIfExists(this.p("snapshot.tmp"));
-        removeIfExists(this.p("log.tmp"));
+        removeIfExists(this.disk, this.p("snapshot.tmp"));
+        removeIfExists(this.disk, this.p("log.tmp"));
       } catch { /* best effort */ }
       throw e;
     }
     // From here the old log is superseded: failing to switch to the new one must stop all writes
     // (appending to the old log would be ignored at the next start).
     try {
-      this.syncDir();
-      Deno.renameSync(this.p("log.tmp"), this.p("log"));
-      this.syncDir();
+      syncDir(this.disk, this.dir);
+      this.disk.renameSync(this.p("log.tmp"), this.p("log"));
+      syncDir(this.disk, this.dir);
       this.logFile?.close();
       this.logFile = null;
       this.epoch = next;
@@ -543,25 +560,6 @@ export class FileBackend implements Backend, DeferredSync, AsyncSync {
     this.buffered = [];
     this.bufferedBytes = 0;
     log("debug", `${this.name}: compacted to epoch ${next} (${snap.length} bytes, gen ${gen})`);
-  }
-
-  private writeDurably(path: string, b: Uint8Array): void {
-    const f = Deno.openSync(path, { write: true, create: true, truncate: true });
-    try {
-      writeAll(f, b);
-      f.syncSync();
-    } finally {
-      f.close();
-    }
-  }
-
-  private syncDir(): void {
-    const d = Deno.openSync(this.dir, { read: true });
-    try {
-      d.syncSync();
-    } finally {
-      d.close();
-    }
   }
 
   close(): void {

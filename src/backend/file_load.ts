@@ -17,6 +17,7 @@ import { log } from "../common/log.ts";
 import { initialRoot } from "../store/database.ts";
 import type { Node } from "../store/tree.ts";
 import { BackendError, type LoadedState } from "./backend.ts";
+import { type Disk, readIfExists, REAL_DISK } from "./disk.ts";
 import { decodeDomains, type DomainRecord, encodeDomains } from "./domains.ts";
 import {
   ApplyError,
@@ -56,29 +57,6 @@ export function logHeader(epoch: number): Uint8Array {
   return h;
 }
 
-function readIfExists(path: string): Uint8Array | null {
-  try {
-    return Deno.readFileSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
-
-/** Write all of `b` to `f` (short writes continued). */
-export function writeAll(f: Deno.FsFile, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += f.writeSync(b.subarray(off));
-}
-
-export function removeIfExists(path: string): void {
-  try {
-    Deno.removeSync(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
 /** A KIND_DOMAINS payload: u8 kind, then the domain set as JSON (src/backend/domains.ts). */
 export function domainsPayload(records: readonly DomainRecord[]): Uint8Array {
   const json = encodeDomains(records);
@@ -101,7 +79,12 @@ export class FileStoreLoader {
   /** Where the log's valid records end (the log is opened there); null: not opened (compaction writes it). */
   logEnd: number | null = null;
 
-  constructor(readonly dir: string, readonly name: string, private readonly recover: boolean) {}
+  constructor(
+    readonly dir: string,
+    readonly name: string,
+    private readonly recover: boolean,
+    private readonly disk: Disk = REAL_DISK,
+  ) {}
 
   private p(name: string): string {
     return `${this.dir}/${name}`;
@@ -109,8 +92,8 @@ export class FileStoreLoader {
 
   /** Read the snapshot and replay the log; null for an empty directory (a fresh store). */
   load(): LoadedState | null {
-    const snapBytes = readIfExists(this.p("snapshot"));
-    const logBytes = readIfExists(this.p("log"));
+    const snapBytes = readIfExists(this.disk, this.p("snapshot"));
+    const logBytes = readIfExists(this.disk, this.p("log"));
     if (snapBytes === null && logBytes === null) {
       this.needCompact = true; // fresh: the first compaction writes snapshot 1 and log 1
       return null;
@@ -247,7 +230,7 @@ export class FileStoreLoader {
       log("warn", `${this.name}: --recover dropped ${skippedOps} node operations whose parents are missing`);
     }
     if (pos < logBytes.length) {
-      Deno.truncateSync(this.p("log"), pos);
+      this.disk.truncateSync(this.p("log"), pos);
     }
     if (tolerant) gen = Math.max(gen, maxGen(root));
     this.logEnd = pos;
@@ -302,7 +285,7 @@ export class FileStoreLoader {
   /** --recover: save the bytes from `pos` on for inspection and report them. */
   private drop(b: Uint8Array, pos: number, why: string): void {
     const name = `log.dropped-${this.epoch}-${pos}`;
-    Deno.writeFileSync(this.p(name), b.subarray(pos));
+    this.disk.writeFileSync(this.p(name), b.subarray(pos));
     let later = 0; // records that still look valid after the damage (lost with it)
     for (let i = pos + 1; i + 12 <= b.length; i++) {
       const f = readFrame(b, i);

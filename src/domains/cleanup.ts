@@ -7,7 +7,6 @@
 // It is one commit through the database, so watchers who could read the deleted nodes get their
 // events, transactions that observed them conflict, and accounting sees exact removals. The walk is
 // iterative (no recursion over the tree's depth) and costs O(nodes in the store).
-import { log } from "../common/log.ts";
 import type { Change, Database } from "../store/database.ts";
 import { components, joinPath } from "../store/path.ts";
 import { Perms } from "../store/perms.ts";
@@ -28,7 +27,8 @@ function withoutDomain(p: Perms, domid: number): Perms {
 }
 
 /**
- * Remove every trace of domain `domid` from the store in one commit. `keepOrphans` (cxenstored -K, a
+ * Remove every trace of domain `domid` from the store in one commit (throws the backend's error if the
+ * commit cannot be stored; nothing is changed then). `keepOrphans` (cxenstored -K, a
  * security risk): the nodes it owns are kept and given to dom0 instead of deleted (every such node, as
  * cxenstored moves them), its other permission entries still go.
  */
@@ -92,15 +92,8 @@ export function removeDomainTraces(db: Database, domid: number, keepOrphans = fa
     root = r;
     changes.push({ kind: "perms", path: s.path, perms: s.next, old: s.old });
   }
-  try {
-    db.commit({ before, after: root, changes, domid: 0 });
-  } catch (e) {
-    // A backend refused the commit (EIO/ENOSPC): the domain is gone anyway; say what was left.
-    log(
-      "error",
-      `cleanup of domain ${domid} failed, ${owned.length} orphaned subtrees kept: ${(e as Error).message}`,
-    );
-    return { removed: 0, stripped: 0, orphaned: 0 };
-  }
+  // A backend may refuse the commit (EIO/ENOSPC): that throws, and the caller retries (the nodes of a
+  // dead domain must not stay behind for a new domain with the same domid to inherit).
+  db.commit({ before, after: root, changes, domid: 0 });
   return { removed: owned.length, stripped: strip.length, orphaned };
 }

@@ -26,7 +26,7 @@ import type { Database } from "../store/database.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import { DOMID_FIRST_RESERVED, DOMID_SELF, type MappedRing, type XenPlatform } from "../xen/platform.ts";
 import type { RingFault } from "../xen/ring.ts";
-import { removeDomainTraces } from "./cleanup.ts";
+import { type CleanupResult, removeDomainTraces } from "./cleanup.ts";
 import type { RingHandle, RingInfo, RingPort } from "./rings.ts";
 import { nodeOwners, ReferencedDomains } from "./referenced.ts";
 
@@ -84,6 +84,10 @@ export class DomainManager {
   private rings: RingPort | null = null;
   /** Domains the store refers to (SET_PERMS owners) that are not introduced: cleaned up at death too. */
   private readonly referenced: ReferencedDomains;
+  /** Storing the domain records failed outside a request: retried at every turn. */
+  private recordsUnsaved = false;
+  /** Gone domains whose nodes could not be removed yet (the disk refused the commit). */
+  private readonly cleanupPending_ = new Set<number>();
 
   constructor(
     readonly platform: XenPlatform | null,
@@ -119,12 +123,22 @@ export class DomainManager {
     );
   }
 
-  /** Ring connections' watches changed: the records carry them, so they are stored again. */
-  watchesChanged(): void {
-    this.persist();
+  /**
+   * Every turn, before its output is tagged: clean-ups the disk refused are retried, and the records
+   * are stored again if ring connections' watches changed (the records carry them) or an earlier
+   * store failed.
+   */
+  beforeOutput(watchesChanged: boolean): void {
+    for (const domid of [...this.cleanupPending_]) this.removeTraces(domid);
+    if (watchesChanged || this.recordsUnsaved) this.persistSafely();
   }
 
   // ---- queries ------------------------------------------------------------------------------------
+
+  /** `domid` is gone but its nodes are still to be removed (the disk refused; retried every turn). */
+  cleanupPending(domid: number): boolean {
+    return this.cleanupPending_.has(domid);
+  }
 
   /** Introduced guest domains (not dom0's own ring). */
   get domainCount(): number {
@@ -229,6 +243,9 @@ export class DomainManager {
       throw new XsError("EINVAL", `cannot introduce ${domid}`);
     }
     if (port === 0) throw new XsError("EINVAL", "event channel port 0");
+    if (this.cleanupPending_.has(domid) && this.removeTraces(domid) === null) {
+      throw new XsError("EIO", `the nodes of an earlier domain ${domid} could not be removed yet`);
+    }
     const st = platform.domainState(domid);
     if (st === null) throw new XsError("ENOENT", `no domain ${domid}`);
     const old = this.guests.get(domid);
@@ -322,17 +339,42 @@ export class DomainManager {
     }
     this.preset.delete(d.domid);
     this.referenced.forget(d.domid);
-    const r = removeDomainTraces(this.db, d.domid, this.opts.keepOrphans);
-    this.opts.onDomainGone?.(d.domid);
+    const r = this.removeTraces(d.domid);
     if (why === "released") this.stats.released++;
     else this.stats.died++;
-    log(
-      "info",
-      `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned` +
-        (r.orphaned > 0 ? ` (${r.orphaned} owned nodes given to dom0: --keep-orphans)` : ""),
-    );
+    if (r !== null) {
+      log(
+        "info",
+        `dom${d.domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned` +
+          (r.orphaned > 0 ? ` (${r.orphaned} owned nodes given to dom0: --keep-orphans)` : ""),
+      );
+    }
     this.watches.fireSpecial("@releaseDomain", d.domid, "both");
-    this.persist();
+    this.persistSafely();
+  }
+
+  /**
+   * Remove a gone domain's nodes and permission entries (./cleanup.ts), then have its per-domain state
+   * elsewhere forgotten (quota usage, plugin state: the domid may return). That is a commit, which the
+   * disk may refuse: then the loop must not die of it (this runs in a turn, not only in a request) —
+   * the domain is retried every turn, and INTRODUCE of its domid waits for it (a new domain must
+   * inherit nothing). Null if it failed.
+   */
+  private removeTraces(domid: number): CleanupResult | null {
+    let r: CleanupResult;
+    try {
+      r = removeDomainTraces(this.db, domid, this.opts.keepOrphans);
+    } catch (e) {
+      if (!(e instanceof XsError)) throw e;
+      if (!this.cleanupPending_.has(domid)) {
+        log("error", `dom${domid} is gone but its nodes could not be removed (${e.message}); retrying`);
+      }
+      this.cleanupPending_.add(domid);
+      return null;
+    }
+    if (this.cleanupPending_.delete(domid)) log("info", `dom${domid}: its nodes are removed now`);
+    this.opts.onDomainGone?.(domid);
+    return r;
   }
 
   /** VIRQ_DOM_EXC: find the domains that shut down or died. */
@@ -363,8 +405,8 @@ export class DomainManager {
    * @releaseDomain: it never had a connection (as cxenstored).
    */
   private forgetDomain(domid: number, why: string): void {
-    const r = removeDomainTraces(this.db, domid, this.opts.keepOrphans);
-    this.opts.onDomainGone?.(domid);
+    const r = this.removeTraces(domid);
+    if (r === null) return;
     log(
       "info",
       `dom${domid} ${why}: ${r.removed} owned subtrees removed, ${r.stripped} permission lists cleaned`,
@@ -452,6 +494,24 @@ export class DomainManager {
     this.opts.onDomainsChanged?.(this.records());
   }
 
+  /**
+   * Store the domain records outside a request (a turn, a death, a restart): a failure (a full or
+   * broken disk) is logged and retried next turn instead of ending the loop.
+   */
+  private persistSafely(): void {
+    try {
+      this.persist();
+    } catch (e) {
+      if (!(e instanceof XsError)) throw e;
+      if (!this.recordsUnsaved) {
+        log("error", `the introduced domains could not be stored (${e.message}); retrying`);
+      }
+      this.recordsUnsaved = true;
+      return;
+    }
+    this.recordsUnsaved = false;
+  }
+
   private restore(records: readonly DomainRecord[]): void {
     const platform = this.platform!;
     for (const r of records) {
@@ -462,8 +522,8 @@ export class DomainManager {
       }
       const st = platform.domainState(r.domid);
       if (st === null || st.dying) {
-        const res = removeDomainTraces(this.db, r.domid, this.opts.keepOrphans);
-        log("info", `dom${r.domid} died while we were down: ${res.removed} owned subtrees removed`);
+        const res = this.removeTraces(r.domid);
+        log("info", `dom${r.domid} died while we were down: ${res?.removed ?? "no"} owned subtrees removed`);
         this.watches.fireSpecial("@releaseDomain", r.domid, "both");
         continue;
       }
@@ -509,7 +569,7 @@ export class DomainManager {
         this.forgetDomain(domid, "is gone (found at start)");
       }
     }
-    this.persist();
+    this.persistSafely();
   }
 
   /** The daemon is stopping: stop serving every ring, unbind and unmap it (the platform is closed after). */

@@ -65,8 +65,11 @@ export interface RingEvents {
   domainException(): void;
   /** A ring broke the protocol; it is no longer served and its watches and transactions are gone. */
   ringFault(domid: number, fault: RingFault): void;
-  /** Ring connections' watches changed this turn (called before the turn's output is tagged). */
-  watchesChanged(): void;
+  /**
+   * Every turn, before its output is tagged; `watchesChanged`: ring connections' watches changed
+   * this turn (the domain records carry them).
+   */
+  beforeOutput(watchesChanged: boolean): void;
 }
 
 /** The domain registry as the ring server meets it: it takes the port and receives the events. */
@@ -244,6 +247,9 @@ export class RingServer implements RingPort, RingOwner {
     const old = conn.client;
     this.byClient.delete(old.id);
     this.core.close(old); // its watches and transactions go with it
+    // ...also from the stored domain records (the owner-changed hook no longer knows this client), or
+    // a restart would bring the dropped watches back to the new connection.
+    this.watchesChanged = true;
     this.quotas?.connectionGone(old);
     conn.reset();
     this.newClient(conn);
@@ -390,14 +396,14 @@ export class RingServer implements RingPort, RingOwner {
   // ---- turn ends ---------------------------------------------------------------------------------
 
   private reportWatchChanges(): void {
-    if (!this.watchesChanged) return;
+    const changed = this.watchesChanged;
     this.watchesChanged = false;
-    this.events.watchesChanged();
+    this.events.beforeOutput(changed);
   }
 
   /** After the output is written: signal every ring that moved, look at parked rings again. */
   private turnEnd(): void {
-    this.reportWatchChanges(); // nothing left if the loop ran it before tagging the output
+    if (this.watchesChanged) this.reportWatchChanges(); // nothing left if the loop ran it before tagging the output
     for (const conn of this.touched) {
       if (conn.state !== "closed" && conn.moved) {
         conn.moved = false;
