@@ -6,7 +6,8 @@
 //     ← the policy (the policy manager: reloads swap its chain), the observer, CONTROL (built over it)
 //   EventLoop ← the group commit gate                               src/transport/loop.ts
 //     ← the idle collector at each turn's end                         src/memory/idle_collector.ts
-//   SocketServer ← loop, core                                        src/transport/socket_server.ts
+//   LiveUpdateController ← core, the options, the backend           src/live_update/controller.ts
+//   SocketServer ← loop, the live-update controller (in front of core) src/transport/socket_server.ts
 //   RingServer ← loop, platform, core, the domain registry           src/transport/ring_server.ts
 //     (it registers itself as the registry's RingPort: the one edge that runs back, see rings.ts)
 //
@@ -29,6 +30,8 @@ import { EventLoop, type OutputGate } from "../transport/loop.ts";
 import { RingServer } from "../transport/ring_server.ts";
 import { SocketServer, type SocketServerStats } from "../transport/socket_server.ts";
 import type { XenPlatform } from "../xen/platform.ts";
+import type { LiveUpdateController } from "../live_update/controller.ts";
+import { type LiveUpdateStart, prepareLiveUpdate } from "../live_update/daemon.ts";
 import { Operations, type PolicyControl, quotaConfig } from "./operations.ts";
 import type { DaemonOptions } from "./options.ts";
 
@@ -85,6 +88,9 @@ export interface DaemonParts extends CoreParts {
   readonly platform: XenPlatform | null;
   /** Group commit's gate (null: output is released at each turn's end). */
   readonly gate: OutputGate | null;
+  /** The program's arguments and environment, for the program a live update starts. */
+  readonly args?: readonly string[];
+  readonly env?: () => Record<string, string>;
 }
 
 export class Daemon {
@@ -93,6 +99,8 @@ export class Daemon {
   readonly loop: EventLoop;
   readonly sockets: SocketServer;
   readonly rings: RingServer | null;
+  /** CONTROL live-update and the switch (docs/live-update.md): the socket server's connection handler. */
+  readonly liveUpdate: LiveUpdateController;
   private readonly platform: XenPlatform | null;
 
   /** Builds every part; throws (the ring server binding VIRQ_DOM_EXC, say) before anything serves. */
@@ -101,7 +109,17 @@ export class Daemon {
     ({ core: this.core, ops: this.ops } = buildCore(o, { ...parts, socketStats }));
     this.platform = parts.platform;
     this.loop = new EventLoop({ gate: parts.gate });
-    this.sockets = new SocketServer(this.loop, this.core, {
+    const core = this.core;
+    this.liveUpdate = prepareLiveUpdate({
+      core,
+      rundir: o.rundir,
+      ownArgs: parts.args ?? [],
+      env: parts.env ?? (() => Deno.env.toObject()),
+      flushDurable: () => parts.backend?.deferredSync?.()?.syncNow(),
+      // Rings are not handed over yet (guests' nor dom0's): live update is refused while any is served.
+      guests: () => core.domains.domainCount + (core.domains.ringInfo(0) !== null ? 1 : 0),
+    });
+    this.sockets = new SocketServer(this.loop, this.liveUpdate, {
       path: o.socket,
       maxOutBytes: o.maxOutBytes,
       maxOutEvents: o.maxWatchEvents,
@@ -110,6 +128,8 @@ export class Daemon {
     this.rings = this.platform === null
       ? null
       : new RingServer(this.loop, this.platform, this.core, this.core.domains, { quotas: this.core.quotas });
+    this.liveUpdate.attach(this.sockets);
+    this.loop.onTurnEnd(() => this.liveUpdate.turnEnd());
     idleCollection(this.loop, this.core);
   }
 
@@ -121,9 +141,12 @@ export class Daemon {
     this.core.domains.start(stored);
   }
 
-  /** Listen on the socket and start the periodic work (metrics file, refusal reports). */
-  listen(): void {
-    this.sockets.listen();
+  /**
+   * Listen on the socket — or, started by a live update, adopt the inherited one and its connections —
+   * and start the periodic work (metrics file, refusal reports).
+   */
+  listen(handover: Extract<LiveUpdateStart, { kind: "ok" }> | null = null): void {
+    if (handover === null || !handover.adopt(this.sockets, this.core)) this.sockets.listen();
     this.ops.startTimers();
   }
 

@@ -14,7 +14,8 @@ import { createBackend } from "../backend/open.ts";
 import { groupCommitGate } from "../backend/group.ts";
 import { migrationCommand } from "./export.ts";
 import { DetachedDaemon, isDetachedChild, runParent } from "./daemonize.ts";
-import { sdNotify } from "./notify.ts";
+import { notifySocket, sdNotify } from "./notify.ts";
+import { liveUpdateStart } from "../live_update/daemon.ts";
 import { Daemon } from "./daemon.ts";
 import { nameProcess } from "./process_name.ts";
 import {
@@ -43,16 +44,22 @@ export async function main(): Promise<number> {
   if (parsed.configTest) return configTest(loaded);
 
   // Fork by default: this process starts the daemon and returns once it serves (daemonize.ts).
-  if (parsed.fork && !isDetachedChild()) {
+  // A live update (-U) never forks: this process already is the daemon.
+  if (parsed.fork && !isDetachedChild() && !parsed.liveUpdate) {
     return await runParent({ args: Deno.args, socket: parsed.socket, outputPid: parsed.outputPid });
   }
   const detached = isDetachedChild() ? DetachedDaemon.start() : null;
-  const daemonLog = setupLogging(parsed, detached !== null);
+  // -U with the same options: the process was the detached daemon before the exec (options that fork).
+  const daemonLog = setupLogging(parsed, detached !== null || (parsed.liveUpdate && parsed.fork));
   const logOutput = daemonLog.output;
   logStartupNotes(loaded);
 
-  // One daemon per pid file and socket: a second start leaves the running one alone and exits 0.
-  const claim = await claimInstance(parsed);
+  // Started by a live update (-U): the state of the program we replace, read and checked first.
+  const handover = parsed.liveUpdate ? liveUpdateStart(parsed.rundir) : null;
+  if (handover !== null && handover.kind === "error") return 1;
+  // One daemon per pid file and socket: a second start leaves the running one alone and exits 0
+  // (with -U the socket is ours already: it is inherited).
+  const claim = await claimInstance(parsed, handover !== null);
   if (claim.kind === "busy") {
     log("info", claim.message);
     detached?.busy(null);
@@ -87,7 +94,9 @@ export async function main(): Promise<number> {
   let db;
   let storedDomains;
   try {
-    ({ db, domains: storedDomains } = openState(backend, storage));
+    ({ db, domains: storedDomains } = handover === null
+      ? openState(backend, storage)
+      : handover.openState(backend, storage));
   } catch (e) {
     // A damaged store (BackendError explains what to do), a locked or an unreadable one.
     return fail(StartupFailure.of("open the store", storeName, e));
@@ -109,7 +118,21 @@ export async function main(): Promise<number> {
   }, storage);
   try {
     platform = openPlatform(parsed.xen ?? { kind: "none" });
-    daemon = new Daemon(parsed, { db, policy: policies, platform, backend, gate, storage });
+    daemon = new Daemon(parsed, {
+      db,
+      policy: policies,
+      platform,
+      backend,
+      gate,
+      storage,
+      args: Deno.args,
+      // A live update's new program gets our environment and NOTIFY_SOCKET (for its STOPPING=1).
+      env: () => {
+        const env = Deno.env.toObject();
+        const ns = notifySocket();
+        return ns === undefined ? env : { ...env, NOTIFY_SOCKET: ns };
+      },
+    });
     daemon.startDomains(storedDomains);
   } catch (e) {
     platform?.close();
@@ -144,13 +167,15 @@ export async function main(): Promise<number> {
     if (err !== null) log("error", `SIGHUP: ${err}`);
     log("info", `SIGHUP: log files reopened; ${policies.reload()}`);
   });
-  const stale = removeStaleSocket(parsed.socket);
+  // A stale socket from a previous run (claimInstance: nobody serves it); with -U it is ours.
+  const stale = handover === null ? removeStaleSocket(parsed.socket) : null;
   if (stale !== null) {
     daemon.close();
     return fail(stale);
   }
   try {
-    daemon.listen();
+    // With -U: the inherited listening socket and connections (else a new socket, as a normal start).
+    daemon.listen(handover);
   } catch (e) {
     daemon.close();
     return fail(StartupFailure.of("bind the socket", parsed.socket, e));
@@ -160,7 +185,8 @@ export async function main(): Promise<number> {
     `serving ${parsed.socket} (policy ${policies.current.name}, pid ${Deno.pid}, dxenstored ${VERSION})`,
   );
   // Ready: systemd (Type=notify, from this very process) and the parent that is waiting for us.
-  sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
+  // After a live update systemd has known this pid serving all along: no second READY.
+  if (handover === null) sdNotify(`READY=1\nSTATUS=serving ${parsed.socket}\n`, true);
   detached?.ready();
   await daemon.run();
   if (gate !== null) {

@@ -24,3 +24,8 @@ export function sdNotify(state: string, unset = false): boolean {
   }
   return sendDatagram(path, enc.encode(state));
 }
+
+/** $NOTIFY_SOCKET, also after sdNotify(..., true) removed it (a live update passes it on). */
+export function notifySocket(): string | undefined {
+  return Deno.env.get("NOTIFY_SOCKET") ?? notifyPath;
+}

@@ -297,12 +297,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     long: "live-update",
     arg: "none",
     origin: ["cxenstored"],
-    status: "refused",
-    help: "internal to cxenstored's live update, which dxenstored does not support (exit 2)",
+    status: "mapped",
+    help: "started by a live update (xenstore-control live-update): adopt the connections, watches " +
+      "and store in <rundir>/state_dump instead of starting afresh; never forks",
     hidden: true,
-    apply: () => {
-      throw new OptionError("live update is not supported by dxenstored");
-    },
+    apply: (o) => o.liveUpdate = true,
   },
   {
     long: "event",

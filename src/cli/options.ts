@@ -80,6 +80,8 @@ export interface DaemonOptions {
   /** XENSTORED_RUNDIR / XENSTORED_ROOTDIR (created at start, as cxenstored). */
   rundir: string;
   rootdir: string;
+  /** -U: started by a live update: adopt the state in <rundir>/state_dump (docs/live-update.md). */
+  liveUpdate: boolean;
   /** Non-fatal remarks (obsolete or ignored options), logged at start. */
   warnings: string[];
 }
@@ -139,6 +141,7 @@ export function defaultOptions(env: (k: string) => string | undefined): DaemonOp
     refusalIntervalMs: DEFAULT_REFUSAL_RATE.intervalMs,
     rundir,
     rootdir: env("XENSTORED_ROOTDIR") || DEFAULT_ROOTDIR,
+    liveUpdate: false,
     warnings: [],
   };
 }

@@ -161,7 +161,9 @@ export function setupLogging(o: DaemonOptions, detached: boolean): DaemonLog {
   let dropStderr = false;
   if (detached && spec === "stderr") {
     const kind = stderrKind();
-    if (kind === "tty" || kind === "pipe") {
+    // A live update (-U) inherits the stderr its predecessor left: /dev/null ("other") when that one
+    // had let go of a terminal or pipe and logged to syslog — so log to syslog again.
+    if (kind === "tty" || kind === "pipe" || (o.liveUpdate && kind === "other")) {
       dropStderr = true;
       if (existsSocket(SYSLOG_SOCKET)) spec = "syslog";
       else log("warn", "no syslog socket: the detached daemon logs nowhere (use --log-file)");
@@ -239,7 +241,7 @@ export type Claim =
  * another daemon still accepts connections on (cxenstored unlinks it: "FIXME: don't mug running
  * daemon"). A stale socket file is removed by the caller as before.
  */
-export async function claimInstance(o: DaemonOptions): Promise<Claim> {
+export async function claimInstance(o: DaemonOptions, inherited = false): Promise<Claim> {
   let pidFile: PidFile | null = null;
   if (o.pidFile !== null) {
     const r = PidFile.acquire(o.pidFile);
@@ -257,7 +259,8 @@ export async function claimInstance(o: DaemonOptions): Promise<Claim> {
     }
     pidFile = r.pidFile;
   }
-  if (await socketAccepts(o.socket)) {
+  // A live update (-U) inherits the socket: the connection would be ours.
+  if (!inherited && await socketAccepts(o.socket)) {
     pidFile?.release();
     return { kind: "busy", message: `another daemon serves ${o.socket}; leaving it alone` };
   }

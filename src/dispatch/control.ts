@@ -49,7 +49,7 @@ export interface ControlContext {
 }
 
 const OK = "OK\0";
-export const LIVE_UPDATE_UNSUPPORTED = "live-update is not supported by dxenstored yet";
+export const LIVE_UPDATE_UNSUPPORTED = "live-update is not supported without dxenstored's socket transport";
 
 interface Command {
   readonly name: string;
@@ -149,7 +149,11 @@ export class ControlCommands implements ControlHandler {
     return OK;
   }
 
-  /** Live update is not implemented: any well-formed request gets a plain-text refusal xenstore-control prints. */
+  /**
+   * The daemon answers live-update before the dispatcher sees it (src/live_update/controller.ts sits
+   * between the socket transport and the core); a core without it (in-process harnesses) refuses
+   * with a plain-text reply xenstore-control prints.
+   */
   private liveUpdate(a: readonly string[]): string {
     if (a.length < 1) einval("live-update needs arguments");
     return LIVE_UPDATE_UNSUPPORTED + "\0";

@@ -68,6 +68,16 @@ export class Framer {
     return this.buf.slice(this.start, this.end);
   }
 
+  /**
+   * Give back the message next() just returned (its bytes are still in the buffer, right before the
+   * unconsumed ones): it stays unprocessed input. Only valid straight after that next().
+   */
+  unread(m: Message): void {
+    const n = HEADER_SIZE + m.payload.length;
+    if (n > this.start) throw new Error("Framer.unread: not the message just returned");
+    this.start -= n;
+  }
+
   /** Add bytes. The chunk must stay unchanged until next() returns null and release() is called. */
   feed(chunk: Uint8Array): void {
     if (chunk.length === 0) return;

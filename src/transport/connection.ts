@@ -26,8 +26,9 @@ export interface SocketState {
   readonly fd: number;
   /** Bytes read and not yet handed to the core (at most one partial message, or a backlog). */
   readonly input: Uint8Array;
-  /** Bytes queued and not yet written. */
+  /** Bytes queued and not yet written: `partial` bytes finishing a message, then whole messages. */
   readonly output: Uint8Array;
+  readonly partial: number;
   /** How many of `output`'s bytes are released (the rest waits for group commit). */
   readonly releasedOutput: number;
 }

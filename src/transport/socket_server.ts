@@ -24,7 +24,11 @@ import { ReleaseMarks } from "./release_marks.ts";
 export interface ConnectionHandler {
   /** A privileged (dom0 socket) connection. */
   open(sink: Connection, label: string): Client;
-  message(c: Client, m: Message): void;
+  /**
+   * Handle one request. `false`: not now (a live update holds it, src/live_update): it stays the
+   * connection's unprocessed input and the connection is not served until `resumeHeld()`.
+   */
+  message(c: Client, m: Message): void | boolean;
   close(c: Client): void;
 }
 
@@ -54,6 +58,8 @@ class SocketConnection implements Connection {
   closed = false;
   /** Reading suspended because output is backed up or input is pending. */
   paused = false;
+  /** The handler held a request (live update): not served until resumed. */
+  held = false;
   /** EPOLLOUT armed: released output is waiting for the socket to drain. */
   wantOut = false;
   /** Bytes ever queued / written on this connection: stream offsets for `events` and `marks`. */
@@ -96,6 +102,7 @@ class SocketConnection implements Connection {
       fd: this.fd,
       input: this.framer.pendingBytes(),
       output: pending.slice(),
+      partial: this.out.partial,
       releasedOutput: Math.max(0, this.marks.released - this.writtenBytes),
     };
   }
@@ -133,6 +140,46 @@ export class SocketServer {
     return this.conns.values();
   }
 
+  /** The listening socket (-1 before listen()). */
+  get listenerFd(): number {
+    return this.listenFd;
+  }
+
+  /** Serve an inherited listening socket instead of creating one (live update: -U). */
+  adoptListener(fd: number): void {
+    this.listenFd = fd;
+    this.loop.addFd(fd, () => this.acceptAll());
+  }
+
+  /**
+   * Serve an inherited, connected socket (live update: -U) as a new connection: `output` (after
+   * `partial` bytes finishing a message) is sent first, `input` is served before anything read
+   * later. The descriptor must be non-blocking.
+   */
+  adopt(fd: number, input: Uint8Array, output: Uint8Array, partial: number): Client {
+    const c = this.accepted(fd);
+    if (output.length > 0) {
+      c.out.appendRaw(output, partial);
+      c.queuedBytes += output.length;
+      this.loop.output.queued(c); // released at the turn's end, as any output
+    }
+    if (input.length > 0) {
+      c.framer.feed(input.slice());
+      c.framer.release();
+      this.backlog.add(c);
+    }
+    return c.client;
+  }
+
+  /** Serve again the connections whose request the handler held (live update ended). */
+  resumeHeld(): void {
+    for (const c of this.conns.values()) {
+      if (!c.held) continue;
+      c.held = false;
+      this.backlog.add(c);
+    }
+  }
+
   /** Bind and listen; connections are accepted by the loop from now on. */
   listen(): void {
     this.listenFd = libc.listenUnix(this.opts.path);
@@ -153,10 +200,15 @@ export class SocketServer {
     for (;;) {
       const fd = libc.accept(this.listenFd);
       if (fd < 0) break;
-      const c = new SocketConnection(fd, this.nextId++, this, this.handler);
-      this.conns.set(fd, c);
-      this.loop.addFd(fd, (mask) => this.onEvent(c, mask), libc.EPOLLIN | libc.EPOLLRDHUP);
+      this.accepted(fd);
     }
+  }
+
+  private accepted(fd: number): SocketConnection {
+    const c = new SocketConnection(fd, this.nextId++, this, this.handler);
+    this.conns.set(fd, c);
+    this.loop.addFd(fd, (mask) => this.onEvent(c, mask), libc.EPOLLIN | libc.EPOLLRDHUP);
+    return c;
   }
 
   /** SocketConnection.send: queue one message; false if the connection is gone or now over its limits. */
@@ -196,7 +248,7 @@ export class SocketServer {
   }
 
   private readConn(c: SocketConnection, mask: number): void {
-    if (c.paused) return;
+    if (c.paused || c.held) return;
     const n = libc.read(c.fd, this.readBuf);
     if (n > 0) {
       c.framer.feed(this.readBuf.subarray(0, n));
@@ -218,7 +270,7 @@ export class SocketServer {
   /** Process buffered messages until the input runs out or the output backs up. */
   private serve(c: SocketConnection): void {
     this.backlog.delete(c);
-    while (!c.closed) {
+    while (!c.closed && !c.held) {
       if (c.out.length > OUT_HIGH) {
         // Back-pressure: stop reading this client until its replies drain.
         this.setPaused(c, true);
@@ -234,7 +286,12 @@ export class SocketServer {
         this.closeConn(c, "oversized message");
         return;
       }
-      this.handler.message(c.client, m);
+      if (this.handler.message(c.client, m) === false) {
+        // Held (live update pending): keep it as input, stop reading until resumeHeld().
+        c.framer.unread(m);
+        c.held = true;
+        this.setPaused(c, true);
+      }
     }
   }
 
@@ -273,6 +330,7 @@ export class SocketServer {
       this.updateMask(c);
     }
     // Output drained: resume a client paused for back-pressure and finish its pending input.
+    if (c.held) return;
     if (c.paused && c.out.length <= OUT_HIGH && c.framer.pending > 0) this.backlog.add(c);
     else if (c.paused && c.out.length <= OUT_HIGH) this.setPaused(c, false);
   }

@@ -76,6 +76,13 @@ export class TxRegistry {
     if (this.open.delete(tx.id) && tx.parent) tx.parent.children--;
   }
 
+  /** When the oldest open transaction started (the `now` it was given), or null if none is open. */
+  oldestStart(): number | null {
+    let t: number | null = null;
+    for (const tx of this.open.values()) if (t === null || tx.startedAt < t) t = tx.startedAt;
+    return t;
+  }
+
   /** Abort everything (connection closed, RESET_WATCHES, domain gone). */
   clear(): void {
     this.open.clear();

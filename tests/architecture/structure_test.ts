@@ -33,13 +33,16 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   memory: ["ffi"],
   client: ["common", "protocol", "wire", "xen"],
   migration: ["backend", "common", "store", "wire"],
-  live_update: ["ffi"],
+  // Live update stands between the socket transport and the core (the transport's connection handler,
+  // built by the CLI's assembly): it reads the core's state and writes/reads migration streams.
+  live_update: ["backend", "common", "dispatch", "ffi", "migration", "protocol", "store", "watch", "wire"],
   cli: [
     "backend",
     "common",
     "dispatch",
     "domains",
     "ffi",
+    "live_update",
     "memory",
     "observe",
     "policy",

@@ -17,6 +17,8 @@ export interface StartOptions {
   readonly args?: readonly string[];
   /** How long to wait for the socket to accept connections (default 20 s: a cold Deno cache is slow). */
   readonly startTimeoutMs?: number;
+  /** Extra environment variables (e.g. XENSTORED_RUNDIR). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class Daemon {
@@ -125,7 +127,14 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const [cmd, args] = command(socket, opts.args ?? []);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(cmd, { args, cwd: ROOT, stdin: "null", stdout: "piped", stderr: "piped" })
+    child = new Deno.Command(cmd, {
+      args,
+      cwd: ROOT,
+      env: opts.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
       .spawn();
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -72,7 +72,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "control: print goes to the trace log; live-update is refused clearly; stats answers",
+  name:
+    "control: print goes to the trace log; live-update of a program that is not dxenstored is refused clearly; stats answers",
   ignore: !haveTool,
   fn: async () => {
     await withDaemon(async (d) => {
@@ -86,7 +87,7 @@ Deno.test({
       assert.ok(!Deno.readTextFileSync(trace).includes("not logged"), "log off stops the trace");
       const lu = await x("live-update", "/bin/true");
       assert.equal(lu.code, 3, `live-update: ${lu.stderr}`);
-      assert.ok(lu.stderr.includes("live-update is not supported by dxenstored yet"), lu.stderr);
+      assert.ok(lu.stderr.includes("File is not a xenstored dxenstored can hand over to"), lu.stderr);
       const st = await x("stats");
       assert.equal(st.code, 0, st.stderr);
       assert.ok(/^dxenstored_requests_total\{op="CONTROL",result="ok"\} \d+$/m.test(st.stdout), st.stdout);

@@ -167,7 +167,10 @@ Deno.test("options: obsolete and not-applicable options are accepted with a warn
   assert.equal(k.accessLog.disabled, true);
   assert.equal(k.warnings.length, 1, "-K warns that it is a security risk; -D is plain");
   assert.ok(k.warnings[0].includes("security risk"));
-  assert.ok(failure(["-U"]).includes("live update"));
+  // -U: started by a live update (docs/live-update.md): adopt the state (main never forks then).
+  const u = parsed(["-U"]);
+  assert.equal(u.liveUpdate, true);
+  assert.equal(parsed([]).liveUpdate, false);
   assert.ok(failure(["--live"]).includes("live update"));
 });
 

@@ -1,0 +1,116 @@
+// The seams between live update and the daemon's assembly (src/cli/main.ts): the controller the
+// socket transport is given as its connection handler, and the `-U` start — read the state first,
+// then open the store from it, then adopt the descriptors once the transport exists.
+import { log } from "../common/log.ts";
+import { attachBackend, type Backend, type StorageObserver } from "../backend/backend.ts";
+import type { DomainRecord } from "../backend/domains.ts";
+import type { Client } from "../dispatch/client.ts";
+import type { Core } from "../dispatch/core.ts";
+import { Database } from "../store/database.ts";
+import type { HostState } from "../migration/host_state.ts";
+import {
+  adoptConnections,
+  type AdoptingTransport,
+  chooseStore,
+  describeAdoption,
+  readHandover,
+} from "./adopt.ts";
+import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
+import { checkFile, probeTarget } from "./target.ts";
+import { execve } from "./exec.ts";
+import { STATE_DUMP } from "./handover.ts";
+import {
+  answerFailure,
+  FAILED_ENV,
+  type Fallback,
+  FALLBACK_ENV,
+  FALLBACK_SUFFIX,
+  parseFailure,
+  parseFallback,
+} from "./fallback.ts";
+
+/** The controller, with `-f`'s real checks (the file, then what program it is) unless given. */
+export function prepareLiveUpdate(
+  o: Omit<LiveUpdateOptions, "checkFile"> & Partial<Pick<LiveUpdateOptions, "checkFile">>,
+): LiveUpdateController {
+  return new LiveUpdateController({ checkFile, probe: (f) => probeTarget(f), ...o });
+}
+
+export type LiveUpdateStart =
+  | { readonly kind: "error" }
+  | {
+    readonly kind: "ok";
+    readonly host: HostState;
+    /** The store (instead of backend.ts openState): the stream's, or the backend's if equal. */
+    openState(
+      backend: Backend,
+      observer?: StorageObserver,
+    ): { db: Database; domains: readonly DomainRecord[] };
+    /** Adopt the inherited descriptors; false if there was no listening socket to adopt. */
+    adopt(transport: AdoptingTransport<Client>, core: Core): boolean;
+  };
+
+/**
+ * `-U`: read and validate <rundir>/state_dump before anything else. If it cannot be read, go back to
+ * the program that wrote it (./fallback.ts) when it said how; else log and fail. When this is that
+ * program coming back, read its own dump and answer the asker with the failure.
+ */
+export function liveUpdateStart(rundir: string): LiveUpdateStart {
+  const failure = parseFailure(Deno.env.get(FAILED_ENV));
+  const fallback = parseFallback(Deno.env.get(FALLBACK_ENV));
+  // Neither may leak into a later switch or a child.
+  Deno.env.delete(FAILED_ENV);
+  Deno.env.delete(FALLBACK_ENV);
+  const dump = `${rundir}/${STATE_DUMP}`;
+  let host: HostState;
+  try {
+    host = readHandover(failure === null ? dump : dump + FALLBACK_SUFFIX);
+  } catch (e) {
+    const why = (e as Error).message;
+    log("error", `live update: cannot adopt the state in ${rundir}: ${why}`);
+    if (failure === null && fallback !== null) goBack(fallback, why);
+    return { kind: "error" };
+  }
+  // Used once, as cxenstored does: a restart must not adopt stale descriptors.
+  for (const f of [dump, dump + FALLBACK_SUFFIX]) {
+    try {
+      Deno.removeSync(f);
+    } catch { /* absent */ }
+  }
+  if (failure !== null) {
+    log("error", `live update failed in the new program (${failure.reason}); this one serves on`);
+    host = answerFailure(host, failure);
+  }
+  let storeNote = "";
+  return {
+    kind: "ok",
+    host,
+    openState(backend, observer) {
+      const loaded = backend.load();
+      const pick = chooseStore(loaded, host.store);
+      const db = new Database(pick.root, pick.gen);
+      for (const [name, perms] of pick.specialPerms) db.specialPerms.set(name, perms);
+      attachBackend(db, backend, observer);
+      if (pick.rewrite) backend.compact(db.root, db.generation);
+      storeNote = pick.source;
+      return { db, domains: loaded?.domains ?? [] };
+    },
+    adopt(transport, core) {
+      const { listener, report } = adoptConnections(host, transport, core.watches);
+      log("info", describeAdoption(report, host.store.nodes, storeNote));
+      return listener;
+    },
+  };
+}
+
+/** Exec the previous program again with the same descriptors; returns only if that fails. */
+function goBack(f: Fallback, why: string): void {
+  log("error", `live update: going back to the previous program (${f.argv.join(" ")})`);
+  const env = Deno.env.toObject();
+  env[FAILED_ENV] = JSON.stringify({ fd: f.fd, reqId: f.reqId, txId: f.txId, reason: why.slice(0, 2000) });
+  try {
+    execve(f.file, f.argv, env);
+  } catch (e) {
+    log("error", `live update: cannot go back: ${(e as Error).message}`);
+  }
+}

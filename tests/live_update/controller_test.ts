@@ -1,0 +1,210 @@
+// The live-update controller in process (src/live_update/controller.ts), with a fake socket transport
+// and a fake exec: what it hands over (the dump, the argv, the descriptors), when it waits, and how it
+// fails — the paths an end-to-end test cannot steer (a connection's input too large for a CONN record).
+import assert from "../helpers/assert.ts";
+import { Core } from "../../src/dispatch/core.ts";
+import type { Client } from "../../src/dispatch/client.ts";
+import { LegacyPolicy } from "../../src/policy/legacy.ts";
+import { MsgType } from "../../src/protocol/wire.ts";
+import { encodeMessage } from "../../src/protocol/codec.ts";
+import { type HandedOverSocket, LiveUpdateController } from "../../src/live_update/controller.ts";
+import { readStream } from "../../src/migration/reader.ts";
+import { hostStateFromStream } from "../../src/migration/host_state.ts";
+import { answerFailure, FALLBACK_ENV, parseFallback } from "../../src/live_update/fallback.ts";
+
+interface Sent {
+  type: number;
+  reqId: number;
+  payload: string;
+}
+
+function setup(input: Uint8Array = new Uint8Array(0)) {
+  const rundir = Deno.makeTempDirSync({ prefix: "dxs-luc-" });
+  // The dispatcher stamps transactions with Date.now(): the controller's clock starts there.
+  const base = Date.now();
+  let now = base;
+  const core = new Core({ policy: new LegacyPolicy() });
+  const execs: Array<{
+    file: string;
+    argv: readonly string[];
+    fds: readonly number[];
+    dump: Uint8Array;
+    env: Readonly<Record<string, string>>;
+    fallbackDump: Uint8Array;
+  }> = [];
+  const lu = new LiveUpdateController({
+    core,
+    rundir,
+    ownArgs: ["--socket", "/s"],
+    env: () => ({}),
+    flushDurable: () => {},
+    guests: () => 0,
+    checkFile: () => null,
+    now: () => now,
+    exec: (file, argv, env, fds) => {
+      const dump = Deno.readFileSync(`${rundir}/state_dump`);
+      const fallbackDump = Deno.readFileSync(`${rundir}/state_dump.fallback`);
+      execs.push({ file, argv, fds, dump, env, fallbackDump });
+      return "execve: /new: no such file (errno 2)";
+    },
+  });
+  const sent = new Map<number, Sent[]>();
+  const open = (fd: number): Client => {
+    const out: Sent[] = [];
+    const c = lu.open(
+      { send: (type, reqId, _tx, payload) => (out.push({ type, reqId, payload }), true) },
+      `s${fd}`,
+    );
+    sent.set(c.id, out);
+    return c;
+  };
+  const a = open(7);
+  const b = open(8);
+  let resumed = 0;
+  const state = (c: Client, fd: number): HandedOverSocket => ({
+    kind: "socket",
+    fd,
+    input: c === b ? input : new Uint8Array(0),
+    output: new Uint8Array(0),
+    partial: 0,
+  });
+  lu.attach({
+    listenerFd: 5,
+    connections: () => [
+      { client: a, transportState: () => state(a, 7) },
+      { client: b, transportState: () => state(b, 8) },
+    ],
+    resumeHeld: () => resumed++,
+  });
+  const ctl = (c: Client, reqId: number, ...args: string[]) =>
+    lu.message(c, {
+      type: MsgType.CONTROL,
+      reqId,
+      txId: 0,
+      payload: ["live-update", ...args, ""].join("\0"),
+    });
+  return {
+    rundir,
+    core,
+    lu,
+    a,
+    b,
+    execs,
+    ctl,
+    sent: (c: Client) => sent.get(c.id)!,
+    /** ms since setup. */
+    set now(t: number) {
+      now = base + t;
+    },
+    get resumed() {
+      return resumed;
+    },
+  };
+}
+
+Deno.test("live-update controller: the dump, argv and descriptors handed over; exec failure answered", () => {
+  const t = setup();
+  t.ctl(t.a, 1, "-f", "/new");
+  t.ctl(t.a, 2, "-c", "-N  --socket /s");
+  t.ctl(t.a, 3, "-s", "-t", "10");
+  assert.deepEqual(t.sent(t.a).map((s) => s.payload), ["OK\0", "OK\0"], "-s is delayed");
+  // A transaction start of a connection without a transaction is held from -f on.
+  assert.equal(
+    t.lu.message(t.b, { type: MsgType.TRANSACTION_START, reqId: 4, txId: 0, payload: "\0" }),
+    false,
+  );
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  const e = t.execs[0];
+  assert.equal(e.file, "/new");
+  assert.deepEqual(e.argv, ["/new", "-N", "--socket", "/s", "-U"]);
+  assert.deepEqual(e.fds, [5, 7, 8]);
+  // The way back (./fallback.ts): the same bytes under a second name, and how to start this program.
+  assert.deepEqual(e.fallbackDump, e.dump);
+  const fb = parseFallback(e.env[FALLBACK_ENV]);
+  assert.ok(fb !== null, "DXENSTORED_LU_FALLBACK set");
+  assert.equal(fb!.file, Deno.execPath());
+  assert.deepEqual([fb!.fd, fb!.reqId, fb!.txId], [7, 3, 0]);
+  assert.equal(fb!.argv.at(-1), "-U");
+  // Coming back, the old program answers the asker with the failure instead of OK.
+  const back = answerFailure(hostStateFromStream(readStream(e.dump)), { ...fb!, reason: "boom" });
+  const asker = back.connections.find((c) => c.endpoint.kind === "socket" && c.endpoint.fd === 7)!;
+  assert.deepEqual(asker.output, encodeMessage(MsgType.CONTROL, 3, 0, "live-update failed: boom\0"));
+  const host = hostStateFromStream(readStream(e.dump));
+  assert.equal(host.global?.socketFd, 5);
+  const sockets = host.connections.filter((c) => c.endpoint.kind === "socket");
+  assert.deepEqual(sockets.map((c) => c.endpoint.kind === "socket" ? c.endpoint.fd : -1), [7, 8]);
+  // The asking connection's reply to -s is in the dump as unsent output.
+  assert.deepEqual(sockets[0].output, encodeMessage(MsgType.CONTROL, 3, 0, "OK\0"));
+  assert.equal(sockets[1].output.length, 0);
+  // The exec failed: answered here, the dump removed, held connections resumed, the session over.
+  const last = t.sent(t.a).at(-1)!;
+  assert.equal(last.reqId, 3);
+  assert.equal(last.payload, "Error activating new binary.\nexecve: /new: no such file (errno 2)\0");
+  assert.throws(() => Deno.statSync(`${t.rundir}/state_dump`));
+  assert.throws(() => Deno.statSync(`${t.rundir}/state_dump.fallback`));
+  assert.ok(t.resumed > 0);
+  assert.ok(!t.lu.session.active);
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: waits for open transactions, then refuses or (-F) goes", () => {
+  const t = setup();
+  t.core.message(t.b, { type: MsgType.TRANSACTION_START, reqId: 1, txId: 0, payload: "\0" });
+  t.ctl(t.a, 2, "-f", "/new");
+  t.ctl(t.a, 3, "-s", "-t", "2");
+  t.now = 1000;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0, "waiting");
+  t.now = 2500;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0);
+  assert.equal(t.sent(t.a).at(-1)!.payload, "Domains with long running transactions:\nDomain 0: 2 s\0");
+  t.ctl(t.a, 4, "-f", "/new");
+  t.ctl(t.a, 5, "-s", "-t", "2", "-F");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1, "-F with only long-running transactions: at once");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: input too large for a CONN record waits, then fails clearly", () => {
+  const t = setup(new Uint8Array(70000));
+  t.ctl(t.a, 1, "-f", "/new");
+  t.ctl(t.a, 2, "-s", "-t", "3");
+  t.now = 1000;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0);
+  assert.equal(t.sent(t.a).length, 1, "no reply yet");
+  t.now = 3000;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0);
+  assert.ok(t.sent(t.a).at(-1)!.payload.startsWith("A connection holds 70000 bytes of unprocessed input"));
+  assert.ok(!t.lu.session.active);
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: the owner's connection closing ends the session", () => {
+  const t = setup();
+  t.ctl(t.b, 1, "-f", "/new");
+  assert.ok(t.lu.session.active);
+  t.lu.close(t.b);
+  assert.ok(!t.lu.session.active);
+  assert.ok(t.resumed > 0, "held requests are served again");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: only other connections' transaction starts are held", () => {
+  const t = setup();
+  t.ctl(t.a, 1, "-f", "/new");
+  const ts = (c: Client, reqId: number) =>
+    t.lu.message(c, { type: MsgType.TRANSACTION_START, reqId, txId: 0, payload: "\0" });
+  // The owner's would hold its own -s behind it: processed (its transaction is then waited for).
+  assert.notEqual(ts(t.a, 2), false);
+  assert.equal(t.a.txns.size, 1);
+  assert.equal(ts(t.b, 3), false);
+  assert.equal(t.b.txns.size, 0);
+  t.lu.message(t.a, { type: MsgType.CONTROL, reqId: 4, txId: 0, payload: "live-update\0-a\0" });
+  assert.ok(!t.lu.session.active);
+  assert.notEqual(ts(t.b, 5), false, "after the session, nothing is held");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
