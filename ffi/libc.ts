@@ -48,6 +48,13 @@ const lib = Deno.dlopen("libc.so.6", {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  // The same epoll_wait on Deno's blocking thread pool: the event loop (timers, signals) runs meanwhile.
+  epoll_wait_async: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // Linux AIO has no libc wrapper: syscall(2), which is variadic; on x86-64 integer and pointer
   // arguments travel like fixed ones (ffi/aio.ts).
   io_setup: { name: "syscall", parameters: ["i64", "u32", "buffer"], result: "i64" },
@@ -540,6 +547,16 @@ export class Epoll {
   /** Wait up to `timeoutMs` (-1 = forever); returns the number of ready events (0 on EINTR). */
   wait(timeoutMs: number): number {
     const n = sym.epoll_wait(this.fd, this.events, this.maxEvents, timeoutMs);
+    return n < 0 ? 0 : n;
+  }
+
+  /**
+   * The same wait on a pool thread: Deno's event loop (timers, signal handlers, promises) runs while
+   * it waits, and runs at least once before the promise resolves, even for timeout 0. The event
+   * buffer is the one wait() uses: do not call wait() before this has resolved.
+   */
+  async waitAsync(timeoutMs: number): Promise<number> {
+    const n = await sym.epoll_wait_async(this.fd, this.events, this.maxEvents, timeoutMs);
     return n < 0 ? 0 : n;
   }
 

@@ -21,6 +21,7 @@ import type { PolicySource } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../policy/policy.ts";
 import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
+import { turnClock } from "../common/clock.ts";
 import { trimMalloc } from "../memory/malloc.ts";
 import { trimCodePages } from "../memory/code_pages.ts";
 import { fullCollection, heapUsed } from "../memory/v8.ts";
@@ -181,7 +182,8 @@ function idleCollection(loop: EventLoop, core: Core): void {
     return;
   }
   const idle = new IdleCollector({
-    now: () => performance.now(),
+    // Called at turn ends: the turn's clock reading is recent enough (no clock read per turn).
+    now: () => turnClock.recent(),
     heapUsed,
     // What the core holds that can go away, in estimated bytes (O(1): read every turn).
     footprint: () => footprintBytes(core.quotas.totalNodes(), core.watches.trie.size, core.clients.size),

@@ -6,6 +6,7 @@
 // common steps: path resolution, the access checks that record what a transaction observed.
 import { XsError } from "../common/xs_error.ts";
 import { log } from "../common/log.ts";
+import { turnClock } from "../common/clock.ts";
 import type { DomainManager } from "../domains/manager.ts";
 import { type Capability, CHECK_WATCH_EVENT, type NodeAccess, type Policy } from "../policy/policy.ts";
 import type { Message } from "../protocol/codec.ts";
@@ -90,7 +91,9 @@ export class Dispatcher {
   /** Handle one framed request from `c`; the reply (or ERROR) is sent through c.sink. */
   handle(c: Client, m: Message): void {
     this.stats.requests++;
-    const started = this.observer !== null ? performance.now() : 0;
+    // The turn clock's latest reading (the turn's start or the previous request's end): no clock read
+    // of its own, so a request's time includes taking it off its socket or ring.
+    const started = this.observer !== null ? turnClock.recent() : 0;
     let reply: string;
     let type = m.type;
     let failure: unknown = null;
@@ -123,7 +126,8 @@ export class Dispatcher {
     }
     c.sink.send(type, m.reqId, m.txId, reply);
     if (this.observer !== null) {
-      this.observer.replied(c, m, type, reply, failure, performance.now() - started);
+      const end = turnClock.read();
+      this.observer.replied(c, m, type, reply, failure, end - started, end);
     }
     while (this.afterReply.length > 0) this.afterReply.shift()!();
   }

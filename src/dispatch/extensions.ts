@@ -18,9 +18,18 @@ export interface RequestObserver {
   closed(c: Client): void;
   /**
    * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
-   * `ms` is how long handling took (not counting a wait for durability).
+   * `ms` is how long handling took (not counting a wait for durability); `at`, when it ended
+   * (performance.now()'s clock, already read: the observer need not read it again).
    */
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms: number): void;
+  replied(
+    c: Client,
+    m: Message,
+    replyType: number,
+    reply: string,
+    failure: unknown,
+    ms: number,
+    at?: number,
+  ): void;
   /** A watch event was queued for `c`. */
   watchEvent(c: Client, path: string, token: string): void;
 }

@@ -101,7 +101,15 @@ export class DaemonObserver implements RequestObserver {
     if (a !== null && a.active) a.watchEvent(c, path, token);
   }
 
-  replied(c: Client, m: Message, replyType: number, reply: string, failure: unknown, ms = 0): void {
+  replied(
+    c: Client,
+    m: Message,
+    replyType: number,
+    reply: string,
+    failure: unknown,
+    ms = 0,
+    at?: number,
+  ): void {
     const op = m.type < OTHER_OP ? m.type : OTHER_OP;
     let d = c.domid;
     let n = this.requestsByDomain.get(d);
@@ -117,6 +125,7 @@ export class DaemonObserver implements RequestObserver {
         op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
         path: pathOf(c, m),
       }),
+      at,
     );
     let errno: string | null = null;
     let slot = 0;

@@ -34,9 +34,11 @@ export class RecentActivity {
     for (let i = 0; i < WINDOW_S; i++) this.buckets.push({ second: -1, slow: [] });
   }
 
-  /** A request took `ms`; `describe` is called only if it is among the slowest of its second. */
-  request(ms: number, describe: () => Omit<SlowRequest, "ms" | "at">): void {
-    const at = this.now();
+  /**
+   * A request took `ms` and ended at `at` (default: now); `describe` is called only if it is among the
+   * slowest of its second.
+   */
+  request(ms: number, describe: () => Omit<SlowRequest, "ms" | "at">, at = this.now()): void {
     const second = Math.floor(at / 1000);
     const b = this.buckets[second % WINDOW_S];
     if (b.second !== second) {

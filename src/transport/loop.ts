@@ -17,10 +17,12 @@
 // (./release_marks.ts). Without group commit a turn's output is released at once; with it, it waits
 // for the record it may depend on to be durable while the loop goes on serving (docs/backends.md).
 //
-// While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so the loop waits
-// at most YIELD_MS and yields to Deno's event loop whenever it was idle (and at least every YIELD_MS
-// under load): SIGTERM/SIGINT and timers are handled there.
+// While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so when the
+// daemon is idle (and at least every YIELD_MS under load) the loop makes its wait on a pool thread
+// instead (run()): SIGTERM/SIGINT and timers are handled meanwhile. Each turn reads the clock once,
+// after its wait (src/common/clock.ts): in a Xen PV dom0 every clock read may be a system call.
 import * as libc from "../../ffi/libc.ts";
+import { turnClock } from "../common/clock.ts";
 import type { ReleaseMarks } from "./release_marks.ts";
 
 /**
@@ -118,6 +120,10 @@ export class EventLoop {
   private tag = 0;
   private stopping = false;
   private closed = false;
+  /** When the current (or last) turn started: the turn clock's reading after its wait. */
+  private turnStartedAt = 0;
+  /** Turns served by run(), and those whose wait let Deno's event loop run (tests, diagnostics). */
+  readonly stats = { turns: 0, yields: 0 };
 
   constructor(private readonly opts: EventLoopOptions = {}) {
     this.gate = opts.gate ?? null;
@@ -197,7 +203,12 @@ export class EventLoop {
 
   /** One turn: wait up to `timeoutMs` for events, serve, release output. Returns the events seen. */
   turn(timeoutMs: number): number {
-    const n = this.ep.wait(timeoutMs);
+    return this.serveTurn(this.ep.wait(timeoutMs));
+  }
+
+  /** Serve the `n` events the wait returned, release output, run the turn-end hooks. */
+  private serveTurn(n: number): number {
+    this.turnStartedAt = turnClock.turnStart();
     if (this.signals.size > 0) {
       for (let i = 0; i < n; i++) {
         const fd = this.ep.eventFd(i);
@@ -216,30 +227,38 @@ export class EventLoop {
     this.tag = this.gate === null ? 0 : this.gate.turnEnd();
     this.output.release(this.tag, this.durable);
     for (const fn of this.turnEnd) fn();
+    turnClock.turnEnd();
     return n;
   }
 
   /**
-   * Serve until stop(). epoll_wait blocks the JS thread, so the loop yields to Deno's event loop
-   * whenever it is idle and at least every YIELD_MS under load: signal handlers and timers run there.
+   * Serve until stop(). A blocking epoll_wait is the cheapest wait there is, but while JavaScript
+   * blocks in it Deno's event loop cannot run: signal handlers, timers and promises (a policy reload,
+   * a live update's probe) wait. So the loop waits on a pool thread instead — Deno's event loop runs
+   * meanwhile, and at least once even when events are already there — whenever it was idle (the last
+   * wait found nothing) and at least every YIELD_MS under load. (It used to yield with setTimeout(0),
+   * which keeps the daemon away from its descriptors for ~2 ms natively: Deno's timers have millisecond
+   * granularity. Under load that was a 2 ms gap in service every 50 ms; docs/domains.md.)
    */
   async run(): Promise<void> {
-    let lastYield = performance.now();
+    let lastYield = turnClock.read();
+    let idle = false;
     while (!this.stopping) {
       const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
       // A group commit gathering: poll without blocking.
       const gathering = this.gate !== null && this.gate.gathering;
       const busy = gathering || this.busyChecks.some((b) => b());
       const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
-      const n = this.turn(timeout);
-      const now = performance.now();
-      // Idle: yield. Not after a turn that polled without blocking because work was waiting (a group
-      // commit gathering, rings past their budget, input held back): no event was to be expected.
-      const idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
-      if (idle || now - lastYield >= YIELD_MS) {
-        await new Promise((r) => setTimeout(r, 0));
-        lastYield = performance.now();
-      }
+      const yielding: boolean = idle || this.turnStartedAt - lastYield >= YIELD_MS;
+      const n: number = yielding ? await this.ep.waitAsync(timeout) : this.ep.wait(timeout);
+      this.serveTurn(n);
+      if (yielding) lastYield = this.turnStartedAt;
+      // Idle: the next wait lets Deno's event loop run. Not after a turn that polled without blocking
+      // because work was waiting (a group commit gathering, rings past their budget, input held back):
+      // no event was to be expected.
+      idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
+      this.stats.turns++;
+      if (yielding) this.stats.yields++;
     }
     for (const fn of this.stopped) fn();
   }

@@ -50,7 +50,12 @@ export class RealPlatform implements XenPlatform {
   readonly name = "xen";
   readonly eventFd: number;
   private readonly portBuf = pinned(EVTCHN_PORT_SIZE * MAX_PORTS);
+  private readonly portView = new DataView(this.portBuf.buffer);
+  /** One port, for unmask's write (allocated once: this runs for every event). */
+  private readonly unmaskBuf = pinned(EVTCHN_PORT_SIZE);
+  private readonly unmaskView = new DataView(this.unmaskBuf.buffer);
   private readonly arg8 = pinned(8);
+  private readonly arg8View = new DataView(this.arg8.buffer);
 
   private constructor(
     private readonly evtchn: number,
@@ -104,7 +109,7 @@ export class RealPlatform implements XenPlatform {
   pendingPorts(): number[] {
     const n = libc.read(this.evtchn, this.portBuf);
     if (n <= 0) return []; // -EAGAIN: nothing pending
-    const dv = new DataView(this.portBuf.buffer);
+    const dv = this.portView;
     const ports: number[] = [];
     for (let off = 0; off + EVTCHN_PORT_SIZE <= n; off += EVTCHN_PORT_SIZE) {
       ports.push(dv.getUint32(off, true));
@@ -113,15 +118,14 @@ export class RealPlatform implements XenPlatform {
   }
 
   unmask(port: number): void {
-    const b = pinned(EVTCHN_PORT_SIZE);
-    new DataView(b.buffer).setUint32(0, port, true);
-    libc.write(this.evtchn, b);
+    this.unmaskView.setUint32(0, port, true);
+    libc.write(this.evtchn, this.unmaskBuf);
   }
 
+  /** NOTIFY and UNBIND: struct ioctl_evtchn_{notify,unbind} is one u32 port at offset 0. */
   private portIoctl(request: number, port: number): number {
-    const b = this.arg8.subarray(0, EvtchnPortArg.size);
-    new DataView(b.buffer).setUint32(EvtchnPortArg.port, port, true);
-    return libc.ioctl(this.evtchn, request, b);
+    this.arg8View.setUint32(EvtchnPortArg.port, port, true);
+    return libc.ioctl(this.evtchn, request, this.arg8);
   }
 
   notify(port: number): void {
