@@ -234,14 +234,19 @@ export class EventLoop {
   /**
    * Serve until stop(). A blocking epoll_wait is the cheapest wait there is, but while JavaScript
    * blocks in it Deno's event loop cannot run: signal handlers, timers and promises (a policy reload,
-   * a live update's probe) wait. So the loop waits on a pool thread instead — Deno's event loop runs
-   * meanwhile, and at least once even when events are already there — whenever it was idle (the last
-   * wait found nothing) and at least every YIELD_MS under load. (It used to yield with setTimeout(0),
-   * which keeps the daemon away from its descriptors for ~2 ms natively: Deno's timers have millisecond
-   * granularity. Under load that was a 2 ms gap in service every 50 ms; docs/domains.md.)
+   * a live update's probe) wait. So:
+   *  - idle (the last wait found nothing in YIELD_MS): the next wait is made on a pool thread, and
+   *    Deno's event loop runs meanwhile, for as long as the daemon stays idle;
+   *  - under load, after a turn that ends YIELD_MS or more after Deno's event loop last ran: one poll
+   *    on a pool thread that does not block (Deno's event loop runs once before it resolves; what it
+   *    finds is served). It comes after the turn's replies are out, so no request waits for it.
+   * (The loop used to yield with setTimeout(0), which kept the daemon away from its descriptors for
+   * ~2 ms natively — Deno's timers have millisecond granularity — every 50 ms under load and after
+   * every idle wait; docs/domains.md.)
    */
   async run(): Promise<void> {
     let lastYield = turnClock.read();
+    turnClock.turnEnd();
     let idle = false;
     while (!this.stopping) {
       const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
@@ -249,16 +254,29 @@ export class EventLoop {
       const gathering = this.gate !== null && this.gate.gathering;
       const busy = gathering || this.busyChecks.some((b) => b());
       const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
-      const yielding: boolean = idle || this.turnStartedAt - lastYield >= YIELD_MS;
-      const n: number = yielding ? await this.ep.waitAsync(timeout) : this.ep.wait(timeout);
+      const n: number = idle ? await this.ep.waitAsync(timeout) : this.ep.wait(timeout);
       this.serveTurn(n);
-      if (yielding) lastYield = this.turnStartedAt;
+      this.stats.turns++;
+      if (idle) {
+        lastYield = this.turnStartedAt;
+        this.stats.yields++;
+      }
       // Idle: the next wait lets Deno's event loop run. Not after a turn that polled without blocking
       // because work was waiting (a group commit gathering, rings past their budget, input held back):
       // no event was to be expected.
       idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
-      this.stats.turns++;
-      if (yielding) this.stats.yields++;
+      if (!idle && this.turnStartedAt - lastYield >= YIELD_MS) {
+        const m: number = await this.ep.waitAsync(0);
+        this.stats.yields++;
+        if (m > 0) {
+          this.serveTurn(m);
+          this.stats.turns++;
+          lastYield = this.turnStartedAt;
+        } else {
+          lastYield = turnClock.read();
+          turnClock.turnEnd();
+        }
+      }
     }
     for (const fn of this.stopped) fn();
   }
