@@ -18,8 +18,8 @@
 // for the record it may depend on to be durable while the loop goes on serving (docs/backends.md).
 //
 // While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so when the
-// daemon is idle (and at least every YIELD_MS under load) the loop makes its wait on a pool thread
-// instead (run()): SIGTERM/SIGINT and timers are handled meanwhile. Each turn reads the clock once,
+// daemon is idle the loop makes its wait on a pool thread instead, and under load it lets Deno's event
+// loop run at least every YIELD_MS (run()): SIGTERM/SIGINT and timers are handled there. Each turn reads the clock once,
 // after its wait (src/common/clock.ts): in a Xen PV dom0 every clock read may be a system call.
 import * as libc from "../../ffi/libc.ts";
 import { turnClock } from "../common/clock.ts";
@@ -99,7 +99,14 @@ export interface EventLoopOptions {
   readonly onIdle?: () => number;
 }
 
-const YIELD_MS = 50;
+/**
+ * Deno's event loop runs at least this often under load, and an idle daemon notices a promise
+ * settled in it (a live update's probe) within this time. Not shorter: under QEMU-emulated Xen a
+ * guest's requests can come 40–60 ms apart, and every yield is a hand-off to a pool thread and back.
+ */
+const YIELD_MS = 100;
+/** eventfd's counter increment (a u64, as write(2) on an eventfd takes it). */
+const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 /** When in a turn a transport serves work it holds (EventLoop.onServe). */
 export type ServePhase = "first" | "backlog";
@@ -124,9 +131,13 @@ export class EventLoop {
   private turnStartedAt = 0;
   /** Turns served by run(), and those whose wait let Deno's event loop run (tests, diagnostics). */
   readonly stats = { turns: 0, yields: 0 };
+  /** Readable when stop() was called: ends the wait at once (it may last YIELD_MS). */
+  private readonly wakeFd = libc.eventfd();
+  private readonly wakeBuf = new Uint8Array(8);
 
   constructor(private readonly opts: EventLoopOptions = {}) {
     this.gate = opts.gate ?? null;
+    this.addSignalFd(this.wakeFd, () => libc.read(this.wakeFd, this.wakeBuf));
     // Asynchronous group writes: their completion wakes the loop, which then releases the output.
     const fd = this.gate?.completionFd ?? null;
     if (fd !== null) this.addSignalFd(fd, () => this.gate!.completed?.());
@@ -199,6 +210,7 @@ export class EventLoop {
 
   stop(): void {
     this.stopping = true;
+    if (!this.closed) libc.write(this.wakeFd, WAKE);
   }
 
   /** One turn: wait up to `timeoutMs` for events, serve, release output. Returns the events seen. */
@@ -285,6 +297,8 @@ export class EventLoop {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.removeFd(this.wakeFd);
+    libc.close(this.wakeFd);
     this.ep.close();
   }
 }
