@@ -3,7 +3,8 @@
 // and (same daemon, same run) the socket. Under real Xen in QEMU (TCG, PV dom0) every page fault and
 // page-table change is a hypercall and far dearer than here, so faults and collections per request
 // matter more than their native microseconds. `bin/deno run -A bench/ring_probe.ts [--n N]
-// [--daemon-flag F]...` (F: e.g. --cpu-prof, passed to the daemon's deno).
+// [--daemon-flag F]... [--strace [--rate R]]` (F: e.g. --cpu-prof, passed to the daemon's deno; --strace
+// counts the daemon's system calls per request, at R requests per second if given).
 import { GuestClient } from "../src/client/guest.ts";
 import { createDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
@@ -58,12 +59,15 @@ const args = Deno.args;
 let n = 20000;
 let ringOnly = false;
 let strace = false;
+/** Requests per second in the strace rounds (0: back to back); under emulated Xen a guest gets ~10-50. */
+let rate = 0;
 const daemonFlags: string[] = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--n") n = Number(args[++i]);
   else if (args[i] === "--daemon-flag") daemonFlags.push(args[++i]);
   else if (args[i] === "--ring-only") ringOnly = true;
   else if (args[i] === "--strace") strace = true;
+  else if (args[i] === "--rate") rate = Number(args[++i]);
 }
 const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "dxprobe." });
 const sock = `${dir}/socket`;
@@ -106,7 +110,10 @@ try {
       const st = new Deno.Command("strace", { args: ["-c", "-f", "-o", out, "-p", String(child.pid)] })
         .spawn();
       await new Promise((r) => setTimeout(r, 1000));
-      for (let i = 0; i < n; i++) call();
+      for (let i = 0; i < n; i++) {
+        call();
+        if (rate > 0) await new Promise((r) => setTimeout(r, 1000 / rate));
+      }
       st.kill("SIGINT");
       await st.status;
       console.log(`${label}: system calls per request (n = ${n})`);
@@ -117,6 +124,28 @@ try {
         }
       }
     }
+  }
+  if (rate > 0 && !strace) {
+    // CPU per request of the daemon's main thread and of its other threads (V8's, Deno's), at R/s.
+    const cpu = () => {
+      let main = 0, other = 0;
+      for (const t of Deno.readDirSync(`/proc/${child.pid}/task`)) {
+        const ns = Number(Deno.readTextFileSync(`/proc/${child.pid}/task/${t.name}/schedstat`).split(" ")[0]);
+        if (t.name === String(child.pid)) main += ns;
+        else other += ns;
+      }
+      return { main, other };
+    };
+    const a = cpu();
+    for (let i = 0; i < n; i++) {
+      ring();
+      await new Promise((r) => setTimeout(r, 1000 / rate));
+    }
+    const b = cpu();
+    console.log(
+      `ring at ${rate}/s: daemon CPU per request: main thread ${((b.main - a.main) / 1000 / n).toFixed(1)} µs, ` +
+        `other threads ${((b.other - a.other) / 1000 / n).toFixed(1)} µs`,
+    );
   }
   for (let r = 0; r < 2; r++) {
     measure("ring", child.pid, n, ring);

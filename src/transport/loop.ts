@@ -19,8 +19,9 @@
 //
 // While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so when the
 // daemon is idle the loop makes its wait on a pool thread instead, and under load it lets Deno's event
-// loop run at least every YIELD_MS (run()): SIGTERM/SIGINT and timers are handled there. Each turn reads the clock once,
-// after its wait (src/common/clock.ts): in a Xen PV dom0 every clock read may be a system call.
+// loop run at least every YIELD_MS (run()): SIGTERM/SIGINT and timers are handled there. Each turn
+// reads the clock once, after its wait (src/common/clock.ts): in a Xen PV dom0 every clock read may
+// be a system call.
 import * as libc from "../../ffi/libc.ts";
 import { turnClock } from "../common/clock.ts";
 import type { ReleaseMarks } from "./release_marks.ts";
