@@ -143,7 +143,9 @@ try {
     }
     const b = cpu();
     console.log(
-      `ring at ${rate}/s: daemon CPU per request: main thread ${((b.main - a.main) / 1000 / n).toFixed(1)} µs, ` +
+      `ring at ${rate}/s: daemon CPU per request: main thread ${
+        ((b.main - a.main) / 1000 / n).toFixed(1)
+      } µs, ` +
         `other threads ${((b.other - a.other) / 1000 / n).toFixed(1)} µs`,
     );
   }
