@@ -32,6 +32,7 @@ import { SocketServer, type SocketServerStats } from "../transport/socket_server
 import type { XenPlatform } from "../xen/platform.ts";
 import type { LiveUpdateController } from "../live_update/controller.ts";
 import { type LiveUpdateStart, prepareLiveUpdate } from "../live_update/daemon.ts";
+import { cxenstoredArgs } from "./handover_args.ts";
 import { Operations, type PolicyControl, quotaConfig } from "./operations.ts";
 import type { DaemonOptions } from "./options.ts";
 
@@ -113,7 +114,9 @@ export class Daemon {
     this.liveUpdate = prepareLiveUpdate({
       core,
       rundir: o.rundir,
+      socketPath: o.socket,
       ownArgs: parts.args ?? [],
+      cxenstoredArgs,
       env: parts.env ?? (() => Deno.env.toObject()),
       flushDurable: () => parts.backend?.deferredSync?.()?.syncNow(),
       // Rings are not handed over yet (guests' nor dom0's): live update is refused while any is served.

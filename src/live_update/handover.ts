@@ -19,7 +19,6 @@ import type { Watch } from "../watch/trie.ts";
 import { nodesToStream } from "../migration/host_state.ts";
 import { STREAM_VERSION_1, STREAM_VERSION_2, WATCH_DEPTH_UNLIMITED } from "../migration/format.ts";
 import type { ConnRecord, MigrationStream, StateRecord, WatchRecord } from "../migration/records.ts";
-import { writeStream } from "../migration/writer.ts";
 import { closeAcrossExec, ExecError, execve, keepAcrossExec, setNonBlocking } from "./exec.ts";
 
 /** The file the state goes to, in the run folder (as cxenstored: $XENSTORED_RUNDIR/state_dump). */
@@ -167,9 +166,4 @@ function errnoName(n: number): string {
     13: "permission denied",
   };
   return names[n] === undefined ? "" : `: ${names[n]}`;
-}
-
-/** The stream's bytes (a StreamError if the state cannot be expressed). */
-export function encodeState(s: DaemonState, reply: PendingReply): Uint8Array {
-  return writeStream(buildStream(s, reply));
 }
