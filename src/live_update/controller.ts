@@ -27,6 +27,7 @@ import {
   execArgv,
   execKeeping,
   type HandoverConnection,
+  type HandoverRing,
   writeDump,
 } from "./handover.ts";
 import {
@@ -82,8 +83,13 @@ export interface LiveUpdateOptions {
   env(): Record<string, string>;
   /** Make every stored change durable now (group commit: no reply may wait for a sync we forget). */
   flushDurable(): void;
-  /** Rings served (guests' and dom0's): not handed over yet, so refused while any is attached. */
+  /** Rings served (guests' and dom0's). */
   guests(): number;
+  /**
+   * The rings and the event-channel descriptor, for a platform that can hand them over (the
+   * simulated Xen); absent: a live update is refused while any ring is served.
+   */
+  readonly rings?: RingHandoverSource;
   readonly checkFile: FileCheck;
   /**
    * What program the file is (`--help`, ./target.ts): the program to hand over to, or the reply.
@@ -98,11 +104,17 @@ export interface LiveUpdateOptions {
   readonly now?: () => number;
 }
 
+/** Where the rings come from (the ring transport and the platform). */
+export interface RingHandoverSource {
+  readonly eventFd: number;
+  rings(): HandoverRing[];
+}
+
 const LIVE_UPDATE_PREFIX = "live-update\0";
 
-/** Rings (guests', dom0's) are not handed over yet: refused rather than lost. */
-function ringsRefusal(n: number): string {
-  return `live update while domains' rings are served (${n}) is not supported by dxenstored yet.`;
+/** Rings that cannot be handed over are refused rather than lost. */
+function ringsRefusal(n: number, to: string): string {
+  return `live update while domains' rings are served (${n}) is not supported by dxenstored ${to}.`;
 }
 
 export class LiveUpdateController {
@@ -151,7 +163,9 @@ export class LiveUpdateController {
 
   private checkFile(file: string): string | null {
     const g = this.o.guests();
-    return g > 0 ? ringsRefusal(g) : this.o.checkFile(file);
+    return g > 0 && this.o.rings === undefined
+      ? ringsRefusal(g, "on this platform yet")
+      : this.o.checkFile(file);
   }
 
   private control(c: Client, m: Message): void {
@@ -235,14 +249,19 @@ export class LiveUpdateController {
   private switchNow(owner: Client, p: PendingStart, target: Successor, drops: boolean): void {
     const { file, program } = target;
     const g = this.o.guests();
-    if (g > 0) {
-      this.fail(p, owner, ringsRefusal(g));
+    if (g > 0 && (this.o.rings === undefined || program === "cxenstored")) {
+      this.fail(
+        p,
+        owner,
+        ringsRefusal(g, program === "cxenstored" ? "to cxenstored yet" : "on this platform yet"),
+      );
       return;
     }
     const t = this.transport!;
     let bytes: Uint8Array;
     let path: string;
     const conns: HandoverConnection[] = [];
+    let rings: HandoverRing[] = [];
     try {
       // cxenstored 4.17 restores one request per connection: serve the ones read already.
       if (program === "cxenstored") t.serveBuffered?.();
@@ -278,8 +297,11 @@ export class LiveUpdateController {
         this.now() < p.since + p.timeoutS * 1000
       ) return;
       const core = this.o.core;
+      rings = g > 0 ? this.o.rings!.rings() : [];
       const state: DaemonState = {
         listenerFd: t.listenerFd,
+        evtchnFd: rings.length > 0 ? this.o.rings!.eventFd : -1,
+        rings,
         connections: conns,
         watchesOf: (id) => core.watches.trie.watchesOf(id),
         root: core.db.root,
@@ -302,7 +324,12 @@ export class LiveUpdateController {
       return;
     }
     const argv = this.successorArgv(target);
-    const fds = [t.listenerFd, ...conns.map((c) => c.fd)];
+    // The event channels live on in their descriptor (the rings' bindings with it).
+    const fds = [
+      t.listenerFd,
+      ...conns.map((c) => c.fd),
+      ...(rings.length > 0 ? [this.o.rings!.eventFd] : []),
+    ];
     const env = this.o.env();
     // cxenstored finds the dump in XENSTORED_RUNDIR and its socket's name in XENSTORED_PATH (it passes
     // both on to its own successor, which is how a later switch back finds them).
@@ -315,7 +342,8 @@ export class LiveUpdateController {
     if (program === "dxenstored") this.prepareWayBack(env, path, owner, conns, p);
     log(
       "info",
-      `live update: ${bytes.length} bytes of state in ${path} (${conns.length} connections` +
+      `live update: ${bytes.length} bytes of state in ${path} (${conns.length} connections, ` +
+        `${rings.length} rings` +
         `${drops ? ", open transactions dropped (-F)" : ""}); exec ${program} ${JSON.stringify(argv)}`,
     );
     const why = (this.o.exec ?? execKeeping)(file, argv, env, fds);
