@@ -66,6 +66,9 @@ const lib = Deno.dlopen("libc.so.6", {
   __errno_location: { parameters: [], result: "pointer" },
 });
 
+import { errnoName } from "./errno.ts";
+export * from "./errno.ts";
+
 const sym = lib.symbols;
 const enc = new TextEncoder();
 
@@ -107,62 +110,6 @@ const EPOLL_CTL_MOD = 3;
 export const PollFd = { size: 8, fd: 0, events: 4, revents: 6 } as const;
 export const SockaddrUn = { family: 0, path: 2, pathSize: 108 } as const;
 
-/** The errno values this program tests for, and the names errnoName() reports. */
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: "EPERM",
-  2: "ENOENT",
-  3: "ESRCH",
-  4: "EINTR",
-  5: "EIO",
-  6: "ENXIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  17: "EEXIST",
-  19: "ENODEV",
-  20: "ENOTDIR",
-  21: "EISDIR",
-  22: "EINVAL",
-  24: "EMFILE",
-  25: "ENOTTY",
-  28: "ENOSPC",
-  30: "EROFS",
-  32: "EPIPE",
-  36: "ENAMETOOLONG",
-  38: "ENOSYS",
-  39: "ENOTEMPTY",
-  40: "ELOOP",
-  74: "EBADMSG",
-  88: "ENOTSOCK",
-  95: "EOPNOTSUPP",
-  98: "EADDRINUSE",
-  111: "ECONNREFUSED",
-  122: "EDQUOT",
-};
-export const EPERM = 1;
-export const ENOENT = 2;
-export const ESRCH = 3;
-export const EINTR = 4;
-export const EIO = 5;
-export const ENXIO = 6;
-export const EAGAIN = 11;
-export const EWOULDBLOCK = EAGAIN;
-export const ENOMEM = 12;
-export const EACCES = 13;
-export const EFAULT = 14;
-export const EBUSY = 16;
-export const EEXIST = 17;
-export const ENODEV = 19;
-export const EINVAL = 22;
-export const ENOTTY = 25;
-export const ENOSPC = 28;
-export const EPIPE = 32;
-export const ECONNREFUSED = 111;
-export const EDQUOT = 122;
-
 /** errno of the last failed call (read it immediately after the call). */
 export function errno(): number {
   const p = sym.__errno_location();
@@ -173,11 +120,6 @@ export function errno(): number {
 export function clearErrno(): void {
   const p = sym.__errno_location();
   if (p !== null) new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4))[0] = 0;
-}
-
-/** "ENOENT" for 2, "errno 1234" for a number this table does not name. */
-export function errnoName(e: number): string {
-  return ERRNO_NAMES[e] ?? `errno ${e}`;
 }
 
 /** A failed system call: `op` and the errno it left. */
