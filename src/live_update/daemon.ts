@@ -22,7 +22,7 @@ import type { XenPlatform } from "../xen/platform.ts";
 import type { InheritedChannels } from "../xen/sim/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
-import { execve } from "./exec.ts";
+import { closeDescriptor, execve } from "./exec.ts";
 import { STATE_DUMP } from "./handover.ts";
 import {
   answerFailure,
@@ -120,6 +120,10 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
         report.dropped.push(
           `${what}: ${platform === null ? "no Xen platform (--xen none)" : "not adoptable here"}`,
         );
+        // The descriptor that carried their event channels is nobody's now (cxenstored's under the shim).
+        if (inherited !== undefined && platform?.eventFd !== inherited.eventFd) {
+          closeDescriptor(inherited.eventFd);
+        }
       } else if (rings.length > 0) {
         const r = adoptRings(core.domains, platform!, core.watches, rings);
         report.dropped.push(...r.dropped);

@@ -282,3 +282,53 @@ Deno.test("live-update controller: a stream cxenstored 4.17 would die on is refu
   assert.equal(t.execs.length, 1, "the owner check is cxenstored's only");
   Deno.removeSync(t.rundir, { recursive: true });
 });
+
+Deno.test("live-update controller: rings go along where the platform can adopt them, else refused", async () => {
+  // No way to hand rings over (real Xen): refused at -f, as before anything is torn down.
+  const refused = setup(new Uint8Array(0), { guests: () => 2 });
+  refused.ctl(refused.a, 1, "-f", "/new");
+  assert.equal(
+    refused.sent(refused.a).at(-1)!.payload,
+    "live update while domains' rings are served (2) is not supported by dxenstored on this platform yet.\0",
+  );
+  Deno.removeSync(refused.rundir, { recursive: true });
+  // The simulated Xen: the rings and the event-channel descriptor go with the switch.
+  const ring = {
+    clientId: 99,
+    domid: 5,
+    target: null,
+    localPort: 3,
+    input: new Uint8Array([1, 2, 3]),
+    output: [{ type: MsgType.READ, reqId: 4, txId: 0, payload: "abcdef" }],
+    outputOffset: 18,
+  };
+  const t = setup(new Uint8Array(0), {
+    ...cxTarget,
+    guests: () => 1,
+    rings: { eventFd: 11, rings: () => [ring] },
+  });
+  t.ctl(t.a, 1, "-f", "/new");
+  await new Promise((r) => setTimeout(r, 0));
+  t.ctl(t.a, 2, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  assert.deepEqual(t.execs[0].fds, [5, 7, 8, 11], "the event-channel descriptor is kept");
+  const host = hostStateFromStream(readStream(t.execs[0].dump));
+  assert.equal(host.global?.evtchnFd, 11);
+  const r = host.connections.find((c) => c.endpoint.kind === "ring" && c.endpoint.domid === 5)!;
+  assert.ok(r.endpoint.kind === "ring" && r.endpoint.evtchn === 3);
+  assert.deepEqual([...r.input], [1, 2, 3]);
+  // 18 of the 22 bytes were in the ring: the rest ("cdef") goes as a partial message.
+  assert.deepEqual(new TextDecoder().decode(r.output), "cdef");
+  assert.equal(r.partialOutput, 4);
+  // To cxenstored: refused at -s, once the program is known.
+  await cxSession(t);
+  t.ctl(t.a, 3, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  assert.equal(
+    t.sent(t.a).at(-1)!.payload,
+    "live update while domains' rings are served (1) is not supported by dxenstored to cxenstored yet.\0",
+  );
+  Deno.removeSync(t.rundir, { recursive: true });
+});
