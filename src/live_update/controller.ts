@@ -39,6 +39,7 @@ import {
   type TransactionAge,
 } from "./session.ts";
 import type { TargetCheck, TargetProgram } from "./target.ts";
+import { quotaRecord } from "./dx_records.ts";
 
 /** A socket connection's transport state, as handed over (the socket transport's SocketState). */
 export interface HandedOverSocket {
@@ -302,6 +303,7 @@ export class LiveUpdateController {
         listenerFd: t.listenerFd,
         evtchnFd: rings.length > 0 ? this.o.rings!.eventFd : -1,
         rings,
+        dxRecords: [quotaRecord(core.quotas.settings.runtime())].filter((r) => r !== null),
         connections: conns,
         watchesOf: (id) => core.watches.trie.watchesOf(id),
         root: core.db.root,

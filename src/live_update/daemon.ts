@@ -18,6 +18,8 @@ import {
   ringsOf,
 } from "./adopt.ts";
 import { adoptRings } from "../domains/adopt_rings.ts";
+import { DX_QUOTAS } from "../migration/format.ts";
+import { readQuotaRecord } from "./dx_records.ts";
 import type { XenPlatform } from "../xen/platform.ts";
 import type { InheritedChannels } from "../xen/sim/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
@@ -131,10 +133,27 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
         // Domains that died during the switch: released as at any VIRQ_DOM_EXC.
         core.domains.checkDomains();
       }
+      restoreQuotas(host, core, report.dropped);
       log("info", describeAdoption(report, host.store.nodes, storeNote, ringReport));
       return listener;
     },
   };
+}
+
+/** DX_QUOTAS: the quota values set at run time, for dom0 and the domains adopted (./dx_records.ts). */
+function restoreQuotas(host: HostState, core: Core, dropped: string[]): void {
+  for (const r of host.opaque) {
+    if (r.code !== DX_QUOTAS) continue;
+    try {
+      const q = readQuotaRecord(r);
+      const domains = Object.fromEntries(
+        Object.entries(q.domains).filter(([d]) => d === "0" || core.domains.isIntroduced(Number(d))),
+      );
+      dropped.push(...core.quotas.settings.restoreRuntime({ global: q.global, domains }));
+    } catch (e) {
+      dropped.push(`quota values set at run time (${(e as Error).message})`);
+    }
+  }
 }
 
 /** Exec the previous program again with the same descriptors; returns only if that fails. */

@@ -18,7 +18,13 @@ import type { Node } from "../store/tree.ts";
 import type { Watch } from "../watch/trie.ts";
 import { nodesToStream } from "../migration/host_state.ts";
 import { STREAM_VERSION_1, STREAM_VERSION_2, WATCH_DEPTH_UNLIMITED } from "../migration/format.ts";
-import type { ConnRecord, MigrationStream, StateRecord, WatchRecord } from "../migration/records.ts";
+import type {
+  ConnRecord,
+  MigrationStream,
+  OpaqueRecord,
+  StateRecord,
+  WatchRecord,
+} from "../migration/records.ts";
 import { closeAcrossExec, ExecError, execve, keepAcrossExec, setNonBlocking } from "./exec.ts";
 
 /** The file the state goes to, in the run folder (as cxenstored: $XENSTORED_RUNDIR/state_dump). */
@@ -56,6 +62,8 @@ export interface DaemonState {
   readonly connections: readonly HandoverConnection[];
   /** Rings handed over (dom0's, if served, and the guests'). */
   readonly rings?: readonly HandoverRing[];
+  /** dxenstored's own records (./dx_records.ts), after the connections. */
+  readonly dxRecords?: readonly OpaqueRecord[];
   watchesOf(clientId: number): readonly Watch[];
   readonly root: Node;
   readonly specialPerms: ReadonlyMap<string, Perms>;
@@ -146,6 +154,7 @@ export function buildStream(s: DaemonState, reply: PendingReply): MigrationStrea
     records.push(conn);
     watchesOf(id, c.clientId);
   }
+  records.push(...(s.dxRecords ?? []));
   for (const n of nodesToStream(s.root, s.specialPerms)) records.push(n);
   return { version: depth ? STREAM_VERSION_2 : STREAM_VERSION_1, records };
 }

@@ -3,14 +3,15 @@
 // exec, the ring pages are mapped again, each ring's partial request and unsent output is carried in
 // its CONN record). Two guests keep working during three dx → dx switches — one writing and reading
 // one request at a time, one pipelining reads whose replies overflow its 1 KiB response ring (output
-// queued in the daemon at the switch) — and a guest watch's events arrive once each. To cxenstored,
-// rings are refused clearly.
+// queued in the daemon at the switch) — and a guest watch's events arrive once each; quota values set
+// at run time (global, per domain) go along. To cxenstored, rings are refused clearly.
 import assert from "../helpers/assert.ts";
 import { runTool, startDaemon } from "../helpers/daemon.ts";
 import { WireClient, XS } from "../helpers/wire.ts";
 import { SimXen } from "../xen/sim_harness.ts";
 import { GuestClient } from "../../src/client/guest.ts";
 import { SimGuest } from "../../src/xen/sim/guest.ts";
+import { MsgType } from "../../src/protocol/wire.ts";
 import { XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
 
 function exists(p: string): boolean {
@@ -68,6 +69,9 @@ Deno.test({
       await a.watch("data/w", "tokA");
       assert.equal((await a.nextEvent())?.path, "data/w", "the initial event");
       await b.write("data/big", "v".repeat(2000));
+      // Quota values set at run time go along (DX_QUOTAS): a global one and one domain's.
+      await x.ok(MsgType.SET_QUOTA, "transactions\x0017\0");
+      await x.ok(MsgType.SET_QUOTA, "6\0node-size\x003000\0");
       const pid = x.daemon.pid;
 
       let stop = false;
@@ -108,6 +112,9 @@ Deno.test({
       while (events.length < rounds) events.push((await a.nextEvent())!.path);
       assert.deepEqual(events, Array.from({ length: rounds }, (_, i) => `data/w/k${i % 50}`));
       assert.deepEqual(await a.eventsWithin(300), []);
+      assert.equal(await x.ok(MsgType.GET_QUOTA, "transactions\0"), "17\0");
+      assert.equal(await x.ok(MsgType.GET_QUOTA, "6\0node-size\0"), "3000\0");
+      await b.write("data/bigger", "w".repeat(2900)); // above the default node-size (2048)
       // Still introduced, served, and seen by dom0.
       assert.equal(await x.ok(XS.IS_DOMAIN_INTRODUCED, "6\0"), "T\0");
       assert.equal(await b.read("data/big"), "v".repeat(2000));
