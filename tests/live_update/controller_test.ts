@@ -332,3 +332,27 @@ Deno.test("live-update controller: rings go along where the platform can adopt t
   );
   Deno.removeSync(t.rundir, { recursive: true });
 });
+
+Deno.test("live-update controller: dx → cx waits for piled-up requests, then refuses (4.17 restores one)", async () => {
+  const two = new Uint8Array([
+    ...encodeMessage(MsgType.TRANSACTION_START, 1, 0, "\0"),
+    ...encodeMessage(MsgType.READ, 2, 0, "/x\0"),
+  ]);
+  const t = setup(two, cxTarget);
+  await cxSession(t);
+  t.ctl(t.a, 2, "-s", "-t", "2");
+  t.now = 1000;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0, "waiting");
+  assert.equal(t.sent(t.a).length, 1, "no reply yet");
+  t.now = 2500;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0);
+  assert.equal(
+    t.sent(t.a).at(-1)!.payload,
+    "cannot hand over to cxenstored 4.17: more than one unprocessed request in connection 3 (2): " +
+      "cxenstored 4.17 restores one\0",
+  );
+  assert.ok(!t.lu.session.active);
+  Deno.removeSync(t.rundir, { recursive: true });
+});
