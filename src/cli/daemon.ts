@@ -33,6 +33,9 @@ import { SocketServer, type SocketServerStats } from "../transport/socket_server
 import type { XenPlatform } from "../xen/platform.ts";
 import type { LiveUpdateController } from "../live_update/controller.ts";
 import { type LiveUpdateStart, prepareLiveUpdate } from "../live_update/daemon.ts";
+import { cxenstoredArgs } from "./handover_args.ts";
+import type { HandoverRing } from "../live_update/handover.ts";
+import type { RingConnection } from "../transport/ring_connection.ts";
 import { Operations, type PolicyControl, quotaConfig } from "./operations.ts";
 import type { DaemonOptions } from "./options.ts";
 
@@ -114,11 +117,18 @@ export class Daemon {
     this.liveUpdate = prepareLiveUpdate({
       core,
       rundir: o.rundir,
+      socketPath: o.socket,
       ownArgs: parts.args ?? [],
+      cxenstoredArgs,
       env: parts.env ?? (() => Deno.env.toObject()),
       flushDurable: () => parts.backend?.deferredSync?.()?.syncNow(),
-      // Rings are not handed over yet (guests' nor dom0's): live update is refused while any is served.
       guests: () => core.domains.domainCount + (core.domains.ringInfo(0) !== null ? 1 : 0),
+      // Rings go with the switch where the platform can adopt event channels (the simulated Xen).
+      rings: parts.platform?.adoptInterdomain === undefined ? undefined : {
+        eventFd: parts.platform.eventFd,
+        rings: () =>
+          [...(this.rings?.connections() ?? [])].filter((c) => c.state === "connected").map(ringHandover),
+      },
     });
     this.sockets = new SocketServer(this.loop, this.liveUpdate, {
       path: o.socket,
@@ -138,7 +148,9 @@ export class Daemon {
    * Serve dom0's own ring and re-attach to the domains stored before a restart (`stored`). Throws if
    * their records cannot be stored again.
    */
-  startDomains(stored: readonly DomainRecord[]): void {
+  startDomains(stored: readonly DomainRecord[], adoptingRings = false): void {
+    // A live update that handed rings over: they are adopted with the connections (listen()).
+    if (adoptingRings) return;
     this.core.domains.start(stored);
   }
 
@@ -147,7 +159,7 @@ export class Daemon {
    * and start the periodic work (metrics file, refusal reports).
    */
   listen(handover: Extract<LiveUpdateStart, { kind: "ok" }> | null = null): void {
-    if (handover === null || !handover.adopt(this.sockets, this.core)) this.sockets.listen();
+    if (handover === null || !handover.adopt(this.sockets, this.core, this.platform)) this.sockets.listen();
     this.ops.startTimers();
   }
 
@@ -169,6 +181,20 @@ export class Daemon {
     this.platform?.close();
     this.loop.close();
   }
+}
+
+/** A served ring as the live update hands it over. */
+function ringHandover(c: RingConnection): HandoverRing {
+  const st = c.transportState();
+  return {
+    clientId: c.client.id,
+    domid: c.domid,
+    target: c.target,
+    localPort: c.localPort,
+    input: st.input,
+    output: st.output,
+    outputOffset: st.outputOffset,
+  };
 }
 
 /**

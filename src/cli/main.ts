@@ -117,7 +117,10 @@ export async function main(): Promise<number> {
     Deno.exit(1);
   }, storage);
   try {
-    platform = openPlatform(parsed.xen ?? { kind: "none" });
+    // Event channels handed over with rings: adopted where the platform can (the simulated Xen); else
+    // the rings are dropped with a log line (a cxenstored's dom0 ring under the anchors' shim).
+    const inherited = handover?.kind === "ok" && parsed.xen?.kind === "sim" ? handover.inherited : undefined;
+    platform = openPlatform(parsed.xen ?? { kind: "none" }, inherited);
     daemon = new Daemon(parsed, {
       db,
       policy: policies,
@@ -133,7 +136,7 @@ export async function main(): Promise<number> {
         return ns === undefined ? env : { ...env, NOTIFY_SOCKET: ns };
       },
     });
-    daemon.startDomains(storedDomains);
+    daemon.startDomains(storedDomains, inherited !== undefined);
   } catch (e) {
     platform?.close();
     const xen = parsed.xen ?? { kind: "none" };

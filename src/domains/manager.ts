@@ -29,6 +29,7 @@ import type { RingFault } from "../xen/ring.ts";
 import { type CleanupResult, removeDomainTraces } from "./cleanup.ts";
 import type { RingHandle, RingInfo, RingPort } from "./rings.ts";
 import { nodeOwners, ReferencedDomains } from "./referenced.ts";
+import { Domain } from "./domain.ts";
 
 export interface DomainManagerOptions {
   /** The set of introduced domains changed (persistence, src/backend/domains.ts). */
@@ -55,23 +56,6 @@ export interface DomainStats {
   died: number;
   /** Rings that broke the protocol and are no longer served (the domains stay introduced). */
   ringFaults: number;
-}
-
-/** An introduced domain (or dom0's own ring): what the registry knows and what it mapped and bound. */
-class Domain {
-  shutdownReported = false;
-  target: number | null = null;
-  constructor(
-    readonly domid: number,
-    readonly privileged: boolean,
-    public uniqueId: string,
-    public gfn: number,
-    public remotePort: number,
-    public localPort: number,
-    readonly ring: MappedRing,
-    readonly conn: RingHandle,
-    readonly features: number,
-  ) {}
 }
 
 export class DomainManager {
@@ -440,6 +424,32 @@ export class DomainManager {
     // Not reset: dom0's kernel may already have written requests (served at the first turn).
     this.dom0 = this.attach(0, true, "dom0", 0, r.remotePort, localPort, r.ring, DOMAIN_FEATURES, false);
     log("info", `serving dom0's ring (port ${r.remotePort} → local ${localPort})`);
+  }
+
+  /** Live update (./adopt_rings.ts): serve a ring on its adopted channel; nothing reset or fired. */
+  adoptAttached(
+    a: { domid: number; uniqueId: string; remotePort: number; localPort: number; target: number | null },
+    ring: MappedRing,
+  ): RingHandle {
+    const d = this.attach(
+      a.domid,
+      a.domid === 0,
+      a.uniqueId,
+      0,
+      a.remotePort,
+      a.localPort,
+      ring,
+      DOMAIN_FEATURES,
+      false,
+    );
+    if (a.domid === 0) this.dom0 = d;
+    else this.guests.set(a.domid, d);
+    if (a.target !== null) {
+      d.target = a.target;
+      d.conn.setTarget(a.target);
+    }
+    this.persistSafely();
+    return d.conn;
   }
 
   /** The introduced domains (and dom0's ring watches), for persistence. */

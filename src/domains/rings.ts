@@ -32,6 +32,8 @@ export interface RingHandle {
   info(): RingInfo;
   /** Stop serving: the client goes with its watches and transactions (the ring stays mapped). */
   close(): void;
+  /** Live update: the partial input and unsent output the previous program left (RangeError if bad). */
+  adoptState(input: Uint8Array, output: Uint8Array, partial: number): void;
 }
 
 export interface RingPort {

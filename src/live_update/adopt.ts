@@ -17,6 +17,7 @@ import {
   nodesToStream,
   type StoreImage,
 } from "../migration/host_state.ts";
+import type { AdoptedRing } from "../domains/adopt_rings.ts";
 import { closeAcrossExec, setNonBlocking } from "./exec.ts";
 
 /** Read and validate a dump. Throws (StreamError, or the file's error) on any problem. */
@@ -40,7 +41,7 @@ export interface AdoptReport {
 }
 
 /** Make an inherited descriptor ours again: non-blocking, closed by a later exec unless kept. */
-function reclaim(fd: number): string | null {
+export function reclaim(fd: number): string | null {
   try {
     setNonBlocking([fd], true);
     closeAcrossExec([fd]);
@@ -50,10 +51,28 @@ function reclaim(fd: number): string | null {
   }
 }
 
+/** The stream's ring connections (dom0's "no ring" record, event channel 0, is none). */
+export function ringsOf(host: HostState): AdoptedRing[] {
+  const out: AdoptedRing[] = [];
+  for (const c of host.connections) {
+    const e = c.endpoint;
+    if (e.kind !== "ring" || (e.domid === 0 && e.evtchn === 0)) continue;
+    out.push({
+      domid: e.domid,
+      target: e.targetDomid,
+      localPort: e.evtchn,
+      input: c.input,
+      output: c.output,
+      partial: c.partialOutput,
+      watches: c.watches,
+    });
+  }
+  return out;
+}
+
 /**
  * Adopt the stream's listening socket (false if it has none: the caller listens afresh) and its
- * socket connections with their watches. Ring connections other than dom0's "no ring" record are
- * dropped with a log line (guests are not handed over yet: docs/live-update.md).
+ * socket connections with their watches. Rings are the domain registry's (../domains/adopt_rings.ts).
  */
 export function adoptConnections<C extends { readonly id: number; readonly base: string }>(
   host: HostState,
@@ -73,11 +92,7 @@ export function adoptConnections<C extends { readonly id: number; readonly base:
   let sockets = 0, nWatches = 0, inputBytes = 0, outputBytes = 0;
   for (const c of host.connections) {
     const e = c.endpoint;
-    if (e.kind === "ring") {
-      if (e.domid === 0 && e.evtchn === 0) continue; // dom0 without a ring (cxenstored writes it)
-      dropped.push(`ring of domain ${e.domid} (${c.watches.length} watches)`);
-      continue;
-    }
+    if (e.kind === "ring") continue;
     const err = reclaim(e.fd);
     if (err !== null) {
       dropped.push(`socket fd ${e.fd} (${err})`);
@@ -113,9 +128,21 @@ export function adoptConnections<C extends { readonly id: number; readonly base:
 }
 
 /** One line for the log: what was adopted and what was not. */
-export function describeAdoption(r: AdoptReport, nodes: number, store: string): string {
+export function describeAdoption(
+  r: AdoptReport,
+  nodes: number,
+  store: string,
+  rings: { rings: number; watches: number; bufferedBytes: number } = {
+    rings: 0,
+    watches: 0,
+    bufferedBytes: 0,
+  },
+): string {
   const lost = r.dropped.length === 0 ? "nothing dropped" : `dropped: ${r.dropped.join("; ")}`;
-  return `live update: adopted ${r.sockets} socket connection(s) with ${r.watches} watch(es), ` +
+  const ringText = rings.rings === 0
+    ? ""
+    : `${rings.rings} ring(s) with ${rings.watches} watch(es) and ${rings.bufferedBytes} buffered bytes, `;
+  return `live update: adopted ${r.sockets} socket connection(s) with ${r.watches} watch(es), ${ringText}` +
     `${r.inputBytes} bytes of unprocessed input and ${r.outputBytes} bytes of unsent output, ` +
     `${nodes} nodes (${store}); ${lost}`;
 }

@@ -18,13 +18,16 @@ import type { Core } from "../dispatch/core.ts";
 import type { Message } from "../protocol/codec.ts";
 import { MsgType } from "../protocol/wire.ts";
 import { ITEM_LIMITS } from "../migration/format.ts";
+import { cx417Verdict, requestsIn } from "../migration/cx417.ts";
+import { writeStream } from "../migration/writer.ts";
 import { FALLBACK_ENV, FALLBACK_SUFFIX, ownCommandLine } from "./fallback.ts";
 import {
+  buildStream,
   type DaemonState,
-  encodeState,
   execArgv,
   execKeeping,
   type HandoverConnection,
+  type HandoverRing,
   writeDump,
 } from "./handover.ts";
 import {
@@ -35,6 +38,8 @@ import {
   startVerdict,
   type TransactionAge,
 } from "./session.ts";
+import type { TargetCheck, TargetProgram } from "./target.ts";
+import { quotaRecord } from "./dx_records.ts";
 
 /** A socket connection's transport state, as handed over (the socket transport's SocketState). */
 export interface HandedOverSocket {
@@ -55,41 +60,70 @@ export interface LiveUpdateTransport {
   >;
   /** Serve again the connections whose request was held. */
   resumeHeld(): void;
+  /** Serve every whole request already read, past back-pressure (held ones stay held). */
+  serveBuffered?(): void;
+}
+
+/** The new program's arguments when no `-c` names them (cxenstored's: ../cli/handover_args.ts). */
+export interface SuccessorArgs {
+  readonly args: readonly string[];
+  /** Our options the new program does not understand, left out (logged). */
+  readonly dropped: readonly string[];
 }
 
 export interface LiveUpdateOptions {
   readonly core: Core;
   readonly rundir: string;
+  /** The socket's path: cxenstored learns it from XENSTORED_PATH (and a later switch back from it). */
+  readonly socketPath?: string;
   /** This program's arguments (the new one gets them unless `-c` says otherwise). */
   readonly ownArgs: readonly string[];
+  /** cxenstored's arguments from ours (without -c); absent: ours unchanged. */
+  readonly cxenstoredArgs?: (ownArgs: readonly string[]) => SuccessorArgs;
   /** The environment for the new program (NOTIFY_SOCKET included: it notifies STOPPING later). */
   env(): Record<string, string>;
   /** Make every stored change durable now (group commit: no reply may wait for a sync we forget). */
   flushDurable(): void;
-  /** Rings served (guests' and dom0's): not handed over yet, so refused while any is attached. */
+  /** Rings served (guests' and dom0's). */
   guests(): number;
+  /**
+   * The rings and the event-channel descriptor, for a platform that can hand them over (the
+   * simulated Xen); absent: a live update is refused while any ring is served.
+   */
+  readonly rings?: RingHandoverSource;
   readonly checkFile: FileCheck;
   /**
-   * What program the file is (`--help`, ./target.ts): null if it may be started, else the reply.
-   * Asynchronous, so the loop serves on meanwhile; the `-f` reply waits for it. Absent: not probed.
+   * What program the file is (`--help`, ./target.ts): the program to hand over to, or the reply.
+   * Asynchronous, so the loop serves on meanwhile; the `-f` reply waits for it. Absent: not probed,
+   * taken for dxenstored.
    */
-  readonly probe?: (file: string) => Promise<string | null>;
+  readonly probe?: (file: string) => Promise<TargetCheck>;
+  /** Would the hypervisor report this domain to cxenstored? Default: dom0 and introduced guests. */
+  readonly domainExists?: (domid: number) => boolean;
   /** exec keeping descriptors; returns only on failure, with the reason (tests inject a fake). */
   readonly exec?: typeof execKeeping;
   readonly now?: () => number;
 }
 
+/** Where the rings come from (the ring transport and the platform). */
+export interface RingHandoverSource {
+  readonly eventFd: number;
+  rings(): HandoverRing[];
+}
+
 const LIVE_UPDATE_PREFIX = "live-update\0";
 
-/** Rings (guests', dom0's) are not handed over yet: refused rather than lost. */
-function ringsRefusal(n: number): string {
-  return `live update while domains' rings are served (${n}) is not supported by dxenstored yet.`;
+/** Rings that cannot be handed over are refused rather than lost. */
+function ringsRefusal(n: number, to: string): string {
+  return `live update while domains' rings are served (${n}) is not supported by dxenstored ${to}.`;
 }
 
 export class LiveUpdateController {
   readonly session: LiveUpdateSession<Client>;
   private transport: LiveUpdateTransport | null = null;
   private readonly now: () => number;
+  /** The program each session's `-f` named (dxenstored unless the probe said cxenstored). */
+  private readonly programs = new WeakMap<object, TargetProgram>();
 
   constructor(private readonly o: LiveUpdateOptions) {
     this.now = o.now ?? Date.now;
@@ -130,7 +164,9 @@ export class LiveUpdateController {
 
   private checkFile(file: string): string | null {
     const g = this.o.guests();
-    return g > 0 ? ringsRefusal(g) : this.o.checkFile(file);
+    return g > 0 && this.o.rings === undefined
+      ? ringsRefusal(g, "on this platform yet")
+      : this.o.checkFile(file);
   }
 
   private control(c: Client, m: Message): void {
@@ -165,10 +201,13 @@ export class LiveUpdateController {
   private probeThenReply(c: Client, m: Message, file: string): void {
     const s = this.session.session!;
     s.file = null;
-    this.o.probe!(file).then((problem) => {
+    this.o.probe!(file).then((check) => {
       if (this.session.session !== s) return; // aborted (or the owner went) meanwhile
-      if (problem === null) s.file = file;
-      c.sink.send(MsgType.CONTROL, m.reqId, m.txId, (problem ?? "OK") + "\0");
+      if (check.ok) {
+        s.file = file;
+        this.programs.set(s, check.program);
+      }
+      c.sink.send(MsgType.CONTROL, m.reqId, m.txId, (check.ok ? "OK" : check.text) + "\0");
     });
   }
 
@@ -204,26 +243,29 @@ export class LiveUpdateController {
       this.fail(s.start, s.owner, v.text);
       return;
     }
-    this.switchNow(s.owner, s.start, s.file!, s.cmdline, v.dropsTransactions);
+    const program = this.programs.get(s) ?? "dxenstored";
+    this.switchNow(s.owner, s.start, { file: s.file!, program, cmdline: s.cmdline }, v.dropsTransactions);
   }
 
-  private switchNow(
-    owner: Client,
-    p: PendingStart,
-    file: string,
-    cmdline: string | null,
-    drops: boolean,
-  ): void {
+  private switchNow(owner: Client, p: PendingStart, target: Successor, drops: boolean): void {
+    const { file, program } = target;
     const g = this.o.guests();
-    if (g > 0) {
-      this.fail(p, owner, ringsRefusal(g));
+    if (g > 0 && (this.o.rings === undefined || program === "cxenstored")) {
+      this.fail(
+        p,
+        owner,
+        ringsRefusal(g, program === "cxenstored" ? "to cxenstored yet" : "on this platform yet"),
+      );
       return;
     }
     const t = this.transport!;
     let bytes: Uint8Array;
     let path: string;
     const conns: HandoverConnection[] = [];
+    let rings: HandoverRing[] = [];
     try {
+      // cxenstored 4.17 restores one request per connection: serve the ones read already.
+      if (program === "cxenstored") t.serveBuffered?.();
       this.o.flushDurable();
       for (const sc of t.connections()) {
         const st = sc.transportState();
@@ -249,24 +291,97 @@ export class LiveUpdateController {
         );
         return;
       }
+      // Requests behind a held TRANSACTION_START cannot be served now: wait for the timeout, then the
+      // verdict below refuses (cxenstored would make one request of them).
+      if (
+        program === "cxenstored" && conns.some((c) => requestsIn(c.input) > 1) &&
+        this.now() < p.since + p.timeoutS * 1000
+      ) return;
       const core = this.o.core;
+      rings = g > 0 ? this.o.rings!.rings() : [];
       const state: DaemonState = {
         listenerFd: t.listenerFd,
+        evtchnFd: rings.length > 0 ? this.o.rings!.eventFd : -1,
+        rings,
+        dxRecords: [quotaRecord(core.quotas.settings.runtime())].filter((r) => r !== null),
         connections: conns,
         watchesOf: (id) => core.watches.trie.watchesOf(id),
         root: core.db.root,
         specialPerms: core.db.specialPerms,
       };
-      bytes = encodeState(state, { clientId: owner.id, reqId: p.reqId, txId: p.txId, text: "OK" });
+      const stream = buildStream(state, { clientId: owner.id, reqId: p.reqId, txId: p.txId, text: "OK" });
+      if (program === "cxenstored") {
+        // cxenstored trusts the file: a stream it cannot restore would leave no xenstored at all.
+        const v = cx417Verdict(stream, this.o.domainExists ?? ((d) => this.domainExists(d)));
+        if (v.fatal.length > 0) {
+          this.fail(p, owner, `cannot hand over to cxenstored 4.17: ${v.fatal.join("; ")}`);
+          return;
+        }
+        if (v.lost.length > 0) log("warn", `live update: cxenstored 4.17 will drop ${v.lost.join(", ")}`);
+      }
+      bytes = writeStream(stream);
       path = writeDump(this.o.rundir, bytes);
     } catch (e) {
       this.fail(p, owner, `Dump state error: ${(e as Error).message}`);
       return;
     }
-    const argv = execArgv(file, this.o.ownArgs, cmdline);
-    const fds = [t.listenerFd, ...conns.map((c) => c.fd)];
-    // The way back if the new program cannot read the state (./fallback.ts).
+    const argv = this.successorArgv(target);
+    // The event channels live on in their descriptor (the rings' bindings with it).
+    const fds = [
+      t.listenerFd,
+      ...conns.map((c) => c.fd),
+      ...(rings.length > 0 ? [this.o.rings!.eventFd] : []),
+    ];
     const env = this.o.env();
+    // cxenstored finds the dump in XENSTORED_RUNDIR and its socket's name in XENSTORED_PATH (it passes
+    // both on to its own successor, which is how a later switch back finds them).
+    if (program === "cxenstored") {
+      env.XENSTORED_RUNDIR = this.o.rundir;
+      if (this.o.socketPath !== undefined) env.XENSTORED_PATH = this.o.socketPath;
+    }
+    // The way back if a new dxenstored cannot read the state (./fallback.ts). cxenstored has none (its
+    // stream was checked above); the variable must not reach it: it would pass it on to a later one.
+    if (program === "dxenstored") this.prepareWayBack(env, path, owner, conns, p);
+    log(
+      "info",
+      `live update: ${bytes.length} bytes of state in ${path} (${conns.length} connections, ` +
+        `${rings.length} rings` +
+        `${drops ? ", open transactions dropped (-F)" : ""}); exec ${program} ${JSON.stringify(argv)}`,
+    );
+    const why = (this.o.exec ?? execKeeping)(file, argv, env, fds);
+    // Still here: the exec failed. Nothing was handed over; serve on.
+    for (const f of [path, path + FALLBACK_SUFFIX]) {
+      try {
+        Deno.removeSync(f);
+      } catch { /* gone */ }
+    }
+    this.fail(p, owner, `Error activating new binary.\n${why}`);
+  }
+
+  /** dom0 and the guests this daemon serves: the domains cxenstored would find on the hypervisor. */
+  private domainExists(domid: number): boolean {
+    return domid === 0 || this.o.core.domains.isIntroduced(domid);
+  }
+
+  /** [file, arguments, "-U"]: `-c`'s command line, else ours (cut down to cxenstored's for it). */
+  private successorArgv(t: Successor): string[] {
+    if (t.cmdline !== null || t.program === "dxenstored" || this.o.cxenstoredArgs === undefined) {
+      return execArgv(t.file, this.o.ownArgs, t.cmdline);
+    }
+    const cx = this.o.cxenstoredArgs(this.o.ownArgs);
+    if (cx.dropped.length > 0) {
+      log("warn", `live update: cxenstored does not take dxenstored's ${cx.dropped.join(" ")} (left out)`);
+    }
+    return execArgv(t.file, cx.args, null);
+  }
+
+  private prepareWayBack(
+    env: Record<string, string>,
+    path: string,
+    owner: Client,
+    conns: readonly HandoverConnection[],
+    p: PendingStart,
+  ): void {
     try {
       Deno.linkSync(path, path + FALLBACK_SUFFIX);
       const askerFd = conns.find((c) => c.clientId === owner.id)?.fd ?? -1;
@@ -280,18 +395,12 @@ export class LiveUpdateController {
     } catch (e) {
       log("warn", `live update: no way back if the new program fails: ${(e as Error).message}`);
     }
-    log(
-      "info",
-      `live update: ${bytes.length} bytes of state in ${path} (${conns.length} connections` +
-        `${drops ? ", open transactions dropped (-F)" : ""}); exec ${JSON.stringify(argv)}`,
-    );
-    const why = (this.o.exec ?? execKeeping)(file, argv, env, fds);
-    // Still here: the exec failed. Nothing was handed over; serve on.
-    for (const f of [path, path + FALLBACK_SUFFIX]) {
-      try {
-        Deno.removeSync(f);
-      } catch { /* gone */ }
-    }
-    this.fail(p, owner, `Error activating new binary.\n${why}`);
   }
+}
+
+/** The program a session switches to. */
+interface Successor {
+  readonly file: string;
+  readonly program: TargetProgram;
+  readonly cmdline: string | null;
 }

@@ -14,10 +14,17 @@ import {
   chooseStore,
   describeAdoption,
   readHandover,
+  reclaim,
+  ringsOf,
 } from "./adopt.ts";
+import { adoptRings } from "../domains/adopt_rings.ts";
+import { DX_QUOTAS } from "../migration/format.ts";
+import { readQuotaRecord } from "./dx_records.ts";
+import type { XenPlatform } from "../xen/platform.ts";
+import type { InheritedChannels } from "../xen/sim/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
-import { execve } from "./exec.ts";
+import { closeDescriptor, execve } from "./exec.ts";
 import { STATE_DUMP } from "./handover.ts";
 import {
   answerFailure,
@@ -46,8 +53,10 @@ export type LiveUpdateStart =
       backend: Backend,
       observer?: StorageObserver,
     ): { db: Database; domains: readonly DomainRecord[] };
-    /** Adopt the inherited descriptors; false if there was no listening socket to adopt. */
-    adopt(transport: AdoptingTransport<Client>, core: Core): boolean;
+    /** The event channels handed over with rings (for the platform to adopt), if any. */
+    readonly inherited: InheritedChannels | undefined;
+    /** Adopt the inherited descriptors and rings; false if there was no listening socket to adopt. */
+    adopt(transport: AdoptingTransport<Client>, core: Core, platform: XenPlatform | null): boolean;
   };
 
 /**
@@ -82,9 +91,19 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
     host = answerFailure(host, failure);
   }
   let storeNote = "";
+  const rings = ringsOf(host);
+  let inherited: InheritedChannels | undefined;
+  const evtchnFd = host.global?.evtchnFd ?? -1;
+  if (rings.length > 0 && evtchnFd >= 0) {
+    const err = reclaim(evtchnFd);
+    if (err === null) {
+      inherited = { eventFd: evtchnFd, firstFreePort: Math.max(...rings.map((r) => r.localPort)) + 1 };
+    } else log("error", `live update: the event-channel descriptor ${evtchnFd} cannot be used: ${err}`);
+  }
   return {
     kind: "ok",
     host,
+    inherited,
     openState(backend, observer) {
       const loaded = backend.load();
       const pick = chooseStore(loaded, host.store);
@@ -95,12 +114,46 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
       storeNote = pick.source;
       return { db, domains: loaded?.domains ?? [] };
     },
-    adopt(transport, core) {
+    adopt(transport, core, platform) {
       const { listener, report } = adoptConnections(host, transport, core.watches);
-      log("info", describeAdoption(report, host.store.nodes, storeNote));
+      let ringReport = { rings: 0, watches: 0, bufferedBytes: 0 };
+      if (rings.length > 0 && (platform?.adoptInterdomain === undefined || inherited === undefined)) {
+        const what = rings.map((r) => `ring of domain ${r.domid} (${r.watches.length} watches)`).join("; ");
+        report.dropped.push(
+          `${what}: ${platform === null ? "no Xen platform (--xen none)" : "not adoptable here"}`,
+        );
+        // The descriptor that carried their event channels is nobody's now (cxenstored's under the shim).
+        if (inherited !== undefined && platform?.eventFd !== inherited.eventFd) {
+          closeDescriptor(inherited.eventFd);
+        }
+      } else if (rings.length > 0) {
+        const r = adoptRings(core.domains, platform!, core.watches, rings);
+        report.dropped.push(...r.dropped);
+        ringReport = r;
+        // Domains that died during the switch: released as at any VIRQ_DOM_EXC.
+        core.domains.checkDomains();
+      }
+      restoreQuotas(host, core, report.dropped);
+      log("info", describeAdoption(report, host.store.nodes, storeNote, ringReport));
       return listener;
     },
   };
+}
+
+/** DX_QUOTAS: the quota values set at run time, for dom0 and the domains adopted (./dx_records.ts). */
+function restoreQuotas(host: HostState, core: Core, dropped: string[]): void {
+  for (const r of host.opaque) {
+    if (r.code !== DX_QUOTAS) continue;
+    try {
+      const q = readQuotaRecord(r);
+      const domains = Object.fromEntries(
+        Object.entries(q.domains).filter(([d]) => d === "0" || core.domains.isIntroduced(Number(d))),
+      );
+      dropped.push(...core.quotas.settings.restoreRuntime({ global: q.global, domains }));
+    } catch (e) {
+      dropped.push(`quota values set at run time (${(e as Error).message})`);
+    }
+  }
 }
 
 /** Exec the previous program again with the same descriptors; returns only if that fails. */

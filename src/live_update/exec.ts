@@ -106,3 +106,8 @@ export function execve(path: string, argv: readonly string[], env: Readonly<Reco
   keep.length = 0;
   throw new ExecError("execve", -r, path);
 }
+
+/** Close an inherited descriptor nobody adopts (a handed-over event channel without a platform). */
+export function closeDescriptor(fd: number): void {
+  libc.close(fd);
+}

@@ -18,8 +18,13 @@ import type { Node } from "../store/tree.ts";
 import type { Watch } from "../watch/trie.ts";
 import { nodesToStream } from "../migration/host_state.ts";
 import { STREAM_VERSION_1, STREAM_VERSION_2, WATCH_DEPTH_UNLIMITED } from "../migration/format.ts";
-import type { ConnRecord, MigrationStream, StateRecord, WatchRecord } from "../migration/records.ts";
-import { writeStream } from "../migration/writer.ts";
+import type {
+  ConnRecord,
+  MigrationStream,
+  OpaqueRecord,
+  StateRecord,
+  WatchRecord,
+} from "../migration/records.ts";
 import { closeAcrossExec, ExecError, execve, keepAcrossExec, setNonBlocking } from "./exec.ts";
 
 /** The file the state goes to, in the run folder (as cxenstored: $XENSTORED_RUNDIR/state_dump). */
@@ -36,9 +41,29 @@ export interface HandoverConnection {
   readonly partial: number;
 }
 
+/** A ring connection as the handover sees it (the ring transport's state). */
+export interface HandoverRing {
+  readonly clientId: number;
+  readonly domid: number;
+  readonly target: number | null;
+  /** Our end of its event channel. */
+  readonly localPort: number;
+  /** The partial request taken off the ring. */
+  readonly input: Uint8Array;
+  /** Queued messages, the first `outputOffset` bytes of the first already in the ring. */
+  readonly output: readonly { type: number; reqId: number; txId: number; payload: string }[];
+  readonly outputOffset: number;
+}
+
 export interface DaemonState {
   readonly listenerFd: number;
+  /** The event-channel descriptor handed over with the rings (-1: none). */
+  readonly evtchnFd?: number;
   readonly connections: readonly HandoverConnection[];
+  /** Rings handed over (dom0's, if served, and the guests'). */
+  readonly rings?: readonly HandoverRing[];
+  /** dxenstored's own records (./dx_records.ts), after the connections. */
+  readonly dxRecords?: readonly OpaqueRecord[];
   watchesOf(clientId: number): readonly Watch[];
   readonly root: Node;
   readonly specialPerms: ReadonlyMap<string, Perms>;
@@ -78,17 +103,41 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 /** The daemon's state as a stream. Version 2 only if a watch has a depth (WATCH_EXT). */
 export function buildStream(s: DaemonState, reply: PendingReply): MigrationStream {
-  const records: StateRecord[] = [{ type: "global", socketFd: s.listenerFd, evtchnFd: -1 }];
-  records.push({
-    type: "conn",
-    connId: DOM0_RING_CONN_ID,
-    endpoint: { kind: "ring", domid: 0, targetDomid: null, evtchn: 0 },
-    input: new Uint8Array(0),
-    output: new Uint8Array(0),
-    partialOutput: 0,
-  });
-  let connId = DOM0_RING_CONN_ID + 1;
+  const records: StateRecord[] = [{ type: "global", socketFd: s.listenerFd, evtchnFd: s.evtchnFd ?? -1 }];
   let depth = false;
+  const watchesOf = (id: number, clientId: number) => {
+    for (const w of s.watchesOf(clientId)) {
+      const r = watchRecord(id, w);
+      if (r.depth !== null) depth = true;
+      records.push(r);
+    }
+  };
+  // dom0's ring first (cxenstored needs one: event channel 0 when there is none), then the guests'.
+  const rings = [...(s.rings ?? [])].sort((a, b) => a.domid - b.domid);
+  if (rings[0]?.domid !== 0) {
+    records.push({
+      type: "conn",
+      connId: DOM0_RING_CONN_ID,
+      endpoint: { kind: "ring", domid: 0, targetDomid: null, evtchn: 0 },
+      input: new Uint8Array(0),
+      output: new Uint8Array(0),
+      partialOutput: 0,
+    });
+  }
+  let connId = DOM0_RING_CONN_ID + (rings[0]?.domid !== 0 ? 1 : 0);
+  for (const r of rings) {
+    const id = connId++;
+    const { bytes, partial } = ringOutput(r);
+    records.push({
+      type: "conn",
+      connId: id,
+      endpoint: { kind: "ring", domid: r.domid, targetDomid: r.target, evtchn: r.localPort },
+      input: r.input,
+      output: bytes,
+      partialOutput: partial,
+    });
+    watchesOf(id, r.clientId);
+  }
   for (const c of s.connections) {
     const id = connId++;
     const output = c.clientId === reply.clientId
@@ -103,14 +152,24 @@ export function buildStream(s: DaemonState, reply: PendingReply): MigrationStrea
       partialOutput: output.length === 0 ? 0 : c.partial,
     };
     records.push(conn);
-    for (const w of s.watchesOf(c.clientId)) {
-      const r = watchRecord(id, w);
-      if (r.depth !== null) depth = true;
-      records.push(r);
-    }
+    watchesOf(id, c.clientId);
   }
+  records.push(...(s.dxRecords ?? []));
   for (const n of nodesToStream(s.root, s.specialPerms)) records.push(n);
   return { version: depth ? STREAM_VERSION_2 : STREAM_VERSION_1, records };
+}
+
+/** A ring's unsent output as a CONN record holds it: the rest of a message begun, then whole ones. */
+function ringOutput(r: HandoverRing): { bytes: Uint8Array; partial: number } {
+  const parts = r.output.map((m) => encodeMessage(m.type, m.reqId, m.txId, m.payload));
+  if (parts.length > 0 && r.outputOffset > 0) parts[0] = parts[0].subarray(r.outputOffset);
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return { bytes, partial: r.outputOffset > 0 ? parts[0].length : 0 };
 }
 
 /** Write the stream to `<rundir>/state_dump`, mode 0600 (replacing an old one). */
@@ -167,9 +226,4 @@ function errnoName(n: number): string {
     13: "permission denied",
   };
   return names[n] === undefined ? "" : `: ${names[n]}`;
-}
-
-/** The stream's bytes (a StreamError if the state cannot be expressed). */
-export function encodeState(s: DaemonState, reply: PendingReply): Uint8Array {
-  return writeStream(buildStream(s, reply));
 }

@@ -9,6 +9,11 @@
 //                                               connection; a socket CONN or a NODE before that crashes it
 //   fatal  a node owned by a domain that does   "FATAL: write node error restoring node" (it charges the
 //          not exist                            node to its owner, and only existing domains have accounts)
+//   wrong  more than one request in a CONN's    its restore makes ONE request of the whole input (header of
+//          unprocessed input                     the first, all bytes as its payload): replies are lost
+//                                               and its heap overrun (it never dumps more than one: it
+//                                               reads a request at a time; seen: a pipelining client's
+//                                               replies 121..149 of 150 never came)
 //   wrong  a NODE of a transaction (conn-id≠0)  restored as a COMMITTED node (or fatal if its parent is
 //                                               missing): TA records are ignored, NODE's conn-id is not read
 //   lost   TA records                           "live-update: ignore transaction record"
@@ -18,7 +23,18 @@
 // Domain 0's ring CONN may name event channel 0: cxenstored then keeps the connection "ignored" (as
 // dom0 without a ring, -D) and serves sockets; that is how a host without dom0's ring hands over.
 import type { MigrationStream } from "./records.ts";
-import { DX_RECORD_FIRST, DX_RECORD_LAST } from "./format.ts";
+import { DX_RECORD_FIRST, DX_RECORD_LAST, MSG_HEADER_SIZE } from "./format.ts";
+
+/** How many requests a CONN's unprocessed input starts (whole ones, and a last one cut short). */
+export function requestsIn(input: Uint8Array): number {
+  const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
+  let n = 0;
+  for (let at = 0; at < input.length; n++) {
+    if (input.length - at < MSG_HEADER_SIZE) return n + 1;
+    at += MSG_HEADER_SIZE + view.getUint32(at + 12, true);
+  }
+  return n;
+}
 
 export interface Cx417Verdict {
   /** Rules whose breach kills cxenstored 4.17 or corrupts its store: do not hand it this stream. */
@@ -47,7 +63,11 @@ export function cx417Verdict(s: MigrationStream, domainExists: (domid: number) =
   let txnNodes = 0;
   let txns = 0;
   const unknown = new Map<number, number>();
+  const piledUp: string[] = [];
   for (const r of s.records) {
+    if (r.type === "conn" && requestsIn(r.input) > 1) {
+      piledUp.push(`connection ${r.connId} (${requestsIn(r.input)})`);
+    }
     if (r.type === "node" && r.txn !== null) txnNodes++;
     else if (r.type === "node" && r.path[0] === "/" && !domainExists(r.perms[0].domid)) {
       ownerless.set(r.perms[0].domid, (ownerless.get(r.perms[0].domid) ?? 0) + 1);
@@ -58,6 +78,9 @@ export function cx417Verdict(s: MigrationStream, domainExists: (domid: number) =
   }
   for (const [domid, n] of ownerless) {
     fatal.push(`${n} node(s) owned by domain ${domid}, which does not exist`);
+  }
+  if (piledUp.length > 0) {
+    fatal.push(`more than one unprocessed request in ${piledUp.join(", ")}: cxenstored 4.17 restores one`);
   }
   if (txnNodes > 0) {
     fatal.push(`${txnNodes} NODE record(s) of pending transactions would be restored as committed`);

@@ -54,6 +54,8 @@ export const RecordType = {
  */
 export const DX_RECORD_FIRST = 0x64780000;
 export const DX_RECORD_LAST = 0x6478ffff;
+/** dxenstored's quota values set at run time (JSON: global and per-domain; src/live_update/dx_records.ts). */
+export const DX_QUOTAS = DX_RECORD_FIRST + 1;
 
 export const ConnType = { RING: 0, SOCKET: 1 } as const;
 

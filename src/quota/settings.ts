@@ -12,11 +12,20 @@ import {
   VALUE_DISABLED,
 } from "./table.ts";
 
+/** Quota values set at run time, as a live update hands them over (quota name → value). */
+export interface RuntimeSettings {
+  readonly global: Readonly<Record<string, number>>;
+  /** domid (decimal) → its SET_QUOTA values. */
+  readonly domains: Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
 export class QuotaSettings {
   private readonly globals: Record<SettingName, number>;
   readonly caps: QuotaValues;
   /** domid → name → value. Only names SET_QUOTA gave; the rest follow the globals. */
   private readonly overrides = new Map<number, Map<SettingName, number>>();
+  /** Globals set at run time (SET_QUOTA, CONTROL quota set): what a live update carries over. */
+  private readonly changed = new Set<SettingName>();
 
   constructor(
     defaults: Partial<QuotaValues> = {},
@@ -61,6 +70,42 @@ export class QuotaSettings {
   setGlobal(name: SettingName, value: number): void {
     this.validate(name, value);
     this.globals[name] = value;
+    this.changed.add(name);
+  }
+
+  /**
+   * Live update, new program: apply the values the previous one had set at run time. Returns what
+   * could not be applied (an unknown name, a value above this program's cap), one phrase each.
+   */
+  restoreRuntime(r: RuntimeSettings): string[] {
+    const problems: string[] = [];
+    const apply = (
+      what: string,
+      set: (n: SettingName, v: number) => void,
+      values: Record<string, number>,
+    ) => {
+      for (const [n, v] of Object.entries(values)) {
+        try {
+          set(parseSettingName(n), v);
+        } catch (e) {
+          problems.push(`${what} ${n}=${v} (${(e as Error).message})`);
+        }
+      }
+    };
+    apply("quota", (n, v) => this.setGlobal(n, v), r.global);
+    for (const [d, values] of Object.entries(r.domains)) {
+      apply(`domain ${d}'s quota`, (n, v) => this.setOverride(Number(d), n, v), values);
+    }
+    return problems;
+  }
+
+  /** Live update: the values set at run time (globals, and every domain's overrides). */
+  runtime(): RuntimeSettings {
+    const global: Record<string, number> = {};
+    for (const n of this.changed) global[n] = this.globals[n];
+    const domains: Record<string, Record<string, number>> = {};
+    for (const d of this.overriddenDomains()) domains[String(d)] = this.overridesOf(d);
+    return { global, domains };
   }
 
   /** SET_QUOTA <domid> <name> <value>: an override for one domain. */

@@ -6,6 +6,7 @@
 // `outHighBytes` are queued; watch events (which other clients' writes cause, unasked) are capped in
 // number and bytes, and beyond that the newest is dropped and counted — a domain cannot be
 // disconnected and reconnect the way a socket client can, so dropping is the only bound left.
+import { latin1 } from "../common/latin1.ts";
 import { log } from "../common/log.ts";
 import type { Client } from "../dispatch/client.ts";
 import { replaceOversized } from "../protocol/outgoing.ts";
@@ -150,6 +151,31 @@ export class RingConnection implements Connection {
   /** Output stage: write what the marks release (the ring server accounts and handles faults). */
   flush(): void {
     this.owner.flush(this);
+  }
+
+  /**
+   * Live update: the state the previous program left (a migration stream's CONN record): `input`
+   * the partial request it had taken off the ring, `output` the bytes it had not yet put in — the
+   * rest of a message begun (`partial` bytes), then whole messages. Throws RangeError on bytes that
+   * are not that (the caller drops the ring's state with a log line).
+   */
+  adoptState(input: Uint8Array, output: Uint8Array, partial: number): void {
+    const messages: RingMessage[] = [];
+    const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
+    for (let at = partial; at < output.length;) {
+      if (output.length - at < HEADER_SIZE) throw new RangeError(`output ends inside a header at ${at}`);
+      const len = view.getUint32(at + 12, true);
+      const end = at + HEADER_SIZE + len;
+      if (len > PAYLOAD_MAX || end > output.length) {
+        throw new RangeError(`output ends inside a message at ${at}`);
+      }
+      const u = (o: number) => view.getUint32(at + o, true);
+      messages.push({ type: u(0), reqId: u(4), txId: u(8), payload: latin1(output, at + HEADER_SIZE, end) });
+      at = end;
+    }
+    this.reader.restore(input);
+    this.writer.resume(output.subarray(0, partial), messages);
+    if (!this.writer.empty) this.owner.outputQueued(this);
   }
 
   transportState(): RingState {

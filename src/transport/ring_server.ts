@@ -203,6 +203,7 @@ export class RingServer implements RingPort, RingOwner {
       },
       info: () => this.info(conn),
       close: () => this.detach(conn),
+      adoptState: (input, output, partial) => conn.adoptState(input, output, partial),
     };
   }
 

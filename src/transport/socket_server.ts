@@ -180,6 +180,19 @@ export class SocketServer {
     }
   }
 
+  /**
+   * Serve every whole request already read, past back-pressure (at most one read's worth per
+   * connection): a live update to cxenstored 4.17, which restores one request per connection, must
+   * not hand over several. Held connections stay held. The connections stay paused for reading.
+   */
+  serveBuffered(): void {
+    for (const c of this.conns.values()) {
+      if (c.closed || c.held) continue;
+      this.serve(c, true);
+      if (c.out.length > OUT_HIGH) this.setPaused(c, true);
+    }
+  }
+
   /** Bind and listen; connections are accepted by the loop from now on. */
   listen(): void {
     this.listenFd = libc.listenUnix(this.opts.path);
@@ -268,10 +281,10 @@ export class SocketServer {
   }
 
   /** Process buffered messages until the input runs out or the output backs up. */
-  private serve(c: SocketConnection): void {
+  private serve(c: SocketConnection, pastBackPressure = false): void {
     this.backlog.delete(c);
     while (!c.closed && !c.held) {
-      if (c.out.length > OUT_HIGH) {
+      if (c.out.length > OUT_HIGH && !pastBackPressure) {
         // Back-pressure: stop reading this client until its replies drain.
         this.setPaused(c, true);
         break;

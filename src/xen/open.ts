@@ -1,6 +1,6 @@
 // `--xen=none|sim:<dir>|real`: which XenPlatform the daemon serves guests through.
 import type { XenPlatform } from "./platform.ts";
-import { SimPlatform } from "./sim/platform.ts";
+import { type InheritedChannels, SimPlatform } from "./sim/platform.ts";
 import { RealPlatform } from "./real/platform.ts";
 
 export type XenSpec = { readonly kind: "none" } | { readonly kind: "sim"; readonly dir: string } | {
@@ -15,13 +15,19 @@ export function parseXenSpec(v: string): XenSpec | string {
   return `--xen must be none, sim:<dir> or real, got "${v}"`;
 }
 
-/** The platform `spec` names (null: none); throws Error saying why it cannot be opened. */
-export function openPlatform(spec: XenSpec): XenPlatform | null {
+/**
+ * The platform `spec` names (null: none); throws Error saying why it cannot be opened. `inherited`: the
+ * event channels a live update handed over (only the simulated Xen adopts them yet).
+ */
+export function openPlatform(spec: XenSpec, inherited?: InheritedChannels): XenPlatform | null {
+  if (inherited !== undefined && spec.kind !== "sim") {
+    throw new Error(`a live update handed over event channels, which --xen ${spec.kind} cannot adopt`);
+  }
   switch (spec.kind) {
     case "none":
       return null;
     case "sim":
-      return new SimPlatform(spec.dir);
+      return new SimPlatform(spec.dir, inherited);
     case "real":
       return RealPlatform.open();
   }

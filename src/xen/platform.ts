@@ -59,6 +59,13 @@ export interface XenPlatform {
   domainState(domid: number): DomainState | null;
   /** Release everything (the daemon is stopping). Rings must already be unmapped. */
   close(): void;
+  /**
+   * Live update (docs/live-update.md): take over the channel to `domid`'s xenstore port that the
+   * previous program bound as `localPort`, through the event-channel descriptor it left open; returns
+   * the domain's end of it. Absent: this platform cannot hand rings over (a live update is then
+   * refused while rings are served).
+   */
+  adoptInterdomain?(domid: number, localPort: number): number;
 }
 
 /** Domain ids at and above DOMID_FIRST_RESERVED (0x7FF0) name no real domain. */

@@ -267,6 +267,27 @@ export class MessageReader {
     if (n > 0 && ((page.get(side.prod) - cons) >>> 0) >= RING_SIZE) this.freedFull = true;
   }
 
+  /**
+   * Live update: take over a partial message another reader took off this ring (its bytes as
+   * pendingBytes() gives them: at most one message, cut short). Throws RangeError on a whole one.
+   */
+  restore(bytes: Uint8Array): void {
+    this.reset();
+    if (bytes.length === 0) return;
+    const h = Math.min(bytes.length, HEADER_SIZE);
+    this.header.set(bytes.subarray(0, h));
+    this.headerHave = h;
+    if (h < HEADER_SIZE) return;
+    const len = u32(this.header, 12);
+    if (len > PAYLOAD_MAX || bytes.length - HEADER_SIZE >= len) {
+      this.reset();
+      throw new RangeError(`not a partial message: ${bytes.length} bytes, payload length ${len}`);
+    }
+    this.payload = new Uint8Array(len);
+    this.payload.set(bytes.subarray(HEADER_SIZE));
+    this.payloadHave = bytes.length - HEADER_SIZE;
+  }
+
   /** A copy of the partial message's bytes taken off the ring so far (header, then payload). */
   pendingBytes(): Uint8Array {
     const p = this.payload === null ? 0 : this.payloadHave;
@@ -422,6 +443,22 @@ export class MessageWriter {
       this.head = 0;
     }
     return total;
+  }
+
+  /**
+   * Live update: queue first the rest of a message another writer had begun (`rest`: its bytes not
+   * yet in the ring, header tail included), then `messages`. The rest goes out as the tail of a
+   * placeholder whose header counts as written, so the peer sees exactly the old writer's bytes.
+   */
+  resume(rest: Uint8Array, messages: readonly RingMessage[]): void {
+    if (this.head !== this.queue.length) throw new Error("resume: output is already queued");
+    if (rest.length > 0) {
+      this.queue.push({ type: 0, reqId: 0, txId: 0, payload: latin1(rest, 0, rest.length) });
+      this.offset = HEADER_SIZE;
+      this._enqueued++;
+      this._bytes += rest.length;
+    }
+    for (const m of messages) this.enqueue(m.type, m.reqId, m.txId, m.payload);
   }
 
   /** Drop everything queued (reconnection, error, release). */

@@ -35,7 +35,22 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   migration: ["backend", "common", "store", "wire"],
   // Live update stands between the socket transport and the core (the transport's connection handler,
   // built by the CLI's assembly): it reads the core's state and writes/reads migration streams.
-  live_update: ["backend", "common", "dispatch", "ffi", "migration", "protocol", "store", "watch", "wire"],
+  // Rings are handed to the domain registry (domains/adopt_rings.ts) and the platform (xen), quota values
+  // to the quota module: all below dispatch, which live_update already sits above.
+  live_update: [
+    "backend",
+    "common",
+    "dispatch",
+    "domains",
+    "ffi",
+    "migration",
+    "protocol",
+    "quota",
+    "store",
+    "watch",
+    "wire",
+    "xen",
+  ],
   cli: [
     "backend",
     "common",

@@ -7,7 +7,12 @@ import type { Client } from "../../src/dispatch/client.ts";
 import { LegacyPolicy } from "../../src/policy/legacy.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { encodeMessage } from "../../src/protocol/codec.ts";
-import { type HandedOverSocket, LiveUpdateController } from "../../src/live_update/controller.ts";
+import {
+  type HandedOverSocket,
+  LiveUpdateController,
+  type LiveUpdateOptions,
+} from "../../src/live_update/controller.ts";
+import { cxenstoredArgs } from "../../src/cli/handover_args.ts";
 import { readStream } from "../../src/migration/reader.ts";
 import { hostStateFromStream } from "../../src/migration/host_state.ts";
 import { answerFailure, FALLBACK_ENV, parseFallback } from "../../src/live_update/fallback.ts";
@@ -18,7 +23,7 @@ interface Sent {
   payload: string;
 }
 
-function setup(input: Uint8Array = new Uint8Array(0)) {
+function setup(input: Uint8Array = new Uint8Array(0), more: Partial<LiveUpdateOptions> = {}) {
   const rundir = Deno.makeTempDirSync({ prefix: "dxs-luc-" });
   // The dispatcher stamps transactions with Date.now(): the controller's clock starts there.
   const base = Date.now();
@@ -30,7 +35,7 @@ function setup(input: Uint8Array = new Uint8Array(0)) {
     fds: readonly number[];
     dump: Uint8Array;
     env: Readonly<Record<string, string>>;
-    fallbackDump: Uint8Array;
+    fallbackDump: Uint8Array | null;
   }> = [];
   const lu = new LiveUpdateController({
     core,
@@ -43,10 +48,14 @@ function setup(input: Uint8Array = new Uint8Array(0)) {
     now: () => now,
     exec: (file, argv, env, fds) => {
       const dump = Deno.readFileSync(`${rundir}/state_dump`);
-      const fallbackDump = Deno.readFileSync(`${rundir}/state_dump.fallback`);
+      let fallbackDump: Uint8Array | null = null;
+      try {
+        fallbackDump = Deno.readFileSync(`${rundir}/state_dump.fallback`);
+      } catch { /* none: no way back prepared */ }
       execs.push({ file, argv, fds, dump, env, fallbackDump });
       return "execve: /new: no such file (errno 2)";
     },
+    ...more,
   });
   const sent = new Map<number, Sent[]>();
   const open = (fd: number): Client => {
@@ -206,5 +215,144 @@ Deno.test("live-update controller: only other connections' transaction starts ar
   t.lu.message(t.a, { type: MsgType.CONTROL, reqId: 4, txId: 0, payload: "live-update\0-a\0" });
   assert.ok(!t.lu.session.active);
   assert.notEqual(ts(t.b, 5), false, "after the session, nothing is held");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+/** A -f whose probe says cxenstored; the probe's answer arrives on a later microtask. */
+async function cxSession(t: ReturnType<typeof setup>): Promise<void> {
+  t.ctl(t.a, 1, "-f", "/cx");
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(t.sent(t.a).at(-1)!.payload, "OK\0");
+}
+
+const cxTarget: Partial<LiveUpdateOptions> = {
+  probe: (f) => Promise.resolve({ ok: true, program: f === "/cx" ? "cxenstored" : "dxenstored" }),
+  cxenstoredArgs,
+  socketPath: "/s",
+};
+
+Deno.test("live-update controller: dx → cx gets cxenstored's arguments, its rundir and no way back", async () => {
+  const t = setup(new Uint8Array(0), cxTarget);
+  await cxSession(t);
+  t.ctl(t.a, 2, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  const e = t.execs[0];
+  // --socket is dxenstored's own: cxenstored gets its "foreground" meaning, -N.
+  assert.deepEqual(e.argv, ["/cx", "-N", "-U"]);
+  assert.equal(e.env.XENSTORED_RUNDIR, t.rundir);
+  assert.equal(e.env.XENSTORED_PATH, "/s");
+  assert.equal(e.env[FALLBACK_ENV], undefined, "cxenstored must not carry a way back to pass on");
+  assert.equal(e.fallbackDump, null);
+  // What cxenstored 4.17 needs first: dom0's ring connection, before any socket or node.
+  const stream = readStream(e.dump);
+  assert.equal(stream.version, 1);
+  const first = stream.records.find((r) => r.type === "conn");
+  assert.ok(first?.type === "conn" && first.endpoint.kind === "ring" && first.endpoint.domid === 0);
+  // -c still wins.
+  await cxSession(t);
+  t.ctl(t.a, 3, "-c", "-N -E 5000");
+  t.ctl(t.a, 4, "-s");
+  t.lu.turnEnd();
+  assert.deepEqual(t.execs[1].argv, ["/cx", "-N", "-E", "5000", "-U"]);
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: a stream cxenstored 4.17 would die on is refused before the exec", async () => {
+  const t = setup(new Uint8Array(0), cxTarget);
+  // dxenstored lets dom0 give a node to any domid; cxenstored dies restoring a node of a domain the
+  // hypervisor does not report.
+  t.core.message(t.a, { type: MsgType.WRITE, reqId: 1, txId: 0, payload: "/g\0v" });
+  t.core.message(t.a, { type: MsgType.SET_PERMS, reqId: 2, txId: 0, payload: "/g\0n7\0" });
+  await cxSession(t);
+  t.ctl(t.a, 3, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0, "not started");
+  assert.equal(
+    t.sent(t.a).at(-1)!.payload,
+    "cannot hand over to cxenstored 4.17: 1 node(s) owned by domain 7, which does not exist\0",
+  );
+  assert.throws(() => Deno.statSync(`${t.rundir}/state_dump`)); // no dump left
+  assert.ok(!t.lu.session.active);
+  // The same state goes to a dxenstored.
+  t.ctl(t.a, 4, "-f", "/new");
+  await new Promise((r) => setTimeout(r, 0));
+  t.ctl(t.a, 5, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1, "the owner check is cxenstored's only");
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: rings go along where the platform can adopt them, else refused", async () => {
+  // No way to hand rings over (real Xen): refused at -f, as before anything is torn down.
+  const refused = setup(new Uint8Array(0), { guests: () => 2 });
+  refused.ctl(refused.a, 1, "-f", "/new");
+  assert.equal(
+    refused.sent(refused.a).at(-1)!.payload,
+    "live update while domains' rings are served (2) is not supported by dxenstored on this platform yet.\0",
+  );
+  Deno.removeSync(refused.rundir, { recursive: true });
+  // The simulated Xen: the rings and the event-channel descriptor go with the switch.
+  const ring = {
+    clientId: 99,
+    domid: 5,
+    target: null,
+    localPort: 3,
+    input: new Uint8Array([1, 2, 3]),
+    output: [{ type: MsgType.READ, reqId: 4, txId: 0, payload: "abcdef" }],
+    outputOffset: 18,
+  };
+  const t = setup(new Uint8Array(0), {
+    ...cxTarget,
+    guests: () => 1,
+    rings: { eventFd: 11, rings: () => [ring] },
+  });
+  t.ctl(t.a, 1, "-f", "/new");
+  await new Promise((r) => setTimeout(r, 0));
+  t.ctl(t.a, 2, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  assert.deepEqual(t.execs[0].fds, [5, 7, 8, 11], "the event-channel descriptor is kept");
+  const host = hostStateFromStream(readStream(t.execs[0].dump));
+  assert.equal(host.global?.evtchnFd, 11);
+  const r = host.connections.find((c) => c.endpoint.kind === "ring" && c.endpoint.domid === 5)!;
+  assert.ok(r.endpoint.kind === "ring" && r.endpoint.evtchn === 3);
+  assert.deepEqual([...r.input], [1, 2, 3]);
+  // 18 of the 22 bytes were in the ring: the rest ("cdef") goes as a partial message.
+  assert.deepEqual(new TextDecoder().decode(r.output), "cdef");
+  assert.equal(r.partialOutput, 4);
+  // To cxenstored: refused at -s, once the program is known.
+  await cxSession(t);
+  t.ctl(t.a, 3, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1);
+  assert.equal(
+    t.sent(t.a).at(-1)!.payload,
+    "live update while domains' rings are served (1) is not supported by dxenstored to cxenstored yet.\0",
+  );
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: dx → cx waits for piled-up requests, then refuses (4.17 restores one)", async () => {
+  const two = new Uint8Array([
+    ...encodeMessage(MsgType.TRANSACTION_START, 1, 0, "\0"),
+    ...encodeMessage(MsgType.READ, 2, 0, "/x\0"),
+  ]);
+  const t = setup(two, cxTarget);
+  await cxSession(t);
+  t.ctl(t.a, 2, "-s", "-t", "2");
+  t.now = 1000;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0, "waiting");
+  assert.equal(t.sent(t.a).length, 1, "no reply yet");
+  t.now = 2500;
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 0);
+  assert.equal(
+    t.sent(t.a).at(-1)!.payload,
+    "cannot hand over to cxenstored 4.17: more than one unprocessed request in connection 3 (2): " +
+      "cxenstored 4.17 restores one\0",
+  );
+  assert.ok(!t.lu.session.active);
   Deno.removeSync(t.rundir, { recursive: true });
 });

@@ -1,7 +1,7 @@
 // cx417Verdict without cxenstored (cx_interop_test.ts checks it against the binary): cxenstored's own
 // dumps pass; each rule's breach is named.
 import assert from "../helpers/assert.ts";
-import { cx417Verdict } from "../../src/migration/cx417.ts";
+import { cx417Verdict, requestsIn } from "../../src/migration/cx417.ts";
 import { readStream } from "../../src/migration/reader.ts";
 import type { MigrationStream, StateRecord } from "../../src/migration/records.ts";
 import { FIXTURES, gunzip } from "./cx_capture.ts";
@@ -70,4 +70,32 @@ Deno.test("cx417Verdict: each rule", () => {
     "1 dxenstored record(s) of type 0x64780003",
     "1 unknown record(s) of type 0x00000006",
   ]);
+});
+
+Deno.test("cx417Verdict: at most one unprocessed request per connection (4.17 restores one)", () => {
+  const req = (len: number) => {
+    const b = new Uint8Array(16 + len);
+    new DataView(b.buffer).setUint32(12, len, true);
+    return b;
+  };
+  const cat = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) out.set(p, (at += p.length) - p.length);
+    return out;
+  };
+  assert.equal(requestsIn(new Uint8Array(0)), 0);
+  assert.equal(requestsIn(req(5)), 1);
+  assert.equal(requestsIn(req(5).subarray(0, 10)), 1, "a header cut short");
+  assert.equal(requestsIn(req(5).subarray(0, 18)), 1, "a payload cut short");
+  assert.equal(requestsIn(cat(req(5), req(0))), 2);
+  assert.equal(requestsIn(cat(req(5), req(7).subarray(0, 3))), 2);
+  const input = (b: Uint8Array): StateRecord => ({ ...sock, input: b });
+  assert.deepEqual(cx417Verdict({ version: 1, records: [ring0, input(req(9))] }, dom0Only).fatal, []);
+  assert.deepEqual(
+    cx417Verdict({ version: 1, records: [ring0, input(cat(req(9), req(1)))] }, dom0Only).fatal,
+    [
+      "more than one unprocessed request in connection 2 (2): cxenstored 4.17 restores one",
+    ],
+  );
 });

@@ -69,6 +69,14 @@ export function mapRingFile(path: string): MappedRing {
   }
 }
 
+/** What a live update's new program inherits of the simulated event channels. */
+export interface InheritedChannels {
+  /** The daemon FIFO's descriptor (non-blocking again). */
+  readonly eventFd: number;
+  /** Above every local port the previous program handed over. */
+  readonly firstFreePort: number;
+}
+
 export class SimPlatform implements XenPlatform {
   readonly name: string;
   readonly eventFd: number;
@@ -86,13 +94,42 @@ export class SimPlatform implements XenPlatform {
   private readonly outView = new DataView(this.outBuf.buffer);
   private readonly pending = new Set<number>();
 
-  constructor(readonly dir: string) {
+  /**
+   * `inherited`: a live update's new program takes over the previous one's event-channel FIFO (kept
+   * open across the exec, so no guest's notification was lost or refused meanwhile) and allocates
+   * local ports above the ones its adopted channels use.
+   */
+  constructor(readonly dir: string, inherited?: InheritedChannels) {
     this.name = `sim:${dir}`;
     Deno.mkdirSync(`${dir}/domains`, { recursive: true });
     this.channelPath = daemonChannel(dir);
+    if (inherited !== undefined) {
+      this.eventFd = inherited.eventFd;
+      this.nextPort = Math.max(this.nextPort, inherited.firstFreePort);
+      return;
+    }
     libc.mkfifo(this.channelPath);
     // Read-write: never end-of-file, and guests' opens succeed for as long as we live.
     this.eventFd = libc.open(this.channelPath, libc.O_RDWR | libc.O_NONBLOCK);
+  }
+
+  /**
+   * Live update: the channel to `domid`'s xenstore port that the previous program bound as
+   * `localPort` (the simulated hypervisor's binding lives on with the inherited FIFO).
+   */
+  adoptInterdomain(domid: number, localPort: number): number {
+    const remotePort = readNumber(storePortPath(this.dir, domid));
+    if (readState(this.dir, domid) === null || remotePort === null) {
+      throw new XsError("ENOENT", `no domain ${domid}`);
+    }
+    const key = remoteKey(domid, remotePort);
+    if (this.bindings.has(localPort) || this.byRemote.has(key)) {
+      throw new XsError("EINVAL", `port ${localPort} or domain ${domid}'s channel is bound already`);
+    }
+    this.bindings.set(localPort, { kind: "interdomain", domid, remotePort });
+    this.byRemote.set(key, localPort);
+    this.nextPort = Math.max(this.nextPort, localPort + 1);
+    return remotePort;
   }
 
   pendingPorts(): number[] {
