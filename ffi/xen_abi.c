@@ -134,6 +134,13 @@ int main(void)
     SIZE(domid_t);
 
     /* libxenctrl: xc_domain_getinfolist's entries */
+    SIZE(xc_evtchn_status_t);
+    OFF(xc_evtchn_status_t, dom);
+    OFF(xc_evtchn_status_t, port);
+    OFF(xc_evtchn_status_t, status);
+    OFF(xc_evtchn_status_t, u.interdomain.dom);
+    OFF(xc_evtchn_status_t, u.interdomain.port);
+    NUM(EVTCHNSTAT_interdomain);
     SIZE(xc_domaininfo_t);
     OFF(xc_domaininfo_t, domain);
     OFF(xc_domaininfo_t, flags);

@@ -49,6 +49,21 @@ export const XEN_DOMINF_shutdownshift = 16;
 export const XEN_DOMINF_shutdownmask = 255;
 export const XEN_DOMCTL_INTERFACE_VERSION = 0x15;
 
+/**
+ * struct evtchn_status (public/event_channel.h, EVTCHNOP_status; libxenctrl's xc_evtchn_status_t):
+ * who is at the other end of one of our ports. A live update's new program asks it of each port it
+ * inherited (docs/live-update.md).
+ */
+export const EvtchnStatus = {
+  size: 24,
+  dom: 0,
+  port: 4,
+  status: 8,
+  interdomainDom: 16,
+  interdomainPort: 20,
+} as const;
+export const EVTCHNSTAT_interdomain = 2;
+
 /** /proc/xen: dom0's own xenstore ring page and the port its kernel allocated for xenstored. */
 export const XSD_KVA = "/proc/xen/xsd_kva";
 export const XSD_PORT = "/proc/xen/xsd_port";

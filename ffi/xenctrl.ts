@@ -4,6 +4,7 @@
 // issue it through privcmd ourselves. Loaded lazily: the simulated platform never needs it.
 import {
   DomainInfo,
+  EvtchnStatus,
   XEN_DOMINF_dying,
   XEN_DOMINF_shutdown,
   XEN_DOMINF_shutdownmask,
@@ -14,6 +15,7 @@ const SYMBOLS = {
   xc_interface_open: { parameters: ["pointer", "pointer", "u32"], result: "pointer" },
   xc_interface_close: { parameters: ["pointer"], result: "i32" },
   xc_domain_getinfolist: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
+  xc_evtchn_status: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const;
 
 type XcLib = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -85,6 +87,15 @@ export class XenCtrl {
       shutdownReason: (flags >>> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask,
       handle,
     };
+  }
+
+  /**
+   * EVTCHNOP_status (xc_evtchn_status): `status` is a struct evtchn_status naming the port to ask
+   * about (src/xen/real/adoption.ts encodes and decodes it); Xen fills in the rest. False on failure.
+   */
+  evtchnStatus(status: Uint8Array): boolean {
+    if (status.length < EvtchnStatus.size) throw new RangeError("struct evtchn_status too short");
+    return this.lib.symbols.xc_evtchn_status(this.xch, status) >= 0;
   }
 
   close(): void {

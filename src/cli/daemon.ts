@@ -123,11 +123,12 @@ export class Daemon {
       env: parts.env ?? (() => Deno.env.toObject()),
       flushDurable: () => parts.backend?.deferredSync?.()?.syncNow(),
       guests: () => core.domains.domainCount + (core.domains.ringInfo(0) !== null ? 1 : 0),
-      // Rings go with the switch where the platform can adopt event channels (the simulated Xen).
+      // Rings go with the switch where the platform can adopt event channels (real Xen, simulated).
       rings: parts.platform?.adoptInterdomain === undefined ? undefined : {
         eventFd: parts.platform.eventFd,
         rings: () =>
           [...(this.rings?.connections() ?? [])].filter((c) => c.state === "connected").map(ringHandover),
+        releaseForExec: () => this.rings?.releaseDomExc() ?? (() => {}),
       },
     });
     this.sockets = new SocketServer(this.loop, this.liveUpdate, {

@@ -117,9 +117,11 @@ export async function main(): Promise<number> {
     Deno.exit(1);
   }, storage);
   try {
-    // Event channels handed over with rings: adopted where the platform can (the simulated Xen); else
-    // the rings are dropped with a log line (a cxenstored's dom0 ring under the anchors' shim).
-    const inherited = handover?.kind === "ok" && parsed.xen?.kind === "sim" ? handover.inherited : undefined;
+    // Event channels handed over with rings: adopted where there is Xen (real or simulated); else the
+    // rings are dropped with a log line (a cxenstored's dom0 ring under the anchors' shim).
+    const inherited = handover?.kind === "ok" && parsed.xen !== undefined && parsed.xen.kind !== "none"
+      ? handover.inherited
+      : undefined;
     platform = openPlatform(parsed.xen ?? { kind: "none" }, inherited);
     daemon = new Daemon(parsed, {
       db,

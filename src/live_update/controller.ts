@@ -87,8 +87,8 @@ export interface LiveUpdateOptions {
   /** Rings served (guests' and dom0's). */
   guests(): number;
   /**
-   * The rings and the event-channel descriptor, for a platform that can hand them over (the
-   * simulated Xen); absent: a live update is refused while any ring is served.
+   * The rings and the event-channel descriptor, for a platform that can hand them over (real Xen,
+   * the simulated one); absent: a live update is refused while any ring is served.
    */
   readonly rings?: RingHandoverSource;
   readonly checkFile: FileCheck;
@@ -109,6 +109,11 @@ export interface LiveUpdateOptions {
 export interface RingHandoverSource {
   readonly eventFd: number;
   rings(): HandoverRing[];
+  /**
+   * Just before the exec: release what the new program binds again on the inherited descriptor
+   * (VIRQ_DOM_EXC); returns the undo for a failed exec.
+   */
+  releaseForExec(): () => void;
 }
 
 const LIVE_UPDATE_PREFIX = "live-update\0";
@@ -348,8 +353,10 @@ export class LiveUpdateController {
         `${rings.length} rings` +
         `${drops ? ", open transactions dropped (-F)" : ""}); exec ${program} ${JSON.stringify(argv)}`,
     );
+    const rebind = rings.length > 0 ? this.o.rings!.releaseForExec() : null;
     const why = (this.o.exec ?? execKeeping)(file, argv, env, fds);
     // Still here: the exec failed. Nothing was handed over; serve on.
+    rebind?.();
     for (const f of [path, path + FALLBACK_SUFFIX]) {
       try {
         Deno.removeSync(f);

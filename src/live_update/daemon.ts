@@ -20,8 +20,7 @@ import {
 import { adoptRings } from "../domains/adopt_rings.ts";
 import { DX_QUOTAS } from "../migration/format.ts";
 import { readQuotaRecord } from "./dx_records.ts";
-import type { XenPlatform } from "../xen/platform.ts";
-import type { InheritedChannels } from "../xen/sim/platform.ts";
+import type { InheritedChannels, XenPlatform } from "../xen/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
 import { closeDescriptor, execve } from "./exec.ts";

@@ -124,7 +124,7 @@ export class RingServer implements RingPort, RingOwner {
   private readonly turnBudget: number;
   private readonly perRing: number;
   private readonly quotas: RingQuotas | null;
-  private readonly virqPort: number;
+  private virqPort: number;
   private domExcPending = false;
   /** A ring connection's watches changed this turn: the domain records must be stored again. */
   private watchesChanged = false;
@@ -288,6 +288,20 @@ export class RingServer implements RingPort, RingOwner {
     this.core.close(conn.client);
     this.quotas?.connectionGone(conn.client);
     conn.close();
+  }
+
+  /**
+   * Live update, just before the exec: let go of VIRQ_DOM_EXC (as cxenstored's domain_deinit), which
+   * Xen binds once per domain, so that the new program, inheriting the event-channel descriptor, can
+   * bind it again. Returns the undo for a failed exec: bound again, and the domains checked at the
+   * next turn (one may have died meanwhile, its VIRQ unseen).
+   */
+  releaseDomExc(): () => void {
+    this.platform.unbind(this.virqPort);
+    return () => {
+      this.virqPort = this.platform.bindDomExc();
+      this.domExcPending = true;
+    };
   }
 
   // ---- serving ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // `--xen=none|sim:<dir>|real`: which XenPlatform the daemon serves guests through.
-import type { XenPlatform } from "./platform.ts";
-import { type InheritedChannels, SimPlatform } from "./sim/platform.ts";
+import type { InheritedChannels, XenPlatform } from "./platform.ts";
+import { SimPlatform } from "./sim/platform.ts";
 import { RealPlatform } from "./real/platform.ts";
 
 export type XenSpec = { readonly kind: "none" } | { readonly kind: "sim"; readonly dir: string } | {
@@ -17,11 +17,11 @@ export function parseXenSpec(v: string): XenSpec | string {
 
 /**
  * The platform `spec` names (null: none); throws Error saying why it cannot be opened. `inherited`: the
- * event channels a live update handed over (only the simulated Xen adopts them yet).
+ * event channels a live update handed over (adopted by real and simulated Xen).
  */
 export function openPlatform(spec: XenSpec, inherited?: InheritedChannels): XenPlatform | null {
-  if (inherited !== undefined && spec.kind !== "sim") {
-    throw new Error(`a live update handed over event channels, which --xen ${spec.kind} cannot adopt`);
+  if (inherited !== undefined && spec.kind === "none") {
+    throw new Error("a live update handed over event channels, which --xen none cannot adopt");
   }
   switch (spec.kind) {
     case "none":
@@ -29,6 +29,6 @@ export function openPlatform(spec: XenSpec, inherited?: InheritedChannels): XenP
     case "sim":
       return new SimPlatform(spec.dir, inherited);
     case "real":
-      return RealPlatform.open();
+      return RealPlatform.open(inherited?.eventFd);
   }
 }

@@ -68,6 +68,17 @@ export interface XenPlatform {
   adoptInterdomain?(domid: number, localPort: number): number;
 }
 
+/**
+ * What a live update's new program inherits of the event channels: the descriptor the previous program
+ * left open across the exec (/dev/xen/evtchn, or the simulated Xen's FIFO; non-blocking again), whose
+ * bindings live on.
+ */
+export interface InheritedChannels {
+  readonly eventFd: number;
+  /** Above every local port the previous program handed over (the simulated Xen allocates ports). */
+  readonly firstFreePort: number;
+}
+
 /** Domain ids at and above DOMID_FIRST_RESERVED (0x7FF0) name no real domain. */
 export const DOMID_FIRST_RESERVED = 0x7ff0;
 /** DOMID_SELF: IS_DOMAIN_INTRODUCED answers T for it (as cxenstored). */

@@ -284,7 +284,7 @@ Deno.test("live-update controller: a stream cxenstored 4.17 would die on is refu
 });
 
 Deno.test("live-update controller: rings go along where the platform can adopt them, else refused", async () => {
-  // No way to hand rings over (real Xen): refused at -f, as before anything is torn down.
+  // No way to hand rings over (a platform without adoptInterdomain): refused at -f, as before anything is torn down.
   const refused = setup(new Uint8Array(0), { guests: () => 2 });
   refused.ctl(refused.a, 1, "-f", "/new");
   assert.equal(
@@ -292,7 +292,7 @@ Deno.test("live-update controller: rings go along where the platform can adopt t
     "live update while domains' rings are served (2) is not supported by dxenstored on this platform yet.\0",
   );
   Deno.removeSync(refused.rundir, { recursive: true });
-  // The simulated Xen: the rings and the event-channel descriptor go with the switch.
+  // Real or simulated Xen: the rings and the event-channel descriptor go with the switch.
   const ring = {
     clientId: 99,
     domid: 5,
@@ -302,16 +302,28 @@ Deno.test("live-update controller: rings go along where the platform can adopt t
     output: [{ type: MsgType.READ, reqId: 4, txId: 0, payload: "abcdef" }],
     outputOffset: 18,
   };
+  // VIRQ_DOM_EXC: released just before the exec (the new program binds it again), bound again when the
+  // exec fails (the fake's does).
+  const virq: string[] = [];
   const t = setup(new Uint8Array(0), {
     ...cxTarget,
     guests: () => 1,
-    rings: { eventFd: 11, rings: () => [ring] },
+    rings: {
+      eventFd: 11,
+      rings: () => [ring],
+      releaseForExec: () => {
+        virq.push("released");
+        return () => virq.push("bound again");
+      },
+    },
   });
   t.ctl(t.a, 1, "-f", "/new");
   await new Promise((r) => setTimeout(r, 0));
   t.ctl(t.a, 2, "-s");
+  assert.deepEqual(virq, []);
   t.lu.turnEnd();
   assert.equal(t.execs.length, 1);
+  assert.deepEqual(virq, ["released", "bound again"]);
   assert.deepEqual(t.execs[0].fds, [5, 7, 8, 11], "the event-channel descriptor is kept");
   const host = hostStateFromStream(readStream(t.execs[0].dump));
   assert.equal(host.global?.evtchnFd, 11);

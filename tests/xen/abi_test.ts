@@ -113,6 +113,13 @@ const TS: Record<string, number> = {
   "sizeof.xen_pfn_t": abi.XEN_PFN_SIZE,
   "sizeof.domid_t": abi.DOMID_SIZE,
 
+  "sizeof.xc_evtchn_status_t": abi.EvtchnStatus.size,
+  "offset.xc_evtchn_status_t.dom": abi.EvtchnStatus.dom,
+  "offset.xc_evtchn_status_t.port": abi.EvtchnStatus.port,
+  "offset.xc_evtchn_status_t.status": abi.EvtchnStatus.status,
+  "offset.xc_evtchn_status_t.u.interdomain.dom": abi.EvtchnStatus.interdomainDom,
+  "offset.xc_evtchn_status_t.u.interdomain.port": abi.EvtchnStatus.interdomainPort,
+  EVTCHNSTAT_interdomain: abi.EVTCHNSTAT_interdomain,
   "sizeof.xc_domaininfo_t": abi.DomainInfo.size,
   "offset.xc_domaininfo_t.domain": abi.DomainInfo.domain,
   "offset.xc_domaininfo_t.flags": abi.DomainInfo.flags,

@@ -9,7 +9,9 @@
 //    whose toolstack set up no grant;
 //  - dom0's own ring: mmap of /proc/xen/xsd_kva, port from /proc/xen/xsd_port;
 //  - domain state: libxenctrl's xc_domain_getinfolist (ffi/xenctrl.ts), the one interface too
-//    version-dependent to call directly.
+//    version-dependent to call directly; an event channel's peer (live update): xc_evtchn_status;
+//  - live update: the /dev/xen/evtchn descriptor is inherited across the exec with its bindings
+//    (open(inheritedEvtchn), adoptInterdomain), as cxenstored's own live update does.
 // There is no Xen on the development machine: this code is exercised by the QEMU end-to-end tests.
 import { XsError } from "../../common/xs_error.ts";
 import * as libc from "../../../ffi/libc.ts";
@@ -37,6 +39,7 @@ import { XenCtrl } from "../../../ffi/xenctrl.ts";
 import { log } from "../../common/log.ts";
 import { PAGE_SIZE } from "../ring.ts";
 import { type DomainState, type MappedRing, VIRQ_DOM_EXC, type XenPlatform } from "../platform.ts";
+import { adoptedRemotePort, statusRequest } from "./adoption.ts";
 
 /** A buffer whose address may be put in a struct (off-heap: V8 never moves it). */
 function pinned(size: number): Uint8Array {
@@ -66,9 +69,14 @@ export class RealPlatform implements XenPlatform {
     this.eventFd = evtchn;
   }
 
-  /** Open the devices and libxenctrl; throws with what is missing (not dom0, not root, no Xen). */
-  static open(): RealPlatform {
-    const evtchn = libc.tryOpen("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
+  /**
+   * Open the devices and libxenctrl; throws with what is missing (not dom0, not root, no Xen).
+   * `inheritedEvtchn`: a live update's new program serves on the /dev/xen/evtchn descriptor the previous
+   * program left open (its bindings with it; non-blocking and close-on-exec again). Grant and foreign
+   * mappings are not inherited (an exec unmaps them): the devices are opened anew and rings mapped again.
+   */
+  static open(inheritedEvtchn?: number): RealPlatform {
+    const evtchn = inheritedEvtchn ?? libc.tryOpen("/dev/xen/evtchn", libc.O_RDWR | libc.O_NONBLOCK);
     if (evtchn < 0) {
       throw new Error(
         `cannot open /dev/xen/evtchn: ${libc.errnoName(-evtchn)} ` +
@@ -149,6 +157,18 @@ export class RealPlatform implements XenPlatform {
 
   unbind(port: number): void {
     this.portIoctl(IOCTL_EVTCHN_UNBIND, port);
+  }
+
+  /**
+   * Live update: the channel the previous program bound as `localPort` on the inherited descriptor.
+   * Not bound again (the binding lives on); Xen says whom it connects (./adoption.ts), and it is
+   * unmasked once, in case the previous program had read its event but not yet written it back.
+   */
+  adoptInterdomain(domid: number, localPort: number): number {
+    const status = statusRequest(localPort);
+    const remotePort = adoptedRemotePort(domid, localPort, this.xc.evtchnStatus(status) ? status : null);
+    this.unmask(localPort);
+    return remotePort;
   }
 
   bindDomExc(): number {

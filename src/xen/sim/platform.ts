@@ -6,7 +6,13 @@
 import { XsError } from "../../common/xs_error.ts";
 import * as libc from "../../../ffi/libc.ts";
 import { PAGE_SIZE } from "../ring.ts";
-import { type DomainState, type MappedRing, VIRQ_DOM_EXC, type XenPlatform } from "../platform.ts";
+import {
+  type DomainState,
+  type InheritedChannels,
+  type MappedRing,
+  VIRQ_DOM_EXC,
+  type XenPlatform,
+} from "../platform.ts";
 import {
   daemonChannel,
   decodeEvent,
@@ -67,14 +73,6 @@ export function mapRingFile(path: string): MappedRing {
   } finally {
     libc.close(fd);
   }
-}
-
-/** What a live update's new program inherits of the simulated event channels. */
-export interface InheritedChannels {
-  /** The daemon FIFO's descriptor (non-blocking again). */
-  readonly eventFd: number;
-  /** Above every local port the previous program handed over. */
-  readonly firstFreePort: number;
 }
 
 export class SimPlatform implements XenPlatform {
