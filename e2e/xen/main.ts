@@ -15,8 +15,11 @@
  *                                              dxenstored, cxenstored and oxenstored, reports ratios
  *   deno task e2e:xen --plans P1               the same with the one guest only (minutes, not ten guests'
  *                                              creation: slow under TCG on a busy machine)
+ *   deno task e2e:xen --plans L                live update (not run by default): dxenstored replaces itself
+ *                                              (xenstore-control live-update, twice) while a guest's
+ *                                              round trips go on over its ring (scenario 6)
  *
- * Options: --plans A,B,P   --no-reference-bench   --build-dir DIR
+ * Options: --plans A,B,P,L   --no-reference-bench   --build-dir DIR
  *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG)
  *          --daemon-arg ARG (repeatable: dom0's XENSTORED_ARGS)   --cpu QEMU_CPU_MODEL
  *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
@@ -29,9 +32,15 @@ import { benchTable, type BootReport, reportScenario } from "./report.ts";
 import { perfTable } from "./perf_report.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const PLAN_SCENARIOS: Record<string, string[]> = { A: ["s1", "s2", "s3"], B: ["s4"], P: ["s5"], P1: ["s5"] };
+const PLAN_SCENARIOS: Record<string, string[]> = {
+  A: ["s1", "s2", "s3"],
+  B: ["s4"],
+  P: ["s5"],
+  P1: ["s5"],
+  L: ["s6"],
+};
 /** Scenarios of the packaged dxenstored only (tests/xen/qemu/dom0/init.sh's packaged_checks). */
-const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], P1: [] };
+const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], P1: [], L: [] };
 /** The performance plans: P (ten guests) and P1 (its one-guest part only, a few minutes). */
 const isPerf = (plan: string) => plan === "P" || plan === "P1";
 const REFERENCES = ["cxenstored", "oxenstored"];
@@ -102,7 +111,7 @@ function parseOptions(argv: string[]): Options {
     else usage(`unknown option ${a}`);
   }
   if (o.reference && !REFERENCES.includes(o.reference)) usage(`--reference takes ${REFERENCES.join(" or ")}`);
-  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P and/or P1`);
+  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P, P1 and/or L`);
   if (!(o.timeout > 0)) usage("--timeout needs seconds");
   if (!(o.stall > 0)) usage("--stall needs seconds");
   return o;

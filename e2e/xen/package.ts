@@ -3,6 +3,7 @@
  * ../shared/xen-qemu/build.sh through EXTRA_DOM0_DIR):
  *
  *   /init                          tests/xen/qemu/dom0/init.sh (the scenarios of one boot)
+ *   /e2e/live_update.sh            tests/xen/qemu/dom0/live_update.sh (plan L, sourced by /init)
  *   /e2e/guest-overlay.cpio.gz     the guests' /init (tests/xen/qemu/guest/init.sh) and /usr/bin/xse2e;
  *                                  dom0 appends it to the shared guest initramfs at boot
  *   the .deb's files               only when dxenstored is under test: the package `deno task deb`
@@ -52,6 +53,8 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   await Deno.mkdir(`${overlay}/e2e`, { recursive: true });
   await Deno.copyFile(`${root}/tests/xen/qemu/dom0/init.sh`, `${overlay}/init`);
   await Deno.chmod(`${overlay}/init`, 0o755);
+  // plan L's scenario (sourced by /init)
+  await Deno.copyFile(`${root}/tests/xen/qemu/dom0/live_update.sh`, `${overlay}/e2e/live_update.sh`);
 
   // the guests' overlay: /init and the static raw-protocol client
   const g = `${overlay}/.guest`;

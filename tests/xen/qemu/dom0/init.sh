@@ -3,7 +3,7 @@
 # EXTRA_DOM0_DIR, booted by ../shared/xen-qemu/run.sh). Brings dom0 up like the shared init, starts
 # the xenstore daemon under test as a dom0 xenstored, then runs the scenarios of one boot plan.
 #
-# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/usr/sbin/dxenstored   guest=A|B|P|P1
+# Kernel command line (run.sh): xsd=cxenstored|oxenstored|/usr/sbin/dxenstored   guest=A|B|P|P1|L
 #   A: scenario 0 (dxenstored only: the packaged daemon as installed, started as /etc/init.d/xen does)
 #      scenario 1 (PV + PVH guests: read/write/list/watch/transaction over the ring; dom0 tools)
 #      scenario 2 (two guests: EACCES on each other's nodes, SET_PERMS grant)
@@ -13,6 +13,7 @@
 #   P: scenario 5, performance (10 guests: one reading alone, then all at once; the daemon's system
 #      calls per request counted with strace when the image has it: e2e:xen --plans P adds it)
 #   P1: scenario 5 with its one-guest part only
+#   L: scenario 6, live update dx → dx under real Xen while a guest is busy (live_update.sh)
 # Lines the runner (scripts/e2e-xen.ts) parses, all "[dom0 <uptime>] ...":
 #   E2E-SCENARIO <s> BEGIN <title> | E2E-SCENARIO <s> PASS|FAIL
 #   E2E-MS <s> <seconds since the scenario began> <milestone>
@@ -553,6 +554,7 @@ plan_p() {
 }
 
 case $PLAN in
+L) . /e2e/live_update.sh && plan_l ;;
 A) plan_a ;;
 B) plan_b ;;
 P) plan_p ;;

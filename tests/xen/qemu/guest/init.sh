@@ -181,6 +181,18 @@ s4)
   echo "GUEST-S4-DONE domid=$domid ."
   idle
   ;;
+lu)
+  # ---- plan L: busy with xenstore while dom0 live-updates the daemon (dom0's live_update.sh)
+  SCN=s6
+  basic
+  (xenstore-watch data/s6/w 2>&1 | while read -r l; do echo "GUEST-S6-EVENT $l"; done) &
+  xse2e write data/s6/stop go > /dev/null
+  (xse2e rounds data/s6/n data/s6/stop > /tmp/rounds 2>&1; echo "GUEST-S6-ROUNDS $(cat /tmp/rounds)") &
+  rp=$!
+  echo "GUEST-S6-READY domid=$domid ."
+  wait $rp
+  idle
+  ;;
 new)
   SCN=s4
   basic

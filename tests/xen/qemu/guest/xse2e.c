@@ -16,6 +16,9 @@
  *   xse2e bench N PATH         N sequential READs of PATH, prints BENCH ... latencies in us
  *   xse2e bench-time MS PATH   sequential READs of PATH for MS milliseconds, prints the same
  *                              (several guests reading at once for the same time: total throughput)
+ *   xse2e rounds PATH STOPPATH  round trips until STOPPATH reads "stop": each writes PATH=<n>, reads it
+ *                              back (must be <n>) and reads STOPPATH; prints ROUNDS n=... max_us=...
+ *                              (the longest round: a live update's stall), or ERR at the first error
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,6 +176,27 @@ int main(int argc, char **argv) {
     qsort(lat, (size_t)n, sizeof(double), cmp_double);
     printf("BENCH n=%d total_us=%.0f mean_us=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f\n", n, total,
            total / n, lat[n / 2], lat[(n * 99) / 100], lat[n - 1]);
+    return 0;
+  }
+  if (!strcmp(cmd, "rounds") && argc == 4) {
+    /* A guest busy with xenstore throughout a live update: every reply checked, the stall measured. */
+    const char *stop = argv[3];
+    char val[32];
+    double t0 = now_us(), worst = 0;
+    long n = 0;
+    for (;;) {
+      double s = now_us();
+      snprintf(val, sizeof val, "%ld", n + 1);
+      if (write_value(0, path, val) < 0) { printf("ERR %s (round %ld: write)\n", reply, n + 1); return 1; }
+      if (req1(XS_READ, 0, path) < 0) { printf("ERR %s (round %ld: read)\n", reply, n + 1); return 1; }
+      if (strcmp(reply, val)) { printf("ERR read back [%s], wrote [%s] (round %ld)\n", reply, val, n + 1); return 1; }
+      int stopped = req1(XS_READ, 0, stop) == 0 && !strcmp(reply, "stop");
+      double d = now_us() - s;
+      if (d > worst) worst = d;
+      n++;
+      if (stopped) break;
+    }
+    printf("ROUNDS n=%ld total_us=%.0f max_us=%.0f\n", n, now_us() - t0, worst);
     return 0;
   }
   fprintf(stderr, "unknown command %s\n", cmd);
