@@ -18,8 +18,9 @@
  *   deno task e2e:xen --plans L                live update (not run by default): dxenstored replaces itself
  *                                              (xenstore-control live-update, twice) while a guest's
  *                                              round trips go on over its ring (scenario 6)
+ *   deno task e2e:xen --plans LC               the same from cxenstored: cx → dx, then dx → dx twice
  *
- * Options: --plans A,B,P,L   --no-reference-bench   --build-dir DIR
+ * Options: --plans A,B,P,L,LC  --no-reference-bench   --build-dir DIR
  *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG)
  *          --daemon-arg ARG (repeatable: dom0's XENSTORED_ARGS)   --cpu QEMU_CPU_MODEL
  *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
@@ -38,9 +39,10 @@ const PLAN_SCENARIOS: Record<string, string[]> = {
   P: ["s5"],
   P1: ["s5"],
   L: ["s6"],
+  LC: ["s6"],
 };
 /** Scenarios of the packaged dxenstored only (tests/xen/qemu/dom0/init.sh's packaged_checks). */
-const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], P1: [], L: [] };
+const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], P1: [], L: [], LC: [] };
 /** The performance plans: P (ten guests) and P1 (its one-guest part only, a few minutes). */
 const isPerf = (plan: string) => plan === "P" || plan === "P1";
 const REFERENCES = ["cxenstored", "oxenstored"];
@@ -111,7 +113,7 @@ function parseOptions(argv: string[]): Options {
     else usage(`unknown option ${a}`);
   }
   if (o.reference && !REFERENCES.includes(o.reference)) usage(`--reference takes ${REFERENCES.join(" or ")}`);
-  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P, P1 and/or L`);
+  if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P, P1, L and/or LC`);
   if (!(o.timeout > 0)) usage("--timeout needs seconds");
   if (!(o.stall > 0)) usage("--stall needs seconds");
   return o;

@@ -14,6 +14,7 @@
 #      calls per request counted with strace when the image has it: e2e:xen --plans P adds it)
 #   P1: scenario 5 with its one-guest part only
 #   L: scenario 6, live update dx → dx under real Xen while a guest is busy (live_update.sh)
+#   LC: the same starting from cxenstored (cx → dx, then dx → dx): dom0 starts Debian's daemon
 # Lines the runner (scripts/e2e-xen.ts) parses, all "[dom0 <uptime>] ...":
 #   E2E-SCENARIO <s> BEGIN <title> | E2E-SCENARIO <s> PASS|FAIL
 #   E2E-MS <s> <seconds since the scenario began> <milestone>
@@ -41,6 +42,7 @@ for a in $(cat /proc/cmdline); do
   e2e=*) MODE=${a#e2e=} ;;
   esac
 done
+[ "$PLAN" = LC ] && XSD=cxenstored # live_update.sh switches it to the packaged dxenstored
 case $XSD in cxenstored | oxenstored) REF=$XSD ;; *) REF= ;; esac
 say "DOM0-INIT-OK kernel $(uname -r) xsd=$XSD plan=$PLAN"
 
@@ -554,7 +556,7 @@ plan_p() {
 }
 
 case $PLAN in
-L) . /e2e/live_update.sh && plan_l ;;
+L | LC) . /e2e/live_update.sh && plan_l ;;
 A) plan_a ;;
 B) plan_b ;;
 P) plan_p ;;

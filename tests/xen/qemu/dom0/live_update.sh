@@ -7,6 +7,7 @@
 # (the same connection) gets its event, dom0's own ring answers (when it did before). At the end the
 # guest reports its rounds (no error; the longest round is the switch's stall), and `xl shutdown`
 # shows VIRQ_DOM_EXC (bound again by each new program) still releases the domain.
+# Plan LC: dom0 started Debian's cxenstored (init.sh), and the first switch is cx → dx.
 LU_SWITCHES=2
 LU_TARGET=/usr/sbin/dxenstored
 
@@ -17,8 +18,10 @@ lu_ring0() { XENSTORED_PATH=$1 xenstore-read /local/domain/0/name 2>&1; }
 lu_count() { grep -ac "$1" /var/log/xen/console/guest-e2e-lu.log 2>/dev/null; }
 
 plan_l() {
-  begin s6 "live update dx → dx ($LU_SWITCHES switches) while a guest's xenstore traffic continues"
-  if [ -n "$REF" ]; then
+  local first=dx
+  [ "$PLAN" = LC ] && first=cx && LU_SWITCHES=3
+  begin s6 "live update $first → dx, then dx → dx ($LU_SWITCHES switches) while a guest's xenstore traffic continues"
+  if [ "$first" = dx ] && [ -n "$REF" ]; then
     note "live update" "dxenstored only: this plan switches /usr/sbin/dxenstored to itself"
     end
     return
@@ -42,11 +45,19 @@ plan_l() {
     ok "dom0's own ring answers before the switches" "$xb"
   else note "dom0's own ring" "not checked: no answer over $xb before the switches ($(lu_ring0 $xb | head -1))"; fi
   p0=$(xsd_pid)
+  if [ $first = cx ]; then
+    chk "cxenstored serves before the first switch" "xenstored" "$(cat /proc/$p0/comm 2>&1)"
+    touch $XSDLOG
+    (tail -n +1 -f $XSDLOG | while read -r l; do echo "[xsd] $l"; done) &
+  fi
   i=1
   while [ $i -le $LU_SWITCHES ]; do
     n0=$(xenstore-read /local/domain/$d/data/s6/n 2>&1)
-    ms "switch $i: xenstore-control live-update $LU_TARGET (guest at round $n0)"
-    out=$(timeout 240 $XSCONTROL live-update $LU_TARGET 2>&1)
+    ms "switch $i: xenstore-control live-update $LU_TARGET (guest at round $n0; $(cat /proc/$p0/comm) serves)"
+    if [ $i = 1 ] && [ $first = cx ]; then
+      # cxenstored passes its own options unless told: add a log file (its stderr is /dev/null)
+      out=$(timeout 240 $XSCONTROL live-update -c "--pid-file /run/xenstore.pid --log-file $XSDLOG" $LU_TARGET 2>&1)
+    else out=$(timeout 240 $XSCONTROL live-update $LU_TARGET 2>&1); fi
     rc=$?
     ms "switch $i: xenstore-control returned $rc"
     if [ $rc = 0 ]; then ok "switch $i: xenstore-control live-update succeeded" "$(echo "$out" | tr '\n' ' ')"; else
