@@ -129,6 +129,7 @@ export class Daemon {
         rings: () =>
           [...(this.rings?.connections() ?? [])].filter((c) => c.state === "connected").map(ringHandover),
         releaseForExec: () => this.rings?.releaseDomExc() ?? (() => {}),
+        cxenstoredCanAdopt: parts.platform.hypervisorRings === true,
       },
     });
     this.sockets = new SocketServer(this.loop, this.liveUpdate, {

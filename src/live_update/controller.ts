@@ -114,6 +114,11 @@ export interface RingHandoverSource {
    * (VIRQ_DOM_EXC); returns the undo for a failed exec.
    */
   releaseForExec(): () => void;
+  /**
+   * cxenstored can adopt these rings too: the channels and pages are the hypervisor's (real Xen), not
+   * the simulated Xen's files, which only dxenstored reads.
+   */
+  readonly cxenstoredCanAdopt: boolean;
 }
 
 const LIVE_UPDATE_PREFIX = "live-update\0";
@@ -255,7 +260,8 @@ export class LiveUpdateController {
   private switchNow(owner: Client, p: PendingStart, target: Successor, drops: boolean): void {
     const { file, program } = target;
     const g = this.o.guests();
-    if (g > 0 && (this.o.rings === undefined || program === "cxenstored")) {
+    const rs = this.o.rings;
+    if (g > 0 && (rs === undefined || (program === "cxenstored" && !rs.cxenstoredCanAdopt))) {
       this.fail(
         p,
         owner,

@@ -66,6 +66,12 @@ export interface XenPlatform {
    * refused while rings are served).
    */
   adoptInterdomain?(domid: number, localPort: number): number;
+  /**
+   * The rings and event channels are the hypervisor's (real Xen): any xenstored handed the
+   * event-channel descriptor can adopt them, cxenstored too. False or absent: only dxenstored can
+   * (the simulated Xen's files).
+   */
+  readonly hypervisorRings?: boolean;
 }
 
 /**

@@ -315,6 +315,7 @@ Deno.test("live-update controller: rings go along where the platform can adopt t
         virq.push("released");
         return () => virq.push("bound again");
       },
+      cxenstoredCanAdopt: false, // the simulated Xen's
     },
   });
   t.ctl(t.a, 1, "-f", "/new");
@@ -342,6 +343,44 @@ Deno.test("live-update controller: rings go along where the platform can adopt t
     t.sent(t.a).at(-1)!.payload,
     "live update while domains' rings are served (1) is not supported by dxenstored to cxenstored yet.\0",
   );
+  Deno.removeSync(t.rundir, { recursive: true });
+});
+
+Deno.test("live-update controller: under real Xen the rings go to cxenstored too", async () => {
+  const ring = {
+    clientId: 99,
+    domid: 0,
+    target: null,
+    localPort: 22,
+    input: new Uint8Array(0),
+    output: [],
+    outputOffset: 0,
+  };
+  let released = 0;
+  const t = setup(new Uint8Array(0), {
+    ...cxTarget,
+    guests: () => 1,
+    rings: {
+      eventFd: 11,
+      rings: () => [ring],
+      releaseForExec: () => {
+        released++;
+        return () => {};
+      },
+      cxenstoredCanAdopt: true,
+    },
+  });
+  await cxSession(t);
+  t.ctl(t.a, 2, "-s");
+  t.lu.turnEnd();
+  assert.equal(t.execs.length, 1, t.sent(t.a).at(-1)?.payload);
+  assert.equal(released, 1, "VIRQ_DOM_EXC released for cxenstored's domain_init");
+  assert.equal(t.execs[0].argv.at(-1), "-U");
+  assert.deepEqual(t.execs[0].fds.at(-1), 11, "the event-channel descriptor goes to cxenstored");
+  const host = hostStateFromStream(readStream(t.execs[0].dump));
+  assert.equal(host.global?.evtchnFd, 11);
+  const first = host.connections[0].endpoint;
+  assert.ok(first.kind === "ring" && first.domid === 0 && first.evtchn === 22, "dom0's real ring first");
   Deno.removeSync(t.rundir, { recursive: true });
 });
 

@@ -51,6 +51,7 @@ const MAX_PORTS = 1024;
 
 export class RealPlatform implements XenPlatform {
   readonly name = "xen";
+  readonly hypervisorRings = true;
   readonly eventFd: number;
   private readonly portBuf = pinned(EVTCHN_PORT_SIZE * MAX_PORTS);
   private readonly portView = new DataView(this.portBuf.buffer);
