@@ -14,9 +14,9 @@
 // ~40 s on a loaded 2-core machine.
 import assert from "../helpers/assert.ts";
 import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
-import { errnoOf, joinNul, type WireClient, XS } from "../helpers/wire.ts";
+import { errnoOf, joinNul, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
-import { dxLauncher, parts, programOf, storeListing, textOf } from "./cross.ts";
+import { dxLauncher, programOf, storeListing, textOf } from "./cross.ts";
 
 /** 20 in CI (~12 s); LU_SWITCHES=300 for a longer soak outside it (`deno task lu:soak`). */
 const SWITCHES = Number(Deno.env.get("LU_SWITCHES") ?? 20);
@@ -76,7 +76,9 @@ Deno.test({
       })();
       const transacting = (async () => {
         for (let i = 0; !stop; i++) {
-          const tx = Number(parts(await txc.request(XS.TRANSACTION_START, "\0", { timeoutMs: T }))[0]);
+          const tx = Number(
+            splitNul((await txc.request(XS.TRANSACTION_START, "\0", { timeoutMs: T })).payload)[0],
+          );
           assert.ok(tx > 0, `transaction ${i} started`);
           const w = await txc.request(XS.WRITE, joinNul(`/busy/t/k${i}`) + String(i), {
             txId: tx,
@@ -117,7 +119,7 @@ Deno.test({
       while (events.length < written) {
         const e = await watcher.recv(T);
         assert.equal(e.type, XS.WATCH_EVENT);
-        events.push(parts(e)[0]);
+        events.push(splitNul(e.payload)[0]);
       }
       assert.deepEqual(events, Array.from({ length: written }, (_, i) => `/busy/w/k${i}`));
       const sync = await watcher.request(XS.READ, "/busy/r\0");

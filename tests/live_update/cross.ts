@@ -1,7 +1,8 @@
 // Helpers of the cross-implementation live-update tests (cx → dx, dx → cx): a launcher for this
-// checkout's dxenstored that cxenstored can exec, the store as a comparable listing, payload parts.
+// checkout's dxenstored that cxenstored can exec, the store as a comparable listing, a
+// reply past the watch events.
 import assert from "../helpers/assert.ts";
-import type { Reply } from "../helpers/wire.ts";
+import { type Reply, type WireClient, XS } from "../helpers/wire.ts";
 import { tool } from "../migration/cx_capture.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -30,9 +31,16 @@ export async function storeListing(socket: string): Promise<string> {
   return r.out.split("\n").sort().join("\n");
 }
 
-/** The payload's NUL-separated parts. */
-export function parts(r: Reply): string[] {
-  return r.payload.split("\0").filter((x, i, a) => !(x === "" && i === a.length - 1));
+/** Skip watch events a client got while we wait for a reply to `reqId` (kept in `events`). */
+export async function replyTo(c: WireClient, reqId: number, events: Reply[]): Promise<Reply> {
+  for (;;) {
+    const r = await c.recv(30000);
+    if (r.type === XS.WATCH_EVENT) events.push(r);
+    else {
+      assert.equal(r.reqId, reqId, `reply ${JSON.stringify(r)}`);
+      return r;
+    }
+  }
 }
 
 /** The command line of a process, to tell which program runs under its pid. */

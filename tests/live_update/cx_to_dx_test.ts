@@ -4,36 +4,14 @@
 // and carries on: same pid, same client connections, watches (absolute, relative) still firing, a
 // half-sent request completed, a never-reading watcher's backlog delivered once, the store (values,
 // permissions) as before. Then dx → dx from there. dom0's ring (faked by the shim) is dropped with a
-// log line: rings are not adopted yet (docs/live-update.md).
+// log line: the shim's fake ring cannot be adopted (real rings are: docs/live-update.md).
 import assert from "../helpers/assert.ts";
 import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
-import { errnoOf, frame, joinNul, type Reply, WireClient, XS } from "../helpers/wire.ts";
+import { errnoOf, frame, joinNul, type Reply, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL } from "../migration/cx_capture.ts";
+import { replyTo, storeListing } from "./cross.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-function parts(r: Reply): string[] {
-  return r.payload.split("\0").filter((x, i, a) => !(x === "" && i === a.length - 1));
-}
-
-/** Skip watch events a client got while we wait for a reply to `reqId`. */
-async function replyTo(c: WireClient, reqId: number, events: Reply[]): Promise<Reply> {
-  for (;;) {
-    const r = await c.recv(30000);
-    if (r.type === XS.WATCH_EVENT) events.push(r);
-    else {
-      assert.equal(r.reqId, reqId, `reply ${JSON.stringify(r)}`);
-      return r;
-    }
-  }
-}
-
-async function ls(socket: string): Promise<string> {
-  const r = await tool(socket, "xenstore-ls", "-f", "-p", "/");
-  assert.equal(r.code, 0, r.out);
-  // cxenstored lists children in creation order, dxenstored sorted: compare the sets of lines.
-  return r.out.split("\n").sort().join("\n");
-}
 
 Deno.test({
   name: "live update cx → dx: cxenstored 4.17 hands its clients, watches and store to dxenstored",
@@ -74,7 +52,7 @@ Deno.test({
       const halfReq = frame(XS.WRITE, 55, 0, joinNul("/a/half") + "completed after the switch");
       await half.writeRaw(halfReq.subarray(0, 20));
       await new Promise((r) => setTimeout(r, 200));
-      const before = await ls(a.socket);
+      const before = await storeListing(a.socket);
       ev.length = 0; // the initial events
       const pid = Number(Deno.readTextFileSync(`${a.dir}/pid`).trim());
 
@@ -87,14 +65,18 @@ Deno.test({
       const logText = () => Deno.readTextFileSync(log);
       assert.ok(/live update: adopted 4 socket connection/.test(logText()), logText());
 
-      assert.equal(await ls(a.socket), before, "store, values and permissions as cxenstored had them");
+      assert.equal(
+        await storeListing(a.socket),
+        before,
+        "store, values and permissions as cxenstored had them",
+      );
       // Watches still fire on the same connection (absolute and relative).
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/after") + "1")), null);
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/local/domain/0/rel/y") + "2")), null);
       while (ev.length < 2) {
         ev.push(await w.recv(30000).catch((e) => Promise.reject(new Error(`${e}\n${logText()}`))));
       }
-      const paths = ev.map((e) => parts(e).join(" "));
+      const paths = ev.map((e) => splitNul(e.payload).join(" "));
       assert.ok(paths.includes("/a/after tA"), JSON.stringify(paths));
       assert.ok(paths.includes("rel/y tR"), JSON.stringify(paths));
       // The half-sent request completes, answered once.
@@ -109,8 +91,8 @@ Deno.test({
           Promise.reject(new Error(`lazy ${got.length}: ${e}\n${logText()}`))
         );
         assert.equal(e.type, XS.WATCH_EVENT);
-        got.push(parts(e)[0]);
-        if (parts(e)[0] === "/big/n199") break;
+        got.push(splitNul(e.payload)[0]);
+        if (splitNul(e.payload)[0] === "/big/n199") break;
       }
       assert.equal(got.filter((p) => p === "/big").length <= 1, true);
       const writes = got.filter((p) => p !== "/big");
@@ -123,7 +105,7 @@ Deno.test({
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/again") + "3")), null);
       // Each once: the half-sent request's write (after the first switch), then this one.
       while (ev.length < 2) ev.push(await w.recv(30000));
-      assert.deepEqual(ev.map((e) => parts(e).join(" ")), ["/a/half tA", "/a/again tA"]);
+      assert.deepEqual(ev.map((e) => splitNul(e.payload).join(" ")), ["/a/half tA", "/a/again tA"]);
       assert.equal(logText().match(/live update: adopted/g)?.length, 2);
     } catch (e) {
       let text = "";

@@ -5,7 +5,7 @@
 // each acknowledgement arrive exactly once, the store be equal before and after, and the pid stay.
 import assert from "../helpers/assert.ts";
 import { type Daemon, runTool, startDaemon } from "../helpers/daemon.ts";
-import { errnoOf, frame, type Reply, WireClient, XS } from "../helpers/wire.ts";
+import { errnoOf, frame, splitNul, WireClient, XS } from "../helpers/wire.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const XENSTORE_CONTROL = "/usr/lib/xen-4.17/bin/xenstore-control";
@@ -51,11 +51,6 @@ async function storeText(socket: string): Promise<string> {
 
 async function control(socket: string, ...args: string[]) {
   return await runTool(XENSTORE_CONTROL, args, socket, 60000);
-}
-
-/** The payload's NUL-separated parts. */
-function parts(r: Reply): string[] {
-  return r.payload.split("\0").filter((x, i, a) => !(x === "" && i === a.length - 1));
 }
 
 /** A round trip that proves nothing else is queued before its reply (exactly-once checks). */
@@ -110,7 +105,7 @@ Deno.test({
       assert.equal(errnoOf(await writer.request(XS.WRITE, "/lu/w/x\0after")), null);
       const ev = await w.recv(20000);
       assert.equal(ev.type, XS.WATCH_EVENT);
-      assert.deepEqual(parts(ev), ["/lu/w/x", "tokW"]);
+      assert.deepEqual(splitNul(ev.payload), ["/lu/w/x", "tokW"]);
       await nothingPending(w, "watcher");
       // The half-sent request completes and is answered once.
       await half.writeRaw(halfReq.subarray(25));
@@ -156,7 +151,7 @@ Deno.test({
         assert.equal(await storeText(d.socket), before, `switch ${i}: store`);
         assert.equal(errnoOf(await writer.request(XS.WRITE, `/local/domain/0/lu-rel/k${i}\0${i}`)), null);
         const ev = await w.recv(20000);
-        assert.deepEqual(parts(ev), [`lu-rel/k${i}`, "rel"], `switch ${i}: relative watch event`);
+        assert.deepEqual(splitNul(ev.payload), [`lu-rel/k${i}`, "rel"], `switch ${i}: relative watch event`);
       }
       assert.equal(d.stderr.match(/live update: adopted/g)?.length, 5);
       assert.ok(d.stderr.includes(`"--entry-nb","4321","-U"]`), "switch 2 exec'd with -c's arguments");
@@ -178,7 +173,7 @@ Deno.test({
       const ts = await t.recv(20000);
       assert.equal(ts.reqId, tsId);
       assert.equal(ts.type, XS.TRANSACTION_START, JSON.stringify(ts));
-      const tx = Number(parts(ts)[0]);
+      const tx = Number(splitNul(ts.payload)[0]);
       assert.equal(errnoOf(await t.request(XS.WRITE, "/lu/tx\0in tx", { txId: tx })), null);
       assert.equal(errnoOf(await t.request(XS.TRANSACTION_END, "T\0", { txId: tx })), null);
       await nothingPending(t, "transaction client");
@@ -232,7 +227,7 @@ Deno.test({
 
       // An open transaction: -s waits for it, then refuses (no -F) naming it.
       const t = await WireClient.connect(d.socket);
-      const tx = Number(parts(await t.request(XS.TRANSACTION_START, "\0"))[0]);
+      const tx = Number(splitNul((await t.request(XS.TRANSACTION_START, "\0")).payload)[0]);
       assert.equal(
         (await ctl.request(XS.CONTROL, `live-update\0-f\0${launcher}\0`, { timeoutMs: 30000 })).payload,
         "OK\0",
@@ -320,13 +315,13 @@ Deno.test({
       assert.equal(await storeText(d.socket), before, "the store is the old program's");
       assert.equal(errnoOf(await writer.request(XS.WRITE, "/fb/b\0after")), null);
       const ev = await w.recv(20000);
-      assert.deepEqual(parts(ev), ["/fb/b", "tok"], "the watch survived the way there and back");
+      assert.deepEqual(splitNul(ev.payload), ["/fb/b", "tok"], "the watch survived the way there and back");
       assert.ok(!exists(`${dir}/state_dump`) && !exists(`${dir}/state_dump.fallback`), "no dump left");
       // And a good switch afterwards: nothing of the failed one is left in the environment.
       const ok = await control(d.socket, "live-update", launcher);
       assert.equal(ok.code, 0, `${ok.stderr}\n${d.stderr}`);
       assert.equal(errnoOf(await writer.request(XS.WRITE, "/fb/c\0again")), null);
-      assert.deepEqual(parts(await w.recv(20000)), ["/fb/c", "tok"]);
+      assert.deepEqual(splitNul((await w.recv(20000)).payload), ["/fb/c", "tok"]);
       w.close();
       writer.close();
     } finally {

@@ -7,21 +7,9 @@
 // Then cx → dx once more from there.
 import assert from "../helpers/assert.ts";
 import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
-import { errnoOf, frame, joinNul, type Reply, type WireClient, XS } from "../helpers/wire.ts";
+import { errnoOf, frame, joinNul, type Reply, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
-import { dxLauncher, parts, programOf, storeListing, textOf } from "./cross.ts";
-
-/** Skip watch events a client got while we wait for a reply to `reqId`. */
-async function replyTo(c: WireClient, reqId: number, events: Reply[]): Promise<Reply> {
-  for (;;) {
-    const r = await c.recv(30000);
-    if (r.type === XS.WATCH_EVENT) events.push(r);
-    else {
-      assert.equal(r.reqId, reqId, `reply ${JSON.stringify(r)}`);
-      return r;
-    }
-  }
-}
+import { dxLauncher, programOf, replyTo, storeListing, textOf } from "./cross.ts";
 
 const BACKLOG = 400;
 const PIPELINED = 150;
@@ -86,7 +74,7 @@ Deno.test({
         while (got.length < BACKLOG) {
           const e = await lazy.recv(30000);
           assert.equal(e.type, XS.WATCH_EVENT);
-          got.push(parts(e)[0]);
+          got.push(splitNul(e.payload)[0]);
         }
       })();
 
@@ -98,11 +86,15 @@ Deno.test({
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/after") + "1")), null);
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/local/domain/0/rel/y") + "2")), null);
       while (ev.length < 2) ev.push(await w.recv(30000));
-      assert.deepEqual(ev.map((e) => parts(e).join(" ")).sort(), ["/a/after tA", "rel/y tR"]);
+      assert.deepEqual(ev.map((e) => splitNul(e.payload).join(" ")).sort(), ["/a/after tA", "rel/y tR"]);
       await half.writeRaw(halfReq.subarray(20));
       const hr = await half.recv(30000);
       assert.deepEqual([hr.reqId, hr.type], [55, XS.WRITE], JSON.stringify(hr));
-      assert.equal(parts(await w.recv(30000)).join(" "), "/a/half tA", "the completed write's event");
+      assert.equal(
+        splitNul((await w.recv(30000)).payload).join(" "),
+        "/a/half tA",
+        "the completed write's event",
+      );
       for (const id of ids) {
         const r = await piped.recv(30000);
         assert.equal(r.reqId, id, "pipelined replies in order, each once");
@@ -125,7 +117,7 @@ Deno.test({
       ev.length = 0;
       assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/again") + "3")), null);
       if (ev.length === 0) ev.push(await w.recv(30000)); // the event may come before the reply
-      assert.deepEqual(ev.map((e) => parts(e).join(" ")), ["/a/again tA"]);
+      assert.deepEqual(ev.map((e) => splitNul(e.payload).join(" ")), ["/a/again tA"]);
       assert.equal(textOf(log).match(/live update: adopted/g)?.length, 2);
     } catch (e) {
       throw new Error(`${(e as Error).stack}\n--- dxenstored log ---\n${textOf(log)}`);
