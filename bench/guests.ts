@@ -14,11 +14,9 @@ import { GuestClient } from "../src/client/guest.ts";
 import { createDomain, destroyDomain, type SimDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
 import * as ffi from "../ffi/libc.ts";
-import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 import { SocketClient } from "./socket_client.ts";
+import { startSimDaemon } from "./sim_daemon.ts";
 import { GUEST_WATCHES, toolstackCreate } from "./host_trees.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
@@ -217,37 +215,10 @@ export async function runGuestBench(domains = 1000, roundTrips = 5000): Promise<
     }
   })();
   const dir = Deno.makeTempDirSync({ dir: base, prefix: "dxbench-xen." });
-  const sock = `${dir}/socket`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...v8FlagsArgs(readV8Flags()),
-      `${ROOT}src/cli/main.ts`,
-      "--socket",
-      sock,
-      "--xen",
-      `sim:${dir}/xen`,
-      "--backend",
-      "memory",
-      "--log-level",
-      "warn",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
+  const { child, socket: sock } = await startSimDaemon(dir);
   const guests: GuestClient[] = [];
   const evtchn = new SimEvtchn(`${dir}/xen`);
   try {
-    for (let i = 0; i < 400; i++) {
-      try {
-        Deno.statSync(sock);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
     const s = new SocketClient(sock);
     const rss0 = rss(child.pid);
     const attach = (d: SimDomain) => {

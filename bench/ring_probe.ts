@@ -8,11 +8,9 @@
 import { GuestClient } from "../src/client/guest.ts";
 import { createDomain } from "../src/xen/sim/control.ts";
 import { SimEvtchn, SimGuest } from "../src/xen/sim/guest.ts";
-import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 import { SocketClient } from "./socket_client.ts";
+import { startSimDaemon } from "./sim_daemon.ts";
 import { toolstackCreate } from "./host_trees.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 interface ProcSample {
   utime: number;
@@ -70,29 +68,8 @@ for (let i = 0; i < args.length; i++) {
   else if (args[i] === "--rate") rate = Number(args[++i]);
 }
 const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "dxprobe." });
-const sock = `${dir}/socket`;
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    ...v8FlagsArgs(readV8Flags()),
-    ...daemonFlags,
-    `${ROOT}src/cli/main.ts`,
-    ...["--socket", sock, "--xen", `sim:${dir}/xen`, "--backend", "memory", "--log-level", "warn"],
-  ],
-  stdin: "null",
-  stdout: "inherit",
-  stderr: "inherit",
-}).spawn();
+const { child, socket: sock } = await startSimDaemon(dir, { denoFlags: daemonFlags, stdout: "inherit" });
 try {
-  for (let i = 0; i < 400; i++) {
-    try {
-      Deno.statSync(sock);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
   const s = new SocketClient(sock);
   const d1 = createDomain(`${dir}/xen`, 1);
   toolstackCreate(s, d1);
