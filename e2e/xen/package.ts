@@ -4,6 +4,8 @@
  *
  *   /init                          tests/xen/qemu/dom0/init.sh (the scenarios of one boot)
  *   /e2e/live_update.sh            tests/xen/qemu/dom0/live_update.sh (plan L, sourced by /init)
+ *   /e2e/bin/tlb_probe             tests/xen/qemu/dom0/tlb_probe.c: a system call's cost against the
+ *                                  pages touched between calls (plan B, before its guest)
  *   /e2e/guest-overlay.cpio.gz     the guests' /init (tests/xen/qemu/guest/init.sh) and /usr/bin/xse2e;
  *                                  dom0 appends it to the shared guest initramfs at boot
  *   the .deb's files               only when dxenstored is under test: the package `deno task deb`
@@ -71,6 +73,18 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
     `${root}/tests/xen/qemu/guest/xse2e.c`,
   ]);
   if (!cc.ok) throw new Error(`compiling xse2e failed:\n${cc.stderr}`);
+  // dom0's system-call cost probe (plan B runs it before its guest; docs/domains.md, "Third pass")
+  await Deno.mkdir(`${overlay}/e2e/bin`, { recursive: true });
+  const probe = await run([
+    "gcc",
+    "-O2",
+    "-Wall",
+    "-static",
+    "-o",
+    `${overlay}/e2e/bin/tlb_probe`,
+    `${root}/tests/xen/qemu/dom0/tlb_probe.c`,
+  ]);
+  if (!probe.ok) throw new Error(`compiling tlb_probe failed:\n${probe.stderr}`);
   const cpio = await run([
     "sh",
     "-c",

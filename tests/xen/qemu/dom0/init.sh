@@ -391,6 +391,8 @@ plan_a() {
 
 plan_b() {
   # ---------------------------------------------------------------- benchmark + scenario 4
+  # what a system call costs here against the pages touched between calls (docs/domains.md)
+  [ -x /e2e/bin/tlb_probe ] && /e2e/bin/tlb_probe | while read -r l; do say "E2E-$l"; done
   begin s4 "SIGKILL + restart of the daemon while a guest runs"
   start_fa_watch
   sleep 0.5
