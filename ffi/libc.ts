@@ -70,6 +70,8 @@ const lib = Deno.dlopen("libc.so.6", {
     parameters: ["i64", "u64", "i64", "i64", "buffer", "pointer"],
     result: "i64",
   },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  clock_getres: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
 
@@ -104,6 +106,8 @@ export const MSG_NOSIGNAL = 0x4000;
 export const POLLIN = 1;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
+export const CLOCK_MONOTONIC = 1;
+export const CLOCK_MONOTONIC_COARSE = 6;
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;
@@ -449,6 +453,32 @@ export function eventfd(): number {
   const fd = sym.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) throw new SysError("eventfd", errno());
   return fd;
+}
+
+// ---- clocks ------------------------------------------------------------------------------------
+
+/** struct timespec (tv_sec i64, tv_nsec i64), read as 32-bit halves: no BigInt per call. */
+const timespecBytes = new Uint8Array(16);
+const timespec = new Int32Array(timespecBytes.buffer);
+
+function timespecMs(): number {
+  return (timespec[0] + timespec[1] * 2 ** 32) * 1000 + timespec[2] / 1e6;
+}
+
+/**
+ * clock_gettime(2) of `clock`, in ms. CLOCK_MONOTONIC_COARSE is answered by the vDSO even where the
+ * kernel's clock source has no vDSO path (a Xen PV dom0 whose TSC Xen does not call stable: then
+ * CLOCK_MONOTONIC, and performance.now(), are system calls); it has the kernel tick's resolution.
+ */
+export function clockMs(clock: number): number {
+  if (sym.clock_gettime(clock, timespecBytes) !== 0) throw new SysError("clock_gettime", errno());
+  return timespecMs();
+}
+
+/** clock_getres(2) of `clock`, in ms. */
+export function clockResolutionMs(clock: number): number {
+  if (sym.clock_getres(clock, timespecBytes) !== 0) throw new SysError("clock_getres", errno());
+  return timespecMs();
 }
 
 /** An epoll instance with a fixed-size event buffer; an event's `data` is its fd. */

@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <errno.h>
@@ -187,6 +188,8 @@ int main(void)
     NUM(LOCK_EX);
     NUM(LOCK_NB);
     NUM(MSG_NOSIGNAL);
+    NUM(CLOCK_MONOTONIC);
+    NUM(CLOCK_MONOTONIC_COARSE);
     NUM(EPOLLIN);
     NUM(EPOLLOUT);
     NUM(EPOLLERR);

@@ -109,3 +109,35 @@ Deno.test("a turn serving one READ reads the clock twice (turn start, request en
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+// Where a clock read is a system call (a PV dom0 without the vDSO path; ~50 µs each under QEMU TCG)
+// the daemon gives the turn clock a coarse source (src/cli/daemon.ts chooseTurnClock).
+Deno.test("clock reads: a system call is told from a vDSO read by its cost over a coarse read", async () => {
+  const { clockReadIsSystemCall } = await import("../../src/common/clock.ts");
+  // ms per read: natively tens of ns apart; under TCG ~50 µs against ~1 µs
+  assert.equal(clockReadIsSystemCall([0.0006, 0.0004], [0.0003, 0.0005]), false);
+  assert.equal(clockReadIsSystemCall([0.05, 0.2], [0.001, 0.03]), true);
+  // the cheapest batch counts: one interrupted batch of precise reads proves nothing
+  assert.equal(clockReadIsSystemCall([0.5, 0.0004], [0.0003]), false);
+  assert.equal(clockReadIsSystemCall([], [0.0003]), false);
+});
+
+Deno.test("turn clock on a coarse source: performance.now()'s time base, never backwards", async () => {
+  const { coarseSource } = await import("../../src/common/clock.ts");
+  const tick = libc.clockResolutionMs(libc.CLOCK_MONOTONIC_COARSE);
+  assert.ok(tick > 0 && tick <= 100, `CLOCK_MONOTONIC_COARSE resolution ${tick} ms`);
+  const coarse = coarseSource(() => libc.clockMs(libc.CLOCK_MONOTONIC_COARSE));
+  for (let i = 0; i < 5; i++) {
+    const skew = coarse() - performance.now();
+    assert.ok(Math.abs(skew) <= 2 * tick + 1, `coarse reading ${skew} ms off performance.now()`);
+  }
+  const clock = new TurnClock();
+  const before = clock.read();
+  let next = before - 1000; // a source behind the old one's last reading
+  clock.useSource(() => next, 4);
+  assert.equal(clock.resolutionMs, 4);
+  assert.ok(clock.turnStart() >= before, "no reading goes back across the switch");
+  next = before + 5000;
+  assert.equal(clock.read(), before + 5000, "readings come from the new source");
+  assert.equal(clock.recent(), before + 5000);
+});
