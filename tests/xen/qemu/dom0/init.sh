@@ -389,6 +389,31 @@ plan_a() {
   end
 }
 
+# threads_snapshot PHASE: the daemon's threads (/proc/PID/task/*/stat and status) and dom0's
+# interrupts, saved raw (three cats: the guest's benchmark may be running); threads_report PHASE...
+# prints them as E2E-THREADS lines (tid, name, user and system ticks, the CPU it last ran on,
+# voluntary and involuntary context switches) and E2E-IRQ lines: which threads a guest's READs wake,
+# and on which vCPUs.
+threads_snapshot() {
+  local p
+  p=$(xsd_pid)
+  cat /proc/$p/task/*/stat > /tmp/thr-$1.stat 2> /dev/null
+  cat /proc/$p/task/*/status > /tmp/thr-$1.status 2> /dev/null
+  cat /proc/interrupts > /tmp/thr-$1.irq
+}
+threads_report() {
+  local ph
+  for ph in "$@"; do
+    awk -v s="$(awk '/^Pid:/ { t = $2 } /^voluntary_ctxt/ { v[t] = $2 } /^nonvoluntary_ctxt/ { printf "%s:%s:%s ", t, v[t], $2 }' /tmp/thr-$ph.status)" '
+      BEGIN { n = split(s, a, " "); for (i = 1; i <= n; i++) { split(a[i], f, ":"); cs[f[1]] = "vcs=" f[2] " ivcs=" f[3] } }
+      { c = $0; sub(/^[0-9]+ \(/, "", c); name = substr(c, 1, index(c, ")") - 1); gsub(/ /, "_", name)
+        sub(/^[^)]*\) /, "", c); split(c, f, " ")
+        printf "E2E-THREADS xsd='"$XSD"' phase='"$ph"' tid=%s %s utime=%s stime=%s cpu=%s %s\n", $1, name, f[12], f[13], f[37], cs[$1] }' /tmp/thr-$ph.stat |
+      sed "s/^/[dom0 $(up)] /"
+    grep -E 'xenbus|evtchn|xen-dyn|xen-percpu|xen-pirq' /tmp/thr-$ph.irq | tr -s ' ' | sed "s/^/[dom0 $(up)] E2E-IRQ xsd=$XSD phase=$ph /"
+  done
+}
+
 plan_b() {
   # ---------------------------------------------------------------- benchmark + scenario 4
   # what a system call costs here against the pages touched between calls (docs/domains.md)
@@ -399,7 +424,10 @@ plan_b() {
   GUESTS="$GUESTS e2e-s4"
   create_checked e2e-s4 pv s4; D1=$CREATED_DOMID t=$CREATED_T
   if fa=$(first_access "$D1" "$t"); then say "E2E-BENCH xsd=$XSD guest=pv $fa"; else bad "guest kernel wrote control/feature-poweroff" "none within 60 s"; fi
+  threads_snapshot before
   if wait_guest e2e-s4 "GUEST-S4-READY domid=$D1 " 120; then ms "guest ready (benchmark done)"; else bad "guest reached scenario 4" "no GUEST-S4-READY"; fi
+  threads_snapshot after
+  threads_report before after
   b=$(grep -a "GUEST-BENCH" /var/log/xen/console/guest-e2e-s4.log | tr -d '\r' | head -1 | sed 's/.*GUEST-BENCH //')
   case $b in BENCH*) say "E2E-BENCH xsd=$XSD ${b#BENCH }" ;; *) bad "guest READ benchmark" "$b" ;; esac
   xenstore-write /local/domain/$D1/data/s4/w/x before-crash
