@@ -19,7 +19,7 @@
 //
 // While JavaScript blocks in epoll_wait Deno's timers and signal handlers cannot run, so when the
 // daemon is idle the loop makes its wait on a pool thread instead, and under load it lets Deno's event
-// loop run at least every YIELD_MS (run()): SIGTERM/SIGINT and timers are handled there. Each turn
+// loop run at least every LOAD_YIELD_MS (run()): SIGTERM/SIGINT and timers are handled there. Each turn
 // reads the clock once, after its wait (src/common/clock.ts): in a Xen PV dom0 every clock read may
 // be a system call.
 import * as libc from "../../ffi/libc.ts";
@@ -101,11 +101,18 @@ export interface EventLoopOptions {
 }
 
 /**
- * Deno's event loop runs at least this often under load, and an idle daemon notices a promise
- * settled in it (a live update's probe) within this time. Not shorter: under QEMU-emulated Xen a
- * guest's requests can come 40–60 ms apart, and every yield is a hand-off to a pool thread and back.
+ * An idle daemon's wait lasts at most this long: then the loop looks again (a live update's probe,
+ * settled meanwhile in Deno's event loop, is noticed at the turn's end).
  */
-const YIELD_MS = 100;
+const IDLE_WAIT_MS = 100;
+/**
+ * Under load Deno's event loop runs at least this often (timers, signal handlers: a SIGTERM is
+ * handled within this time). Not more often: each such yield is a hand-off to a pool thread and back,
+ * and a request that arrives meanwhile waits for it — under QEMU-emulated Xen some milliseconds,
+ * which every 100 ms (as it was) met ~3% of a busy guest's READs, enough to set their p99
+ * (docs/domains.md, "Third pass").
+ */
+const LOAD_YIELD_MS = 500;
 /** eventfd's counter increment (a u64, as write(2) on an eventfd takes it). */
 const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
@@ -132,7 +139,7 @@ export class EventLoop {
   private turnStartedAt = 0;
   /** Turns served by run(), and those whose wait let Deno's event loop run (tests, diagnostics). */
   readonly stats = { turns: 0, yields: 0 };
-  /** Readable when stop() was called: ends the wait at once (it may last YIELD_MS). */
+  /** Readable when stop() was called: ends the wait at once (it may last IDLE_WAIT_MS). */
   private readonly wakeFd = libc.eventfd();
   private readonly wakeBuf = new Uint8Array(8);
 
@@ -248,9 +255,9 @@ export class EventLoop {
    * Serve until stop(). A blocking epoll_wait is the cheapest wait there is, but while JavaScript
    * blocks in it Deno's event loop cannot run: signal handlers, timers and promises (a policy reload,
    * a live update's probe) wait. So:
-   *  - idle (the last wait found nothing in YIELD_MS): the next wait is made on a pool thread, and
+   *  - idle (the last wait found nothing in IDLE_WAIT_MS): the next wait is made on a pool thread, and
    *    Deno's event loop runs meanwhile, for as long as the daemon stays idle;
-   *  - under load, after a turn that ends YIELD_MS or more after Deno's event loop last ran: one poll
+   *  - under load, after a turn that ends LOAD_YIELD_MS or more after Deno's event loop last ran: one poll
    *    on a pool thread that does not block (Deno's event loop runs once before it resolves; what it
    *    finds is served). It comes after the turn's replies are out, so no request waits for it.
    * (The loop used to yield with setTimeout(0), which kept the daemon away from its descriptors for
@@ -266,7 +273,7 @@ export class EventLoop {
       // A group commit gathering: poll without blocking.
       const gathering = this.gate !== null && this.gate.gathering;
       const busy = gathering || this.busyChecks.some((b) => b());
-      const timeout = busy ? 0 : idleMs < 0 ? YIELD_MS : Math.min(idleMs, YIELD_MS);
+      const timeout = busy ? 0 : idleMs < 0 ? IDLE_WAIT_MS : Math.min(idleMs, IDLE_WAIT_MS);
       const n: number = idle ? await this.ep.waitAsync(timeout) : this.ep.wait(timeout);
       this.serveTurn(n);
       this.stats.turns++;
@@ -278,7 +285,7 @@ export class EventLoop {
       // because work was waiting (a group commit gathering, rings past their budget, input held back):
       // no event was to be expected.
       idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
-      if (!idle && this.turnStartedAt - lastYield >= YIELD_MS) {
+      if (!idle && this.turnStartedAt - lastYield >= LOAD_YIELD_MS) {
         const m: number = await this.ep.waitAsync(0);
         this.stats.yields++;
         if (m > 0) {
