@@ -89,13 +89,20 @@ Deno.test("benchmark table: ratios dxenstored / reference", () => {
   const lines = benchTable([
     boot(
       "dxenstored",
-      "[dom0 1.0] E2E-BENCH xsd=x n=1000 total_us=500000 mean_us=500.0 p50_us=480.0 p99_us=900.0",
+      "[dom0 1.0] E2E-BENCH xsd=x n=1000 total_us=500000 mean_us=500.0 p50_us=480.0 p99_us=900.0\n" +
+        "[dom0 2.0] E2E-BENCH xsd=x window=2 n=1000 total_us=300000 mean_us=300.0 p50_us=290.0 p99_us=600.0",
     ),
     boot(
       "cxenstored",
-      "[dom0 1.0] E2E-BENCH xsd=cxenstored n=1000 total_us=250000 mean_us=250.0 p50_us=240.0",
+      "[dom0 1.0] E2E-BENCH xsd=cxenstored n=1000 total_us=250000 mean_us=250.0 p50_us=240.0\n" +
+        "[dom0 2.0] E2E-BENCH xsd=x window=2 n=1000 total_us=250000 mean_us=250.0 p50_us=232.0 p99_us=500.0",
     ),
   ]);
+  // the second window is its own row, and does not overwrite the first
+  const p50 = lines.find((l) => l.includes("round trip, p50"))!;
+  ok(/480\s+240\s+2\.00$/.test(p50), p50);
+  const next50 = lines.find((l) => l.includes("next 1000 READs: p50"))!;
+  ok(/290\s+232\s+1\.25$/.test(next50), next50);
   const mean = lines.find((l) => l.includes("mean (us)"))!;
   ok(/500\s+250\s+2\.00$/.test(mean), mean);
   const p99 = lines.find((l) => l.includes("p99"))!;
