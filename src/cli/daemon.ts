@@ -220,7 +220,7 @@ function chooseTurnClock(): void {
   }
   if (!clockReadIsSystemCall(p, c)) return;
   const tick = libc.clockResolutionMs(libc.CLOCK_MONOTONIC_COARSE);
-  turnClock.useSource(coarseSource(coarse), tick);
+  turnClock.useSource(coarseSource(coarse));
   log(
     "info",
     `a clock read costs ${((Math.min(...p) - Math.min(...c)) * 1000).toFixed(1)} µs more than a coarse ` +

@@ -6,7 +6,7 @@
 // the clock once per turn, right after its wait, and work inside the turn that only needs "about now"
 // (a request's start, the idle collector's activity stamp) takes that reading, or the latest one
 // since, instead of reading it again. Where a read is a system call the daemon switches the clock's
-// source to a coarse one the vDSO always answers (chooseTurnClockSource, src/cli/daemon.ts).
+// source to a coarse one the vDSO always answers (chooseTurnClock, src/cli/daemon.ts).
 
 /** A clock in ms on performance.now()'s time base. */
 export type ClockSource = () => number;
@@ -16,8 +16,6 @@ export class TurnClock {
   private last = Number.NaN;
   /** Where readings come from (performance.now(), looked up at each read: tests replace it). */
   private source: ClockSource = () => performance.now();
-  /** The source's resolution in ms (0: performance.now()'s, fine enough for a request's time). */
-  private resolution = 0;
 
   /** Read the clock (a system call where there is no vDSO); the reading becomes `recent()`. */
   read(): number {
@@ -25,19 +23,13 @@ export class TurnClock {
   }
 
   /**
-   * Take readings from `source` (on performance.now()'s time base) from now on; `resolutionMs`: its
-   * tick. Readings never go back across the switch.
+   * Take readings from `source` (on performance.now()'s time base) from now on. Readings never go
+   * back across the switch.
    */
-  useSource(source: ClockSource, resolutionMs: number): void {
+  useSource(source: ClockSource): void {
     const floor = this.source();
     this.source = () => Math.max(floor, source());
-    this.resolution = resolutionMs;
     this.last = Number.NaN;
-  }
-
-  /** The resolution of readings in ms (0: performance.now()'s). */
-  get resolutionMs(): number {
-    return this.resolution;
   }
 
   /**
