@@ -4,6 +4,7 @@
  *
  *   /init                          tests/xen/qemu/dom0/init.sh (the scenarios of one boot)
  *   /e2e/live_update.sh            tests/xen/qemu/dom0/live_update.sh (plan L, sourced by /init)
+ *   /e2e/diagnostics.sh            tests/xen/qemu/dom0/diagnostics.sh (plan B's thread snapshots, sourced)
  *   /e2e/bin/tlb_probe             tests/xen/qemu/dom0/tlb_probe.c: a system call's cost against the
  *                                  pages touched between calls (plan B, before its guest)
  *   /e2e/guest-overlay.cpio.gz     the guests' /init (tests/xen/qemu/guest/init.sh) and /usr/bin/xse2e;
@@ -57,6 +58,8 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   await Deno.chmod(`${overlay}/init`, 0o755);
   // plan L's scenario (sourced by /init)
   await Deno.copyFile(`${root}/tests/xen/qemu/dom0/live_update.sh`, `${overlay}/e2e/live_update.sh`);
+  // plan B's thread and interrupt snapshots (sourced by /init)
+  await Deno.copyFile(`${root}/tests/xen/qemu/dom0/diagnostics.sh`, `${overlay}/e2e/diagnostics.sh`);
 
   // the guests' overlay: /init and the static raw-protocol client
   const g = `${overlay}/.guest`;
