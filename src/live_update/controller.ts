@@ -396,6 +396,10 @@ export class LiveUpdateController {
     p: PendingStart,
   ): void {
     try {
+      // A new program that died after reading the dump may have left the second name behind.
+      Deno.removeSync(path + FALLBACK_SUFFIX);
+    } catch { /* absent */ }
+    try {
       Deno.linkSync(path, path + FALLBACK_SUFFIX);
       const askerFd = conns.find((c) => c.clientId === owner.id)?.fd ?? -1;
       env[FALLBACK_ENV] = JSON.stringify({

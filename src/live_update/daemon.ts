@@ -23,7 +23,7 @@ import { readQuotaRecord } from "./dx_records.ts";
 import type { InheritedChannels, XenPlatform } from "../xen/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
-import { closeDescriptor, execve } from "./exec.ts";
+import { closeDescriptor, execve, isNonBlocking, keepAcrossExec, setNonBlocking } from "./exec.ts";
 import { STATE_DUMP } from "./handover.ts";
 import {
   answerFailure,
@@ -56,6 +56,12 @@ export type LiveUpdateStart =
     readonly inherited: InheritedChannels | undefined;
     /** Adopt the inherited descriptors and rings; false if there was no listening socket to adopt. */
     adopt(transport: AdoptingTransport<Client>, core: Core, platform: XenPlatform | null): boolean;
+    /**
+     * A start step failed before anything was adopted (the policy state, the platform, the store):
+     * go back to the previous program as for a state it cannot read (./fallback.ts). Returns only if
+     * there is no way back (a start by hand, the old program itself coming back, a failed exec).
+     */
+    goBack(why: string): void;
   };
 
 /**
@@ -79,20 +85,20 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
     if (failure === null && fallback !== null) goBack(fallback, why);
     return { kind: "error" };
   }
-  // Used once, as cxenstored does: a restart must not adopt stale descriptors.
-  for (const f of [dump, dump + FALLBACK_SUFFIX]) {
-    try {
-      Deno.removeSync(f);
-    } catch { /* absent */ }
-  }
+  // Used once, as cxenstored does: a restart must not adopt stale descriptors. The second name stays
+  // until the adoption (the way back if a later start step fails), unless this is the way back.
+  removeFiles(failure === null ? [dump] : [dump, dump + FALLBACK_SUFFIX]);
   if (failure !== null) {
     log("error", `live update failed in the new program (${failure.reason}); this one serves on`);
     host = answerFailure(host, failure);
   }
   let storeNote = "";
+  let wentBack = false;
   const rings = ringsOf(host);
   let inherited: InheritedChannels | undefined;
   const evtchnFd = host.global?.evtchnFd ?? -1;
+  // As inherited, to be handed back so if this program goes back.
+  const evtchnWasNonBlocking = evtchnFd >= 0 && rings.length > 0 && isNonBlocking(evtchnFd);
   if (rings.length > 0 && evtchnFd >= 0) {
     const err = reclaim(evtchnFd);
     if (err === null) {
@@ -113,7 +119,24 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
       storeNote = pick.source;
       return { db, domains: loaded?.domains ?? [] };
     },
+    goBack(why) {
+      if (failure !== null || fallback === null || wentBack) return;
+      wentBack = true;
+      log("error", `live update: the new program cannot start: ${why}`);
+      if (inherited !== undefined) {
+        // The event channels' descriptor was made ours (close-on-exec): the old program needs it back.
+        try {
+          keepAcrossExec([inherited.eventFd]);
+          setNonBlocking([inherited.eventFd], evtchnWasNonBlocking);
+        } catch (e) {
+          log("error", `live update: the event-channel descriptor: ${(e as Error).message}`);
+        }
+      }
+      goBack(fallback, why);
+    },
     adopt(transport, core, platform) {
+      // From here on the descriptors are ours: no way back.
+      removeFiles([dump + FALLBACK_SUFFIX]);
       const { listener, report } = adoptConnections(host, transport, core.watches);
       let ringReport = { rings: 0, watches: 0, bufferedBytes: 0 };
       if (rings.length > 0 && (platform?.adoptInterdomain === undefined || inherited === undefined)) {
@@ -152,6 +175,14 @@ function restoreQuotas(host: HostState, core: Core, dropped: string[]): void {
     } catch (e) {
       dropped.push(`quota values set at run time (${(e as Error).message})`);
     }
+  }
+}
+
+function removeFiles(paths: readonly string[]): void {
+  for (const f of paths) {
+    try {
+      Deno.removeSync(f);
+    } catch { /* absent */ }
   }
 }
 
