@@ -113,6 +113,15 @@ export async function main(): Promise<number> {
       StartupFailure.of("load the policy", parsed.policyConfig ?? (parsed.policy ?? []).join(","), e),
     );
   }
+  if (handover?.kind === "ok") {
+    try {
+      // The plugins' state of the program we replace (DX_POLICY): a chain that cannot take it must
+      // not serve (a Chinese Wall would forget who touched what), so this program goes back.
+      handover.restorePolicy(policies);
+    } catch (e) {
+      return fail(StartupFailure.of("take over the policy plugins' state", null, e));
+    }
+  }
   let platform: XenPlatform | null = null;
   let daemon: Daemon;
   const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {

@@ -18,8 +18,9 @@ import {
   ringsOf,
 } from "./adopt.ts";
 import { adoptRings } from "../domains/adopt_rings.ts";
-import { DX_QUOTAS } from "../migration/format.ts";
-import { readQuotaRecord } from "./dx_records.ts";
+import { type DxState, readDxRecords } from "./dx_records.ts";
+import type { RuntimeSettings } from "../quota/settings.ts";
+import type { PolicyManager } from "../policy/manager.ts";
 import type { InheritedChannels, XenPlatform } from "../xen/platform.ts";
 import { LiveUpdateController, type LiveUpdateOptions } from "./controller.ts";
 import { checkFile, probeTarget } from "./target.ts";
@@ -62,6 +63,11 @@ export type LiveUpdateStart =
      * there is no way back (a start by hand, the old program itself coming back, a failed exec).
      */
     goBack(why: string): void;
+    /**
+     * Take over the policy plugins' state (DX_POLICY) into the new program's chain. Throws
+     * PolicyStateError (the chain differs, a plugin refuses): the caller goes back (goBack).
+     */
+    restorePolicy(m: PolicyManager): void;
   };
 
 /**
@@ -77,8 +83,11 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
   Deno.env.delete(FALLBACK_ENV);
   const dump = `${rundir}/${STATE_DUMP}`;
   let host: HostState;
+  let dx: DxState;
   try {
     host = readHandover(failure === null ? dump : dump + FALLBACK_SUFFIX);
+    // dxenstored's own records too: one it cannot read is a state it cannot read.
+    dx = readDxRecords(host);
   } catch (e) {
     const why = (e as Error).message;
     log("error", `live update: cannot adopt the state in ${rundir}: ${why}`);
@@ -94,7 +103,9 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
   }
   let storeNote = "";
   let wentBack = false;
-  const rings = ringsOf(host);
+  // SET_FEATURE's restrictions go with their rings (DX_FEATURES).
+  const rings = ringsOf(host).map((r) => ({ ...r, features: dx.features?.domains.get(r.domid) }));
+  let policies: PolicyManager | null = null;
   let inherited: InheritedChannels | undefined;
   const evtchnFd = host.global?.evtchnFd ?? -1;
   // As inherited, to be handed back so if this program goes back.
@@ -118,6 +129,28 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
       if (pick.rewrite) backend.compact(db.root, db.generation);
       storeNote = pick.source;
       return { db, domains: loaded?.domains ?? [] };
+    },
+    restorePolicy(m) {
+      if (dx.policy === null) {
+        log(
+          "info",
+          "live update: no policy state in the stream (cxenstored, or none saved): plugins start afresh",
+        );
+        return;
+      }
+      try {
+        m.loadState(dx.policy);
+        policies = m;
+      } catch (e) {
+        // The old program coming back has no way further back: it serves on, and says what it lost.
+        if (failure === null) throw e;
+        log(
+          "error",
+          `live update: the policy state could not be taken back (${
+            (e as Error).message
+          }); plugins start afresh`,
+        );
+      }
     },
     goBack(why) {
       if (failure !== null || fallback === null || wentBack) return;
@@ -155,7 +188,13 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
         // Domains that died during the switch: released as at any VIRQ_DOM_EXC.
         core.domains.checkDomains();
       }
-      restoreQuotas(host, core, report.dropped);
+      restoreQuotas(dx.quotas, core, report.dropped);
+      // SET_FEATURE values of domains not introduced yet (their incarnation is checked at INTRODUCE).
+      for (const [domid, p] of dx.features?.pending ?? []) {
+        if (!core.domains.isIntroduced(domid)) core.domains.presets.set(domid, p);
+      }
+      // A plugin's history of a domain that is gone (it died during the switch) goes, as at any death.
+      policies?.keepDomainState((d) => d === 0 || core.domains.isIntroduced(d));
       log("info", describeAdoption(report, host.store.nodes, storeNote, ringReport));
       return listener;
     },
@@ -163,19 +202,12 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
 }
 
 /** DX_QUOTAS: the quota values set at run time, for dom0 and the domains adopted (./dx_records.ts). */
-function restoreQuotas(host: HostState, core: Core, dropped: string[]): void {
-  for (const r of host.opaque) {
-    if (r.code !== DX_QUOTAS) continue;
-    try {
-      const q = readQuotaRecord(r);
-      const domains = Object.fromEntries(
-        Object.entries(q.domains).filter(([d]) => d === "0" || core.domains.isIntroduced(Number(d))),
-      );
-      dropped.push(...core.quotas.settings.restoreRuntime({ global: q.global, domains }));
-    } catch (e) {
-      dropped.push(`quota values set at run time (${(e as Error).message})`);
-    }
-  }
+function restoreQuotas(q: RuntimeSettings | null, core: Core, dropped: string[]): void {
+  if (q === null) return;
+  const domains = Object.fromEntries(
+    Object.entries(q.domains).filter(([d]) => d === "0" || core.domains.isIntroduced(Number(d))),
+  );
+  dropped.push(...core.quotas.settings.restoreRuntime({ global: q.global, domains }));
 }
 
 function removeFiles(paths: readonly string[]): void {
