@@ -142,13 +142,15 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
         m.loadState(dx.policy);
         policies = m;
       } catch (e) {
-        // The old program coming back has no way further back: it serves on, and says what it lost.
+        // The old program coming back has no way further back: it serves on, keeping what a reload
+        // would keep (the variables by plugin name), and says what it lost.
         if (failure === null) throw e;
+        const lost = m.keepStateByName(dx.policy);
+        policies = m;
         log(
           "error",
-          `live update: the policy state could not be taken back (${
-            (e as Error).message
-          }); plugins start afresh`,
+          `live update: the policy chain cannot take its own state back (${(e as Error).message}); kept ` +
+            `the plugins' variables by name${lost.length > 0 ? `, lost: ${lost.join("; ")}` : ""}`,
         );
       }
     },

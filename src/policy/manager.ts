@@ -160,6 +160,22 @@ export class PolicyManager {
     }
   }
 
+  /**
+   * The old program of a live update coming back when its chain cannot take its own state (its config
+   * file was edited before the switch): as a reload does, each plugin keeps the variables saved under
+   * its name (no state_load). Returns what could not be kept, one phrase each.
+   */
+  keepStateByName(s: PolicyState): string[] {
+    const lost: string[] = [];
+    const mine = new Map(this.current.plugins.map((p) => [p.name, p]));
+    for (const st of s.plugins) {
+      const p = mine.get(st.name);
+      if (p === undefined) lost.push(`${st.name} is no longer in the chain`);
+      else if (!p.vars.replaceAll(st.vars)) lost.push(`${st.name}'s variables exceed policy-var-bytes`);
+    }
+    return lost;
+  }
+
   /** Drop the per-domain variables of every domain `keep` rejects (domains gone during a live update). */
   keepDomainState(keep: (domid: number) => boolean): void {
     for (const v of this.varStores.values()) {

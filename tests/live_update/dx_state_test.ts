@@ -2,7 +2,8 @@
 // a guest's ring: the Chinese Wall's history of the guest (DX_POLICY) — a read the wall must refuse
 // after the switch is refused, which a new program that started its plugins afresh would allow — and
 // SET_FEATURE's values (DX_FEATURES), of an introduced domain and of one not introduced yet. A new
-// program whose policy chain differs goes back to the old one, which serves on with its wall.
+// program whose policy chain differs goes back to the old one, which serves on with its wall; so does one
+// whose chinese-wall refuses the history after a config edit (the old one then keeps it by plugin name).
 import assert from "../helpers/assert.ts";
 import { XS } from "../helpers/wire.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
@@ -79,6 +80,24 @@ Deno.test({
       assert.equal(await x.ok(MsgType.GET_FEATURE, "8\0"), `${FEATURE_ERROR}\0`);
       await x.ok(XS.INTRODUCE, `8\0${d8.gfn}\0${d8.port}\0`);
       assert.equal(await x.ok(MsgType.GET_FEATURE, "8\0"), `${FEATURE_ERROR}\0`, "applied at INTRODUCE");
+
+      // The config edited before a switch so that the class of domain 5's history is gone: the new
+      // chinese-wall refuses the state (state_load), the new program goes back, and the old one, whose
+      // chain reads the same edited file, keeps the variables by plugin name as a reload would.
+      await Deno.writeTextFile(
+        conf,
+        "policy = legacy,chinese-wall\npolicy-config.chinese-wall.conflict-sets = banks:b=/cw/bank-b banks:z=/cw/bank-a\n",
+      );
+      const edited = await liveUpdate(x, launcher);
+      assert.equal(edited.code, 3, `${edited.stdout}${edited.stderr}\n${x.daemon.stderr}`);
+      assert.ok(
+        /live-update failed: .*chinese-wall cannot take its state: .*names the class banks:a, which conflict-sets no longer has/
+          .test(edited.stderr),
+        edited.stderr,
+      );
+      assert.ok(/cannot take its own state back .*kept the plugins' variables by name/.test(x.daemon.stderr));
+      assert.equal(x.daemon.pid, pid);
+      assert.equal(await read(g, "/cw/bank-b/k"), "EACCES", "domain 5's history still walls bank-b off");
     } catch (e) {
       throw new Error(`${(e as Error).stack}\n--- daemon ---\n${x.daemon.stderr.slice(-8000)}`);
     } finally {

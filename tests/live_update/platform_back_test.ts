@@ -3,14 +3,15 @@
 // sockets and guests' rings, their watches — and answers `xenstore-control` with the reason. Provoked
 // honestly, by the new program's own command line (`-c`): `--xen real` on this host without Xen (the
 // grant and foreign mapping devices cannot be opened: RealPlatform.open on the inherited event-channel
-// descriptor fails) and a simulated Xen folder that cannot be created. A good switch follows.
+// descriptor fails), a simulated Xen folder that cannot be created and a store that cannot be opened.
+// A good switch follows.
 import assert from "../helpers/assert.ts";
 import { errnoOf, splitNul, WireClient, XS } from "../helpers/wire.ts";
 import { XENSTORE_CONTROL } from "../migration/cx_capture.ts";
 import { exists, liveUpdate, simGuest, simXen } from "./sim_host.ts";
 
 Deno.test({
-  name: "live update dx → dx: a new program that cannot open the platform goes back; nothing is lost",
+  name: "live update dx → dx: a new program that cannot open the platform or store goes back; nothing lost",
   ignore: !exists(XENSTORE_CONTROL) || exists("/dev/xen/gntdev") || exists("/dev/xen/privcmd"),
   sanitizeResources: false,
   fn: async () => {
@@ -44,6 +45,10 @@ Deno.test({
         [
           `--socket ${socket} --log-level debug --xen=sim:${launcher}/xen`,
           /live-update failed: cannot open the simulated Xen \(--xen sim\)/,
+        ],
+        [
+          `--socket ${socket} --log-level debug --xen=sim:${x.dir} --backend file:${launcher}/store`,
+          /live-update failed: cannot open the store file:.*ENOTDIR/,
         ],
       ];
       for (const [i, [cmdline, reason]] of failing.entries()) {

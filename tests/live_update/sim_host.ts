@@ -8,8 +8,8 @@ import { SimXen } from "../xen/sim_harness.ts";
 import { GuestClient } from "../../src/client/guest.ts";
 import { SimGuest } from "../../src/xen/sim/guest.ts";
 import { XENSTORE_CONTROL } from "../migration/cx_capture.ts";
+import { dxLauncher } from "./cross.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 /** Long enough for a switch (two program starts on a loaded machine). */
 export const SWITCH_MS = 60_000;
 
@@ -27,12 +27,7 @@ export async function simXen(
   extra: readonly string[] = [],
 ): Promise<{ x: SimXen; launcher: string; rundir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "dxs-lur-" });
-  const launcher = `${dir}/dxenstored`;
-  Deno.writeTextFileSync(
-    launcher,
-    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" "$@"\n`,
-    { mode: 0o755 },
-  );
+  const launcher = dxLauncher(dir);
   const daemon = await startDaemon({
     env: { XENSTORED_RUNDIR: dir },
     args: [`--xen=sim:${dir}/xen`, "--log-level", "debug", ...extra],
