@@ -109,7 +109,10 @@ export function liveUpdateStart(rundir: string): LiveUpdateStart {
   let inherited: InheritedChannels | undefined;
   const evtchnFd = host.global?.evtchnFd ?? -1;
   // As inherited, to be handed back so if this program goes back.
-  const evtchnWasNonBlocking = evtchnFd >= 0 && rings.length > 0 && isNonBlocking(evtchnFd);
+  let evtchnWasNonBlocking = false;
+  try {
+    evtchnWasNonBlocking = evtchnFd >= 0 && rings.length > 0 && isNonBlocking(evtchnFd);
+  } catch { /* not a descriptor: reclaim() below says so */ }
   if (rings.length > 0 && evtchnFd >= 0) {
     const err = reclaim(evtchnFd);
     if (err === null) {

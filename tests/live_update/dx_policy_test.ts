@@ -2,7 +2,8 @@
 // stream and into a new program's chain. In process: the Chinese Wall's history of a guest survives
 // (a read the wall must refuse is refused by the new chain, and allowed by a chain that did not take
 // the state); a chain that differs, a plugin that refuses its state (state_load) and variables over
-// the budget are refused with nothing applied; corrupt and oversized records are refused whole.
+// the budget are refused with nothing applied; corrupt and oversized records are refused whole; a
+// state_save that fails or answers more than MAX_SAVED_STATE refuses the switch in the old program.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
 import { dom0, err, guest, ok, testCore } from "../helpers/core.ts";
@@ -16,6 +17,7 @@ import { readStream } from "../../src/migration/reader.ts";
 import { writeStream } from "../../src/migration/writer.ts";
 import type { OpaqueRecord } from "../../src/migration/records.ts";
 import type { HostState } from "../../src/migration/host_state.ts";
+import { brokenPlugin } from "../policy/broken_plugins.ts";
 
 /** The error's message says `s`. */
 const has = (s: string) => (e: Error) => e.message.includes(s);
@@ -193,4 +195,42 @@ Deno.test("dx records: a stream with a bad DX_POLICY is refused whole, with its 
   const bad: OpaqueRecord = { type: "opaque", code: DX_POLICY, body: new Uint8Array(8).fill(7) };
   assert.throws(() => readDxRecords(host([quotas, bad])), Error, has("DX_POLICY"));
   assert.throws(() => readDxRecords(host([quotas, quotas])), Error, has("appears twice"));
+});
+
+Deno.test("DX_POLICY: a state_save that fails or answers more than 256 KiB refuses the switch, clearly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dxs-dxp-" });
+  try {
+    const plugin = async (name: string, stateSave: "trap" | number) => {
+      await Deno.writeFile(`${dir}/${name}.wasm`, brokenPlugin("allow", { stateSave }));
+      return await manager(
+        dir,
+        name,
+        `policy = legacy,${name}\npolicy-plugin.${name} = ${dir}/${name}.wasm\n`,
+      );
+    };
+    const big = await plugin("big", MAX_SAVED_STATE + 8);
+    assert.throws(
+      () => big.saveState(),
+      PolicyStateError,
+      has(`policy plugin big: state_save failed (output): ${MAX_SAVED_STATE + 8} bytes of output, at most`),
+    );
+    const trap = await plugin("trapper", "trap");
+    assert.throws(
+      () => trap.saveState(),
+      PolicyStateError,
+      has("policy plugin trapper: state_save failed (trap)"),
+    );
+    // Exactly the limit is fine, and a successor that cannot load it is refused.
+    const full = await plugin("full", MAX_SAVED_STATE);
+    const s = through(full.saveState());
+    assert.equal(s.plugins[1].saved?.length, MAX_SAVED_STATE);
+    const again = await plugin("full", MAX_SAVED_STATE);
+    assert.throws(
+      () => again.loadState(s),
+      PolicyStateError,
+      has("policy plugin full cannot take its state"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
