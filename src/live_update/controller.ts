@@ -321,7 +321,10 @@ export class LiveUpdateController {
         dxRecords: [
           quotaRecord(core.quotas.settings.runtime()),
           featureRecord(core.domains.guestFeatures(), core.domains.presets.entries()),
-          this.o.policyState === undefined ? null : policyRecord(this.o.policyState()),
+          // cxenstored has no plugins: a plugin failing to save must not refuse a switch to it.
+          program === "dxenstored" && this.o.policyState !== undefined
+            ? policyRecord(this.o.policyState())
+            : null,
         ].filter((r) => r !== null),
         connections: conns,
         watchesOf: (id) => core.watches.trie.watchesOf(id),
