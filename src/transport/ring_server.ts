@@ -15,7 +15,6 @@
 // advertise the feature) is handled here: watches, transactions, buffered and in-flight messages are
 // dropped, the ring is emptied, and the guest gets a brand-new client.
 import { log } from "../common/log.ts";
-import { turnClock } from "../common/clock.ts";
 import type { Client } from "../dispatch/client.ts";
 import type { RingHandle, RingInfo, RingPort, RingSpec } from "../domains/rings.ts";
 import type { Message } from "../protocol/codec.ts";
@@ -142,8 +141,7 @@ export class RingServer implements RingPort, RingOwner {
     this.perRing = opts.perRingBudget ?? DEFAULT_PER_RING_BUDGET;
     this.quotas = opts.quotas ?? null;
     this.throttle = opts.writeThrottle ?? DEFAULT_WRITE_THROTTLE;
-    // The turn's clock reading (src/common/clock.ts): no clock read of its own per throttled request.
-    this.now = opts.now ?? (() => turnClock.recent());
+    this.now = opts.now ?? (() => performance.now());
     this.virqPort = platform.bindDomExc();
     // Signalled rings are served when the event comes (a platform without a pollable fd, in-memory
     // tests, is polled with checkEventChannel() and served by the next turn's first round).
