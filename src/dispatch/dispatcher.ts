@@ -203,7 +203,7 @@ export class Dispatcher {
    * Refuse a missing node without revealing whether it exists to a caller that cannot read the
    * deepest existing ancestor (EACCES instead of ENOENT, as cxenstored).
    */
-  missing(c: Client, v: View, comps: string[], path: string): never {
+  missing(c: Client, v: View, comps: readonly string[], path: string): never {
     const chain = existingChain(v.root, comps);
     const deepest = chain[chain.length - 1];
     v.observe(path, OBS_EXISTS | OBS_READ);
