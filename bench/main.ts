@@ -272,9 +272,16 @@ async function main() {
         error: down.get(s.name) ?? "not running",
       };
     }
+    const cpu0 = cpuNs(r.pid);
     const res = await runXsbench(r, s.kind === "echo", w.args, o, clientPin);
+    const cpu1 = cpuNs(r.pid);
     const load1 = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
     const row = { ...res, ok: res.ok === true, target: s.name, wl: w.id, rep, cpu: o.cpu, load1 } as Row;
+    // The daemon's CPU time per operation: what another process on the CPU does not change (much),
+    // where ops/s on a shared machine measures the machine. The warm-up is counted at the measured
+    // rate (xsbench reports only the measured operations).
+    const ops = Number(res.ops_per_s) * (o.seconds + o.warmup);
+    if (cpu0 !== null && cpu1 !== null && ops > 0) row.daemon_cpu_us_per_op = (cpu1 - cpu0) / 1000 / ops;
     if (!alive(r.pid) || r.exited) {
       row.daemon_died = true;
       const tail = logTail(r);
@@ -377,6 +384,21 @@ async function main() {
     const migrate = await runMigrateBench({ nodes: o.quick ? 10_000 : 100_000, cpu: o.cpu }, log);
     Deno.writeTextFileSync(`${out}/migrate.md`, migrate);
     console.log(migrate);
+  }
+}
+
+/** CPU time (ns) of every thread of process `pid` so far (/proc/<pid>/task/<tid>/schedstat), or null. */
+function cpuNs(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+      } catch { /* the thread ended */ }
+    }
+    return ns;
+  } catch {
+    return null;
   }
 }
 

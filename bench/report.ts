@@ -19,6 +19,10 @@ export type Rounds = Map<string, Row[]>;
 
 export const FLOOR = "echo";
 const SUBJECT = "dxenstored";
+/** The daemon's CPU time per operation, all threads (bench/main.ts reads it from /proc). */
+const CPU = "daemon_cpu_us_per_op";
+/** Another build of dxenstored measured in the same run (bench/main.ts: DXENSTORED_BASELINE_CMD). */
+const BASELINE = "baseline";
 const PEERS = ["cxenstored", "oxenstored"];
 
 const num = (r: Row | undefined, k: string): number | undefined => {
@@ -145,24 +149,25 @@ export function workloadTable(w: Workload, rounds: Rounds, targets: string[]): s
         "",
       ]
       : []),
-    "| target | ops/s | p50 µs | p99 µs | × floor | notes |",
-    "|---|---:|---:|---:|---:|---|",
+    "| target | ops/s | p50 µs | p99 µs | × floor | CPU µs/op | CPU × floor | notes |",
+    "|---|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const t of targets) {
     const rows = rounds.get(t);
     if (!rows || rows.length === 0) continue;
     const rep = representative(rows)!;
     const xf = t === FLOOR ? "–" : timesSpread(pairedRatio(rounds, FLOOR, t, "ops_per_s"));
+    const cf = t === FLOOR ? "–" : timesSpread(pairedRatio(rounds, t, FLOOR, CPU));
     const failed = rows.filter((r) => !r.ok).length;
     const note = notes(rep) + (failed > 0 && rep.ok ? `, **${failed} of ${rows.length} rounds failed**` : "");
     out.push(
       `| ${t} | ${fmt(medianOf(rows, "ops_per_s"))} | ${fmt(medianOf(rows, "p50_us"))} | ${
         fmt(medianOf(rows, "p99_us"))
-      } | ${xf} | ${note} |`,
+      } | ${xf} | ${fmt(medianOf(rows, CPU), 2)} | ${cf} | ${note} |`,
     );
   }
   if ((rounds.get(SUBJECT) ?? []).some((r) => r.ok)) {
-    const vs = PEERS.filter((p) => (rounds.get(p) ?? []).some((r) => r.ok)).map((p) => {
+    const vs = [...PEERS, BASELINE].filter((p) => (rounds.get(p) ?? []).some((r) => r.ok)).map((p) => {
       const opsR = pairedRatio(rounds, SUBJECT, p, "ops_per_s");
       const p50R = pairedRatio(rounds, SUBJECT, p, "p50_us");
       return `vs ${p}: ops/s ${timesSpread(opsR)}, p50 ${timesSpread(p50R)}`;
@@ -184,35 +189,64 @@ export function targetTable(workloads: readonly Workload[], all: Map<string, Rou
     const t = w.target;
     const rounds = all.get(w.id);
     if (t === undefined || rounds === undefined) continue;
-    const r = targetSpread(t, rounds);
-    const met = r.median === undefined ? "not measured" : meets(t, r.median) ? "**met**" : "**not met**";
-    const what = t.kind === "floor"
-      ? `${SUBJECT}'s time per operation ÷ the echo floor's (floor ops/s ÷ ${SUBJECT}'s)`
-      : `${SUBJECT}'s ${
-        t.metric === "commit_per_s" ? "commits/s" : "ops/s"
-      } ÷ the best anchor's in the round`;
-    const rule = t.kind === "floor" ? `≤ ${t.at}` : `≥ ${t.at}`;
-    lines.push(
-      `| ${w.id} (issue ${t.issue}) | ${what} | ${rule} | ${timesSpread(r)} | ${r.n} of ${
-        roundCount(rounds)
-      } | ${met} |`,
-    );
+    // The subject, and another build measured in the same run (DXENSTORED_BASELINE_CMD) beside it.
+    for (const subject of [SUBJECT, BASELINE].filter((s) => rounds.has(s))) {
+      const r = targetSpread(t, rounds, subject);
+      const met = r.median === undefined ? "not measured" : meets(t, r.median) ? "**met**" : "**not met**";
+      const what = t.kind === "floor"
+        ? `${subject}'s time per operation ÷ the echo floor's (floor ops/s ÷ ${subject}'s)`
+        : `${subject}'s ${
+          t.metric === "commit_per_s" ? "commits/s" : "ops/s"
+        } ÷ the best anchor's in the round`;
+      const rule = t.kind === "floor" ? `≤ ${t.at}` : `≥ ${t.at}`;
+      lines.push(
+        `| ${w.id} (issue ${t.issue}) | ${what} | ${rule} | ${timesSpread(r)} | ${r.n} of ${
+          roundCount(rounds)
+        } | ${met} | ${timesSpread(targetCpuSpread(t, rounds, subject))} |`,
+      );
+    }
   }
   if (lines.length === 0) return "";
   return [
     "### targets",
     "",
-    "| workload | ratio | target | median (range, rounds) | rounds measured | |",
-    "|---|---|---:|---:|---:|---|",
+    "| workload | ratio | target | median (range, rounds) | rounds measured | | the same in CPU time |",
+    "|---|---|---:|---:|---:|---|---:|",
     ...lines,
+    "",
+    "The same in CPU time: the ratio computed from the daemons' CPU time per operation (per commit for " +
+    "commits/s) instead of throughput — what the load of other processes changes least, so it tells more " +
+    "than ops/s on a busy machine (it leaves out the client's share of a round trip).",
   ].join("\n");
 }
 
-/** A target's per-round ratios (rounds where the subject or every reference failed left out). */
-export function targetSpread(t: Target, rounds: Rounds): Spread {
-  if (t.kind === "floor") return pairedRatio(rounds, FLOOR, SUBJECT, "ops_per_s");
-  const subject = rounds.get(SUBJECT) ?? [];
-  const xs: (number | undefined)[] = subject.map((row, i) => {
+/**
+ * A target's ratio in CPU time: floor — the subject's CPU per operation ÷ the floor's; anchor — the
+ * best (cheapest) reference's CPU per unit of the metric ÷ the subject's (above 1: the subject cheaper).
+ */
+export function targetCpuSpread(t: Target, rounds: Rounds, subject = SUBJECT): Spread {
+  if (t.kind === "floor") return pairedRatio(rounds, subject, FLOOR, CPU);
+  // CPU per unit of the metric (per commit: CPU per operation × operations per commit).
+  const perUnit = (r: Row | undefined) => {
+    const cpu = num(r, CPU);
+    const ops = num(r, "ops_per_s");
+    const m = num(r, t.metric);
+    return cpu !== undefined && ops !== undefined && m !== undefined && m > 0 ? cpu * ops / m : undefined;
+  };
+  const rows = rounds.get(subject) ?? [];
+  return spread(rows.map((row, i) => {
+    const best = Math.min(
+      ...PEERS.map((p) => perUnit(rounds.get(p)?.[i])).filter((v): v is number => v !== undefined),
+    );
+    return Number.isFinite(best) ? ratio(best, perUnit(row)) : undefined;
+  }));
+}
+
+/** A target's per-round ratios for `subject` (rounds where it or every reference failed left out). */
+export function targetSpread(t: Target, rounds: Rounds, subject = SUBJECT): Spread {
+  if (t.kind === "floor") return pairedRatio(rounds, FLOOR, subject, "ops_per_s");
+  const rows = rounds.get(subject) ?? [];
+  const xs: (number | undefined)[] = rows.map((row, i) => {
     const best = Math.max(
       ...PEERS.map((p) => num(rounds.get(p)?.[i], t.metric)).filter((v): v is number => v !== undefined),
     );
