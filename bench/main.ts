@@ -14,7 +14,15 @@
 
 import { selectWorkloads, TARGET_REPEAT, WORKLOADS } from "./workloads.ts";
 import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } from "./targets.ts";
-import { derivedTable, FLOOR, type Rounds, type Row, targetTable, workloadTable } from "./report.ts";
+import {
+  derivedTable,
+  FLOOR,
+  LOAD_RELIABLE,
+  type Rounds,
+  type Row,
+  targetTable,
+  workloadTable,
+} from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
 import { runMigrateBench } from "./migrate.ts";
@@ -343,7 +351,9 @@ async function main() {
     `${((Date.now() - t0) / 1000).toFixed(0)} s in all`,
     "- × floor = echo-floor ops/s ÷ target ops/s (lower is better); raw data: raw.jsonl",
     // Other work on the machine shows up as stalls (pinned runs share CPU 0 with it).
-    ...(maxLoad > 1 ? [`- **noisy**: load average reached ${maxLoad} during the run (other processes)`] : []),
+    ...(maxLoad > LOAD_RELIABLE
+      ? [`- **noisy**: load average reached ${maxLoad} during the run (other processes)`]
+      : []),
     ...[...down].map(([n, why]) => `- **${n}**: ${why.split("\n")[0]}`),
     "",
     ...workloads.filter((w) => results.has(w.id)).map((w) =>
@@ -351,7 +361,7 @@ async function main() {
     ),
     derivedTable(results, names, exits),
     "",
-    targetTable(workloads, results),
+    targetTable(workloads, results, maxLoad),
     "",
   ].join("\n");
   Deno.writeTextFileSync(`${out}/summary.md`, summary);
