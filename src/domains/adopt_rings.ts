@@ -6,6 +6,7 @@
 // taken off the ring and the output it had not yet put in are taken over; the watches are registered
 // without an initial event (the guest had it). Domains that died meanwhile are found by the
 // checkDomains() the caller runs next, as at any VIRQ_DOM_EXC.
+import { DOMAIN_FEATURES } from "../protocol/wire.ts";
 import { resolvePath } from "../store/path.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import type { MappedRing, XenPlatform } from "../xen/platform.ts";
@@ -16,6 +17,8 @@ export interface AdoptedRing {
   readonly domid: number;
   readonly target: number | null;
   readonly localPort: number;
+  /** The domain's features (SET_FEATURE before INTRODUCE; DX_FEATURES), else DOMAIN_FEATURES. */
+  readonly features?: number;
   readonly input: Uint8Array;
   readonly output: Uint8Array;
   readonly partial: number;
@@ -74,7 +77,14 @@ export function adoptRings(
       continue;
     }
     const handle = domains.adoptAttached(
-      { domid: r.domid, uniqueId: st.uniqueId, remotePort, localPort: r.localPort, target: r.target },
+      {
+        domid: r.domid,
+        uniqueId: st.uniqueId,
+        remotePort,
+        localPort: r.localPort,
+        target: r.target,
+        features: r.features ?? DOMAIN_FEATURES,
+      },
       ring,
     );
     n++;

@@ -12,14 +12,15 @@ const ROOT = new URL("../../", import.meta.url).pathname;
  * `<dir>/dxenstored`: what an operator would name to `xenstore-control live-update`. It keeps the
  * environment it is given — under the anchors that includes the fake-Xen shim (LD_PRELOAD), which
  * dxenstored does not use but passes on, so that a later switch back to /usr/lib/xen-4.17/bin/xenstored
- * starts it under the shim as anchor.sh did.
+ * starts it under the shim as anchor.sh did. `log`: the new program's log file (and debug level).
  */
-export function dxLauncher(dir: string, log: string): string {
+export function dxLauncher(dir: string, log?: string): string {
   const launcher = `${dir}/dxenstored`;
+  // Without a log file the new program logs where the old one did (a test daemon's stderr).
+  const logArgs = log === undefined ? "" : `--log-file ${log} --log-level debug `;
   Deno.writeTextFileSync(
     launcher,
-    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" ` +
-      `--log-file ${log} --log-level debug "$@"\n`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" ${logArgs}"$@"\n`,
     { mode: 0o755 },
   );
   return launcher;
