@@ -16,9 +16,9 @@
  *   deno task e2e:xen --plans P1               the same with the one guest only (minutes, not ten guests'
  *                                              creation: slow under TCG on a busy machine)
  *   deno task e2e:xen --plans L                live update (not run by default): dxenstored replaces itself
- *                                              (xenstore-control live-update, twice) while a guest's
- *                                              round trips go on over its ring (scenario 6)
- *   deno task e2e:xen --plans LC               the same from cxenstored: cx → dx, then dx → dx twice
+ *                                              (xenstore-control live-update, twice) while a PV and a PVH
+ *                                              guest's round trips go on over their rings (scenario 6)
+ *   deno task e2e:xen --plans LC               the same from cxenstored: cx → dx, dx → dx, dx → cx
  *
  * Options: --plans A,B,P,L,LC  --no-reference-bench   --build-dir DIR
  *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG)
