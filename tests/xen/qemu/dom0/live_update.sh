@@ -9,9 +9,9 @@
 # and drops nothing, and says what the rings held when it mapped them again (requests a guest had sent
 # that no program had answered yet, replies not yet read: a guest caught mid-request); every loop of
 # every guest goes on; each guest's watch (registered before the first switch) fires; a dom0 socket
-# watcher (the same connection) gets its event; dom0's own ring answers (when it did before); the
-# store, exported with xenstore-ls, equals the export taken before the first switch (but for the nodes
-# the scenario itself rewrites). At the end every loop reports its rounds with no error (the longest
+# watcher (the same connection) gets its event; dom0's own ring answers (when it did before). After the
+# last: the store, exported with xenstore-ls, equals the export taken before the first switch (but for
+# the nodes the scenario itself writes). At the end every loop reports its rounds with no error (the longest
 # round is the switch's stall), at least one switch must have caught a guest mid-request, and
 # `xl shutdown` of both shows VIRQ_DOM_EXC (bound again by each new program) still releases domains.
 LU_SWITCHES=2
@@ -42,7 +42,7 @@ lu_grown() {
 # lu_export FILE: the whole store as dom0 sees it (path, value, permissions), sorted (the daemons list
 # children in different orders), without the nodes this scenario rewrites on purpose
 lu_export() {
-  xenstore-ls -f -p / 2>&1 | grep -vE '/data/s6/(n[0-9]+|w/x) = |^/e2e/s6/x = ' | sort > "$1"
+  xenstore-ls -f -p / 2>&1 | grep -vE '/data/s6/(n[0-9]+|stop|w|w/x) = |^/e2e/s6(/x)? = ' | sort > "$1"
 }
 
 plan_l() {
@@ -65,8 +65,19 @@ plan_l() {
   done
   for g in $doms; do
     name=${g%:*} d=${g#*:}
-    if wait_guest $name "GUEST-S6-READY domid=$d " 120; then ms "$name (domid $d) busy with round trips"; else
+    if wait_guest $name "GUEST-S6-READY domid=$d " 120; then ms "$name (domid $d) ready"; else
       bad "$name reached scenario 6" "no GUEST-S6-READY"
+      end
+      return
+    fi
+  done
+  lu_export /tmp/s6.store0 # the guests idle: quicker
+  ms "store exported before the switches ($(wc -l < /tmp/s6.store0) nodes)"
+  for g in $doms; do xenstore-write /local/domain/${g#*:}/data/s6/stop go; done
+  for g in $doms; do
+    name=${g%:*} d=${g#*:}
+    if wait_guest $name "GUEST-S6-BUSY domid=$d " 60; then ms "$name busy with round trips"; else
+      bad "$name started its round trips" "no GUEST-S6-BUSY"
       end
       return
     fi
@@ -85,8 +96,6 @@ plan_l() {
     touch $XSDLOG
     (tail -n +1 -f $XSDLOG | while read -r l; do echo "[xsd] $l"; done) &
   fi
-  lu_export /tmp/s6.store0
-  ms "store exported before the switches ($(wc -l < /tmp/s6.store0) nodes)"
   i=1
   while [ $i -le $LU_SWITCHES ]; do
     to=$LU_TARGET want=dxenstored
@@ -146,12 +155,12 @@ plan_l() {
       ok "switch $i: dom0's socket watcher (the same connection) gets its event" ""
     else bad "switch $i: dom0's socket watcher gets its event" "$(tr '\n' ' ' < /tmp/s6.watch)"; fi
     [ $r0 = yes ] && chk "switch $i: dom0's own ring answers" "Domain-0" "$(lu_ring0 $xb)"
-    lu_export /tmp/s6.store$i
-    if cmp -s /tmp/s6.store0 /tmp/s6.store$i; then
-      ok "switch $i: the store equals the one before the switches (xenstore-ls -f -p /)" "$(wc -l < /tmp/s6.store$i) nodes"
-    else bad "switch $i: the store equals the one before the switches" "$(diff /tmp/s6.store0 /tmp/s6.store$i | grep '^[-+][^-+]' | head -8 | tr '\n' ' ')"; fi
     i=$((i + 1))
   done
+  lu_export /tmp/s6.store1
+  if cmp -s /tmp/s6.store0 /tmp/s6.store1; then
+    ok "the store after the switches equals the one before (xenstore-ls -f -p /, $(cat /proc/$p0/comm) serving)" "$(wc -l < /tmp/s6.store1) nodes"
+  else bad "the store after the switches equals the one before" "$(diff /tmp/s6.store0 /tmp/s6.store1 | grep '^[-+][^-+]' | head -8 | tr '\n' ' ')"; fi
   if [ $caught -gt 0 ]; then
     ok "a switch caught a guest mid-request (a request in its ring no program had answered, or a reply unread)" "$caught of $nadopt switch(es) into dxenstored"
   else bad "a switch caught a guest mid-request" "none of $nadopt switch(es) into dxenstored found a guest's request or reply in its ring"; fi
