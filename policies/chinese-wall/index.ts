@@ -12,8 +12,12 @@
 // plugin rebuilds and policy reloads (same plugin name). Put this plugin after `legacy` in the chain:
 // a plugin is only asked when every plugin before it allowed, so refused accesses record nothing.
 // Decisions depend on the path and on history: never cacheable.
+// Live update (docs/plugins.md, state_save/state_load): the history (Extism variables) is carried by
+// the host; `state_save` answers the state's format and the classes it names, and the new program's
+// `state_load` refuses a history it cannot read or whose classes are no longer configured (a history
+// naming a class of a set that is gone would no longer wall anything off).
 import { Config, Var } from "@extism/as-pdk";
-import { alloc, error_set, input_load_u8, store_u8 } from "@extism/as-pdk/lib/env";
+import { alloc, error_set, input_length, input_load_u8, output_set, store_u8 } from "@extism/as-pdk/lib/env";
 import {
   ALLOW,
   answer,
@@ -124,4 +128,42 @@ export function policy_decide(): i32 {
     Var.set(key, Uint8Array.wrap(String.UTF8.encode(history + added)));
   }
   return answer(ALLOW, 0, 0);
+}
+
+/** The format of the history (variables `d<domid>` holding `SET:CLASS` lines), first line of the state. */
+const STATE_FORMAT = "chinese-wall history 1";
+
+/** Live update: the history's format and the classes configured now, one per line. */
+export function state_save(): i32 {
+  let text = STATE_FORMAT + "\n";
+  for (let i = 0; i < classes.length; i++) text += classes[i].id + "\n";
+  const b = Uint8Array.wrap(String.UTF8.encode(text));
+  const off = alloc(b.length);
+  for (let i = 0; i < b.length; i++) store_u8(off + i, b[i]);
+  output_set(off, b.length);
+  return 0;
+}
+
+/**
+ * Live update: take the state a previous program's chinese-wall saved. Refused if its format is not
+ * ours, or if it names a class this configuration does not have: the history may record it.
+ */
+export function state_load(): i32 {
+  const n = <i32> input_length();
+  const codes = new Array<i32>(n);
+  for (let i = 0; i < n; i++) codes[i] = input_load_u8(i);
+  const lines = String.fromCharCodes(codes).split("\n");
+  if (lines.length == 0 || lines[0] != STATE_FORMAT) {
+    return fail("the saved history is not in the format " + STATE_FORMAT);
+  }
+  for (let i = 1; i < lines.length; i++) {
+    const id = lines[i];
+    if (id.length == 0) continue;
+    let known = false;
+    for (let j = 0; j < classes.length; j++) if (classes[j].id == id) known = true;
+    if (!known) {
+      return fail("the saved history names the class " + id + ", which conflict-sets no longer has");
+    }
+  }
+  return 0;
 }

@@ -19,6 +19,7 @@ import type { DomainRecord } from "../backend/domains.ts";
 import { Core } from "../dispatch/core.ts";
 import type { PolicySource } from "../dispatch/dispatcher.ts";
 import type { Policy } from "../policy/policy.ts";
+import { PolicyManager } from "../policy/manager.ts";
 import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
 import { turnClock } from "../common/clock.ts";
@@ -122,6 +123,10 @@ export class Daemon {
       cxenstoredArgs,
       env: parts.env ?? (() => Deno.env.toObject()),
       flushDurable: () => parts.backend?.deferredSync?.()?.syncNow(),
+      // The plugins' state goes along (DX_POLICY); a fixed policy (in-process tests) has none to carry.
+      policyState: parts.policy instanceof PolicyManager
+        ? () => (parts.policy as PolicyManager).saveState()
+        : undefined,
       guests: () => core.domains.domainCount + (core.domains.ringInfo(0) !== null ? 1 : 0),
       // Rings go with the switch where the platform can adopt event channels (real Xen, simulated).
       rings: parts.platform?.adoptInterdomain === undefined ? undefined : {

@@ -69,6 +69,10 @@ export async function main(): Promise<number> {
   // that started the daemon, with a non-zero exit status (startup_failure.ts).
   const cleanup: Array<() => void> = [];
   const fail = (f: StartupFailure): number => {
+    // A live update's new program goes back to the previous one (which serves on and answers the
+    // caller); it returns only if there is no way back. Nothing of ours needs undoing before the exec:
+    // every descriptor we opened is close-on-exec (pid file lock, store), nothing was adopted yet.
+    if (handover?.kind === "ok") handover.goBack(f.line());
     for (const undo of cleanup.reverse()) undo();
     return reportStartupFailure(f, daemonLog, detached);
   };
@@ -109,6 +113,15 @@ export async function main(): Promise<number> {
       StartupFailure.of("load the policy", parsed.policyConfig ?? (parsed.policy ?? []).join(","), e),
     );
   }
+  if (handover?.kind === "ok") {
+    try {
+      // The plugins' state of the program we replace (DX_POLICY): a chain that cannot take it must
+      // not serve (a Chinese Wall would forget who touched what), so this program goes back.
+      handover.restorePolicy(policies);
+    } catch (e) {
+      return fail(StartupFailure.of("take over the policy plugins' state", null, e));
+    }
+  }
   let platform: XenPlatform | null = null;
   let daemon: Daemon;
   const gate = groupCommitGate(backend, groupWindowMs(parsed.sync), (e) => {
@@ -140,13 +153,16 @@ export async function main(): Promise<number> {
     });
     daemon.startDomains(storedDomains, inherited !== undefined);
   } catch (e) {
-    platform?.close();
     const xen = parsed.xen ?? { kind: "none" };
     const [what, where] = xen.kind === "sim" ? ["open the simulated Xen (--xen sim)", xen.dir] : [
       `attach to Xen (--xen ${xen.kind})`,
       "/dev/xen",
     ];
-    return fail(StartupFailure.of(what, where, e));
+    const f = StartupFailure.of(what, where, e);
+    // Before closing the platform: it holds the inherited event channels the old program needs.
+    if (handover?.kind === "ok") handover.goBack(f.line());
+    platform?.close();
+    return fail(f);
   }
   if (gate !== null) {
     log(

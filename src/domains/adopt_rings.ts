@@ -11,6 +11,7 @@
 // that no program has taken off yet (written before the old program's exec, or during the gap) and
 // replies the old program put in that the guest has not read. Logged, so a switch that caught a guest
 // in the middle of a request shows it (the real-Xen E2E, tests/xen/qemu/dom0/live_update.sh, reports it).
+import { DOMAIN_FEATURES } from "../protocol/wire.ts";
 import { resolvePath } from "../store/path.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import type { MappedRing, XenPlatform } from "../xen/platform.ts";
@@ -22,6 +23,8 @@ export interface AdoptedRing {
   readonly domid: number;
   readonly target: number | null;
   readonly localPort: number;
+  /** The domain's features (SET_FEATURE before INTRODUCE; DX_FEATURES), else DOMAIN_FEATURES. */
+  readonly features?: number;
   readonly input: Uint8Array;
   readonly output: Uint8Array;
   readonly partial: number;
@@ -106,7 +109,14 @@ export function adoptRings(
       continue;
     }
     const handle = domains.adoptAttached(
-      { domid: r.domid, uniqueId: st.uniqueId, remotePort, localPort: r.localPort, target: r.target },
+      {
+        domid: r.domid,
+        uniqueId: st.uniqueId,
+        remotePort,
+        localPort: r.localPort,
+        target: r.target,
+        features: r.features ?? DOMAIN_FEATURES,
+      },
       ring,
     );
     n++;

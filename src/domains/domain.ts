@@ -18,3 +18,14 @@ export class Domain {
     readonly features: number,
   ) {}
 }
+
+/** A ring a live update hands over (./adopt_rings.ts), as the registry attaches it again. */
+export interface AdoptedDomain {
+  readonly domid: number;
+  readonly uniqueId: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  readonly target: number | null;
+  /** SET_FEATURE's restriction, carried (DX_FEATURES), else DOMAIN_FEATURES. */
+  readonly features: number;
+}

@@ -29,7 +29,8 @@ import type { RingFault } from "../xen/ring.ts";
 import { type CleanupResult, removeDomainTraces } from "./cleanup.ts";
 import type { RingHandle, RingInfo, RingPort } from "./rings.ts";
 import { nodeOwners, ReferencedDomains } from "./referenced.ts";
-import { Domain } from "./domain.ts";
+import { type AdoptedDomain, Domain } from "./domain.ts";
+import { FeaturePresets } from "./features.ts";
 
 export interface DomainManagerOptions {
   /** The set of introduced domains changed (persistence, src/backend/domains.ts). */
@@ -62,8 +63,8 @@ export class DomainManager {
   readonly stats: DomainStats = { introduced: 0, released: 0, died: 0, ringFaults: 0 };
   private readonly guests = new Map<number, Domain>();
   private dom0: Domain | null = null;
-  /** SET_FEATURE before INTRODUCE: features for a domain that exists but is not introduced yet. */
-  private readonly preset = new Map<number, { features: number; uniqueId: string }>();
+  /** SET_FEATURE before INTRODUCE (read and restored by a live update: DX_FEATURES). */
+  readonly presets = new FeaturePresets();
   /** The ring transport; registered by it (src/transport/ring_server.ts) when the daemon is built. */
   private rings: RingPort | null = null;
   /** Domains the store refers to (SET_PERMS owners) that are not introduced: cleaned up at death too. */
@@ -165,8 +166,12 @@ export class DomainManager {
     if (d !== undefined) return d.features;
     const st = this.platform?.domainState(domid) ?? null;
     if (st === null) throw new XsError("ENOENT", `no domain ${domid}`);
-    const p = this.preset.get(domid);
-    return p !== undefined && p.uniqueId === st.uniqueId ? p.features : DOMAIN_FEATURES;
+    return this.presets.featuresFor(domid, st.uniqueId);
+  }
+
+  /** Each introduced guest's features (a live update carries them: DX_FEATURES). */
+  guestFeatures(): Array<[number, number]> {
+    return [...this.guests.values()].map((d) => [d.domid, d.features]);
   }
 
   /**
@@ -188,7 +193,7 @@ export class DomainManager {
     const st = this.platform?.domainState(domid) ?? null;
     if (st === null) throw new XsError("ENOENT", `no domain ${domid}`);
     if ((features & ~DOMAIN_FEATURES) !== 0) throw new XsError("EINVAL", `unsupported features ${features}`);
-    this.preset.set(domid, { features, uniqueId: st.uniqueId });
+    this.presets.set(domid, { features, uniqueId: st.uniqueId });
   }
 
   /** RELEASE: everything of the domain goes; @releaseDomain fires. */
@@ -249,8 +254,7 @@ export class DomainManager {
       ring.unmap();
       throw e;
     }
-    const p = this.preset.get(domid);
-    const features = p !== undefined && p.uniqueId === st.uniqueId ? p.features : DOMAIN_FEATURES;
+    const features = this.presets.featuresFor(domid, st.uniqueId);
     const d = this.attach(domid, false, st.uniqueId, gfn, port, localPort, ring, features, true);
     this.guests.set(domid, d);
     try {
@@ -260,7 +264,7 @@ export class DomainManager {
       this.detach(d); // SET_FEATURE's preset stays for the next INTRODUCE
       throw e;
     }
-    this.preset.delete(domid);
+    this.presets.delete(domid);
     this.referenced.forget(domid);
     this.stats.introduced++;
     log("info", `dom${domid} introduced (port ${port} → local ${localPort})`);
@@ -321,7 +325,7 @@ export class DomainManager {
         other.conn.setTarget(null);
       }
     }
-    this.preset.delete(d.domid);
+    this.presets.delete(d.domid);
     this.referenced.forget(d.domid);
     const r = this.removeTraces(d.domid);
     if (why === "released") this.stats.released++;
@@ -378,9 +382,7 @@ export class DomainManager {
     }
     if (shutdown) this.watches.fireSpecial("@releaseDomain", 0, "plain");
     for (const domid of this.referenced.takeGone()) this.forgetDomain(domid, "died before being introduced");
-    for (const [domid, p] of [...this.preset]) {
-      if (platform.domainState(domid)?.uniqueId !== p.uniqueId) this.preset.delete(domid);
-    }
+    this.presets.prune((domid) => platform.domainState(domid)?.uniqueId ?? null);
   }
 
   /**
@@ -427,10 +429,7 @@ export class DomainManager {
   }
 
   /** Live update (./adopt_rings.ts): serve a ring on its adopted channel; nothing reset or fired. */
-  adoptAttached(
-    a: { domid: number; uniqueId: string; remotePort: number; localPort: number; target: number | null },
-    ring: MappedRing,
-  ): RingHandle {
+  adoptAttached(a: AdoptedDomain, ring: MappedRing): RingHandle {
     const d = this.attach(
       a.domid,
       a.domid === 0,
@@ -439,7 +438,7 @@ export class DomainManager {
       a.remotePort,
       a.localPort,
       ring,
-      DOMAIN_FEATURES,
+      a.features,
       false,
     );
     if (a.domid === 0) this.dom0 = d;

@@ -39,7 +39,9 @@ import {
   type TransactionAge,
 } from "./session.ts";
 import type { TargetCheck, TargetProgram } from "./target.ts";
-import { quotaRecord } from "./dx_records.ts";
+import { featureRecord, quotaRecord } from "./dx_records.ts";
+import { policyRecord } from "./dx_policy.ts";
+import type { PolicyState } from "../policy/state.ts";
 
 /** A socket connection's transport state, as handed over (the socket transport's SocketState). */
 export interface HandedOverSocket {
@@ -100,6 +102,8 @@ export interface LiveUpdateOptions {
   readonly probe?: (file: string) => Promise<TargetCheck>;
   /** Would the hypervisor report this domain to cxenstored? Default: dom0 and introduced guests. */
   readonly domainExists?: (domid: number) => boolean;
+  /** The policy plugins' state (DX_POLICY); throws if a plugin cannot save it. Absent: not carried. */
+  policyState?(): PolicyState;
   /** exec keeping descriptors; returns only on failure, with the reason (tests inject a fake). */
   readonly exec?: typeof execKeeping;
   readonly now?: () => number;
@@ -314,7 +318,14 @@ export class LiveUpdateController {
         listenerFd: t.listenerFd,
         evtchnFd: rings.length > 0 ? this.o.rings!.eventFd : -1,
         rings,
-        dxRecords: [quotaRecord(core.quotas.settings.runtime())].filter((r) => r !== null),
+        dxRecords: [
+          quotaRecord(core.quotas.settings.runtime()),
+          featureRecord(core.domains.guestFeatures(), core.domains.presets.entries()),
+          // cxenstored has no plugins: a plugin failing to save must not refuse a switch to it.
+          program === "dxenstored" && this.o.policyState !== undefined
+            ? policyRecord(this.o.policyState())
+            : null,
+        ].filter((r) => r !== null),
         connections: conns,
         watchesOf: (id) => core.watches.trie.watchesOf(id),
         root: core.db.root,
@@ -395,6 +406,10 @@ export class LiveUpdateController {
     conns: readonly HandoverConnection[],
     p: PendingStart,
   ): void {
+    try {
+      // A new program that died after reading the dump may have left the second name behind.
+      Deno.removeSync(path + FALLBACK_SUFFIX);
+    } catch { /* absent */ }
     try {
       Deno.linkSync(path, path + FALLBACK_SUFFIX);
       const askerFd = conns.find((c) => c.clientId === owner.id)?.fd ?? -1;

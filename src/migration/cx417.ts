@@ -23,7 +23,21 @@
 // Domain 0's ring CONN may name event channel 0: cxenstored then keeps the connection "ignored" (as
 // dom0 without a ring, -D) and serves sockets; that is how a host without dom0's ring hands over.
 import type { MigrationStream } from "./records.ts";
-import { DX_RECORD_FIRST, DX_RECORD_LAST, MSG_HEADER_SIZE } from "./format.ts";
+import {
+  DX_FEATURES,
+  DX_POLICY,
+  DX_QUOTAS,
+  DX_RECORD_FIRST,
+  DX_RECORD_LAST,
+  MSG_HEADER_SIZE,
+} from "./format.ts";
+
+/** What dxenstored's records carry, for the log line of what cxenstored will drop. */
+const DX_RECORD_NAMES: ReadonlyMap<number, string> = new Map([
+  [DX_QUOTAS, "quota values set at run time"],
+  [DX_FEATURES, "SET_FEATURE values"],
+  [DX_POLICY, "the policy plugins' state"],
+]);
 
 /** How many requests a CONN's unprocessed input starts (whole ones, and a last one cut short). */
 export function requestsIn(input: Uint8Array): number {
@@ -88,7 +102,10 @@ export function cx417Verdict(s: MigrationStream, domainExists: (domid: number) =
   if (txns > 0) lost.push(`${txns} open transaction(s) (TA records are ignored)`);
   for (const [code, n] of unknown) {
     const what = code >= DX_RECORD_FIRST && code <= DX_RECORD_LAST ? "dxenstored" : "unknown";
-    lost.push(`${n} ${what} record(s) of type 0x${code.toString(16).padStart(8, "0")}`);
+    const name = DX_RECORD_NAMES.get(code);
+    lost.push(
+      `${n} ${what} record(s) of type 0x${code.toString(16).padStart(8, "0")}${name ? ` (${name})` : ""}`,
+    );
   }
   return { fatal, lost };
 }

@@ -56,6 +56,10 @@ export const DX_RECORD_FIRST = 0x64780000;
 export const DX_RECORD_LAST = 0x6478ffff;
 /** dxenstored's quota values set at run time (JSON: global and per-domain; src/live_update/dx_records.ts). */
 export const DX_QUOTAS = DX_RECORD_FIRST + 1;
+/** SET_FEATURE's values, introduced and pending (JSON; src/live_update/dx_records.ts). */
+export const DX_FEATURES = DX_RECORD_FIRST + 2;
+/** The policy plugins' state (binary; src/live_update/dx_policy.ts). */
+export const DX_POLICY = DX_RECORD_FIRST + 3;
 
 export const ConnType = { RING: 0, SOCKET: 1 } as const;
 

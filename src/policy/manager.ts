@@ -19,6 +19,7 @@ import {
 } from "./loader.ts";
 import { VarStore } from "./plugin.ts";
 import { sdkCheck } from "./sdk_check.ts";
+import { MAX_SAVED_STATE, type PolicyState, PolicyStateError } from "./state.ts";
 
 /** The daemon's policy: `current` is what the dispatcher asks (CoreOptions.policy takes the manager). */
 export class PolicyManager {
@@ -104,6 +105,82 @@ export class PolicyManager {
       );
     }
     return lines.join("\n");
+  }
+
+  /**
+   * The current chain's state for a live update (./state.ts): every plugin's variables and its
+   * `state_save` answer. Throws PolicyStateError if a plugin cannot save (the switch is refused).
+   */
+  saveState(): PolicyState {
+    return {
+      plugins: this.current.plugins.map((p) => {
+        const saved = p.saveState(MAX_SAVED_STATE);
+        if (saved !== null && !(saved instanceof Uint8Array)) {
+          throw new PolicyStateError(
+            `policy plugin ${p.name}: state_save failed (${saved.kind}): ${saved.message}`,
+          );
+        }
+        return { name: p.name, vars: new Map(p.vars.vars), saved: saved?.length === 0 ? null : saved };
+      }),
+    };
+  }
+
+  /**
+   * A live update's new program: take over the previous program's chain state. The chains must be the
+   * same plugins in the same order, each plugin's variables must fit its budget, and a plugin whose
+   * predecessor saved state must take it (`state_load`). Throws PolicyStateError saying what differs;
+   * then every plugin's variables are as before (empty at start).
+   */
+  loadState(s: PolicyState): void {
+    const mine = this.current.plugins;
+    const names = (l: readonly { name: string }[]) => l.map((p) => p.name).join(",") || "(empty)";
+    if (mine.length !== s.plugins.length || mine.some((p, i) => p.name !== s.plugins[i].name)) {
+      throw new PolicyStateError(
+        `the policy chain differs: the previous program ran ${names(s.plugins)}, this one ${names(mine)}`,
+      );
+    }
+    const before = mine.map((p) => new Map(p.vars.vars));
+    try {
+      mine.forEach((p, i) => {
+        const st = s.plugins[i];
+        if (!p.vars.replaceAll(st.vars)) {
+          throw new PolicyStateError(
+            `policy plugin ${p.name}: the state handed over is larger than policy-var-bytes (${p.vars.limit})`,
+          );
+        }
+      });
+      mine.forEach((p, i) => {
+        const saved = s.plugins[i].saved;
+        const err = saved === null ? null : p.loadState(saved);
+        if (err !== null) throw new PolicyStateError(`policy plugin ${p.name} cannot take its state: ${err}`);
+      });
+    } catch (e) {
+      mine.forEach((p, i) => p.vars.replaceAll(before[i]));
+      throw e;
+    }
+  }
+
+  /**
+   * The old program of a live update coming back when its chain cannot take its own state (its config
+   * file was edited before the switch): as a reload does, each plugin keeps the variables saved under
+   * its name (no state_load). Returns what could not be kept, one phrase each.
+   */
+  keepStateByName(s: PolicyState): string[] {
+    const lost: string[] = [];
+    const mine = new Map(this.current.plugins.map((p) => [p.name, p]));
+    for (const st of s.plugins) {
+      const p = mine.get(st.name);
+      if (p === undefined) lost.push(`${st.name} is no longer in the chain`);
+      else if (!p.vars.replaceAll(st.vars)) lost.push(`${st.name}'s variables exceed policy-var-bytes`);
+    }
+    return lost;
+  }
+
+  /** Drop the per-domain variables of every domain `keep` rejects (domains gone during a live update). */
+  keepDomainState(keep: (domid: number) => boolean): void {
+    for (const v of this.varStores.values()) {
+      for (const domid of v.domains()) if (!keep(domid)) v.dropDomain(domid);
+    }
   }
 
   private build(plugins: LoadedPlugin[], spec: PolicySpec): PluginChain {

@@ -86,6 +86,27 @@ export class VarStore {
     return n;
   }
 
+  /** The domids that have per-domain variables (`d<domid>`, `d<domid>.<anything>`). */
+  domains(): Set<number> {
+    const out = new Set<number>();
+    for (const k of this.vars.keys()) {
+      const m = /^d(0|[1-9][0-9]{0,4})(\.|$)/.exec(k);
+      if (m !== null) out.add(Number(m[1]));
+    }
+    return out;
+  }
+
+  /** Replace every variable with `vars` (a live update's); false (and nothing changed) if over the limit. */
+  replaceAll(vars: ReadonlyMap<string, Uint8Array>): boolean {
+    let bytes = 0;
+    for (const [k, v] of vars) bytes += k.length + v.length;
+    if (bytes > this.limit) return false;
+    this.vars.clear();
+    for (const [k, v] of vars) this.vars.set(k, v);
+    this.bytes = bytes;
+    return true;
+  }
+
   /** False if the store would exceed its limit. */
   set(k: string, v: Uint8Array | null): boolean {
     const old = this.vars.get(k);
@@ -125,8 +146,14 @@ interface Kernel {
 interface PluginExports {
   policy_info(): number;
   policy_decide(): number;
+  /** Optional (docs/plugins.md): the plugin's own state for a live update, as its output. */
+  state_save?(): number;
+  /** Optional: take the state a previous program's plugin saved (its input); non-zero refuses it. */
+  state_load?(): number;
   [FUEL_EXPORT]: WebAssembly.Global;
 }
+
+type ExportName = "policy_info" | "policy_decide" | "state_save" | "state_load";
 
 const LOG_BURST = 20;
 
@@ -250,7 +277,8 @@ export class PluginInstance {
   }
 
   /** Ask the question in `q`. Returns the plugin's output bytes (a view, valid until the next call). */
-  decide(q: QuestionEncoder): Uint8Array | PluginFailure {
+  /** Rebuild a dirty instance; a failure if the plugin is unusable. */
+  private ready(): PluginFailure | null {
     if (this.dirty) {
       this.stats.rebuilds++;
       const err = this.instantiate();
@@ -260,11 +288,16 @@ export class PluginInstance {
         this.warn(`rebuild failed, every decision of this plugin is now a deny: ${err}`);
       }
     }
-    if (this.broken !== null) {
+    return this.broken === null ? null : { kind: "error", message: `plugin unusable: ${this.broken}` };
+  }
+
+  decide(q: QuestionEncoder): Uint8Array | PluginFailure {
+    const unusable = this.ready();
+    if (unusable !== null) {
       this.stats.calls++;
       this.stats.failures++;
       this.stats.byKind.error++;
-      return { kind: "error", message: `plugin unusable: ${this.broken}` };
+      return unusable;
     }
     if (this.kmem.buffer !== this.kernel.exports.memory.buffer) this.refreshViews();
     this.kmem.set(q.buf.subarray(0, q.length), INPUT_AT);
@@ -279,18 +312,65 @@ export class PluginInstance {
     return out;
   }
 
-  /** Call an export with `len` input bytes already in place. */
+  /** The plugin exports `state_save` / `state_load` (live update, docs/plugins.md). */
+  get savesState(): boolean {
+    return typeof this.exports.state_save === "function";
+  }
+
+  get loadsState(): boolean {
+    return typeof this.exports.state_load === "function";
+  }
+
+  /**
+   * `state_save`'s answer (at most `max` bytes; an empty answer is none), null if the plugin has no
+   * such export, or the failure. Run with the instantiation fuel.
+   */
+  saveState(max: number): Uint8Array | null | PluginFailure {
+    const unusable = this.ready();
+    if (unusable !== null) return unusable;
+    if (!this.savesState) return null;
+    const out = this.callRaw("state_save", 0, this.limits.fuelInit, max, false);
+    if (!(out instanceof Uint8Array)) this.dirty = true;
+    return out instanceof Uint8Array ? out.slice() : out;
+  }
+
+  /** Hand `state_save`'s bytes of a previous program's plugin to `state_load`: null if it took them. */
+  loadState(saved: Uint8Array): string | null {
+    const unusable = this.ready();
+    if (unusable !== null) return unusable.message;
+    if (!this.loadsState) return "it has no state_load export to take the state its predecessor saved";
+    const mem = this.kernel.exports.memory;
+    const need = INPUT_AT + saved.length + 8 - mem.buffer.byteLength;
+    try {
+      if (need > 0) mem.grow(Math.ceil(need / 65536));
+    } catch (e) {
+      return `${saved.length} bytes of state do not fit its kernel memory (${(e as Error).message})`;
+    }
+    this.refreshViews();
+    this.kmem.set(saved, INPUT_AT);
+    const out = this.callRaw("state_load", saved.length, this.limits.fuelInit, 0, false);
+    if (out instanceof Uint8Array) return null;
+    this.dirty = true;
+    return `state_load failed (${out.kind}): ${out.message}`;
+  }
+
+  /**
+   * Call an export with `len` input bytes already in place. Its output: at most `maxOut` bytes, and
+   * required unless `needOutput` is false (then none is an empty answer).
+   */
   private callRaw(
-    fn: "policy_info" | "policy_decide",
+    fn: ExportName,
     len: number,
     fuel: number,
+    maxOut = MAX_INPUT,
+    needOutput = true,
   ): Uint8Array | PluginFailure {
     const fuelGlobal = this.exports[FUEL_EXPORT];
     let rc: number;
     try {
       this.kernel.exports.k_begin(len);
       fuelGlobal.value = fuel;
-      rc = this.exports[fn]();
+      rc = this.exports[fn]!();
     } catch (e) {
       return this.classify(e);
     }
@@ -302,7 +382,9 @@ export class PluginInstance {
     }
     const off = v.getUint32(OUT_OFF_AT, true);
     const len2 = v.getUint32(OUT_LEN_AT, true);
-    if (off === 0 || len2 === 0 || len2 > MAX_INPUT || off + len2 > this.kmem.length) {
+    if (!needOutput && (off === 0 || len2 === 0)) return new Uint8Array(0);
+    if (len2 > maxOut) return { kind: "output", message: `${len2} bytes of output, at most ${maxOut}` };
+    if (off === 0 || len2 === 0 || off + len2 > this.kmem.length) {
       return { kind: "output", message: `no or malformed output (offset ${off}, length ${len2})` };
     }
     return this.kmem.subarray(off, off + len2);

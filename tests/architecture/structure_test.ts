@@ -36,7 +36,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // Live update stands between the socket transport and the core (the transport's connection handler,
   // built by the CLI's assembly): it reads the core's state and writes/reads migration streams.
   // Rings are handed to the domain registry (domains/adopt_rings.ts) and the platform (xen), quota values
-  // to the quota module: all below dispatch, which live_update already sits above.
+  // to the quota module, the plugins' state to the policy manager (DX_POLICY): all below dispatch,
+  // which live_update already sits above.
   live_update: [
     "backend",
     "common",
@@ -44,6 +45,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "domains",
     "ffi",
     "migration",
+    "policy",
     "protocol",
     "quota",
     "store",

@@ -13,10 +13,10 @@
 // once, the store as the clients made it, a static subtree (values, permissions) as before, one pid.
 // ~40 s on a loaded 2-core machine.
 import assert from "../helpers/assert.ts";
-import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
+import { anchorsAvailable } from "../helpers/anchor.ts";
 import { errnoOf, joinNul, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
-import { dxLauncher, programOf, storeListing, textOf } from "./cross.ts";
+import { programOf, startCxHost, storeListing, textOf } from "./cross.ts";
 
 /** 20 in CI (~12 s); LU_SWITCHES=300 for a longer soak outside it (`deno task lu:soak`). */
 const SWITCHES = Number(Deno.env.get("LU_SWITCHES") ?? 20);
@@ -29,10 +29,7 @@ Deno.test({
   ignore: !(await anchorsAvailable()),
   sanitizeResources: false,
   fn: async () => {
-    const a = await startAnchor("cxenstored");
-    const log = `${a.dir}/dx.log`;
-    const launcher = dxLauncher(a.dir, log);
-    const pid = Number(Deno.readTextFileSync(`${a.dir}/pid`).trim());
+    const { anchor: a, launcher, log, pid } = await startCxHost();
     const clients: WireClient[] = [];
     try {
       const socket = a.socket;

@@ -6,28 +6,17 @@
 // permissions) as before. Then dx → dx from there. dom0's ring (faked by the shim) is dropped with a
 // log line: the shim's fake ring cannot be adopted (real rings are: docs/live-update.md).
 import assert from "../helpers/assert.ts";
-import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
+import { anchorsAvailable } from "../helpers/anchor.ts";
 import { errnoOf, frame, joinNul, type Reply, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL } from "../migration/cx_capture.ts";
-import { replyTo, storeListing } from "./cross.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
+import { replyTo, seedTree, startCxHost, storeListing } from "./cross.ts";
 
 Deno.test({
   name: "live update cx → dx: cxenstored 4.17 hands its clients, watches and store to dxenstored",
   ignore: !(await anchorsAvailable()),
   sanitizeResources: false,
   fn: async () => {
-    const a = await startAnchor("cxenstored");
-    const log = `${a.dir}/dx.log`;
-    const launcher = `${a.dir}/dxenstored`;
-    // The launcher an operator would name. The shim's LD_PRELOAD is cxenstored's, not ours.
-    Deno.writeTextFileSync(
-      launcher,
-      `#!/bin/sh\nunset LD_PRELOAD\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" ` +
-        `--log-file ${log} --log-level debug "$@"\n`,
-      { mode: 0o755 },
-    );
+    const { anchor: a, launcher, log, pid } = await startCxHost();
     const clients: WireClient[] = [];
     try {
       const w = await connect(a.socket);
@@ -39,13 +28,7 @@ Deno.test({
         const id = await c.send(type, payload);
         return await replyTo(c, id, ev);
       };
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/b") + "hello")), null);
-      assert.equal(errnoOf(await req(w, XS.SET_PERMS, joinNul("/a/b", "n0", "r0"))), null);
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/c") + "\x00\x01\xfe\xff")), null);
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("rel/x") + "relative")), null);
-      for (const [path, token] of [["/a", "tA"], ["rel", "tR"]]) {
-        assert.equal(errnoOf(await req(w, XS.WATCH, joinNul(path, token))), null);
-      }
+      await seedTree(req, w);
       // A watcher of /big that never reads, and 200 writes there: a backlog larger than its socket.
       assert.equal(errnoOf(await req(lazy, XS.WATCH, joinNul("/big", "L".repeat(1500)))), null);
       for (let i = 0; i < 200; i++) await req(w, XS.WRITE, joinNul(`/big/n${i}`) + "x");
@@ -54,7 +37,6 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 200));
       const before = await storeListing(a.socket);
       ev.length = 0; // the initial events
-      const pid = Number(Deno.readTextFileSync(`${a.dir}/pid`).trim());
 
       const lu = await tool(a.socket, XENSTORE_CONTROL, "live-update", launcher);
       assert.equal(lu.code, 0, lu.out);

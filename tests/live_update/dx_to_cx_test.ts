@@ -6,10 +6,10 @@
 // and in order, a pipelined client's unread replies, and the store (values, permissions) as before.
 // Then cx → dx once more from there.
 import assert from "../helpers/assert.ts";
-import { anchorsAvailable, startAnchor } from "../helpers/anchor.ts";
+import { anchorsAvailable } from "../helpers/anchor.ts";
 import { errnoOf, frame, joinNul, type Reply, splitNul, type WireClient, XS } from "../helpers/wire.ts";
 import { connect, tool, XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
-import { dxLauncher, programOf, replyTo, storeListing, textOf } from "./cross.ts";
+import { programOf, replyTo, seedTree, startCxHost, storeListing, textOf } from "./cross.ts";
 
 const BACKLOG = 400;
 const PIPELINED = 150;
@@ -19,11 +19,8 @@ Deno.test({
   ignore: !(await anchorsAvailable()),
   sanitizeResources: false,
   fn: async () => {
-    const a = await startAnchor("cxenstored");
-    const log = `${a.dir}/dx.log`;
-    const launcher = dxLauncher(a.dir, log);
+    const { anchor: a, launcher, log, pid } = await startCxHost();
     const clients: WireClient[] = [];
-    const pid = Number(Deno.readTextFileSync(`${a.dir}/pid`).trim());
     try {
       // cx → dx first: the host as an operator would have it after moving to dxenstored.
       const toDx = await tool(a.socket, XENSTORE_CONTROL, "live-update", launcher);
@@ -40,14 +37,7 @@ Deno.test({
         const id = await c.send(type, payload);
         return await replyTo(c, id, ev);
       };
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/b") + "hello")), null);
-      assert.equal(errnoOf(await req(w, XS.SET_PERMS, joinNul("/a/b", "n0", "r0"))), null);
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/c") + "\x00\x01\xfe\xff")), null);
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("/a/big") + "v".repeat(4000))), null);
-      assert.equal(errnoOf(await req(w, XS.WRITE, joinNul("rel/x") + "relative")), null);
-      for (const [path, token] of [["/a", "tA"], ["rel", "tR"]]) {
-        assert.equal(errnoOf(await req(w, XS.WATCH, joinNul(path, token))), null);
-      }
+      await seedTree(req, w, { "/a/big": "v".repeat(4000) });
       // A watcher of /big that does not read: a backlog larger than its socket stays in dxenstored's
       // output buffer, so the stream carries it as unsent output.
       assert.equal(errnoOf(await req(lazy, XS.WATCH, joinNul("/big", "L".repeat(1500)))), null);

@@ -6,54 +6,13 @@
 // queued in the daemon at the switch) — and a guest watch's events arrive once each; quota values set
 // at run time (global, per domain) go along. To cxenstored, rings are refused clearly.
 import assert from "../helpers/assert.ts";
-import { runTool, startDaemon } from "../helpers/daemon.ts";
-import { WireClient, XS } from "../helpers/wire.ts";
-import { SimXen } from "../xen/sim_harness.ts";
-import { GuestClient } from "../../src/client/guest.ts";
-import { SimGuest } from "../../src/xen/sim/guest.ts";
+import { XS } from "../helpers/wire.ts";
+import type { GuestClient } from "../../src/client/guest.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { XENSTORE_CONTROL, XENSTORED } from "../migration/cx_capture.ts";
+import { exists, liveUpdate, simGuest as guest, simXen } from "./sim_host.ts";
 
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const ROOT = new URL("../../", import.meta.url).pathname;
 const SWITCHES = 3;
-const T = 60_000;
-
-async function simXen(): Promise<{ x: SimXen; launcher: string; rundir: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "dxs-lur-" });
-  const launcher = `${dir}/dxenstored`;
-  Deno.writeTextFileSync(
-    launcher,
-    `#!/bin/sh\nexec "${Deno.execPath()}" run -A --quiet "${ROOT}src/cli/main.ts" "$@"\n`,
-    { mode: 0o755 },
-  );
-  const daemon = await startDaemon({
-    env: { XENSTORED_RUNDIR: dir },
-    args: [`--xen=sim:${dir}/xen`, "--log-level", "debug"],
-  });
-  return {
-    x: new SimXen(daemon, `${dir}/xen`, await WireClient.connect(daemon.socket)),
-    launcher,
-    rundir: dir,
-  };
-}
-
-/** INTRODUCE `domid` with a client that waits long enough for a switch. */
-async function guest(x: SimXen, domid: number): Promise<GuestClient> {
-  const d = x.create(domid);
-  await x.toolstackNodes(domid);
-  const g = new GuestClient(new SimGuest(x.dir, domid), { timeoutMs: T });
-  await x.ok(XS.INTRODUCE, `${d.domid}\0${d.gfn}\0${d.port}\0`);
-  return g;
-}
 
 Deno.test({
   name: "live update dx → dx with guests' rings: rings, channels, watches and buffered bytes go along",
@@ -97,7 +56,7 @@ Deno.test({
       })();
       for (let s = 0; s < SWITCHES; s++) {
         await new Promise((r) => setTimeout(r, 200));
-        const lu = await runTool(XENSTORE_CONTROL, ["live-update", launcher], x.daemon.socket, T);
+        const lu = await liveUpdate(x, launcher);
         assert.equal(lu.code, 0, `switch ${s}: ${lu.stdout}${lu.stderr}\n${x.daemon.stderr}`);
       }
       stop = true;
@@ -143,7 +102,7 @@ Deno.test({
     try {
       const g = await guest(x, 7);
       await g.write("data/before", "1");
-      const lu = await runTool(XENSTORE_CONTROL, ["live-update", XENSTORED], x.daemon.socket, T);
+      const lu = await liveUpdate(x, XENSTORED);
       assert.equal(lu.code, 3, lu.stderr);
       assert.ok(
         lu.stderr.includes("rings are served (1) is not supported by dxenstored to cxenstored"),

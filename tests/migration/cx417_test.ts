@@ -67,7 +67,7 @@ Deno.test("cx417Verdict: each rule", () => {
     global: [],
   }]).lost;
   assert.deepEqual(lost, [
-    "1 dxenstored record(s) of type 0x64780003",
+    "1 dxenstored record(s) of type 0x64780003 (the policy plugins' state)",
     "1 unknown record(s) of type 0x00000006",
   ]);
 });

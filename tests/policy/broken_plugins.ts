@@ -24,6 +24,8 @@ export interface BrokenOptions {
   readonly extraImports?: Array<[string, string]>;
   /** Raw bytes appended to policy_decide's body before its end (e.g. an unsupported opcode). */
   readonly rawDecide?: number[];
+  /** Export a state_save (live update) that traps, or answers this many bytes (zeros). */
+  readonly stateSave?: "trap" | number;
 }
 
 const KIND_NODE = 1, KIND_MESSAGE = 5;
@@ -45,12 +47,15 @@ export function brokenPlugin(how: Misbehaviour, o: BrokenOptions = {}): Uint8Arr
   imp("extism:host/env", "input_load_u64", 0); // func 3
   for (const [m, n] of extra) imp(m, n, 3);
   const base = 4 + extra.length; // first defined function
-  const INFO = base, DECIDE = base + 1, RECURSE = base + 2;
-  const funcs = new ByteWriter().u32(3).u32(2).u32(2).u32(2);
+  const INFO = base, DECIDE = base + 1, RECURSE = base + 2, SAVE = base + 3;
+  const saves = o.stateSave !== undefined;
+  const funcs = new ByteWriter().u32(saves ? 4 : 3).u32(2).u32(2).u32(2);
+  if (saves) funcs.u32(2);
   const memory = new ByteWriter().u32(1);
   if (o.memoryMax === undefined) memory.byte(0x00).u32(o.memoryMin ?? 1);
   else memory.byte(0x01).u32(o.memoryMin ?? 1).u32(o.memoryMax);
-  const exports = new ByteWriter().u32(3);
+  const exports = new ByteWriter().u32(saves ? 4 : 3);
+  if (saves) exports.name("state_save").byte(0x00).u32(SAVE);
   exports.name("policy_info").byte(0x00).u32(INFO);
   exports.name("policy_decide").byte(0x00).u32(DECIDE);
   exports.name("memory").byte(0x02).u32(0);
@@ -111,8 +116,19 @@ export function brokenPlugin(how: Misbehaviour, o: BrokenOptions = {}): Uint8Arr
     if (o.rawDecide) w.bytes(o.rawDecide);
   });
   const recurse = new ByteWriter().u32(0).byte(0x10).u32(RECURSE).byte(0x0b);
-  const code = new ByteWriter().u32(3);
-  for (const b of [info, decide, recurse]) code.u32(b.length).bytes(b.finish());
+  // state_save: unreachable, or output_set(alloc(n), n) and return 0.
+  const save = body((w) => {
+    if (o.stateSave === "trap") {
+      w.byte(0x00);
+      return;
+    }
+    const n = BigInt(o.stateSave ?? 0);
+    w.byte(0x42).sleb(n).byte(0x10).u32(0).byte(0x42).sleb(n).byte(0x10).u32(2).byte(0x41).sleb(0n);
+  });
+  const code = new ByteWriter().u32(saves ? 4 : 3);
+  for (const b of saves ? [info, decide, recurse, save] : [info, decide, recurse]) {
+    code.u32(b.length).bytes(b.finish());
+  }
   return new ByteWriter()
     .bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00])
     .section(1, types)

@@ -88,8 +88,11 @@ export class RealPlatform implements XenPlatform {
     // driver, EACCES: not root...).
     const gntdev = libc.tryOpen("/dev/xen/gntdev", libc.O_RDWR);
     const privcmd = libc.tryOpen("/dev/xen/privcmd", libc.O_RDWR);
+    // An inherited descriptor stays open on failure: a live update's new program goes back to the old
+    // one, which serves on with its bindings (src/live_update/fallback.ts).
+    const release = () => inheritedEvtchn === undefined && libc.close(evtchn);
     if (gntdev < 0 && privcmd < 0) {
-      libc.close(evtchn);
+      release();
       throw new Error(
         `neither /dev/xen/gntdev (${libc.errnoName(-gntdev)}) nor /dev/xen/privcmd ` +
           `(${libc.errnoName(-privcmd)}) can be opened: guest rings cannot be mapped`,
@@ -99,7 +102,7 @@ export class RealPlatform implements XenPlatform {
     try {
       xc = XenCtrl.open();
     } catch (e) {
-      libc.close(evtchn);
+      release();
       if (gntdev >= 0) libc.close(gntdev);
       if (privcmd >= 0) libc.close(privcmd);
       throw e;
