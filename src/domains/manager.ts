@@ -425,6 +425,10 @@ export class DomainManager {
     }
     // Not reset: dom0's kernel may already have written requests (served at the first turn).
     this.dom0 = this.attach(0, true, "dom0", 0, r.remotePort, localPort, r.ring, DOMAIN_FEATURES, false);
+    // Signal dom0's kernel, as cxenstored's start does: a kernel whose xenbus came up before any
+    // xenstored waits for an event on this channel before it probes (Linux writes
+    // /local/domain/0/control/* then); without it that waits until dom0's first own request.
+    this.platform!.notify(localPort);
     log("info", `serving dom0's ring (port ${r.remotePort} → local ${localPort})`);
   }
 
