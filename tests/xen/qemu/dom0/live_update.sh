@@ -41,9 +41,9 @@ lu_grown() {
 }
 # lu_export FILE: the whole store as dom0 sees it (path, value, permissions), sorted (the daemons list
 # children in different orders), without the nodes this scenario writes on purpose and dom0's kernel's
-# /local/domain/0/control/*: its xenbus driver probes (and writes them) when the xenstored first signals
-# dom0's ring; cxenstored does at its start (dom0_init), dxenstored does not, so under dxenstored they
-# appear at dom0's first use of /dev/xen/xenbus, i.e. between the exports (seen in plan L)
+# /local/domain/0/control/*, which its xenbus driver writes whenever it probes (its own timing; before
+# dxenstored signalled dom0's ring at its start as cxenstored's dom0_init does, that was at dom0's first
+# use of /dev/xen/xenbus, between the exports: seen in plan L)
 lu_export() {
   xenstore-ls -f -p / 2>&1 | grep -vE '/data/s6/(n[0-9]+|stop|w|w/x) = |^/e2e/s6(/x)? = |^/local/domain/0/control(/| = )' |
     sort > "$1"
