@@ -35,7 +35,7 @@ async function setup(s: Scenario): Promise<() => void> {
   const core = new Core({ policy: pm.current });
   if (s !== "ring-read") {
     const { Framer, encodeMessage } = await import("../src/protocol/codec.ts");
-    const { OutBuffer } = await import("../src/server/outbuf.ts");
+    const { OutBuffer } = await import("../src/transport/outbuf.ts");
     const out = new OutBuffer();
     let last = "";
     const c = core.open({

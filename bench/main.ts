@@ -5,12 +5,24 @@
 // Like anchors/scripts/run-bench.sh: every target is started once and runs
 // side by side (each idle while another is measured); each workload then
 // runs against every target back to back, in an order that rotates, so
-// background load hits all targets alike. A target that fails to start,
-// errors or dies is reported in its row; the rest of the run goes on.
+// background load hits all targets alike. A workload may run several rounds
+// (--repeat; those with an issue's target at least TARGET_REPEAT): every
+// target once per round, the order rotating from round to round, and ratios
+// are taken within a round and reported as the median over the rounds. A
+// target that fails to start, errors or dies is reported in its row; the rest
+// of the run goes on.
 
-import { selectWorkloads, WORKLOADS } from "./workloads.ts";
+import { selectWorkloads, TARGET_REPEAT, WORKLOADS } from "./workloads.ts";
 import { alive, type Env, logTail, type Running, start, stop, type TargetSpec } from "./targets.ts";
-import { derivedTable, FLOOR, type Row, workloadTable } from "./report.ts";
+import {
+  derivedTable,
+  FLOOR,
+  LOAD_RELIABLE,
+  type Rounds,
+  type Row,
+  targetTable,
+  workloadTable,
+} from "./report.ts";
 import { runBackendBench } from "./backend.ts";
 import { guestBenchMarkdown, runGuestBench } from "./guests.ts";
 import { runMigrateBench } from "./migrate.ts";
@@ -22,6 +34,9 @@ const USAGE = `usage: deno task bench [options]
   --quick              a few workloads, 1 s each (smoke test)
   --seconds N          measured seconds per workload and target (default 3; --quick: 1)
   --warmup N           unmeasured seconds first (default 0.5)
+  --repeat N           rounds per workload, every target once per round (default 1; workloads with an
+                       issue's target: at least ${TARGET_REPEAT}, except with --quick); ratios are the
+                       median of the rounds' ratios
   --only a,b           targets: echo (or floor), cxenstored, oxenstored, dxenstored (default: all)
   --workloads a,b      workload ids, or prefixes such as "txn" (default: all; see below)
   --cpu same|split|none  same: daemon and client both on CPU 0 (default; see anchors/README.md)
@@ -43,13 +58,15 @@ interface Options {
   quick: boolean;
   seconds: number;
   warmup: number;
+  /** Rounds per workload (at least; see roundsFor). */
+  repeat: number;
   only?: string[];
   workloads?: string[];
   cpu: "same" | "split" | "none";
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, seconds: NaN, warmup: 0.5, cpu: "same" };
+  const o: Options = { quick: false, seconds: NaN, warmup: 0.5, repeat: 1, cpu: "same" };
   const list = (v: string | undefined) => (v ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -64,6 +81,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case "--warmup":
         o.warmup = Number(value());
+        break;
+      case "--repeat":
+        o.repeat = Number(value());
         break;
       case "--only":
         o.only = list(value()).map((t) => t === "floor" ? FLOOR : t);
@@ -90,7 +110,13 @@ function parseArgs(argv: string[]): Options {
   }
   if (Number.isNaN(o.seconds)) o.seconds = o.quick ? 1 : 3;
   if (!(o.seconds > 0) || !(o.warmup >= 0)) throw new Error("--seconds must be > 0 and --warmup >= 0");
+  if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error("--repeat must be a whole number ≥ 1");
   return o;
+}
+
+/** Rounds of workload `w`: --repeat, and at least TARGET_REPEAT where an issue's target is judged. */
+function roundsFor(w: { target?: unknown }, o: Options): number {
+  return Math.max(o.repeat, w.target !== undefined && !o.quick ? TARGET_REPEAT : 1);
 }
 
 function targetSpecs(only: string[] | undefined): TargetSpec[] {
@@ -240,49 +266,65 @@ async function main() {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
-  const results = new Map<string, Map<string, Row>>();
+  /** One run of workload `w` (round `rep`) against target `s`. */
+  const measure = async (s: TargetSpec, w: (typeof workloads)[number], rep: number): Promise<Row> => {
+    await ensure(s);
+    const r = running.get(s.name);
+    if (!r) {
+      return {
+        ok: false,
+        target: s.name,
+        wl: w.id,
+        rep,
+        skipped: true,
+        error: down.get(s.name) ?? "not running",
+      };
+    }
+    const cpu0 = cpuNs(r.pid);
+    const res = await runXsbench(r, s.kind === "echo", w.args, o, clientPin);
+    const cpu1 = cpuNs(r.pid);
+    const load1 = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+    const row = { ...res, ok: res.ok === true, target: s.name, wl: w.id, rep, cpu: o.cpu, load1 } as Row;
+    // The daemon's CPU time per operation: what another process on the CPU does not change (much),
+    // where ops/s on a shared machine measures the machine. The warm-up is counted at the measured
+    // rate (xsbench reports only the measured operations).
+    const ops = Number(res.ops_per_s) * (o.seconds + o.warmup);
+    if (cpu0 !== null && cpu1 !== null && ops > 0) row.daemon_cpu_us_per_op = (cpu1 - cpu0) / 1000 / ops;
+    if (!alive(r.pid) || r.exited) {
+      row.daemon_died = true;
+      const tail = logTail(r);
+      Deno.writeTextFileSync(`${out}/${s.name}-daemon.log`, `--- during ${w.id}\n${tail}\n`, {
+        append: true,
+      });
+      down.set(s.name, `died during ${w.id}`);
+      await stopOne(s.name);
+    }
+    return row;
+  };
+
+  const results = new Map<string, Rounds>();
   const raw = await Deno.open(rawPath, { create: true, append: true });
   const t0 = Date.now();
   try {
     for (const s of specs) await ensure(s);
     for (const [wi, w] of workloads.entries()) {
-      const rows = new Map<string, Row>();
-      results.set(w.id, rows);
-      for (let j = 0; j < specs.length && !stopping; j++) {
-        const s = specs[(j + wi) % specs.length];
-        await ensure(s);
-        const r = running.get(s.name);
-        let row: Row;
-        if (!r) {
-          row = {
-            ok: false,
-            target: s.name,
-            wl: w.id,
-            skipped: true,
-            error: down.get(s.name) ?? "not running",
-          };
-        } else {
-          const res = await runXsbench(r, s.kind === "echo", w.args, o, clientPin);
-          const load1 = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
-          row = { ...res, ok: res.ok === true, target: s.name, wl: w.id, cpu: o.cpu, load1 } as Row;
-          if (!alive(r.pid) || r.exited) {
-            row.daemon_died = true;
-            const tail = logTail(r);
-            Deno.writeTextFileSync(`${out}/${s.name}-daemon.log`, `--- during ${w.id}\n${tail}\n`, {
-              append: true,
-            });
-            down.set(s.name, `died during ${w.id}`);
-            await stopOne(s.name);
-          }
+      const rounds: Rounds = new Map(specs.map((s) => [s.name, []]));
+      results.set(w.id, rounds);
+      const n = roundsFor(w, o);
+      for (let rep = 0; rep < n && !stopping; rep++) {
+        // The order rotates with the workload and the round: no target is always first or last.
+        for (let j = 0; j < specs.length && !stopping; j++) {
+          const s = specs[(j + wi + rep) % specs.length];
+          const row = await measure(s, w, rep);
+          rounds.get(s.name)!.push(row);
+          await raw.write(new TextEncoder().encode(JSON.stringify(row) + "\n"));
+          log(
+            `[${w.id}${n > 1 ? ` ${rep + 1}/${n}` : ""}] ${s.name}: ` + (row.ok
+              ? `${Math.round(row.ops_per_s as number)} ops/s, p50 ${row.p50_us} µs`
+              : `FAILED: ${String(row.error).split("\n")[0]}`) +
+              (row.daemon_died ? " (daemon died)" : ""),
+          );
         }
-        rows.set(s.name, row);
-        await raw.write(new TextEncoder().encode(JSON.stringify(row) + "\n"));
-        log(
-          `[${w.id}] ${s.name}: ` + (row.ok
-            ? `${Math.round(row.ops_per_s as number)} ops/s, p50 ${row.p50_us} µs`
-            : `FAILED: ${String(row.error).split("\n")[0]}`) +
-            (row.daemon_died ? " (daemon died)" : ""),
-        );
       }
     }
   } finally {
@@ -296,22 +338,30 @@ async function main() {
   const names = specs.map((s) => s.name);
   const maxLoad = Math.max(
     0,
-    ...[...results.values()].flatMap((m) => [...m.values()].map((r) => Number(r.load1 ?? 0))),
+    ...[...results.values()].flatMap((m) => [...m.values()].flat().map((r) => Number(r.load1 ?? 0))),
   );
   const meta = await machine();
   const summary = [
     `## dxenstored bench ${new Date().toISOString()}`,
     "",
     `- ${meta}`,
-    `- cpu ${o.cpu}, ${o.seconds} s measured + ${o.warmup} s warm-up per run, one run each, ` +
+    `- cpu ${o.cpu}, ${o.seconds} s measured + ${o.warmup} s warm-up per run, ${
+      o.repeat > 1 ? `${o.repeat} rounds` : "one round"
+    } per workload${o.quick ? "" : ` (${TARGET_REPEAT} where an issue's target is judged)`}, ` +
     `${((Date.now() - t0) / 1000).toFixed(0)} s in all`,
     "- × floor = echo-floor ops/s ÷ target ops/s (lower is better); raw data: raw.jsonl",
     // Other work on the machine shows up as stalls (pinned runs share CPU 0 with it).
-    ...(maxLoad > 1 ? [`- **noisy**: load average reached ${maxLoad} during the run (other processes)`] : []),
+    ...(maxLoad > LOAD_RELIABLE
+      ? [`- **noisy**: load average reached ${maxLoad} during the run (other processes)`]
+      : []),
     ...[...down].map(([n, why]) => `- **${n}**: ${why.split("\n")[0]}`),
     "",
-    ...workloads.map((w) => workloadTable(w, results.get(w.id)!, names) + "\n"),
+    ...workloads.filter((w) => results.has(w.id)).map((w) =>
+      workloadTable(w, results.get(w.id)!, names) + "\n"
+    ),
     derivedTable(results, names, exits),
+    "",
+    targetTable(workloads, results, maxLoad),
     "",
   ].join("\n");
   Deno.writeTextFileSync(`${out}/summary.md`, summary);
@@ -344,6 +394,21 @@ async function main() {
     const migrate = await runMigrateBench({ nodes: o.quick ? 10_000 : 100_000, cpu: o.cpu }, log);
     Deno.writeTextFileSync(`${out}/migrate.md`, migrate);
     console.log(migrate);
+  }
+}
+
+/** CPU time (ns) of every thread of process `pid` so far (/proc/<pid>/task/<tid>/schedstat), or null. */
+function cpuNs(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+      } catch { /* the thread ended */ }
+    }
+    return ns;
+  } catch {
+    return null;
   }
 }
 

@@ -59,8 +59,11 @@ export async function start(spec: TargetSpec, dir: string, env: Env): Promise<Ru
 async function startAnchor(spec: TargetSpec, dir: string, env: Env): Promise<Running> {
   const vars: Record<string, string> = { ANCHORS_BUILD: env.anchorsBuild };
   if (env.daemonCpu !== undefined) vars.ANCHOR_CPU = String(env.daemonCpu);
-  const out = await new Deno.Command(env.anchorSh, {
-    args: ["start", spec.kind, dir],
+  // setsid: its own session, as dxenstored's (startCustom). With the kernel's autogroup scheduling
+  // (sched_autogroup_enabled) a session is a scheduling group of its own, so every daemon competes for
+  // the CPU in the same standing — none shares a group with the xsbench clients.
+  const out = await new Deno.Command("setsid", {
+    args: [env.anchorSh, "start", spec.kind, dir],
     env: vars,
     stdin: "null",
     stdout: "piped",

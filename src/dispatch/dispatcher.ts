@@ -69,6 +69,8 @@ export class Dispatcher {
   private readonly observer: RequestObserver | null;
   private readonly policies: PolicySource;
   private readonly now: () => number;
+  /** The database's generation counter, as transactions draw from it (one closure, not one per request). */
+  private readonly nextGen = (): number => this.db.nextGen();
   /** Work to do once the current reply is queued (the WATCH registration event). */
   private readonly afterReply: Array<() => void> = [];
 
@@ -137,7 +139,7 @@ export class Dispatcher {
   /** The store as `c`'s request in transaction `txId` sees it (0: the live store). */
   view(c: Client, txId: number): View {
     if (txId === 0) return new DatabaseView(this.db, c.domid);
-    return new TransactionView(c.txns.get(txId, this.now()), () => this.db.nextGen());
+    return new TransactionView(c.txns.get(txId, this.now()), this.nextGen);
   }
 
   /** TRANSACTION_START (nested in `parentId` if non-zero); returns the new transaction's id. */
@@ -159,7 +161,7 @@ export class Dispatcher {
     c.txns.end(tx);
     if (!commit) return;
     try {
-      if (tx.parent) commitToParent(tx, tx.parent, () => this.db.nextGen());
+      if (tx.parent) commitToParent(tx, tx.parent, this.nextGen);
       else commitToDatabase(tx, this.db, c.domid);
     } catch (e) {
       if (e instanceof TxConflict) {
@@ -203,7 +205,7 @@ export class Dispatcher {
    * Refuse a missing node without revealing whether it exists to a caller that cannot read the
    * deepest existing ancestor (EACCES instead of ENOENT, as cxenstored).
    */
-  missing(c: Client, v: View, comps: string[], path: string): never {
+  missing(c: Client, v: View, comps: readonly string[], path: string): never {
     const chain = existingChain(v.root, comps);
     const deepest = chain[chain.length - 1];
     v.observe(path, OBS_EXISTS | OBS_READ);

@@ -33,11 +33,23 @@ export function writeHeader(
   txId: number,
   len: number,
 ) {
-  const dv = new DataView(buf.buffer, buf.byteOffset + off, HEADER_SIZE);
-  dv.setUint32(0, type >>> 0, true);
-  dv.setUint32(4, reqId >>> 0, true);
-  dv.setUint32(8, txId >>> 0, true);
-  dv.setUint32(12, len >>> 0, true);
+  // Byte stores, not a DataView: one per message would be an allocation on every reply.
+  putU32(buf, off, type);
+  putU32(buf, off + 4, reqId);
+  putU32(buf, off + 8, txId);
+  putU32(buf, off + 12, len);
+}
+
+/** Little-endian u32 at `off` (the header's fields). */
+function putU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v;
+  buf[off + 1] = v >>> 8;
+  buf[off + 2] = v >>> 16;
+  buf[off + 3] = v >>> 24;
+}
+
+function getU32(buf: Uint8Array, off: number): number {
+  return (buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16 | buf[off + 3] << 24) >>> 0;
 }
 
 /**
@@ -53,7 +65,6 @@ export class Framer {
   constructor(private readonly maxPayload = PAYLOAD_MAX) {}
 
   private buf: Uint8Array = EMPTY;
-  private view: DataView = new DataView(EMPTY.buffer);
   private start = 0;
   private end = 0;
   private owned = false;
@@ -105,14 +116,15 @@ export class Framer {
     const avail = this.end - this.start;
     if (avail < HEADER_SIZE) return null;
     const s = this.start;
-    const len = this.view.getUint32(s + 12, true);
+    const b = this.buf;
+    const len = getU32(b, s + 12);
     if (len > this.maxPayload) return { kind: "oversized", len };
     if (avail < HEADER_SIZE + len) return null;
     const msg: Message = {
-      type: this.view.getUint32(s, true),
-      reqId: this.view.getUint32(s + 4, true),
-      txId: this.view.getUint32(s + 8, true),
-      payload: latin1(this.buf, s + HEADER_SIZE, s + HEADER_SIZE + len),
+      type: getU32(b, s),
+      reqId: getU32(b, s + 4),
+      txId: getU32(b, s + 8),
+      payload: latin1(b, s + HEADER_SIZE, s + HEADER_SIZE + len),
     };
     this.start += HEADER_SIZE + len;
     return msg;
@@ -120,7 +132,6 @@ export class Framer {
 
   private setBuf(b: Uint8Array, owned: boolean): void {
     this.buf = b;
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     this.start = 0;
     this.end = b.length;
     this.owned = owned;

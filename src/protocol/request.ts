@@ -62,6 +62,16 @@ function args(payload: string, n: number): string[] {
   return a;
 }
 
+/**
+ * The one NUL-terminated argument of a path request (READ, DIRECTORY...): the common case sliced out
+ * directly; any other payload goes through args(), which refuses it with the same error as before.
+ */
+function oneArg(payload: string): string {
+  const nul = payload.indexOf("\0");
+  if (nul >= 0 && nul === payload.length - 1) return payload.slice(0, nul);
+  return args(payload, 1)[0];
+}
+
 /** A strict unsigned decimal number ≤ max (no sign, no hex, no spaces; "0" allowed, "00" allowed). */
 export function parseDecimal(s: string, max: number, what: string): number {
   if (s.length === 0 || s.length > 10 || !/^[0-9]+$/.test(s)) einval(`bad ${what} "${s.slice(0, 20)}"`);
@@ -82,7 +92,7 @@ export function parseRequest(m: Message): Request {
     case MsgType.DIRECTORY:
     case MsgType.MKDIR:
     case MsgType.RM:
-      return { op: m.type, path: args(p, 1)[0] };
+      return { op: m.type, path: oneArg(p) };
     case MsgType.WRITE: {
       const nul = p.indexOf("\0");
       if (nul < 0) einval("WRITE without NUL after the path");

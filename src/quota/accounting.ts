@@ -50,13 +50,8 @@ const CACHE_MIN_CHILDREN = 32;
 export function childLen(n: Node): number {
   const known = childLenCache.get(n);
   if (known !== undefined) return known;
-  let len = 0;
-  let count = 0;
-  n.forEachChild((name) => {
-    len += name.length + 1;
-    count++;
-  });
-  if (count >= CACHE_MIN_CHILDREN) childLenCache.set(n, len);
+  const len = n.childNameBytes();
+  if (n.childCount >= CACHE_MIN_CHILDREN) childLenCache.set(n, len);
   return len;
 }
 

@@ -84,6 +84,24 @@ export class Node {
     forEachChild(this.children, fn);
   }
 
+  /**
+   * Σ (child name length + 1): the bytes of the child names as cxenstored stores them. Reads the names
+   * only — forEachChild would hand out a fresh Node for every leaf.
+   */
+  childNameBytes(): number {
+    const c = this.children;
+    if (c === null) return 0;
+    let len = 0;
+    if (Array.isArray(c)) {
+      for (let i = 0; i < c.length; i += STRIDE) len += (c[i] as string).length + 1;
+      return len;
+    }
+    hamtForEach(c as Hamt<Node>, (name) => {
+      len += name.length + 1;
+    });
+    return len;
+  }
+
   get childCount(): number {
     const c = this.children;
     if (c === null) return 0;

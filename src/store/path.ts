@@ -55,9 +55,31 @@ export function resolvePath(raw: string, base: string, allowSpecial: boolean): R
   return { abs, special: false, relativeBase: `${base}/` };
 }
 
-/** Components of a canonical absolute path: "/" → [], "/a/b" → ["a", "b"]. */
-export function components(abs: string): string[] {
-  return abs === "/" ? [] : abs.slice(1).split("/");
+const NO_COMPONENTS: readonly string[] = Object.freeze([]);
+
+/**
+ * Paths split recently. One request's path is split by several layers — the handler, the transaction's
+ * observation and modification log, the commit's replay, the quota accounting — and a transaction
+ * splits the same few paths again at each step: a hit costs a hash lookup where a split allocates an
+ * array and a string per component (issue 20: split was the largest allocation of a transaction).
+ * Bounded (cleared when full) because a key may be a slice of a request's payload and keeps it alive.
+ */
+const SPLIT_CACHE_MAX = 64;
+const splitCache = new Map<string, readonly string[]>();
+
+/**
+ * Components of a canonical absolute path: "/" → [], "/a/b" → ["a", "b"]. The array is shared
+ * between callers (frozen): copy it to change it.
+ */
+export function components(abs: string): readonly string[] {
+  if (abs === "/") return NO_COMPONENTS;
+  let comps = splitCache.get(abs);
+  if (comps === undefined) {
+    comps = Object.freeze(abs.slice(1).split("/"));
+    if (splitCache.size >= SPLIT_CACHE_MAX) splitCache.clear();
+    splitCache.set(abs, comps);
+  }
+  return comps;
 }
 
 export function parentOf(abs: string): string {

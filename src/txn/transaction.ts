@@ -323,12 +323,11 @@ export class Transaction {
     this.mods++;
     this.epoch++;
     this.modAt.set(path, this.epoch);
-    const comps = components(path);
-    let p = "";
-    if (comps.length > 0) this.modBelow.set("/", this.epoch);
-    for (let i = 0; i < comps.length - 1; i++) {
-      p += "/" + comps[i];
-      this.modBelow.set(p, this.epoch);
+    if (path === "/") return;
+    // Every proper ancestor, "/" included, as a slice of `path` (no string is built piece by piece).
+    this.modBelow.set("/", this.epoch);
+    for (let end = path.indexOf("/", 1); end > 0; end = path.indexOf("/", end + 1)) {
+      this.modBelow.set(path.slice(0, end), this.epoch);
     }
   }
 
@@ -343,13 +342,12 @@ export class Transaction {
     if (this.epoch === epoch) return false;
     if ((this.modBelow.get(path) ?? -1) > epoch) return true;
     if ((this.modAt.get("/") ?? -1) > epoch) return true;
-    const comps = components(path);
-    let p = "";
-    for (const c of comps) {
-      p += "/" + c;
-      if ((this.modAt.get(p) ?? -1) > epoch) return true;
+    if (path === "/") return false;
+    // `path` and each of its ancestors below "/", as slices of `path`.
+    for (let end = path.indexOf("/", 1); end > 0; end = path.indexOf("/", end + 1)) {
+      if ((this.modAt.get(path.slice(0, end)) ?? -1) > epoch) return true;
     }
-    return false;
+    return (this.modAt.get(path) ?? -1) > epoch;
   }
 
   /** Why `entries` more log entries about `path` would exceed the limits, or null if they fit. */

@@ -23,6 +23,7 @@
  * Nothing here recurses on path depth: every walk is a loop, so paths with
  * thousands of components are fine.
  */
+import { components } from "../store/path.ts";
 
 /** A registered watch. `path` is always absolute. */
 export interface Watch {
@@ -56,13 +57,15 @@ export function isSpecialPath(path: string): boolean {
 /**
  * Split an absolute canonical path into components.
  * `/` → `[]`, `/a/b` → `["a","b"]`, `@releaseDomain/5` → `["@releaseDomain","5"]`.
- * Throws TypeError on relative paths or empty components (`//`, trailing `/`).
+ * Throws TypeError on relative paths or empty components (`//`, trailing `/`). An absolute path's
+ * array is the store's shared split (src/store/path.ts components: every change of a commit is
+ * matched here right after the transaction and the accounting split it): do not change it.
  */
-export function splitPath(path: string): string[] {
+export function splitPath(path: string): readonly string[] {
   if (path === "/") return [];
-  let parts: string[];
+  let parts: readonly string[];
   if (path.charCodeAt(0) === 0x2f /* '/' */) {
-    parts = path.slice(1).split("/");
+    parts = components(path);
   } else if (isSpecialPath(path)) {
     parts = path.split("/");
   } else {
@@ -420,7 +423,7 @@ export class WatchTrie {
    * for a change at the end of the walk. Returns the node for the full path,
    * or null if it does not exist in the trie.
    */
-  #matchAncestors(path: string, comps: string[], out: Watch[]): TrieNode | null {
+  #matchAncestors(path: string, comps: readonly string[], out: Watch[]): TrieNode | null {
     const n = comps.length;
     let node: TrieNode | undefined;
     let i: number;
@@ -442,7 +445,7 @@ export class WatchTrie {
   }
 
   /** Find (and optionally create) the node for a path. */
-  #descend(path: string, comps: string[], create: boolean): TrieNode | null {
+  #descend(path: string, comps: readonly string[], create: boolean): TrieNode | null {
     let node: TrieNode;
     let i: number;
     if (isSpecialPath(path)) {

@@ -1,4 +1,5 @@
 // Payload parsing of every message type: src/protocol/request.ts (syntax only, no store).
+import fc from "fast-check";
 import assert from "../helpers/assert.ts";
 import { XsError } from "../../src/common/xs_error.ts";
 import { parseDecimal, parseRequest, type Request, splitArgs } from "../../src/protocol/request.ts";
@@ -68,6 +69,34 @@ Deno.test("single-path requests: READ GET_PERMS DIRECTORY MKDIR RM", () => {
     einval(t, "/a\0/b\0"); // two arguments
     einval(t, "/a\0\0");
   }
+});
+
+// The single-path requests take a shortcut (issue 20): it must accept and refuse exactly what the
+// general argument splitter does.
+Deno.test("single-path requests: the shortcut agrees with splitArgs on any payload", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.constantFrom("a", "/", "\0"), { maxLength: 6 }).map((cs) => cs.join("")),
+      (payload) => {
+        let expected: string | null;
+        try {
+          const a = splitArgs(payload);
+          expected = a.length === 1 ? a[0] : null;
+        } catch {
+          expected = null;
+        }
+        let got: string | null;
+        try {
+          got = (parseRequest({ type: MsgType.READ, reqId: 0, txId: 0, payload }) as { path: string }).path;
+        } catch (e) {
+          assert.ok(e instanceof XsError && e.errno === "EINVAL", String(e));
+          got = null;
+        }
+        assert.equal(got, expected, JSON.stringify(payload));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 Deno.test("WRITE: path NUL value (value is raw, may hold NULs, no terminator)", () => {

@@ -136,6 +136,8 @@ Deno.test("property: any sequence of sets and removals agrees with a Map, across
         const parent = new Node("", P, c, 0);
         assert.equal(parent.childCount, model.size);
         assert.deepEqual(parent.childNames(), [...model.keys()].sort());
+        // The quota accounting's child-name bytes, read without materialising the children.
+        assert.equal(parent.childNameBytes(), [...model.keys()].reduce((n, k) => n + k.length + 1, 0));
         for (const [n, node] of model) assert.ok(sameNode(parent.child(n)!, node), n);
         if (model.size === 0) assert.equal(c, null);
       }

@@ -1,5 +1,6 @@
 // Path syntax and resolution: src/store/path.ts.
 import assert from "../helpers/assert.ts";
+import fc from "fast-check";
 import { XsError } from "../../src/common/xs_error.ts";
 import {
   components,
@@ -90,6 +91,37 @@ Deno.test("components / parentOf / joinPath", () => {
   assert.equal(joinPath("/", "a"), "/a");
   assert.equal(joinPath("/a/b", "c"), "/a/b/c");
   for (const p of ["/a", "/a/b", "/x/y/z/w"]) assert.equal(joinPath(parentOf(p), components(p).at(-1)!), p);
+});
+
+// components() keeps recently split paths (issue 20): a hit must give what a split gives, for paths
+// seen again after being evicted, and no caller may change the shared array.
+Deno.test("components: cached splits stay exact and cannot be changed", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(fc.stringMatching(/^[a-z0-9]{1,3}$/), { minLength: 1, maxLength: 5 }), {
+        minLength: 1,
+        maxLength: 300,
+      }),
+      (paths) => {
+        // Each path twice, the second time after up to 300 others (past the cache's bound).
+        for (const round of [0, 1]) {
+          for (const parts of paths) {
+            const p = "/" + parts.join("/");
+            assert.deepEqual([...components(p)], parts, `round ${round}: ${p}`);
+          }
+        }
+      },
+    ),
+    { numRuns: 50 },
+  );
+  const comps = components("/local/domain/1");
+  assert.ok(Object.isFrozen(comps));
+  assert.throws(() => (comps as string[]).push("x"), TypeError);
+  assert.throws(() => ((comps as string[])[0] = "x"), TypeError);
+  assert.deepEqual(components("/local/domain/1"), ["local", "domain", "1"]);
+  // The same path built as a different string object (a slice of a request's payload) hits as well.
+  const payload = "/local/domain/1\0value";
+  assert.deepEqual(components(payload.slice(0, payload.indexOf("\0"))), ["local", "domain", "1"]);
 });
 
 Deno.test("isAncestorOrSelf", () => {

@@ -425,3 +425,31 @@ Deno.test("D2 repeated observations are logged once", () => {
   assert.equal(tx.touched, 4);
   assert.equal(a.commit(t), "OK");
 });
+
+Deno.test("D3 an observation is logged again only after the transaction modified the path, an ancestor or a descendant", () => {
+  // What the deduplication's bookkeeping (modifications at and below each path) must see; a sibling
+  // or a path sharing a name prefix leaves the observation standing.
+  const cases: Array<[string, (a: ReturnType<typeof setup>["a"], t: number) => void, boolean]> = [
+    ["the path itself", (a, t) => a.tryWrite("/p/q/s", "2", t), true],
+    ["its parent", (a, t) => a.trySetPerms("/p/q", "n0,r3", t), true],
+    ["an ancestor two levels up", (a, t) => a.trySetPerms("/p", "n0,r3", t), true],
+    ["a child", (a, t) => a.tryWrite("/p/q/s/c", "x", t), true],
+    ["a grandchild", (a, t) => a.tryWrite("/p/q/s/c/d", "x", t), true],
+    ["a sibling", (a, t) => a.tryWrite("/p/q/t", "x", t), false],
+    ["a path sharing its name as a prefix", (a, t) => a.tryWrite("/p/q/s2", "x", t), false],
+    ["a sibling's child", (a, t) => a.tryWrite("/p/q/t/c", "x", t), false],
+  ];
+  for (const [what, modify, again] of cases) {
+    const { a } = setup();
+    a.tryWrite("/p/q/s", "1");
+    a.tryWrite("/p/q/t", "1");
+    const t = a.startTx();
+    a.tryRead("/p/q/s", t);
+    const tx = a.client.txns.get(t, 0);
+    modify(a, t);
+    const checks = tx.checks; // the modification's own observations counted
+    a.tryRead("/p/q/s", t);
+    assert.equal(tx.checks - checks, again ? 1 : 0, `after modifying ${what}`);
+    assert.equal(a.commit(t), "OK", what);
+  }
+});
