@@ -16,12 +16,13 @@
  *   deno task e2e:xen --plans P1               the same with the one guest only (minutes, not ten guests'
  *                                              creation: slow under TCG on a busy machine)
  *   deno task e2e:xen --plans L                live update (not run by default): dxenstored replaces itself
- *                                              (xenstore-control live-update, twice) while a guest's
- *                                              round trips go on over its ring (scenario 6)
- *   deno task e2e:xen --plans LC               the same from cxenstored: cx → dx, then dx → dx twice
+ *                                              (xenstore-control live-update, twice) while a PV and a PVH
+ *                                              guest's round trips go on over their rings (scenario 6)
+ *   deno task e2e:xen --plans LC               the same from cxenstored: cx → dx, dx → dx, dx → cx
  *
  * Options: --plans A,B,P,L,LC  --no-reference-bench   --build-dir DIR
- *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG)
+ *          --timeout SECONDS (per boot; default 420, 1800 for plan P: ten guests under TCG, 1200 for
+ *          L and LC)
  *          --daemon-arg ARG (repeatable: dom0's XENSTORED_ARGS)   --cpu QEMU_CPU_MODEL
  *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
  * Ends with "N passed, N failed"; exit status 1 on any failure, 2 when it cannot run at all.
@@ -64,6 +65,12 @@ const CPU = "qemu64,+svm,+npt";
 const STALL_S = 90;
 /** Plan P creates ten guests and boots them at once under TCG: a longer limit per boot. */
 const PERF_TIMEOUT_S = 1800;
+/**
+ * Plans L and LC: two guests busy throughout and two or three switches, each starting Deno under TCG
+ * (a boot took 750–810 s on the loaded 2-core machine): a longer limit per boot.
+ */
+const LIVE_UPDATE_TIMEOUT_S = 1200;
+const isLiveUpdate = (plan: string) => plan === "L" || plan === "LC";
 const BOOT_ATTEMPTS = 3;
 
 interface Options {
@@ -138,6 +145,13 @@ export interface BootResult {
   stalled: boolean;
 }
 
+/** The limit of one boot: --timeout, else the plan's own (P, L, LC) or the default. */
+function bootTimeout(plan: string, o: Pick<Options, "timeout" | "timeoutGiven">): number {
+  if (o.timeoutGiven) return o.timeout;
+  if (isPerf(plan)) return PERF_TIMEOUT_S;
+  return isLiveUpdate(plan) ? LIVE_UPDATE_TIMEOUT_S : o.timeout;
+}
+
 /**
  * One boot with run.sh, its progress lines streamed; returns the parsed serial log. A boot that has
  * not reached dom0's init after `o.stall` seconds is stopped (its QEMU killed: run.sh then ends).
@@ -164,7 +178,7 @@ export async function boot(
       "-g",
       plan,
       "-t",
-      String(isPerf(plan) && !o.timeoutGiven ? PERF_TIMEOUT_S : o.timeout),
+      String(bootTimeout(plan, o)),
       "-l",
       logPath,
       "-c",

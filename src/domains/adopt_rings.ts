@@ -6,10 +6,16 @@
 // taken off the ring and the output it had not yet put in are taken over; the watches are registered
 // without an initial event (the guest had it). Domains that died meanwhile are found by the
 // checkDomains() the caller runs next, as at any VIRQ_DOM_EXC.
+//
+// Before a ring is served again its indexes are read once (`ringBacklog`): requests the guest put in
+// that no program has taken off yet (written before the old program's exec, or during the gap) and
+// replies the old program put in that the guest has not read. Logged, so a switch that caught a guest
+// in the middle of a request shows it (the real-Xen E2E, tests/xen/qemu/dom0/live_update.sh, reports it).
 import { DOMAIN_FEATURES } from "../protocol/wire.ts";
 import { resolvePath } from "../store/path.ts";
 import type { WatchManager } from "../watch/manager.ts";
 import type { MappedRing, XenPlatform } from "../xen/platform.ts";
+import { REQUESTS, RESPONSES, RingPage, ringUsed } from "../xen/ring.ts";
 import type { DomainManager } from "./manager.ts";
 
 /** A ring as the stream describes it (a CONN ring record and its WATCH records). */
@@ -34,8 +40,31 @@ export interface RingAdoption {
   readonly watches: number;
   /** Bytes of partial requests and unsent output taken over. */
   readonly bufferedBytes: number;
+  /** The rings that held bytes when mapped again, before anything was served (`ringBacklog`). */
+  readonly backlog: readonly RingBacklog[];
   /** What could not be adopted, one phrase each (logged). */
   readonly dropped: string[];
+}
+
+/** What a ring held when adopted: bytes between consumer and producer index in each direction. */
+export interface RingBacklog {
+  readonly domid: number;
+  /** Request bytes the guest produced that no program has consumed (a request not yet answered). */
+  readonly requestBytes: number;
+  /** Reply bytes the old program produced that the guest has not consumed. */
+  readonly replyBytes: number;
+}
+
+/**
+ * The bytes waiting in each direction of a ring page, read from its indexes (inconsistent indexes
+ * count as 0 here: serving the ring reports them).
+ */
+export function ringBacklog(page: Uint8Array): { requestBytes: number; replyBytes: number } {
+  const p = new RingPage(page);
+  return {
+    requestBytes: Math.max(0, ringUsed(p, REQUESTS)),
+    replyBytes: Math.max(0, ringUsed(p, RESPONSES)),
+  };
 }
 
 /** Map `domid`'s ring as the platform finds it: dom0's own, or a guest's by grant entry 1. */
@@ -53,6 +82,7 @@ export function adoptRings(
   rings: readonly AdoptedRing[],
 ): RingAdoption {
   const dropped: string[] = [];
+  const backlog: RingBacklog[] = [];
   let n = 0, nWatches = 0, buffered = 0;
   for (const r of rings) {
     const what = `ring of domain ${r.domid}`;
@@ -68,6 +98,8 @@ export function adoptRings(
       dropped.push(`${what} (${(e as Error).message})`);
       continue;
     }
+    // Measured before the ring is served (attaching it reads requests at the next turn).
+    const held = ringBacklog(ring.page);
     let remotePort: number;
     try {
       remotePort = platform.adoptInterdomain(r.domid, r.localPort);
@@ -88,6 +120,7 @@ export function adoptRings(
       ring,
     );
     n++;
+    if (held.requestBytes > 0 || held.replyBytes > 0) backlog.push({ domid: r.domid, ...held });
     try {
       handle.adoptState(r.input, r.output, r.partial);
       buffered += r.input.length + r.output.length;
@@ -113,5 +146,5 @@ export function adoptRings(
       }
     }
   }
-  return { rings: n, watches: nWatches, bufferedBytes: buffered, dropped };
+  return { rings: n, watches: nWatches, bufferedBytes: buffered, backlog, dropped };
 }

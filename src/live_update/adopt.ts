@@ -17,7 +17,7 @@ import {
   nodesToStream,
   type StoreImage,
 } from "../migration/host_state.ts";
-import type { AdoptedRing } from "../domains/adopt_rings.ts";
+import type { AdoptedRing, RingBacklog } from "../domains/adopt_rings.ts";
 import { closeAcrossExec, setNonBlocking } from "./exec.ts";
 
 /** Read and validate a dump. Throws (StreamError, or the file's error) on any problem. */
@@ -132,7 +132,7 @@ export function describeAdoption(
   r: AdoptReport,
   nodes: number,
   store: string,
-  rings: { rings: number; watches: number; bufferedBytes: number } = {
+  rings: { rings: number; watches: number; bufferedBytes: number; backlog?: readonly RingBacklog[] } = {
     rings: 0,
     watches: 0,
     bufferedBytes: 0,
@@ -141,10 +141,26 @@ export function describeAdoption(
   const lost = r.dropped.length === 0 ? "nothing dropped" : `dropped: ${r.dropped.join("; ")}`;
   const ringText = rings.rings === 0
     ? ""
-    : `${rings.rings} ring(s) with ${rings.watches} watch(es) and ${rings.bufferedBytes} buffered bytes, `;
+    : `${rings.rings} ring(s) with ${rings.watches} watch(es) and ${rings.bufferedBytes} buffered bytes ` +
+      `(${describeBacklog(rings.backlog ?? [])}), `;
   return `live update: adopted ${r.sockets} socket connection(s) with ${r.watches} watch(es), ${ringText}` +
     `${r.inputBytes} bytes of unprocessed input and ${r.outputBytes} bytes of unsent output, ` +
     `${nodes} nodes (${store}); ${lost}`;
+}
+
+/**
+ * What the rings held when mapped again: "in the rings: requests waiting in 1 (domain 3: 35 bytes),
+ * replies unread in 0". A request waiting is one a guest sent that no program had answered while the
+ * programs changed.
+ */
+export function describeBacklog(backlog: readonly RingBacklog[]): string {
+  const part = (what: string, bytes: (b: RingBacklog) => number) => {
+    const held = backlog.filter((b) => bytes(b) > 0);
+    const list = held.map((b) => `domain ${b.domid}: ${bytes(b)} bytes`).join(", ");
+    return `${what} in ${held.length}${held.length > 0 ? ` (${list})` : ""}`;
+  };
+  return `in the rings: ${part("requests waiting", (b) => b.requestBytes)}, ` +
+    `${part("replies unread", (b) => b.replyBytes)}`;
 }
 
 /** The store to serve: the backend's (if it holds exactly the stream's nodes) or the stream's. */

@@ -13,8 +13,9 @@
 #   P: scenario 5, performance (10 guests: one reading alone, then all at once; the daemon's system
 #      calls per request counted with strace when the image has it: e2e:xen --plans P adds it)
 #   P1: scenario 5 with its one-guest part only
-#   L: scenario 6, live update dx → dx under real Xen while a guest is busy (live_update.sh)
-#   LC: the same starting from cxenstored (cx → dx, then dx → dx): dom0 starts Debian's daemon
+#   L: scenario 6, live update dx → dx twice under real Xen while a PV and a PVH guest are busy
+#      (live_update.sh)
+#   LC: the same starting from cxenstored: cx → dx, dx → dx, dx → cx (dom0 starts Debian's daemon)
 # Lines the runner (scripts/e2e-xen.ts) parses, all "[dom0 <uptime>] ...":
 #   E2E-SCENARIO <s> BEGIN <title> | E2E-SCENARIO <s> PASS|FAIL
 #   E2E-MS <s> <seconds since the scenario began> <milestone>

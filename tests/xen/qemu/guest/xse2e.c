@@ -17,8 +17,8 @@
  *   xse2e bench-time MS PATH   sequential READs of PATH for MS milliseconds, prints the same
  *                              (several guests reading at once for the same time: total throughput)
  *   xse2e rounds PATH STOPPATH  round trips until STOPPATH reads "stop": each writes PATH=<n>, reads it
- *                              back (must be <n>) and reads STOPPATH; prints ROUNDS n=... max_us=...
- *                              (the longest round: a live update's stall), or ERR at the first error
+ *                              back (must be <n>) and reads STOPPATH; prints ROUNDS n=... errors=...
+ *                              max_us=... (the longest round: a live update's stall) [first_error=...]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,6 +117,21 @@ static int write_value(uint32_t tx, const char *path, const char *value) {
   return request(XS_WRITE, tx, p, 2, 0);
 }
 
+/* One round of "rounds": write PATH=<n>, read it back, read STOP. 1: STOP reads "stop"; 0: go on;
+ * -1: an error (described in ERR). */
+static int one_round(const char *path, const char *stop, long n, char *err, size_t errlen) {
+  char val[32];
+  snprintf(val, sizeof val, "%ld", n);
+  if (write_value(0, path, val) < 0) { snprintf(err, errlen, "%.40s (round %ld: write)", reply, n); return -1; }
+  if (req1(XS_READ, 0, path) < 0) { snprintf(err, errlen, "%.40s (round %ld: read)", reply, n); return -1; }
+  if (strcmp(reply, val)) {
+    snprintf(err, errlen, "read back [%.40s], wrote [%s] (round %ld)", reply, val, n);
+    return -1;
+  }
+  if (req1(XS_READ, 0, stop) < 0) { snprintf(err, errlen, "%.40s (round %ld: read the stop node)", reply, n); return -1; }
+  return strcmp(reply, "stop") == 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) { fprintf(stderr, "usage: see the source\n"); return 2; }
@@ -179,25 +194,28 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "rounds") && argc == 4) {
-    /* A guest busy with xenstore throughout a live update: every reply checked, the stall measured. */
-    const char *stop = argv[3];
-    char val[32];
+    /* A guest busy with xenstore throughout a live update: every reply checked (an error is counted,
+     * the first one kept, and the rounds go on: at most MAX_ERRORS), the stall measured. */
+    enum { MAX_ERRORS = 100 };
+    char first_err[160] = "";
     double t0 = now_us(), worst = 0;
-    long n = 0;
+    long n = 0, errors = 0;
     for (;;) {
       double s = now_us();
-      snprintf(val, sizeof val, "%ld", n + 1);
-      if (write_value(0, path, val) < 0) { printf("ERR %s (round %ld: write)\n", reply, n + 1); return 1; }
-      if (req1(XS_READ, 0, path) < 0) { printf("ERR %s (round %ld: read)\n", reply, n + 1); return 1; }
-      if (strcmp(reply, val)) { printf("ERR read back [%s], wrote [%s] (round %ld)\n", reply, val, n + 1); return 1; }
-      int stopped = req1(XS_READ, 0, stop) == 0 && !strcmp(reply, "stop");
+      char err[160];
+      int r = one_round(path, argv[3], ++n, err, sizeof err);
+      if (r < 0) {
+        if (errors++ == 0) memcpy(first_err, err, sizeof err);
+        if (errors >= MAX_ERRORS) break;
+        continue;
+      }
       double d = now_us() - s;
       if (d > worst) worst = d;
-      n++;
-      if (stopped) break;
+      if (r > 0) break;
     }
-    printf("ROUNDS n=%ld total_us=%.0f max_us=%.0f\n", n, now_us() - t0, worst);
-    return 0;
+    printf("ROUNDS n=%ld errors=%ld total_us=%.0f max_us=%.0f%s%s\n", n, errors, now_us() - t0, worst,
+           errors ? " first_error=" : "", first_err);
+    return errors ? 1 : 0;
   }
   fprintf(stderr, "unknown command %s\n", cmd);
   return 2;
