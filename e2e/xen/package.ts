@@ -66,28 +66,10 @@ export async function buildOverlay(opts: PackageOptions): Promise<{ daemonComman
   await Deno.mkdir(`${g}/usr/bin`, { recursive: true });
   await Deno.copyFile(`${root}/tests/xen/qemu/guest/init.sh`, `${g}/init`);
   await Deno.chmod(`${g}/init`, 0o755);
-  const cc = await run([
-    "gcc",
-    "-O2",
-    "-Wall",
-    "-static",
-    "-o",
-    `${g}/usr/bin/xse2e`,
-    `${root}/tests/xen/qemu/guest/xse2e.c`,
-  ]);
-  if (!cc.ok) throw new Error(`compiling xse2e failed:\n${cc.stderr}`);
+  await compileStatic(`${root}/tests/xen/qemu/guest/xse2e.c`, `${g}/usr/bin/xse2e`);
   // dom0's system-call cost probe (plan B runs it before its guest; docs/domains.md, "Third pass")
   await Deno.mkdir(`${overlay}/e2e/bin`, { recursive: true });
-  const probe = await run([
-    "gcc",
-    "-O2",
-    "-Wall",
-    "-static",
-    "-o",
-    `${overlay}/e2e/bin/tlb_probe`,
-    `${root}/tests/xen/qemu/dom0/tlb_probe.c`,
-  ]);
-  if (!probe.ok) throw new Error(`compiling tlb_probe failed:\n${probe.stderr}`);
+  await compileStatic(`${root}/tests/xen/qemu/dom0/tlb_probe.c`, `${overlay}/e2e/bin/tlb_probe`);
   const cpio = await run([
     "sh",
     "-c",
@@ -141,4 +123,10 @@ async function addStrace(overlay: string): Promise<void> {
     await Deno.mkdir(dst.slice(0, dst.lastIndexOf("/")), { recursive: true });
     await Deno.copyFile(lib, dst); // follows the soname symlink: the library itself, under its soname
   }
+}
+
+/** A static binary of one C file for the images (no libc of the build host needed in them). */
+async function compileStatic(source: string, output: string): Promise<void> {
+  const cc = await run(["gcc", "-O2", "-Wall", "-static", "-o", output, source]);
+  if (!cc.ok) throw new Error(`compiling ${source.split("/").pop()} failed:\n${cc.stderr}`);
 }
