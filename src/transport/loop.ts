@@ -8,7 +8,7 @@
 //   → work left from earlier turns (rings past their budget or let go from a stall)
 //   → the events, in epoll's order (event-channel signals: each served as it comes; readable sockets
 //     are noted)
-//   → backlogs (the noted sockets, read together and served in event order; socket input held back)
+//   → backlogs (the noted sockets, read and served in event order; socket input held back)
 //   → before-output hooks (store records the turn's replies depend on)
 //   → the gate tags the turn's output with the record it waits for (group commit; 0 without a gate)
 //   → the output stage marks every connection that got output and writes what is released

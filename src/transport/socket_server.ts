@@ -2,9 +2,9 @@
 // (./loop.ts). It frames bytes into messages, hands each to the core in arrival order, and queues the
 // replies; the loop's output stage writes them back at the turn's end — a read's worth of pipelined
 // requests is answered with one write(). When a turn finds several connections readable, they are
-// read in one system call after the turn's events, and the turn's replies to several connections
-// leave in one system call too (readNoted, writeNoted: Linux AIO), so that the clients those calls
-// wake cannot preempt the daemon once per connection. It owns file descriptors and buffers, nothing
+// read after the turn's events with MSG_PEEK, and their requests are taken off the sockets in one
+// system call with the turn's replies (readNoted, writeNoted: Linux AIO), so that the clients those
+// calls wake cannot preempt the daemon once per connection, nor wake before their reply is there. It owns file descriptors and buffers, nothing
 // else. Socket connections are the privileged control domain (domid 0), as in Xen.
 //
 // Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
@@ -45,9 +45,10 @@ export interface SocketServerOptions {
   /** Where to count (the daemon's metrics read the same object); default: a fresh one. */
   readonly stats?: SocketServerStats;
   /**
-   * Read the connections a turn finds readable, and write the turn's replies, in one system call each
-   * (Linux AIO, ffi/aio.ts AioBatch) instead of one read()/write() per connection (default true;
-   * false, or no AIO in the kernel: one call per connection).
+   * Take the requests of the connections a turn finds readable off their sockets and write the turn's
+   * replies in one system call (MSG_PEEK first, then Linux AIO: ffi/aio.ts AioBatch) instead of one
+   * read() and one write() per connection (default true; false, or no AIO in the kernel: one call per
+   * connection).
    */
   readonly batchIo?: boolean;
 }
@@ -59,13 +60,8 @@ export interface SocketServerStats {
 
 const READ_SIZE = 65536;
 const OUT_HIGH = 256 * 1024;
-/** Reads or writes per io_submit (more connections ready in one turn: several batches). */
+/** Reads and writes per io_submit (more connections with output in one turn: several batches). */
 const WRITE_BATCH = 64;
-/**
- * A batched read's buffer per connection: WRITE_BATCH of them at most (1 MiB); a connection with more
- * input is read again next turn.
- */
-const READ_SLOT = 16384;
 
 class SocketConnection implements Connection {
   readonly framer = new Framer();
@@ -83,6 +79,8 @@ class SocketConnection implements Connection {
   flushNoted = false;
   /** The turn's events for it, noted for the turn's batch of reads (0: none; SocketServer.readNoted). */
   readMask = 0;
+  /** Bytes read with MSG_PEEK this turn, taken off the socket with the turn's writes (writeNoted). */
+  peeked = 0;
   /** Bytes ever queued / written on this connection: stream offsets for `events` and `marks`. */
   queuedBytes = 0;
   writtenBytes = 0;
@@ -131,7 +129,7 @@ class SocketConnection implements Connection {
 
 export class SocketServer {
   readonly stats: SocketServerStats;
-  /** System calls that read or wrote several connections at once, and the reads and writes in them. */
+  /** io_submit calls, and the peeked requests taken off and the writes made in them. */
   readonly batchStats = { batches: 0, reads: 0, writes: 0 };
   private readonly conns = new Map<number, SocketConnection>();
   private listenFd = -1;
@@ -148,7 +146,8 @@ export class SocketServer {
   private readonly batched: SocketConnection[] = [];
   /** Connections the turn's events found readable, read together after the events (readNoted). */
   private readonly toRead: SocketConnection[] = [];
-  private readonly readSlots: Uint8Array[] = [];
+  /** Where peeked bytes are read again to take them off their socket (never looked at). */
+  private readonly consumeBuf = new Uint8Array(READ_SIZE);
 
   constructor(
     private readonly loop: EventLoop,
@@ -299,12 +298,14 @@ export class SocketServer {
   }
 
   /**
-   * Read every connection the turn's events found readable, then serve each in event order. Two or
-   * more are read in one io_submit: reading a request frees the buffer its client wrote, which wakes
-   * a client blocked on its reply (the kernel wakes a socket's writers and readers together), and
-   * each such wake-up can preempt the daemon as its read() returns — once per connection with read(),
-   * at most once per turn with a batch. Each connection reads into its own slot (READ_SLOT bytes;
-   * more input is read next turn: epoll reports it again).
+   * Read every connection the turn's events found readable, and serve each in event order. One
+   * connection: read(). Several: each is read with MSG_PEEK — its request stays in the socket — and
+   * the bytes are taken off together with the turn's replies, in writeNoted's one io_submit, each just
+   * before its reply. Reading a request frees the buffer its client wrote, and that wakes a client
+   * blocked on its reply (the kernel wakes a socket's writers and readers together): read() woke
+   * every such client for nothing — it found no reply and slept again, two context switches — and
+   * could preempt the daemon as it returned, once per connection. Taken off in the call that writes
+   * the reply, the wake-up finds the reply (docs/domains.md, bench/README.md: issue 20).
    */
   private readNoted(): void {
     const list = this.toRead;
@@ -317,36 +318,18 @@ export class SocketServer {
       if (!c.closed) this.readConn(c, mask);
       return;
     }
-    const batch = this.batch!;
-    for (let start = 0; start < list.length; start += WRITE_BATCH) {
-      const end = Math.min(list.length, start + WRITE_BATCH);
-      const reading: SocketConnection[] = [];
-      for (let i = start; i < end; i++) {
-        const c = list[i];
-        if (c.closed || c.paused || c.held) continue;
-        batch.read(c.fd, this.readSlot(reading.length));
-        reading.push(c);
+    for (const c of list) {
+      const mask = c.readMask;
+      c.readMask = 0;
+      if (c.closed || c.paused || c.held) continue;
+      const n = libc.recvPeek(c.fd, this.readBuf);
+      if (n > 0) {
+        c.peeked = n;
+        this.flushConn(c); // taken off the socket with the turn's writes
       }
-      if (reading.length === 0) continue;
-      const results = batch.run();
-      this.batchStats.batches++;
-      this.batchStats.reads += reading.length;
-      for (let i = 0; i < reading.length; i++) {
-        const c = reading[i];
-        const mask = c.readMask;
-        c.readMask = 0;
-        if (c.closed) continue; // closed while an earlier one was served: its input goes with it
-        this.readDone(c, mask, results[i], this.readSlot(i));
-      }
-      for (let i = start; i < end; i++) list[i].readMask = 0;
+      this.readDone(c, mask, n, this.readBuf);
     }
     list.length = 0;
-  }
-
-  /** The read buffer of a batch's `i`-th read (allocated on first use; at most WRITE_BATCH). */
-  private readSlot(i: number): Uint8Array {
-    while (this.readSlots.length <= i) this.readSlots.push(new Uint8Array(READ_SLOT));
-    return this.readSlots[i];
   }
 
   private readConn(c: SocketConnection, mask: number): void {
@@ -423,13 +406,14 @@ export class SocketServer {
   }
 
   /**
-   * The release ended: write every noted connection's released output. Two or more go out in one
-   * io_submit: a client blocked on its reply is woken by the write that delivers it, and on a CPU
-   * shared with the clients every such wake-up can preempt the daemon when its system call returns —
-   * one write() per connection meant up to one preemption (two context switches) per reply, one
-   * batch means at most one per turn (docs/domains.md, issue 20). Then each connection goes through
-   * write() as before, which finishes a short write and arms EPOLLOUT (its first call finds nothing
-   * left to write unless the socket was full).
+   * The release ended: take the peeked requests off their sockets and write every noted connection's
+   * released output. Two or more operations go out in one io_submit: a client blocked on its reply is
+   * woken by the write that delivers it, and on a CPU shared with the clients every such wake-up can
+   * preempt the daemon when its system call returns — one write() per connection meant up to one
+   * preemption (two context switches) per reply, one batch means at most one per turn
+   * (docs/domains.md, issue 20). Then each connection goes through write() as before, which finishes
+   * a short write and arms EPOLLOUT (its first call finds nothing left to write unless the socket
+   * was full).
    */
   private writeNoted(): void {
     const noted = this.noted;
@@ -439,14 +423,21 @@ export class SocketServer {
     for (let i = 0; i < noted.length; i++) {
       const c = noted[i];
       c.flushNoted = false;
-      if (c.closed || c.wantOut) continue;
-      const allowed = c.marks.released - c.writtenBytes;
-      if (allowed > 0 && noted.length > 1) {
+      if (c.closed) {
+        c.peeked = 0;
+        continue;
+      }
+      if (c.peeked > 0) {
+        batch.read(c.fd, this.consumeBuf.subarray(0, c.peeked));
+        batched.push(c);
+      }
+      const allowed = c.wantOut ? 0 : c.marks.released - c.writtenBytes;
+      if (allowed > 0 && (noted.length > 1 || c.peeked > 0)) {
         const pending = c.out.pending();
         batch.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
         batched.push(c);
       }
-      if (batched.length === WRITE_BATCH || (i === noted.length - 1 && batched.length > 0)) {
+      if (batched.length >= WRITE_BATCH - 1 || (i === noted.length - 1 && batched.length > 0)) {
         this.finishBatch(batch.run(), batched);
         batched.length = 0;
       }
@@ -455,13 +446,25 @@ export class SocketServer {
     noted.length = 0;
   }
 
-  /** Account a batch's results (bytes written or -errno, in `conns` order) as write() does. */
+  /**
+   * Account a batch's results (in `conns` order: a connection's peeked bytes taken off, then its
+   * write) as read() and write() do.
+   */
   private finishBatch(results: Int32Array, conns: readonly SocketConnection[]): void {
     this.batchStats.batches++;
-    this.batchStats.writes += conns.length;
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i];
       const n = results[i];
+      if (c.peeked > 0) {
+        this.batchStats.reads++;
+        // The peeked request bytes, off the socket now that the reply is queued behind them.
+        const want = c.peeked;
+        c.peeked = 0;
+        if (n !== want && !c.closed) this.closeConn(c, `read error (${n} of ${want} peeked bytes)`);
+        continue;
+      }
+      this.batchStats.writes++;
+      if (c.closed) continue;
       if (n > 0) {
         c.out.consume(n);
         c.writtenBytes += n;
