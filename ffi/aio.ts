@@ -1,6 +1,7 @@
 // Linux native AIO (io_setup, io_submit, io_getevents, io_destroy) through syscall(2), for the file
-// backend's group commit: the group's O_DIRECT|O_DSYNC write is submitted and the daemon goes on
-// serving while the disk flushes; an eventfd in the server's epoll set says when it completed. No
+// backend's group commit — the group's O_DIRECT|O_DSYNC write is submitted and the daemon goes on
+// serving while the disk flushes; an eventfd in the server's epoll set says when it completed — and
+// for the socket transport's turn (AioBatch below: several sockets' reads and writes in one call). No
 // user threads (docs/backends.md records why a helper-thread design lost). libaio is not needed:
 // the four system calls are used directly, with the kernel's structs (linux/aio_abi.h; ffi/xen_abi.c
 // prints them as the compiler sees them and tests/xen/abi_test.ts compares).

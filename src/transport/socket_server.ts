@@ -4,8 +4,9 @@
 // requests is answered with one write(). When a turn finds several connections readable, they are
 // read after the turn's events with MSG_PEEK, and their requests are taken off the sockets in one
 // system call with the turn's replies (readNoted, writeNoted: Linux AIO), so that the clients those
-// calls wake cannot preempt the daemon once per connection, nor wake before their reply is there. It owns file descriptors and buffers, nothing
-// else. Socket connections are the privileged control domain (domid 0), as in Xen.
+// calls wake cannot preempt the daemon once per connection, nor wake before their reply is there.
+// It owns file descriptors and buffers, nothing else. Socket connections are the privileged control
+// domain (domid 0), as in Xen.
 //
 // Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
 // output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`
