@@ -1,6 +1,7 @@
 // Linux native AIO (io_setup, io_submit, io_getevents, io_destroy) through syscall(2), for the file
-// backend's group commit: the group's O_DIRECT|O_DSYNC write is submitted and the daemon goes on
-// serving while the disk flushes; an eventfd in the server's epoll set says when it completed. No
+// backend's group commit — the group's O_DIRECT|O_DSYNC write is submitted and the daemon goes on
+// serving while the disk flushes; an eventfd in the server's epoll set says when it completed — and
+// for the socket transport's turn (AioBatch below: several sockets' reads and writes in one call). No
 // user threads (docs/backends.md records why a helper-thread design lost). libaio is not needed:
 // the four system calls are used directly, with the kernel's structs (linux/aio_abi.h; ffi/xen_abi.c
 // prints them as the compiler sees them and tests/xen/abi_test.ts compares).
@@ -124,6 +125,132 @@ export class AioContext {
   }
 
   /** Release the context (the kernel waits for requests still in flight). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    libc.ioDestroy(this.ctx);
+  }
+}
+
+/** IOCB_CMD_PREAD (linux/aio_abi.h). */
+export const IOCB_CMD_PREAD = 0;
+/** How long (s) a batch waits for completions that sockets deliver inside io_submit (an invariant). */
+const BATCH_WAIT_S = 1n;
+
+/**
+ * Reads and writes on several non-blocking sockets in one io_submit (plus one io_getevents), for the
+ * socket transport's turn (src/transport/socket_server.ts). A socket's AIO read or write runs inside
+ * io_submit exactly as read(2)/write(2) would (sock_read_iter/sock_write_iter, O_NONBLOCK: EAGAIN
+ * instead of waiting; offset 0), so the results are the plain calls' results; what changes is that
+ * every peer those calls wake is woken inside ONE system call. Each wake-up of a blocked client may
+ * preempt the daemon at the end of the call that caused it (the client and the daemon share a CPU
+ * under load), so N writes cost up to N preemptions, one batch at most one (docs/domains.md, issue 20).
+ *
+ * Buffers must be ArrayBuffer-backed off-heap memory (not moved by V8) and stay untouched until run()
+ * returns. An operation io_submit refuses (say EBADF) is done again with the plain call, so run()
+ * always answers every queued operation.
+ */
+export class AioBatch {
+  /** iocbs, the pointer array io_submit takes, the events and a timespec, off-heap. */
+  private readonly ctl: ArrayBuffer;
+  private readonly words: Uint32Array;
+  private readonly ptrs: Uint8Array;
+  private readonly events: Uint8Array;
+  private readonly eventWords: Int32Array;
+  private readonly timeout: Uint8Array;
+  private readonly bufs: Uint8Array[] = [];
+  private readonly fds: number[] = [];
+  private readonly writes: boolean[] = [];
+  /** run()'s answers: bytes transferred or -errno, per queued operation. */
+  readonly results: Int32Array;
+  private destroyed = false;
+
+  private constructor(private readonly ctx: bigint, readonly capacity: number) {
+    this.ctl = new ArrayBuffer(capacity * (Iocb.size + 8 + IoEvent.size) + 16);
+    this.words = new Uint32Array(this.ctl, 0, (capacity * Iocb.size) / 4);
+    this.ptrs = new Uint8Array(this.ctl, capacity * Iocb.size, capacity * 8);
+    const evOff = capacity * (Iocb.size + 8);
+    this.events = new Uint8Array(this.ctl, evOff, capacity * IoEvent.size);
+    this.eventWords = new Int32Array(this.ctl, evOff, (capacity * IoEvent.size) / 4);
+    this.timeout = new Uint8Array(this.ctl, evOff + capacity * IoEvent.size, 16);
+    new DataView(this.ctl).setBigUint64(evOff + capacity * IoEvent.size, BATCH_WAIT_S, true); // tv_sec
+    const base = libc.addressOf(new Uint8Array(this.ctl, 0, Iocb.size));
+    const pv = new DataView(this.ctl, capacity * Iocb.size, capacity * 8);
+    for (let i = 0; i < capacity; i++) pv.setBigUint64(i * 8, base + BigInt(i * Iocb.size), true);
+    this.results = new Int32Array(capacity);
+  }
+
+  /** A batch of up to `capacity` operations, or null where the kernel offers no AIO (ENOSYS...). */
+  static create(capacity = 64): AioBatch | null {
+    const id = new BigUint64Array(1);
+    return libc.ioSetup(capacity, id) < 0 ? null : new AioBatch(id[0], capacity);
+  }
+
+  /** Operations queued for the next run(). */
+  get size(): number {
+    return this.bufs.length;
+  }
+
+  /** Queue write(fd, buf). False if the batch is full (run() it first). */
+  write(fd: number, buf: Uint8Array): boolean {
+    return this.queue(fd, buf, true);
+  }
+
+  /** Queue read(fd, buf). False if the batch is full (run() it first). */
+  read(fd: number, buf: Uint8Array): boolean {
+    return this.queue(fd, buf, false);
+  }
+
+  private queue(fd: number, buf: Uint8Array, write: boolean): boolean {
+    const i = this.bufs.length;
+    if (i >= this.capacity) return false;
+    const w = this.words;
+    const o = (i * Iocb.size) / 4;
+    w.fill(0, o, o + Iocb.size / 4);
+    w[o + Iocb.data / 4] = i;
+    w[o + Iocb.opcode / 4] = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD; // u16 opcode, u16 reqprio 0
+    w[o + Iocb.fildes / 4] = fd;
+    const addr = libc.addressOf(buf);
+    w[o + Iocb.buf / 4] = Number(addr & 0xffffffffn);
+    w[o + Iocb.buf / 4 + 1] = Number(addr >> 32n);
+    w[o + Iocb.nbytes / 4] = buf.length;
+    this.bufs.push(buf);
+    this.fds.push(fd);
+    this.writes.push(write);
+    return true;
+  }
+
+  /** Perform every queued operation; `results[i]` answers the i-th. Clears the queue. */
+  run(): Int32Array {
+    const n = this.bufs.length;
+    let submitted = n === 0 ? 0 : libc.ioSubmit(this.ctx, n, this.ptrs);
+    if (submitted < 0) submitted = 0;
+    let done = 0;
+    while (done < submitted) {
+      const got = libc.ioGetevents(this.ctx, submitted - done, submitted - done, this.events, this.timeout);
+      if (got === -libc.EINTR) continue;
+      // Socket operations complete inside io_submit: anything else is a broken invariant.
+      if (got <= 0) throw new AioError("io_getevents (socket batch)", got < 0 ? -got : libc.EIO);
+      for (let e = 0; e < got; e++) {
+        const o = (e * IoEvent.size) / 4;
+        // res is an s64 holding a byte count or -errno: its low word, signed, is the value.
+        this.results[this.eventWords[o + IoEvent.data / 4]] = this.eventWords[o + IoEvent.res / 4];
+      }
+      done += got;
+    }
+    // Refused at submission (io_submit stops at the first it cannot queue): the plain calls.
+    for (let i = submitted; i < n; i++) {
+      this.results[i] = this.writes[i]
+        ? libc.write(this.fds[i], this.bufs[i])
+        : libc.read(this.fds[i], this.bufs[i]);
+    }
+    this.bufs.length = 0;
+    this.fds.length = 0;
+    this.writes.length = 0;
+    return this.results;
+  }
+
+  /** Release the context. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

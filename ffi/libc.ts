@@ -101,6 +101,7 @@ export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
+export const MSG_PEEK = 0x2;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
 export const POLLIN = 1;
@@ -407,6 +408,12 @@ export function sendTo(fd: number, path: string, data: Uint8Array, flags = MSG_D
 /** Receive one datagram without blocking: its length, or -errno (-EAGAIN when none is queued). */
 export function recv(fd: number, buf: Uint8Array): number {
   const n = Number(sym.recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
+  return n < 0 ? -errno() : n;
+}
+
+/** recv(2) with MSG_PEEK (non-blocking): the bytes stay in the socket. Bytes copied, or -errno. */
+export function recvPeek(fd: number, buf: Uint8Array): number {
+  const n = Number(sym.recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT | MSG_PEEK));
   return n < 0 ? -errno() : n;
 }
 

@@ -6,8 +6,9 @@
 //
 //   wait for events → signals (fds that only say there is work: AIO completions)
 //   → work left from earlier turns (rings past their budget or let go from a stall)
-//   → the events, in epoll's order (socket reads, event-channel signals: each served as it comes)
-//   → backlogs (socket input held back)
+//   → the events, in epoll's order (event-channel signals: each served as it comes; readable sockets
+//     are noted)
+//   → backlogs (the noted sockets, read and served in event order; socket input held back)
 //   → before-output hooks (store records the turn's replies depend on)
 //   → the gate tags the turn's output with the record it waits for (group commit; 0 without a gate)
 //   → the output stage marks every connection that got output and writes what is released
@@ -63,6 +64,16 @@ export interface OutputSink {
 export class OutputStage {
   private readonly dirty = new Set<OutputSink>();
   private readonly waiting = new Set<OutputSink>();
+  private readonly flushed: Array<() => void> = [];
+
+  /**
+   * Run `fn` at the end of every release, after every sink's flush(): a transport whose sinks only
+   * note what to write in flush() writes it there, all connections together (the socket server:
+   * one system call for a turn's replies).
+   */
+  onFlushed(fn: () => void): void {
+    this.flushed.push(fn);
+  }
 
   /** `c` queued output this turn. */
   queued(c: OutputSink): void {
@@ -84,12 +95,12 @@ export class OutputStage {
       else c.flush();
     }
     this.dirty.clear();
-    if (this.waiting.size === 0) return;
     for (const c of this.waiting) {
       c.marks.release(durable);
       if (!c.marks.waiting || c.closed) this.waiting.delete(c);
       if (!c.closed) c.flush();
     }
+    for (const fn of this.flushed) fn();
   }
 }
 

@@ -1,14 +1,19 @@
 // The Unix-socket transport: dom0's tools connect to a listening socket served by the daemon's loop
 // (./loop.ts). It frames bytes into messages, hands each to the core in arrival order, and queues the
 // replies; the loop's output stage writes them back at the turn's end — a read's worth of pipelined
-// requests is answered with one write(). It owns file descriptors and buffers, nothing else. Socket
-// connections are the privileged control domain (domid 0), as in Xen.
+// requests is answered with one write(). When a turn finds several connections readable, they are
+// read after the turn's events with MSG_PEEK, and their requests are taken off the sockets in one
+// system call with the turn's replies (readNoted, writeNoted: Linux AIO), so that the clients those
+// calls wake cannot preempt the daemon once per connection, nor wake before their reply is there.
+// It owns file descriptors and buffers, nothing else. Socket connections are the privileged control
+// domain (domid 0), as in Xen.
 //
 // Bounds: a connection's unconsumed input is at most one read (READ_SIZE) because a connection whose
 // output is backed up (> OUT_HIGH) is not read until it drains; its output is capped at `maxOutBytes`
 // bytes and `maxOutEvents` unwritten watch events, past either of which the peer is considered stuck
 // and is disconnected (socket clients can reconnect); see docs/watches.md.
 import * as libc from "../../ffi/libc.ts";
+import { AioBatch } from "../../ffi/aio.ts";
 import { log } from "../common/log.ts";
 import type { Client } from "../dispatch/client.ts";
 import { Framer, isFrameError, type Message } from "../protocol/codec.ts";
@@ -40,6 +45,13 @@ export interface SocketServerOptions {
   readonly maxOutEvents?: number;
   /** Where to count (the daemon's metrics read the same object); default: a fresh one. */
   readonly stats?: SocketServerStats;
+  /**
+   * Take the requests of the connections a turn finds readable off their sockets and write the turn's
+   * replies in one system call (MSG_PEEK first, then Linux AIO: ffi/aio.ts AioBatch) instead of one
+   * read() and one write() per connection (default true; false, or no AIO in the kernel: one call per
+   * connection).
+   */
+  readonly batchIo?: boolean;
 }
 
 export interface SocketServerStats {
@@ -49,6 +61,8 @@ export interface SocketServerStats {
 
 const READ_SIZE = 65536;
 const OUT_HIGH = 256 * 1024;
+/** Reads and writes per io_submit (more connections with output in one turn: several batches). */
+const WRITE_BATCH = 64;
 
 class SocketConnection implements Connection {
   readonly framer = new Framer();
@@ -62,6 +76,12 @@ class SocketConnection implements Connection {
   held = false;
   /** EPOLLOUT armed: released output is waiting for the socket to drain. */
   wantOut = false;
+  /** flush() noted it for this turn's batch of writes (SocketServer.writeNoted). */
+  flushNoted = false;
+  /** The turn's events for it, noted for the turn's batch of reads (0: none; SocketServer.readNoted). */
+  readMask = 0;
+  /** Bytes read with MSG_PEEK this turn, taken off the socket with the turn's writes (writeNoted). */
+  peeked = 0;
   /** Bytes ever queued / written on this connection: stream offsets for `events` and `marks`. */
   queuedBytes = 0;
   writtenBytes = 0;
@@ -92,7 +112,7 @@ class SocketConnection implements Connection {
 
   /** Output stage: write what is released, unless EPOLLOUT will (the socket is full). */
   flush(): void {
-    if (!this.wantOut) this.server.write(this);
+    if (!this.wantOut) this.server.flushConn(this);
   }
 
   transportState(): SocketState {
@@ -110,6 +130,8 @@ class SocketConnection implements Connection {
 
 export class SocketServer {
   readonly stats: SocketServerStats;
+  /** io_submit calls, and the peeked requests taken off and the writes made in them. */
+  readonly batchStats = { batches: 0, reads: 0, writes: 0 };
   private readonly conns = new Map<number, SocketConnection>();
   private listenFd = -1;
   private readonly readBuf = new Uint8Array(READ_SIZE);
@@ -118,6 +140,15 @@ export class SocketServer {
   private readonly maxOutEvents: number;
   /** Connections with unprocessed input (paused mid-batch), served again next turn. */
   private readonly backlog = new Set<SocketConnection>();
+  /** The turn's writes in one system call; null: one write() per connection. */
+  private readonly batch: AioBatch | null;
+  /** Connections flushed in this release, written together when the release ends (writeNoted). */
+  private readonly noted: SocketConnection[] = [];
+  private readonly batched: SocketConnection[] = [];
+  /** Connections the turn's events found readable, read together after the events (readNoted). */
+  private readonly toRead: SocketConnection[] = [];
+  /** Where peeked bytes are read again to take them off their socket (never looked at). */
+  private readonly consumeBuf = new Uint8Array(READ_SIZE);
 
   constructor(
     private readonly loop: EventLoop,
@@ -129,6 +160,8 @@ export class SocketServer {
     this.maxOutEvents = opts.maxOutEvents ?? 65536;
     loop.onServe("backlog", () => this.serveBacklog(), () => this.backlog.size > 0);
     loop.onStop(() => this.close());
+    this.batch = opts.batchIo === false ? null : AioBatch.create(WRITE_BATCH);
+    if (this.batch !== null) loop.output.onFlushed(() => this.writeNoted());
   }
 
   get connectionCount(): number {
@@ -207,6 +240,7 @@ export class SocketServer {
       libc.close(this.listenFd);
       this.listenFd = -1;
     }
+    this.batch?.destroy();
   }
 
   private acceptAll(): void {
@@ -257,14 +291,57 @@ export class SocketServer {
   private onEvent(c: SocketConnection, mask: number): void {
     if (mask & libc.EPOLLOUT) this.write(c);
     if (c.closed) return;
-    if (mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR)) this.readConn(c, mask);
+    if (!(mask & (libc.EPOLLIN | libc.EPOLLHUP | libc.EPOLLERR))) return;
+    if (this.batch === null) return this.readConn(c, mask);
+    // Read after the turn's events, all readable connections in one system call (readNoted).
+    if (c.readMask === 0) this.toRead.push(c);
+    c.readMask |= mask;
+  }
+
+  /**
+   * Read every connection the turn's events found readable, and serve each in event order. One
+   * connection: read(). Several: each is read with MSG_PEEK — its request stays in the socket — and
+   * the bytes are taken off together with the turn's replies, in writeNoted's one io_submit, each just
+   * before its reply. Reading a request frees the buffer its client wrote, and that wakes a client
+   * blocked on its reply (the kernel wakes a socket's writers and readers together): read() woke
+   * every such client for nothing — it found no reply and slept again, two context switches — and
+   * could preempt the daemon as it returned, once per connection. Taken off in the call that writes
+   * the reply, the wake-up finds the reply (docs/domains.md, bench/README.md: issue 20).
+   */
+  private readNoted(): void {
+    const list = this.toRead;
+    if (list.length === 0) return;
+    if (list.length === 1) {
+      const c = list[0];
+      const mask = c.readMask;
+      c.readMask = 0;
+      list.length = 0;
+      if (!c.closed) this.readConn(c, mask);
+      return;
+    }
+    for (const c of list) {
+      const mask = c.readMask;
+      c.readMask = 0;
+      if (c.closed || c.paused || c.held) continue;
+      const n = libc.recvPeek(c.fd, this.readBuf);
+      if (n > 0) {
+        c.peeked = n;
+        this.flushConn(c); // taken off the socket with the turn's writes
+      }
+      this.readDone(c, mask, n, this.readBuf);
+    }
+    list.length = 0;
   }
 
   private readConn(c: SocketConnection, mask: number): void {
     if (c.paused || c.held) return;
-    const n = libc.read(c.fd, this.readBuf);
+    this.readDone(c, mask, libc.read(c.fd, this.readBuf), this.readBuf);
+  }
+
+  /** A read of `c` into `buf` returned `n` (bytes or -errno): serve what came, or close. */
+  private readDone(c: SocketConnection, mask: number, n: number, buf: Uint8Array): void {
     if (n > 0) {
-      c.framer.feed(this.readBuf.subarray(0, n));
+      c.framer.feed(buf.subarray(0, n));
       this.serve(c);
       c.framer.release();
       return;
@@ -276,6 +353,7 @@ export class SocketServer {
   }
 
   private serveBacklog(): void {
+    this.readNoted();
     if (this.backlog.size === 0) return;
     for (const c of [...this.backlog]) this.serve(c);
   }
@@ -318,6 +396,84 @@ export class SocketServer {
     if (c.closed) return;
     const mask = (c.paused ? 0 : libc.EPOLLIN | libc.EPOLLRDHUP) | (c.wantOut ? libc.EPOLLOUT : 0);
     this.loop.modifyFd(c.fd, mask);
+  }
+
+  /** The output stage releases `c`'s output: written at once, or noted for the release's batch. */
+  flushConn(c: SocketConnection): void {
+    if (this.batch === null) return this.write(c);
+    if (c.flushNoted) return;
+    c.flushNoted = true;
+    this.noted.push(c);
+  }
+
+  /**
+   * The release ended: take the peeked requests off their sockets and write every noted connection's
+   * released output. Two or more operations go out in one io_submit: a client blocked on its reply is
+   * woken by the write that delivers it, and on a CPU shared with the clients every such wake-up can
+   * preempt the daemon when its system call returns — one write() per connection meant up to one
+   * preemption (two context switches) per reply, one batch means at most one per turn
+   * (docs/domains.md, issue 20). Then each connection goes through write() as before, which finishes
+   * a short write and arms EPOLLOUT (its first call finds nothing left to write unless the socket
+   * was full).
+   */
+  private writeNoted(): void {
+    const noted = this.noted;
+    if (noted.length === 0) return;
+    const batch = this.batch!;
+    const batched = this.batched;
+    for (let i = 0; i < noted.length; i++) {
+      const c = noted[i];
+      c.flushNoted = false;
+      if (c.closed) {
+        c.peeked = 0;
+        continue;
+      }
+      if (c.peeked > 0) {
+        batch.read(c.fd, this.consumeBuf.subarray(0, c.peeked));
+        batched.push(c);
+      }
+      const allowed = c.wantOut ? 0 : c.marks.released - c.writtenBytes;
+      if (allowed > 0 && (noted.length > 1 || c.peeked > 0)) {
+        const pending = c.out.pending();
+        batch.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
+        batched.push(c);
+      }
+      if (batched.length >= WRITE_BATCH - 1 || (i === noted.length - 1 && batched.length > 0)) {
+        this.finishBatch(batch.run(), batched);
+        batched.length = 0;
+      }
+    }
+    for (const c of noted) if (!c.closed && !c.wantOut) this.write(c);
+    noted.length = 0;
+  }
+
+  /**
+   * Account a batch's results (in `conns` order: a connection's peeked bytes taken off, then its
+   * write) as read() and write() do.
+   */
+  private finishBatch(results: Int32Array, conns: readonly SocketConnection[]): void {
+    this.batchStats.batches++;
+    for (let i = 0; i < conns.length; i++) {
+      const c = conns[i];
+      const n = results[i];
+      if (c.peeked > 0) {
+        this.batchStats.reads++;
+        // The peeked request bytes, off the socket now that the reply is queued behind them.
+        const want = c.peeked;
+        c.peeked = 0;
+        if (n !== want && !c.closed) this.closeConn(c, `read error (${n} of ${want} peeked bytes)`);
+        continue;
+      }
+      this.batchStats.writes++;
+      if (c.closed) continue;
+      if (n > 0) {
+        c.out.consume(n);
+        c.writtenBytes += n;
+        c.events.written(c.writtenBytes);
+      } else if (n !== -libc.EAGAIN && n !== -libc.EINTR) {
+        this.closeConn(c, "write error");
+      }
+    }
   }
 
   /** Write as much released output as the socket takes; arm EPOLLOUT for the rest. */
