@@ -132,6 +132,24 @@ export class AioContext {
   }
 }
 
+/**
+ * Where each ArrayBuffer's memory starts, once asked: a batch's buffers are off-heap and never move
+ * (AioBatch), and asking the runtime for a view's pointer (Deno.UnsafePointer.of) cost microseconds
+ * per call, two calls per request in the socket transport's turn (bench/README.md, issue 20).
+ */
+const bufferAddresses = new WeakMap<ArrayBufferLike, number>();
+
+/** The address of `buf`'s first byte (a number: user-space addresses stay below 2^47). */
+function viewAddress(buf: Uint8Array): number {
+  const memory = buf.buffer;
+  let base = bufferAddresses.get(memory);
+  if (base === undefined) {
+    base = Number(libc.addressOf(new Uint8Array(memory)));
+    bufferAddresses.set(memory, base);
+  }
+  return base + buf.byteOffset;
+}
+
 /** IOCB_CMD_PREAD (linux/aio_abi.h). */
 export const IOCB_CMD_PREAD = 0;
 /** How long (s) a batch waits for completions that sockets deliver inside io_submit (an invariant). */
@@ -210,9 +228,9 @@ export class AioBatch {
     w[o + Iocb.data / 4] = i;
     w[o + Iocb.opcode / 4] = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD; // u16 opcode, u16 reqprio 0
     w[o + Iocb.fildes / 4] = fd;
-    const addr = libc.addressOf(buf);
-    w[o + Iocb.buf / 4] = Number(addr & 0xffffffffn);
-    w[o + Iocb.buf / 4 + 1] = Number(addr >> 32n);
+    const addr = viewAddress(buf);
+    w[o + Iocb.buf / 4] = addr >>> 0;
+    w[o + Iocb.buf / 4 + 1] = Math.floor(addr / 0x1_0000_0000);
     w[o + Iocb.nbytes / 4] = buf.length;
     this.bufs.push(buf);
     this.fds.push(fd);

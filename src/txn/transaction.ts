@@ -136,8 +136,14 @@ export class Transaction {
   private readonly paths = new Set<string>();
   /** Bumped by every modification; dedup bookkeeping below is in these units. */
   private epoch = 0;
-  private readonly modAt = new Map<string, number>();
-  private readonly modBelow = new Map<string, number>();
+  /** The path of every modification, in order: `modPaths[e - 1]` made epoch `e`. */
+  private readonly modPaths: string[] = [];
+  /**
+   * Per path, the last epoch that modified it (`at`) or a node below it (`below`): built from
+   * `modPaths` the first time a check must look past MOD_SCAN_MAX modifications, kept up to date from
+   * then on (see modifiedSince). Most transactions make a few modifications and never build it.
+   */
+  private modIndex: ModIndex | null = null;
   private readonly lastCheck = new Map<string, LastCheck>();
   readonly decide: Decide | null;
   private readonly maxTouched: number;
@@ -322,13 +328,8 @@ export class Transaction {
   private noteMod(path: string): void {
     this.mods++;
     this.epoch++;
-    this.modAt.set(path, this.epoch);
-    if (path === "/") return;
-    // Every proper ancestor, "/" included, as a slice of `path` (no string is built piece by piece).
-    this.modBelow.set("/", this.epoch);
-    for (let end = path.indexOf("/", 1); end > 0; end = path.indexOf("/", end + 1)) {
-      this.modBelow.set(path.slice(0, end), this.epoch);
-    }
+    this.modPaths.push(path);
+    if (this.modIndex !== null) indexMod(this.modIndex, path, this.epoch);
   }
 
   /**
@@ -336,18 +337,29 @@ export class Transaction {
    * cannot change what an observation of `path` sees, in this view or in the replayed tree. (Strictly,
    * only re-creation of the node, which can change its inherited permissions, and changes of its own
    * permissions matter: existence, value and child names that agreed stay in agreement under the
-   * same modifications. Invalidating more only costs an extra check.)
+   * same modifications. Invalidating more only costs an extra check.) Up to MOD_SCAN_MAX
+   * modifications since are compared one by one; past that, the index answers in O(depth).
    */
   private modifiedSince(path: string, epoch: number): boolean {
     if (this.epoch === epoch) return false;
-    if ((this.modBelow.get(path) ?? -1) > epoch) return true;
-    if ((this.modAt.get("/") ?? -1) > epoch) return true;
+    if (this.epoch - epoch <= MOD_SCAN_MAX) {
+      for (let e = epoch; e < this.epoch; e++) if (lineRelated(this.modPaths[e], path)) return true;
+      return false;
+    }
+    if (this.modIndex === null) {
+      const index: ModIndex = { at: new Map(), below: new Map() };
+      for (let e = 0; e < this.modPaths.length; e++) indexMod(index, this.modPaths[e], e + 1);
+      this.modIndex = index;
+    }
+    const { at, below } = this.modIndex;
+    if ((below.get(path) ?? -1) > epoch) return true;
+    if ((at.get("/") ?? -1) > epoch) return true;
     if (path === "/") return false;
     // `path` and each of its ancestors below "/", as slices of `path`.
     for (let end = path.indexOf("/", 1); end > 0; end = path.indexOf("/", end + 1)) {
-      if ((this.modAt.get(path.slice(0, end)) ?? -1) > epoch) return true;
+      if ((at.get(path.slice(0, end)) ?? -1) > epoch) return true;
     }
-    return (this.modAt.get(path) ?? -1) > epoch;
+    return (at.get(path) ?? -1) > epoch;
   }
 
   /** Why `entries` more log entries about `path` would exceed the limits, or null if they fit. */
@@ -372,6 +384,40 @@ export class Transaction {
     if (full !== null) throw new XsError("ENOSPC", full);
     this.paths.add(path);
   }
+}
+
+/**
+ * Modifications a dedup check compares one by one (Transaction.modifiedSince); more, and it builds the
+ * index, so that a long transaction re-reading what it writes stays O(depth) per observation.
+ */
+const MOD_SCAN_MAX = 16;
+
+/** Transaction.modIndex: per path, the last epoch that modified it / a node below it. */
+interface ModIndex {
+  readonly at: Map<string, number>;
+  readonly below: Map<string, number>;
+}
+
+/** Record in `index` that epoch `epoch` modified `path`. */
+function indexMod(index: ModIndex, path: string, epoch: number): void {
+  index.at.set(path, epoch);
+  if (path === "/") return;
+  // Every proper ancestor, "/" included, as a slice of `path` (no string is built piece by piece).
+  index.below.set("/", epoch);
+  for (let end = path.indexOf("/", 1); end > 0; end = path.indexOf("/", end + 1)) {
+    index.below.set(path.slice(0, end), epoch);
+  }
+}
+
+/**
+ * Is the modified path `mod` on `path`'s line — `path` itself, an ancestor or a descendant? "/" is on
+ * every line (exactly what the index answers: a modification of "/" invalidates every observation, an
+ * observation of "/" is invalidated by every modification).
+ */
+export function lineRelated(mod: string, path: string): boolean {
+  if (mod === path || mod === "/" || path === "/") return true;
+  if (mod.length < path.length) return path.charCodeAt(mod.length) === 47 && path.startsWith(mod);
+  return mod.length > path.length && mod.charCodeAt(path.length) === 47 && mod.startsWith(path);
 }
 
 function sameChildren(a: Node, b: Node): boolean {

@@ -98,6 +98,7 @@ export class WatchManager {
    * per commit, so a transaction writing a path several times produces one event per watcher.
    */
   onCommit(c: Commit): void {
+    if (this.trie.size === 0) return; // nobody to tell (and nothing to allocate for it)
     // (event path → watches already sent it) for this commit only. A match the permission filter
     // refused is not recorded: a later change of another kind at the same path (a transaction that
     // writes a node and then removes it) is judged on its own.

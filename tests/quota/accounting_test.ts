@@ -4,9 +4,19 @@
 // ever takes its own count past its quota.
 import fc from "fast-check";
 import assert from "../helpers/assert.ts";
-import { commitDelta, nodeBytes, quotaPathLength, recordSize } from "../../src/quota/accounting.ts";
+import {
+  commitDelta,
+  commitDeltaByShape,
+  independentChanges,
+  nodeBytes,
+  quotaPathLength,
+  recordSize,
+  type UsageByOwner,
+} from "../../src/quota/accounting.ts";
+import type { Change } from "../../src/store/database.ts";
+import { components } from "../../src/store/path.ts";
 import { initialRoot } from "../../src/store/database.ts";
-import { removeNode, setPerms, writeValue } from "../../src/store/tree.ts";
+import { lookup, removeNode, setPerms, writeValue } from "../../src/store/tree.ts";
 import { Perms } from "../../src/store/perms.ts";
 import { assertExact, MsgType, newGuest, type QConn, quotaCore } from "./harness.ts";
 
@@ -42,6 +52,69 @@ Deno.test("commitDelta: one commit that removes and re-creates, rewrites a value
     [6, { nodes: 1, bytes: nodeBytes(4, "longer value".length, p6, 0) }],
   ]);
   assert.equal(nodeBytes(4, 12, p6, 0), 4 + 24 + 16 + 12);
+});
+
+/** A commit's changes as a transaction's replay makes them (src/txn/transaction.ts replay). */
+type ModArb = { k: "write" | "mkdir" | "rm" | "perms"; path: number; len: number; owner: number };
+const MOD_PATHS = ["/a", "/a/b", "/a/b/c", "/a/d", "/e", "/e/f", "/e/g/h", "/i/j", "/i/k"];
+const OWNERS = [0, 5, 6];
+const sorted = (m: UsageByOwner) => [...m.entries()].sort((x, y) => x[0] - y[0]);
+
+Deno.test("property: commitDelta's shortcut for independent changes equals the general computation", () => {
+  let independent = 0;
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ path: fc.nat(MOD_PATHS.length - 1), owner: fc.nat(2) }), { maxLength: 6 }),
+      fc.array(
+        fc.record({
+          k: fc.constantFrom("write" as const, "mkdir" as const, "rm" as const, "perms" as const),
+          path: fc.nat(MOD_PATHS.length - 1),
+          len: fc.nat(30),
+          owner: fc.nat(2),
+        }),
+        { minLength: 2, maxLength: 5 },
+      ),
+      (setup, mods: ModArb[]) => {
+        let root = initialRoot();
+        for (const s of setup) {
+          const p = Perms.of(OWNERS[s.owner], 0);
+          root = writeValue(root, components(MOD_PATHS[s.path]), "x".repeat(s.owner), () => p, 1).root;
+        }
+        const before = root;
+        const changes: Change[] = [];
+        let gen = 2;
+        for (const m of mods) {
+          const path = MOD_PATHS[m.path];
+          const comps = components(path);
+          const perms = Perms.of(OWNERS[m.owner], 0, m.len % 2 ? [{ domid: 5, bits: 1 }] : []);
+          if (m.k === "write" || m.k === "mkdir") {
+            const value = m.k === "write" ? "v".repeat(m.len) : null;
+            const r = writeValue(root, comps, value, () => perms, gen++);
+            if (r.root === root) continue;
+            changes.push({ kind: "write", path, value, created: r.created, createdPerms: r.createdPerms });
+            root = r.root;
+          } else if (m.k === "rm") {
+            const r = removeNode(root, comps, gen++);
+            if (r.removed === null) continue;
+            changes.push({ kind: "rm", path, removed: r.removed });
+            root = r.root;
+          } else {
+            const old = lookup(root, comps);
+            if (old === undefined) continue;
+            root = setPerms(root, comps, perms, gen++)!;
+            changes.push({ kind: "perms", path, perms, old: old.perms });
+          }
+        }
+        if (changes.length < 2) return;
+        if (independentChanges(changes)) independent++;
+        const c = { before, after: root, changes, domid: 0 };
+        assert.deepEqual(sorted(commitDelta(c)), sorted(commitDeltaByShape(c)));
+      },
+    ),
+    { numRuns: 1000 },
+  );
+  // The shortcut was taken (and checked) often enough to mean something.
+  assert.ok(independent >= 50, `only ${independent} commits of independent changes`);
 });
 
 Deno.test("recordSize and quotaPathLength follow cxenstored 4.17", () => {

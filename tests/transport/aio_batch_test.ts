@@ -53,6 +53,29 @@ Deno.test("AioBatch: writes to several sockets in one batch arrive, each with it
   }
 });
 
+Deno.test("AioBatch: views at different offsets of one buffer, batch after batch, write their own bytes", () => {
+  // The socket transport hands the batch subarrays of long-lived buffers (a connection's output, the
+  // buffer peeked requests are consumed into): each view's address is its buffer's plus its offset.
+  const batch = AioBatch.create(8);
+  if (batch === null) return;
+  const { pairs: ps, done } = pairs(3);
+  try {
+    const shared = bytes("0123456789abcdefghij");
+    for (const [from, to] of [[0, 4], [7, 12], [15, 20], [3, 9]]) {
+      const view = shared.subarray(from, to);
+      ps.forEach(([s]) => batch.write(s, view));
+      assert.deepEqual(Array.from(batch.run().subarray(0, 3)), [to - from, to - from, to - from]);
+      for (const [, c] of ps) {
+        const buf = new Uint8Array(64);
+        assert.equal(text(buf.subarray(0, libc.read(c, buf))), text(view));
+      }
+    }
+  } finally {
+    done();
+    batch.destroy();
+  }
+});
+
 Deno.test("AioBatch: reads give each socket's bytes, EAGAIN for an empty one, 0 at end of file", () => {
   const batch = AioBatch.create(8);
   if (batch === null) return;

@@ -6,6 +6,7 @@ import assert from "../helpers/assert.ts";
 import { FEATURE_NESTED_TRANSACTIONS } from "../../src/protocol/wire.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { brief, Harness, setup } from "./harness.ts";
+import { lineRelated } from "../../src/txn/transaction.ts";
 
 // ---- Nested transactions (protocol extension) ----
 
@@ -439,17 +440,39 @@ Deno.test("D3 an observation is logged again only after the transaction modified
     ["a path sharing its name as a prefix", (a, t) => a.tryWrite("/p/q/s2", "x", t), false],
     ["a sibling's child", (a, t) => a.tryWrite("/p/q/t/c", "x", t), false],
   ];
-  for (const [what, modify, again] of cases) {
-    const { a } = setup();
-    a.tryWrite("/p/q/s", "1");
-    a.tryWrite("/p/q/t", "1");
-    const t = a.startTx();
-    a.tryRead("/p/q/s", t);
-    const tx = a.client.txns.get(t, 0);
-    modify(a, t);
-    const checks = tx.checks; // the modification's own observations counted
-    a.tryRead("/p/q/s", t);
-    assert.equal(tx.checks - checks, again ? 1 : 0, `after modifying ${what}`);
-    assert.equal(a.commit(t), "OK", what);
+  // Without and with 20 unrelated modifications in between: a few modifications since are compared
+  // one by one, many are looked up in an index (Transaction.modifiedSince); both must answer alike.
+  for (const unrelated of [0, 20]) {
+    for (const [what, modify, again] of cases) {
+      const { a } = setup();
+      a.tryWrite("/p/q/s", "1");
+      a.tryWrite("/p/q/t", "1");
+      const t = a.startTx();
+      a.tryRead("/p/q/s", t);
+      const tx = a.client.txns.get(t, 0);
+      for (let i = 0; i < unrelated; i++) a.tryWrite(`/u/n${i}`, "x", t);
+      modify(a, t);
+      const checks = tx.checks; // the modification's own observations counted
+      a.tryRead("/p/q/s", t);
+      assert.equal(tx.checks - checks, again ? 1 : 0, `after ${unrelated} others, modifying ${what}`);
+      assert.equal(a.commit(t), "OK", what);
+    }
+  }
+});
+
+Deno.test("D3 lineRelated: a modification is on an observation's line iff it is the path, an ancestor or a descendant", () => {
+  const cases: Array<[string, string, boolean]> = [
+    ["/a/b", "/a/b", true],
+    ["/a", "/a/b", true], // ancestor
+    ["/", "/a/b", true], // the root is everyone's ancestor
+    ["/a/b/c", "/a/b", true], // descendant
+    ["/a/b", "/", true], // an observation of the root
+    ["/a/bc", "/a/b", false], // a name prefix, longer
+    ["/a/b", "/a/bc", false], // a name prefix, shorter
+    ["/a/c", "/a/b", false], // sibling
+    ["/x", "/a/b", false],
+  ];
+  for (const [mod, path, related] of cases) {
+    assert.equal(lineRelated(mod, path), related, `${mod} on ${path}`);
   }
 });
