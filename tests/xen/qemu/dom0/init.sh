@@ -214,9 +214,14 @@ start_fa_watch() {
       [ "$(xenstore-read "$p" 2>/dev/null)" = 1 ] && echo "$u $p" ;;
     esac
   done) > /tmp/first-access.log &
-  (xenstore-watch @introduceDomain 2>/dev/null | while read -r p; do
-    read -r u _ < /proc/uptime && echo "$u $p"
-  done) > /tmp/introduce.log &
+  # (the watch's first event is its registration's, not an INTRODUCE: skipped, or a late one would be
+  # taken for xl's INTRODUCE when it comes after the create's stamp)
+  (xenstore-watch @introduceDomain 2>/dev/null | {
+    read -r _
+    while read -r p; do
+      read -r u _ < /proc/uptime && echo "$u $p"
+    done
+  }) > /tmp/introduce.log &
 }
 # first_access DOMID CREATE_T: "create_to_first_access_s=A create_to_introduce_s=B introduce_to_first_access_s=C"
 first_access() {
