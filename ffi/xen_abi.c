@@ -217,6 +217,7 @@ int main(void)
     NUM(SYS_io_destroy);
     NUM(SYS_io_getevents);
     NUM(SYS_io_submit);
+    NUM(IOCB_CMD_PREAD);
     NUM(IOCB_CMD_PWRITE);
     NUM(IOCB_FLAG_RESFD);
     SIZE(struct iocb);

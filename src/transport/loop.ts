@@ -123,7 +123,7 @@ const IDLE_WAIT_MS = 100;
  * which every 100 ms (as it was) met ~3% of a busy guest's READs, enough to set their p99
  * (docs/domains.md, "Third pass").
  */
-const LOAD_YIELD_MS = 500;
+export const LOAD_YIELD_MS = 500;
 /** eventfd's counter increment (a u64, as write(2) on an eventfd takes it). */
 const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
 

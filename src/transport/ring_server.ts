@@ -113,7 +113,8 @@ export class RingServer implements RingPort, RingOwner {
   /**
    * Rings left unread although they may hold requests: out of write credit, or stalled by a quota
    * (outstanding requests, memory). No event may come to wake them (the guest waits for replies),
-   * so they are looked at again at the end of every loop turn — at least every 50 ms.
+   * so they are looked at again at the end of every loop turn — at least every 100 ms (the loop's idle
+   * wait, src/transport/loop.ts).
    */
   private readonly parked = new Set<RingConnection>();
   /** Whether some transaction is open, computed at most once per serving round (O(clients)). */

@@ -194,7 +194,14 @@ export class MessageReader {
     return f;
   }
 
-  /** The next whole message, null if the ring holds no complete one yet, or a fault. */
+  /**
+   * The next whole message, null if the ring holds no complete one yet, or a fault. Null means the
+   * ring was seen empty *after* our last consumer index store: a message is taken in pieces while
+   * the producer writes it, until a look at the producer index finds nothing more. A producer that
+   * publishes a message in pieces and signals only when the consumer had caught up with it (Linux's
+   * xenbus driver: header, then each part) may see our index from before that store, and not
+   * signal; stopping at an earlier look would leave its last piece unread with no signal to come.
+   */
   read(page: RingPage, side: RingSide): RingMessage | RingFault | null {
     if (this.headerHave === 0) {
       const whole = this.readWhole(page, side);
@@ -202,28 +209,29 @@ export class MessageReader {
       // Nothing at all (the usual answer to "any more?"): no partial-read bookkeeping.
       if (ringUsed(page, side) === 0) return null;
     }
-    if (this.headerHave < HEADER_SIZE) {
+    while (this.headerHave < HEADER_SIZE) {
       const cons = page.get(side.cons);
       const n = ringConsume(page, side, this.header.subarray(this.headerHave));
       if (n === BAD_INDEXES) return "ring-index";
+      if (n === 0) return null; // empty, as read after our last store
       this.headerHave += n;
       this.consumed += n;
       this.noteFreed(page, side, cons, n);
-      if (this.headerHave < HEADER_SIZE) return null;
+      if (this.headerHave < HEADER_SIZE) continue;
       const len = u32(this.header, 12);
       if (len > PAYLOAD_MAX) return "oversized";
       this.payload = new Uint8Array(len);
       this.payloadHave = 0;
     }
     const p = this.payload!;
-    if (this.payloadHave < p.length) {
+    while (this.payloadHave < p.length) {
       const cons = page.get(side.cons);
       const n = ringConsume(page, side, p.subarray(this.payloadHave));
       if (n === BAD_INDEXES) return "ring-index";
+      if (n === 0) return null; // empty, as read after our last store
       this.payloadHave += n;
       this.consumed += n;
       this.noteFreed(page, side, cons, n);
-      if (this.payloadHave < p.length) return null;
     }
     const m: RingMessage = {
       type: u32(this.header, 0),
@@ -383,17 +391,39 @@ export class MessageWriter {
 
   /**
    * Write as much as fits into `side`, up to message number `upTo` (exclusive; group commit holds
-   * the rest); returns bytes written, or BAD_INDEXES (nothing written).
+   * the rest); returns bytes written, or BAD_INDEXES (the consumer's index is inconsistent: the ring
+   * cannot be used any more, whatever was written before it was found).
+   *
+   * It returns with output left only once it has seen the ring full *after* publishing its last
+   * bytes: the consumer index is read again after each producer index store, and if the consumer
+   * freed space meanwhile, the writing goes on. Otherwise a wake-up can be lost: a consumer that
+   * read while we were writing (after we had read its index, before we published ours) judged the
+   * ring not full and will not signal when it frees space — while we, having filled the ring as far
+   * as we knew, wait for that signal (docs/domains.md, "The ring"). The consumer's side of the rule
+   * is MessageReader's `freedFull`: together they are Linux's xenbus rule and cxenstored's re-check
+   * of every ring before it sleeps.
    */
   write(page: RingPage, side: RingSide, upTo = Number.MAX_SAFE_INTEGER): number {
-    if (this.head === this.queue.length || this._done >= upTo) return 0;
-    const cons = page.get(side.cons);
-    const prod = page.get(side.prod);
-    const used = (prod - cons) >>> 0;
-    if (used > RING_SIZE) return BAD_INDEXES;
+    let total = 0;
+    while (this.head < this.queue.length && this._done < upTo) {
+      const cons = page.get(side.cons);
+      const prod = page.get(side.prod);
+      const used = (prod - cons) >>> 0;
+      if (used > RING_SIZE) {
+        this.compact();
+        return BAD_INDEXES;
+      }
+      if (used === RING_SIZE) break; // full, as read after our last store: the consumer will signal
+      total += this.writeSpace(page, side, upTo, prod, RING_SIZE - used);
+    }
+    this.compact();
+    return total;
+  }
+
+  /** Write up to `space` bytes at `prod` and publish them; returns the bytes written. */
+  private writeSpace(page: RingPage, side: RingSide, upTo: number, prod: number, space: number): number {
     const b = page.bytes;
     const mask = RING_SIZE - 1;
-    let space = RING_SIZE - used;
     let p = prod;
     while (space > 0 && this.head < this.queue.length && this._done < upTo) {
       const q = this.queue[this.head];
@@ -435,6 +465,11 @@ export class MessageWriter {
     const total = (p - prod) >>> 0;
     this._bytes -= total;
     if (total > 0) page.set(side.prod, p); // after the data: the peer may read up to here
+    return total;
+  }
+
+  /** Drop the written messages from the queue's front (all of them, or in bulk). */
+  private compact(): void {
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
@@ -442,7 +477,6 @@ export class MessageWriter {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    return total;
   }
 
   /**

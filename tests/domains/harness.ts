@@ -75,6 +75,11 @@ export class FakeXen implements XenPlatform {
     }
   }
 
+  /** Some port is signalled and not yet taken by pendingPorts() (the daemon's loop would wake). */
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
   pendingPorts(): number[] {
     const p = [...new Set(this.pending)];
     this.pending = [];

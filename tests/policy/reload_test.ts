@@ -10,6 +10,7 @@ import { MsgType as T } from "../../src/protocol/wire.ts";
 import { PolicyManager } from "../../src/policy/manager.ts";
 import { buildCore } from "../../src/cli/daemon.ts";
 import { defaultOptions } from "../../src/cli/options.ts";
+import { LOAD_YIELD_MS } from "../../src/transport/loop.ts";
 
 function matches(s: string, re: RegExp): void {
   assert.ok(re.test(s), `${JSON.stringify(s)} should match ${re}`);
@@ -114,7 +115,13 @@ Deno.test("reload under load end to end: SIGHUP while 4 clients write and read; 
         await Deno.writeTextFile(conf, r % 2 === 0 ? "policy = legacy, maintenance\n" : "policy = legacy\n");
         Deno.kill(d.pid, "SIGHUP");
       }
-      await new Promise((res) => setTimeout(res, 200));
+      // The daemon handles SIGHUP when Deno's event loop runs, which under this load is at least every
+      // LOAD_YIELD_MS — possibly only after the last signal. So the load goes on until a reload is in
+      // the log (bounded: a reload that never happens fails below), not for a fixed time.
+      const deadline = Date.now() + 20 * LOAD_YIELD_MS;
+      while (!/reloaded \(generation/.test(d.stderr) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 20));
+      }
     } finally {
       stop = true;
       await Promise.all(work);

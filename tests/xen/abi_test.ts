@@ -193,6 +193,7 @@ const TS: Record<string, number> = {
   SYS_io_destroy: libc.SysIo.destroy,
   SYS_io_getevents: libc.SysIo.getevents,
   SYS_io_submit: libc.SysIo.submit,
+  IOCB_CMD_PREAD: aio.IOCB_CMD_PREAD,
   IOCB_CMD_PWRITE: aio.IOCB_CMD_PWRITE,
   IOCB_FLAG_RESFD: aio.IOCB_FLAG_RESFD,
   "sizeof.struct iocb": aio.Iocb.size,

@@ -21,7 +21,8 @@ import {
   ringProduce,
   ringUsed,
 } from "../../src/xen/ring.ts";
-import { PAYLOAD_MAX } from "../../src/protocol/wire.ts";
+import { HEADER_SIZE, PAYLOAD_MAX } from "../../src/protocol/wire.ts";
+import { preemptible } from "../helpers/preempt.ts";
 import { frame, header } from "../helpers/wire.ts";
 
 function page(): RingPage {
@@ -269,5 +270,103 @@ Deno.test("property: any messages in any chunking, from any start index, arrive 
       },
     ),
     { numRuns: 200 },
+  );
+});
+
+// Lost wake-ups (docs/domains.md, "The ring": signalling). Each side signals the other only when the
+// other may be waiting; these check the codec's half of that contract against a peer that runs
+// between any two of our index accesses (the whole-daemon version: tests/transport/ring_wakeup_test.ts).
+
+/** Drain `side` with `r` as a guest does; returns whether it must signal (it freed a full ring). */
+function drainSignal(r: MessageReader, p: RingPage, side = RESPONSES): boolean {
+  drainMessages(r, p, side);
+  return r.takeFreedFull();
+}
+
+Deno.test("property: a writer left with output has seen the ring full after its last publish, so the reader signals", () => {
+  fc.assert(
+    fc.property(
+      fc.nat(),
+      fc.array(fc.integer({ min: 0, max: 700 }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 0, max: 700 }), { minLength: 1, maxLength: 6 }),
+      fc.nat({ max: 12 }),
+      (start, before, after, at) => {
+        const bytes = new Uint8Array(PAGE_SIZE);
+        const daemon = new RingPage(bytes);
+        const guest = new RingPage(bytes);
+        startAt(daemon, RESPONSES, start >>> 0);
+        const w = new MessageWriter();
+        const r = new MessageReader();
+        // Output the reader has not read yet, then more than may fit; the reader runs before the
+        // writer's `at`-th index access (between reading the reader's index and publishing its own).
+        for (const n of before) w.enqueue(2, 1, 0, "a".repeat(n));
+        w.write(daemon, RESPONSES);
+        for (const n of after) w.enqueue(2, 2, 0, "b".repeat(n));
+        let access = 0;
+        let signalled = false;
+        preemptible(daemon, () => {
+          if (access++ === at) signalled = drainSignal(r, guest) || signalled;
+        });
+        w.write(daemon, RESPONSES);
+        // The writer now waits for a signal if it has output left; the reader reads on (it was
+        // signalled for the new output) and signals only when it frees a ring that had been full.
+        signalled = drainSignal(r, guest) || signalled;
+        assert.ok(
+          w.empty || signalled,
+          `lost wake-up: ${w.bytes} bytes left to write, ${
+            RING_SIZE - ringUsed(guest, RESPONSES)
+          } free, no signal`,
+        );
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("property: a reader that returns null has seen the ring empty after its last consume, so Linux's writer signals", () => {
+  // xenbus_comms.c's xb_write publishes each piece of a request (header, each part) on its own and
+  // signals only if the consumer had caught up with the producer index before that piece.
+  const publish = (p: RingPage, piece: Uint8Array): boolean => {
+    const prod = p.get(Field.REQ_PROD);
+    const n = ringProduce(p, REQUESTS, piece);
+    if (n !== piece.length) throw new Error("the test's pieces fit");
+    return ((p.get(Field.REQ_CONS) - prod) >>> 0) <= n;
+  };
+  fc.assert(
+    fc.property(
+      fc.nat(),
+      fc.array(fc.integer({ min: 1, max: 250 }), { minLength: 2, maxLength: 4 }), // the request fits the ring
+      fc.nat({ max: 3 }),
+      fc.nat({ max: 12 }),
+      (start, parts, early, at) => {
+        const bytes = new Uint8Array(PAGE_SIZE);
+        const daemon = new RingPage(bytes);
+        const guest = new RingPage(bytes);
+        startAt(daemon, REQUESTS, start >>> 0);
+        const msg = encode(2, 7, 0, parts.map((n) => "p".repeat(n)).join(""));
+        const pieces = [msg.subarray(0, HEADER_SIZE)];
+        let off = HEADER_SIZE;
+        for (const n of parts) pieces.push(msg.subarray(off, off += n));
+        // The guest has published the first pieces; the daemon reads, and the guest publishes the
+        // rest before the daemon's `at`-th index access.
+        const first = Math.min(1 + early, pieces.length - 1);
+        for (const piece of pieces.slice(0, first)) publish(guest, piece);
+        let access = 0;
+        let signalled = false;
+        preemptible(daemon, () => {
+          if (access++ !== at) return;
+          for (const piece of pieces.slice(first)) signalled = publish(guest, piece) || signalled;
+        });
+        const r = new MessageReader();
+        const got = drainMessages(r, daemon, REQUESTS);
+        // The reader was done before the rest came: then the guest sees it caught up, and signals.
+        if (access <= at) return;
+        assert.ok(
+          got.length === 1 || signalled,
+          `lost wake-up: the reader stopped with ${ringUsed(guest, REQUESTS)} bytes unread and no signal`,
+        );
+      },
+    ),
+    { numRuns: 500 },
   );
 });
