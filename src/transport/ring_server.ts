@@ -116,6 +116,8 @@ export class RingServer implements RingPort, RingOwner {
    * so they are looked at again at the end of every loop turn — at least every 50 ms.
    */
   private readonly parked = new Set<RingConnection>();
+  /** serve() for the ready queue: one closure for the server's life, not one per serving round. */
+  private readonly serveOne = (conn: RingConnection, max: number): ServeResult => this.serve(conn, max);
   /** Whether some transaction is open, computed at most once per serving round (O(clients)). */
   private txOpenCache: boolean | null = null;
   private readonly throttle: WriteThrottleOptions;
@@ -326,7 +328,7 @@ export class RingServer implements RingPort, RingOwner {
   private serveReady(): void {
     if (this.ready.size === 0) return;
     this.txOpenCache = null;
-    this.ready.run(this.turnBudget, this.perRing, (conn, max) => this.serve(conn, max));
+    this.ready.run(this.turnBudget, this.perRing, this.serveOne);
   }
 
   /** Some transaction is open (this serving round's answer; asked only when a guest is served). */

@@ -13,6 +13,11 @@ export interface ServeResult {
 export class ReadyQueue<T> {
   /** Insertion-ordered: iteration order is the service order. */
   private readonly set = new Set<T>();
+  /**
+   * run()'s snapshot of the queue, kept between rounds with its length (an array per round was
+   * garbage per loop turn); its used slots are cleared after each round.
+   */
+  private readonly round: Array<T | undefined> = [];
 
   get size(): number {
     return this.set.size;
@@ -35,14 +40,22 @@ export class ReadyQueue<T> {
    * number of requests handled. Items may be removed or added by `serve` itself.
    */
   run(budget: number, perRing: number, serve: (x: T, max: number) => ServeResult): number {
+    const round = this.round;
+    let n = 0;
+    for (const x of this.set) round[n++] = x;
     let spent = 0;
-    for (const x of [...this.set]) {
-      if (spent >= budget) break;
-      if (!this.set.has(x)) continue; // removed while we were serving others
-      this.set.delete(x);
-      const r = serve(x, Math.min(perRing, budget - spent));
-      spent += r.used;
-      if (r.more) this.set.add(x); // to the back
+    try {
+      for (let i = 0; i < n; i++) {
+        if (spent >= budget) break;
+        const x = round[i] as T;
+        if (!this.set.has(x)) continue; // removed while we were serving others
+        this.set.delete(x);
+        const r = serve(x, Math.min(perRing, budget - spent));
+        spent += r.used;
+        if (r.more) this.set.add(x); // to the back
+      }
+    } finally {
+      round.fill(undefined, 0, n); // no connection kept alive by the snapshot
     }
     return spent;
   }
