@@ -3,6 +3,7 @@ import type { Subject } from "../policy/policy.ts";
 import { SERVER_FEATURES } from "../protocol/wire.ts";
 import { domainPath } from "../store/path.ts";
 import { type TxLimits, TxRegistry } from "../txn/registry.ts";
+import type { DatabaseView } from "./view.ts";
 
 /** How the core hands bytes back to a transport: one whole message at a time, in order. */
 export interface ReplySink {
@@ -20,6 +21,8 @@ export class Client implements Subject {
   /** Base of relative paths: "/local/domain/<domid>". */
   readonly base: string;
   readonly txns: TxRegistry;
+  /** The live store as this connection's requests see it (the dispatcher's, made at first use). */
+  liveView: DatabaseView | null = null;
 
   constructor(
     readonly id: number,

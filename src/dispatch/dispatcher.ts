@@ -138,7 +138,7 @@ export class Dispatcher {
 
   /** The store as `c`'s request in transaction `txId` sees it (0: the live store). */
   view(c: Client, txId: number): View {
-    if (txId === 0) return new DatabaseView(this.db, c.domid);
+    if (txId === 0) return c.liveView ??= new DatabaseView(this.db, c.domid); // one per connection
     return new TransactionView(c.txns.get(txId, this.now()), this.nextGen);
   }
 
