@@ -22,8 +22,11 @@
 //                "ring-read, daemon's side", is what dom0 pays per guest READ
 //   txn          a dom0 transaction as xsbench's txn/create workload: START, READ, WRITE, a child
 //                created or removed, END (commit); per transaction
-// Each runs 10 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more; the
-// program runs twice under callgrind (0 and N measured) and the difference divided by N is printed.
+// Each runs 10 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more, and
+// callgrind's instrumentation is on for those N alone (callgrind_control, between two lines the
+// worker writes): the count divided by N is printed. (It used to run the program twice, 0 and N
+// requests, and take the difference: start-ups differ between runs by hundreds of millions of
+// instructions, more than 30 000 requests cost, so that gave numbers off by thousands per request.)
 // V8 runs with the daemon's flags (compile/v8-flags: its tier-up thresholds decide which code runs)
 // and --single-threaded, so that compilation and GC happen in the counted thread, in the same way
 // every run. Needs valgrind (apt-get install valgrind); a scenario takes a few minutes.
@@ -182,20 +185,51 @@ export async function setup(s: Scenario): Promise<() => void> {
   };
 }
 
+/**
+ * The worker: the scenario's set-up and warm-up, then (told "go" on stdin) n requests. It says
+ * "ready" before and "done" after on stdout, and waits for a line in between: the parent turns
+ * callgrind's instrumentation on and off there, so that only the n requests are counted.
+ */
 async function worker(s: Scenario, n: number): Promise<void> {
   const one = await setup(s);
   for (let i = 0; i < WARMUP; i++) one();
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  const say = (w: string) => Deno.stdout.writeSync(new TextEncoder().encode(`${w}\n`));
+  say("ready");
+  await lines.read();
   for (let i = 0; i < n; i++) one();
+  say("done");
+  await lines.read();
 }
 
-const dec = new TextDecoder();
+/** Waits for `word` on the worker's stdout. */
+async function expectLine(out: ReadableStreamDefaultReader<string>, word: string): Promise<void> {
+  let seen = "";
+  while (!seen.includes(`${word}\n`)) {
+    const r = await out.read();
+    if (r.done) throw new Error(`the worker ended before saying ${word}`);
+    seen += r.value;
+  }
+}
 
-/** Instructions callgrind counted for the whole worker process. */
+/** callgrind_control on the worker (valgrind's pid is the worker's). */
+async function control(pid: number, ...args: string[]): Promise<void> {
+  const r = await new Deno.Command("callgrind_control", { args: [...args, String(pid)], stdout: "null" })
+    .output();
+  if (!r.success) throw new Error(`callgrind_control ${args.join(" ")} failed`);
+}
+
+/**
+ * Instructions callgrind counted for n requests of the scenario: instrumentation is off during the
+ * start-up, set-up and warm-up (whose count varies from run to run by more than n requests cost:
+ * V8's random hash seeds, compilation and GC timing), on for the n requests alone.
+ */
 async function count(s: Scenario, n: number): Promise<number> {
-  const out = await new Deno.Command("valgrind", {
+  const child = new Deno.Command("valgrind", {
     args: [
       "--tool=callgrind",
       "--smc-check=all-non-file", // V8 writes and rewrites its own machine code
+      "--instr-atstart=no",
       "--callgrind-out-file=/dev/null",
       Deno.execPath(),
       "run",
@@ -208,14 +242,24 @@ async function count(s: Scenario, n: number): Promise<number> {
       String(n),
     ],
     cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
+    stdin: "piped",
+    stdout: "piped",
     stderr: "piped",
-  }).output();
-  const m = /I\s+refs:\s+([\d,]+)/.exec(dec.decode(out.stderr));
-  if (!out.success || m === null) {
-    throw new Error(`callgrind on ${s} failed:\n${dec.decode(out.stderr).slice(-2000)}`);
-  }
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const input = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text();
+  await expectLine(out, "ready");
+  await control(child.pid, "--instr=on");
+  await input.write(new TextEncoder().encode("go\n"));
+  await expectLine(out, "done");
+  await control(child.pid, "--instr=off");
+  await input.write(new TextEncoder().encode("exit\n"));
+  await input.close();
+  const status = await child.status;
+  const err = await stderr;
+  const m = /I\s+refs:\s+([\d,]+)/.exec(err);
+  if (!status.success || m === null) throw new Error(`callgrind on ${s} failed:\n${err.slice(-2000)}`);
   return Number(m[1].replaceAll(",", ""));
 }
 
@@ -234,10 +278,9 @@ if (import.meta.main && Deno.args[0] === "--worker") {
   console.log("| --- | ---: |");
   const perRequest = new Map<Scenario, number>();
   for (const s of scenarios) {
-    const base = await count(s, 0);
     const total = await count(s, n);
-    perRequest.set(s, (total - base) / n);
-    console.log(`| ${s}${s === "txn" ? " (per transaction)" : ""} | ${Math.round((total - base) / n)} |`);
+    perRequest.set(s, total / Math.max(n, 1));
+    console.log(`| ${s}${s === "txn" ? " (per transaction)" : ""} | ${Math.round(total / Math.max(n, 1))} |`);
   }
   const ringRead = perRequest.get("ring-read");
   const ringGuest = perRequest.get("ring-guest");

@@ -5,6 +5,10 @@
 // time under each function (self and callees).
 //
 //   bin/deno run -A --v8-flags=... bench/profile.ts [--scenario ring-read] [--requests N] [--top K]
+//                                                  [--allocations]
+//
+// --allocations: V8's sampling heap profiler instead (every allocation is a chance sample): bytes
+// allocated per request by the function that allocated them, objects that died young included.
 //
 // Pass the daemon's V8 flags (`$(compile/v8-flags.sh)`) for the code production runs. Samples are
 // timings: their shares, not their microseconds, are the result, and a busy host blurs them.
@@ -39,6 +43,40 @@ const post = <T>(method: string, params: object = {}) =>
 
 const one = await setup(scenario);
 for (let i = 0; i < 10_000; i++) one(); // V8's optimizing tiers, as bench/instructions.ts
+
+interface SamplingNode {
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: SamplingNode[];
+}
+if (args.includes("--allocations")) {
+  await post("HeapProfiler.enable");
+  // Samples every 64 bytes on average; young objects stay in the profile.
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 64,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  for (let i = 0; i < n; i++) one();
+  const { profile } = await post<{ profile: { head: SamplingNode } }>("HeapProfiler.stopSampling");
+  const bytes = new Map<string, number>();
+  const walk = (p: SamplingNode, path: string) => {
+    const f = p.callFrame;
+    const here = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(src|bench|tests)\//, "$1/")}:${
+      f.lineNumber + 1
+    }`;
+    if (p.selfSize > 0) bytes.set(here, (bytes.get(here) ?? 0) + p.selfSize);
+    for (const c of p.children) walk(c, path);
+  };
+  walk(profile.head, "");
+  let total = 0;
+  for (const v of bytes.values()) total += v;
+  console.log(`${scenario}: ${(total / n).toFixed(0)} bytes allocated per request (sampled)`);
+  for (const [k, v] of [...bytes].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${(v / n).toFixed(1).padStart(8)}  ${k}`);
+  }
+  Deno.exit(0);
+}
 await post("Profiler.enable");
 await post("Profiler.setSamplingInterval", { interval: 50 }); // µs
 await post("Profiler.start");
