@@ -196,7 +196,11 @@ export class Dispatcher {
 
   /** A request's path, resolved against the caller's domain and checked against its path-max quota. */
   resolve(c: Client, raw: string, allowSpecial = false): ResolvedPath {
-    const p = resolvePath(raw, c.base, allowSpecial);
+    // A special path ("@...") where one is allowed is resolved afresh; any other, through the
+    // connection's recent ones (the same answers and errors as resolvePath).
+    const p = allowSpecial && raw.charCodeAt(0) === 64
+      ? resolvePath(raw, c.base, true)
+      : c.resolveNodePath(raw);
     this.quotas.checkPath(c, p.abs);
     return p;
   }
