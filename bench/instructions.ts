@@ -22,8 +22,8 @@
 //                "ring-read, daemon's side", is what dom0 pays per guest READ
 //   txn          a dom0 transaction as xsbench's txn/create workload: START, READ, WRITE, a child
 //                created or removed, END (commit); per transaction
-// Each runs 10 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more, and
-// callgrind's instrumentation is on for those N alone (callgrind_control, between two lines the
+// Each runs 10 000 + 5 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more,
+// and callgrind's instrumentation is on for those N alone (callgrind_control, between two lines the
 // worker writes): the count divided by N is printed. (It used to run the program twice, 0 and N
 // requests, and take the difference: start-ups differ between runs by hundreds of millions of
 // instructions, more than 30 000 requests cost, so that gave numbers off by thousands per request.)
@@ -185,19 +185,34 @@ export async function setup(s: Scenario): Promise<() => void> {
   };
 }
 
+/** Requests run after the pause at "ready", before the counted ones (see worker). */
+const SETTLE = 5_000;
+
 /**
- * The worker: the scenario's set-up and warm-up, then (told "go" on stdin) n requests. It says
- * "ready" before and "done" after on stdout, and waits for a line in between: the parent turns
- * callgrind's instrumentation on and off there, so that only the n requests are counted.
+ * The worker: the scenario's set-up and warm-up; then, told "go" on stdin, SETTLE more requests and
+ * (told "go" again) n requests. It says "ready", "settled" and "done" on stdout and waits for a line
+ * after each: the parent turns callgrind's instrumentation on before the n requests and off after
+ * them, so that only those are counted. The SETTLE requests take in what the first pause changed
+ * (V8 deoptimized code after it: a field's representation, prototype chains of the stream classes
+ * the first read loads), so that the count does not include its recompilation.
  */
 async function worker(s: Scenario, n: number): Promise<void> {
-  const one = await setup(s);
-  for (let i = 0; i < WARMUP; i++) one();
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
-  const say = (w: string) => Deno.stdout.writeSync(new TextEncoder().encode(`${w}\n`));
+  const encoder = new TextEncoder();
+  const say = (w: string) => Deno.stdout.writeSync(encoder.encode(`${w}\n`));
+  const one = await setup(s);
+  // One loop for every phase: a loop of its own for the counted requests would be compiled (OSR)
+  // while they are counted.
+  const run = (k: number) => {
+    for (let i = 0; i < k; i++) one();
+  };
+  for (let i = 0; i < WARMUP / 1000; i++) run(1000);
   say("ready");
   await lines.read();
-  for (let i = 0; i < n; i++) one();
+  run(SETTLE);
+  say("settled");
+  await lines.read();
+  run(n);
   say("done");
   await lines.read();
 }
@@ -250,6 +265,8 @@ async function count(s: Scenario, n: number): Promise<number> {
   const input = child.stdin.getWriter();
   const stderr = new Response(child.stderr).text();
   await expectLine(out, "ready");
+  await input.write(new TextEncoder().encode("go\n"));
+  await expectLine(out, "settled");
   await control(child.pid, "--instr=on");
   await input.write(new TextEncoder().encode("go\n"));
   await expectLine(out, "done");
