@@ -12,8 +12,16 @@
 //
 // Pass the daemon's V8 flags (`$(compile/v8-flags.sh)`) for the code production runs. Samples are
 // timings: their shares, not their microseconds, are the result, and a busy host blurs them.
-import { Session } from "node:inspector";
 import { type Scenario, setup } from "./instructions.ts";
+
+/** The part of node:inspector's Session used here (imported by a computed name: type-checking a
+ *  literal `node:` import would need @types/node, which the project does not install). */
+interface InspectorSession {
+  connect(): void;
+  post(method: string, params: object, done: (e: unknown, r: unknown) => void): void;
+}
+const inspector = "node:inspector";
+const { Session } = (await import(inspector)) as { Session: new () => InspectorSession };
 
 const args = Deno.args;
 const opt = (name: string) => {
