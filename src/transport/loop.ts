@@ -26,7 +26,6 @@
 import * as libc from "../../ffi/libc.ts";
 import { turnClock } from "../common/clock.ts";
 import type { ReleaseMarks } from "./release_marks.ts";
-import { TurnSet } from "./turn_set.ts";
 
 /**
  * Holds output back (group commit: until the sync covering it; src/backend/group.ts). Each turn's
@@ -63,18 +62,9 @@ export interface OutputSink {
  * number; connections whose output waits for a record are kept until it is durable.
  */
 export class OutputStage {
-  private readonly dirty = new TurnSet<OutputSink>();
+  private readonly dirty = new Set<OutputSink>();
   private readonly waiting = new Set<OutputSink>();
   private readonly flushed: Array<() => void> = [];
-  /** The record number the output being released waits for (release()'s `tag`, for releaseOne). */
-  private tag = 0;
-  /** release() for one connection that got output this turn (one closure, not one per turn). */
-  private readonly releaseOne = (c: OutputSink): void => {
-    if (c.closed) return;
-    c.marks.add(this.tag, c.queuedPosition);
-    if (c.marks.waiting) this.waiting.add(c);
-    else c.flush();
-  };
 
   /**
    * Run `fn` at the end of every release, after every sink's flush(): a transport whose sinks only
@@ -92,14 +82,19 @@ export class OutputStage {
 
   /** `c` is closed: forget it. */
   forget(c: OutputSink): void {
-    this.dirty.forget(c);
+    this.dirty.delete(c);
     this.waiting.delete(c);
   }
 
   /** Turn end: this turn's output waits for record `tag`; held output for records up to `durable`. */
   release(tag: number, durable: number): void {
-    this.tag = tag;
-    this.dirty.drain(this.releaseOne);
+    for (const c of this.dirty) {
+      if (c.closed) continue;
+      c.marks.add(tag, c.queuedPosition);
+      if (c.marks.waiting) this.waiting.add(c);
+      else c.flush();
+    }
+    this.dirty.clear();
     for (const c of this.waiting) {
       c.marks.release(durable);
       if (!c.marks.waiting || c.closed) this.waiting.delete(c);

@@ -25,7 +25,6 @@ import { CONNECTED, Field, isRingFault, RECONNECT, type RingFault } from "../xen
 import type { EventLoop } from "./loop.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits, type RingOwner } from "./ring_connection.ts";
 import { ReadyQueue, type ServeResult } from "./scheduler.ts";
-import { TurnSet } from "./turn_set.ts";
 import { DEFAULT_WRITE_THROTTLE, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
 import { isModifying } from "../dispatch/op_table.ts";
 
@@ -110,20 +109,13 @@ export class RingServer implements RingPort, RingOwner {
   private readonly byClient = new Map<number, RingConnection>();
   private readonly ready = new ReadyQueue<RingConnection>();
   /** Rings that may have moved bytes this turn: notified at its end if they did. */
-  private readonly touched = new TurnSet<RingConnection>();
+  private readonly touched = new Set<RingConnection>();
   /**
    * Rings left unread although they may hold requests: out of write credit, or stalled by a quota
    * (outstanding requests, memory). No event may come to wake them (the guest waits for replies),
    * so they are looked at again at the end of every loop turn — at least every 50 ms.
    */
   private readonly parked = new Set<RingConnection>();
-  /** Turn end, for each ring that may have moved bytes: signal it if it did. */
-  private readonly notifyMoved = (conn: RingConnection): void => {
-    if (conn.state !== "closed" && conn.moved) {
-      conn.moved = false;
-      this.platform.notify(conn.localPort);
-    }
-  };
   /** serve() for the ready queue: one closure for the server's life, not one per serving round. */
   private readonly serveOne = (conn: RingConnection, max: number): ServeResult => this.serve(conn, max);
   /** Whether some transaction is open, computed at most once per serving round (O(clients)). */
@@ -290,7 +282,7 @@ export class RingServer implements RingPort, RingOwner {
   /** Stop serving `conn`: its client goes (watches first: no events for its own nodes' deletion). */
   private detach(conn: RingConnection): void {
     this.ready.delete(conn);
-    this.touched.forget(conn);
+    this.touched.delete(conn);
     this.parked.delete(conn);
     this.loop.output.forget(conn);
     this.byPort.delete(conn.localPort);
@@ -435,7 +427,13 @@ export class RingServer implements RingPort, RingOwner {
   /** After the output is written: signal every ring that moved, look at parked rings again. */
   private turnEnd(): void {
     if (this.watchesChanged) this.reportWatchChanges(); // nothing left if the loop ran it before tagging the output
-    this.touched.drain(this.notifyMoved);
+    for (const conn of this.touched) {
+      if (conn.state !== "closed" && conn.moved) {
+        conn.moved = false;
+        this.platform.notify(conn.localPort);
+      }
+    }
+    this.touched.clear();
     this.releaseParked();
     // Rings still have work: the loop's next epoll_wait does not sleep (onServe's busy check).
     if (this.ready.size > 0) this.stats.budgetExhausted++;
