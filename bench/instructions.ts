@@ -15,25 +15,41 @@
 //   ring-read    a READ from a guest ring: the request is put into the ring page, the event
 //                channel fires, the domain manager serves the ring and writes the reply into it
 //                (an in-memory Xen: tests/domains/harness.ts FakeXen)
+//   ring-guest   the guest's and the in-memory Xen's side of ring-read alone: the request put into
+//                the ring, the kick and the fake's event queue drained, the reply taken off the ring
+//                (the daemon's part replaced by copying its reply bytes into the page). In production
+//                the guest's side runs in another domain: ring-read minus ring-guest, printed as
+//                "ring-read, daemon's side", is what dom0 pays per guest READ
 //   txn          a dom0 transaction as xsbench's txn/create workload: START, READ, WRITE, a child
 //                created or removed, END (commit); per transaction
-// Each runs 10 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more; the
-// program runs twice under callgrind (0 and N measured) and the difference divided by N is printed.
-// V8 runs with --single-threaded so that compilation and GC happen in the counted thread, in the
-// same way every run. Needs valgrind (apt-get install valgrind); a scenario takes a few minutes.
+// Each runs 10 000 + 5 000 times unmeasured (V8's optimizing tiers), then N (default 30 000) more,
+// and callgrind's instrumentation is on for those N alone (callgrind_control, between two lines the
+// worker writes): the count divided by N is printed. (It used to run the program twice, 0 and N
+// requests, and take the difference: start-ups differ between runs by hundreds of millions of
+// instructions, more than 30 000 requests cost, so that gave numbers off by thousands per request.)
+// V8 runs with the daemon's flags (compile/v8-flags: its tier-up thresholds decide which code runs)
+// and --single-threaded, so that compilation and GC happen in the counted thread, in the same way
+// every run. Needs valgrind (apt-get install valgrind); a scenario takes a few minutes.
+import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const WARMUP = 10_000;
 
-type Scenario = "socket-read" | "socket-enoent" | "ring-read" | "txn";
-const SCENARIOS: Scenario[] = ["socket-read", "socket-enoent", "ring-read", "txn"];
+export type Scenario = "socket-read" | "socket-enoent" | "ring-read" | "ring-guest" | "txn";
+const SCENARIOS: Scenario[] = ["socket-read", "socket-enoent", "ring-read", "ring-guest", "txn"];
 
 /** Builds the scenario's state and returns one request's work. */
-async function setup(s: Scenario): Promise<() => void> {
-  const { Core } = await import("../src/dispatch/core.ts");
+export async function setup(s: Scenario): Promise<() => void> {
   const { PolicyManager } = await import("../src/policy/manager.ts");
+  const { buildCore } = await import("../src/cli/daemon.ts");
+  const { defaultOptions } = await import("../src/cli/options.ts");
+  const { FakeXen } = await import("../tests/domains/harness.ts");
   const pm = await PolicyManager.start({});
-  const core = new Core({ policy: pm.current });
-  if (s !== "ring-read") {
+  // The core as the daemon builds it from its default options: quotas, limits, the request observer
+  // (metrics, slow-request record; the access log is off by default), the policy manager's chain.
+  const xen = new FakeXen();
+  const { core } = buildCore(defaultOptions(() => undefined), { policy: pm, platform: xen });
+  if (s !== "ring-read" && s !== "ring-guest") {
     const { Framer, encodeMessage } = await import("../src/protocol/codec.ts");
     const { OutBuffer } = await import("../src/transport/outbuf.ts");
     const out = new OutBuffer();
@@ -98,12 +114,19 @@ async function setup(s: Scenario): Promise<() => void> {
       if (request(commit, tx) !== "OK\0") throw new Error("commit failed");
     };
   }
-  // The daemon's ring parts as src/cli/main.ts assembles them, over the in-memory Xen of the tests.
-  const { rig } = await import("../tests/domains/harness.ts");
+  // The daemon's ring parts as src/cli/daemon.ts assembles them, over the in-memory Xen of the tests.
+  const { EventLoop } = await import("../src/transport/loop.ts");
+  const { RingServer } = await import("../src/transport/ring_server.ts");
+  const { dom0 } = await import("../tests/helpers/core.ts");
   const ring = await import("../src/xen/ring.ts");
-  const r = rig({}, null, pm.current);
-  const xen = r.xen;
-  r.create(5);
+  const loop = new EventLoop({ gate: null });
+  const rings = new RingServer(loop, xen, core, core.domains, { quotas: core.quotas });
+  const turn = () => {
+    rings.checkEventChannel();
+    loop.turn(0);
+  };
+  const admin = dom0(core);
+  xen.create(5);
   // The domain's home as a toolstack makes it: owned by dom0, readable by the guest, then its nodes.
   for (
     const [type, payload] of [
@@ -113,16 +136,48 @@ async function setup(s: Scenario): Promise<() => void> {
       [8, "5\x004101\x007\0"],
     ] as const
   ) {
-    const reply = r.dom0.tryRequest(type, payload);
+    const reply = admin.tryRequest(type, payload);
     if (/^E[A-Z]+$/.test(reply)) throw new Error(`setup request ${type}: ${reply}`);
   }
+  turn();
   const page = new ring.RingPage(xen.domains.get(5)!.page);
-  const req = ring.encode(2, 7, 0, "name\0");
   const reply = new ring.MessageReader();
+  // The watches a Linux guest's xenbus holds on its own nodes (token: a kernel address), set over the
+  // ring: each WATCH's reply and first event taken off it.
+  for (const path of ["device", "control/shutdown", "control/sysrq", "memory/target", "cpu", "backend"]) {
+    ring.ringProduce(page, ring.REQUESTS, ring.encode(4, 1, 0, `${path}\0ffff88800b8c4${path.length}00\0`));
+    xen.kick(5);
+    turn();
+    for (let i = 0; i < 2; i++) {
+      const m = reply.read(page, ring.RESPONSES);
+      if (m === null || typeof m === "string" || m.type === 16) throw new Error(`WATCH ${path}: ${m}`);
+    }
+  }
+  xen.notified.length = 0;
+  const req = ring.encode(2, 7, 0, "name\0");
+  if (s === "ring-guest") {
+    // The daemon's reply, as it writes it (header and payload), copied in place of its work.
+    const answer = ring.encode(2, 7, 0, "guest5");
+    const bytes = page.bytes;
+    return () => {
+      ring.ringProduce(page, ring.REQUESTS, req);
+      xen.kick(5);
+      xen.pendingPorts();
+      page.set(ring.Field.REQ_CONS, page.get(ring.Field.REQ_PROD));
+      const prod = page.get(ring.Field.RSP_PROD);
+      for (let i = 0; i < answer.length; i++) {
+        bytes[ring.RSP_OFFSET + ((prod + i) & (ring.RING_SIZE - 1))] = answer[i];
+      }
+      page.set(ring.Field.RSP_PROD, prod + answer.length);
+      const m = reply.read(page, ring.RESPONSES);
+      if (m === null || typeof m === "string" || m.payload !== "guest5") throw new Error(`bad reply ${m}`);
+      xen.notified.length = 0;
+    };
+  }
   return () => {
     ring.ringProduce(page, ring.REQUESTS, req);
     xen.kick(5);
-    r.turn();
+    turn();
     if (page.get(ring.Field.REQ_CONS) !== page.get(ring.Field.REQ_PROD)) throw new Error("not served");
     const m = reply.read(page, ring.RESPONSES); // the guest takes the reply
     if (m === null || typeof m === "string" || m.payload !== "guest5") throw new Error(`bad reply ${m}`);
@@ -130,40 +185,101 @@ async function setup(s: Scenario): Promise<() => void> {
   };
 }
 
+/** Requests run after the pause at "ready", before the counted ones (see worker). */
+const SETTLE = 5_000;
+
+/**
+ * The worker: the scenario's set-up and warm-up; then, told "go" on stdin, SETTLE more requests and
+ * (told "go" again) n requests. It says "ready", "settled" and "done" on stdout and waits for a line
+ * after each: the parent turns callgrind's instrumentation on before the n requests and off after
+ * them, so that only those are counted. The SETTLE requests take in what the first pause changed
+ * (V8 deoptimized code after it: a field's representation, prototype chains of the stream classes
+ * the first read loads), so that the count does not include its recompilation.
+ */
 async function worker(s: Scenario, n: number): Promise<void> {
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  const encoder = new TextEncoder();
+  const say = (w: string) => Deno.stdout.writeSync(encoder.encode(`${w}\n`));
   const one = await setup(s);
-  for (let i = 0; i < WARMUP; i++) one();
-  for (let i = 0; i < n; i++) one();
+  // One loop for every phase: a loop of its own for the counted requests would be compiled (OSR)
+  // while they are counted.
+  const run = (k: number) => {
+    for (let i = 0; i < k; i++) one();
+  };
+  for (let i = 0; i < WARMUP / 1000; i++) run(1000);
+  say("ready");
+  await lines.read();
+  run(SETTLE);
+  // A full collection now, so that whether one falls into the counted requests (tens of millions of
+  // instructions with --single-threaded) does not depend on where the warm-up left the heap.
+  (globalThis as { gc?: () => void }).gc?.();
+  say("settled");
+  await lines.read();
+  run(n);
+  say("done");
+  await lines.read();
 }
 
-const dec = new TextDecoder();
+/** Waits for `word` on the worker's stdout. */
+async function expectLine(out: ReadableStreamDefaultReader<string>, word: string): Promise<void> {
+  let seen = "";
+  while (!seen.includes(`${word}\n`)) {
+    const r = await out.read();
+    if (r.done) throw new Error(`the worker ended before saying ${word}`);
+    seen += r.value;
+  }
+}
 
-/** Instructions callgrind counted for the whole worker process. */
+/** callgrind_control on the worker (valgrind's pid is the worker's). */
+async function control(pid: number, ...args: string[]): Promise<void> {
+  const r = await new Deno.Command("callgrind_control", { args: [...args, String(pid)], stdout: "null" })
+    .output();
+  if (!r.success) throw new Error(`callgrind_control ${args.join(" ")} failed`);
+}
+
+/**
+ * Instructions callgrind counted for n requests of the scenario: instrumentation is off during the
+ * start-up, set-up and warm-up (whose count varies from run to run by more than n requests cost:
+ * V8's random hash seeds, compilation and GC timing), on for the n requests alone.
+ */
 async function count(s: Scenario, n: number): Promise<number> {
-  const out = await new Deno.Command("valgrind", {
+  const child = new Deno.Command("valgrind", {
     args: [
       "--tool=callgrind",
       "--smc-check=all-non-file", // V8 writes and rewrites its own machine code
+      "--instr-atstart=no",
       "--callgrind-out-file=/dev/null",
       Deno.execPath(),
       "run",
       "-A",
       "--no-check",
-      "--v8-flags=--single-threaded",
+      ...v8FlagsArgs([...readV8Flags(), "--single-threaded"]),
       new URL(import.meta.url).pathname,
       "--worker",
       s,
       String(n),
     ],
     cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
+    stdin: "piped",
+    stdout: "piped",
     stderr: "piped",
-  }).output();
-  const m = /I\s+refs:\s+([\d,]+)/.exec(dec.decode(out.stderr));
-  if (!out.success || m === null) {
-    throw new Error(`callgrind on ${s} failed:\n${dec.decode(out.stderr).slice(-2000)}`);
-  }
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const input = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text();
+  await expectLine(out, "ready");
+  await input.write(new TextEncoder().encode("go\n"));
+  await expectLine(out, "settled");
+  await control(child.pid, "--instr=on");
+  await input.write(new TextEncoder().encode("go\n"));
+  await expectLine(out, "done");
+  await control(child.pid, "--instr=off");
+  await input.write(new TextEncoder().encode("exit\n"));
+  await input.close();
+  const status = await child.status;
+  const err = await stderr;
+  const m = /I\s+refs:\s+([\d,]+)/.exec(err);
+  if (!status.success || m === null) throw new Error(`callgrind on ${s} failed:\n${err.slice(-2000)}`);
   return Number(m[1].replaceAll(",", ""));
 }
 
@@ -180,9 +296,17 @@ if (import.meta.main && Deno.args[0] === "--worker") {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
   console.log("| scenario | instructions per request (user space, callgrind) |");
   console.log("| --- | ---: |");
+  const perRequest = new Map<Scenario, number>();
   for (const s of scenarios) {
-    const base = await count(s, 0);
     const total = await count(s, n);
-    console.log(`| ${s}${s === "txn" ? " (per transaction)" : ""} | ${Math.round((total - base) / n)} |`);
+    perRequest.set(s, total / Math.max(n, 1));
+    console.log(`| ${s}${s === "txn" ? " (per transaction)" : ""} | ${Math.round(total / Math.max(n, 1))} |`);
+  }
+  const ringRead = perRequest.get("ring-read");
+  const ringGuest = perRequest.get("ring-guest");
+  if (ringRead !== undefined && ringGuest !== undefined) {
+    console.log(
+      `| ring-read, daemon's side (ring-read − ring-guest) | ${Math.round(ringRead - ringGuest)} |`,
+    );
   }
 }

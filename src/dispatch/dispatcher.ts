@@ -138,7 +138,7 @@ export class Dispatcher {
 
   /** The store as `c`'s request in transaction `txId` sees it (0: the live store). */
   view(c: Client, txId: number): View {
-    if (txId === 0) return new DatabaseView(this.db, c.domid);
+    if (txId === 0) return c.liveView ??= new DatabaseView(this.db, c.domid); // one per connection
     return new TransactionView(c.txns.get(txId, this.now()), this.nextGen);
   }
 
@@ -196,7 +196,11 @@ export class Dispatcher {
 
   /** A request's path, resolved against the caller's domain and checked against its path-max quota. */
   resolve(c: Client, raw: string, allowSpecial = false): ResolvedPath {
-    const p = resolvePath(raw, c.base, allowSpecial);
+    // A special path ("@...") where one is allowed is resolved afresh; any other, through the
+    // connection's recent ones (the same answers and errors as resolvePath).
+    const p = allowSpecial && raw.charCodeAt(0) === 64
+      ? resolvePath(raw, c.base, true)
+      : c.resolveNodePath(raw);
     this.quotas.checkPath(c, p.abs);
     return p;
   }

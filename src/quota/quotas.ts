@@ -40,6 +40,7 @@ import { type Logger, RefusalLog } from "./refusals.ts";
 import { parseSettingName, QuotaSettings } from "./settings.ts";
 import { type QuotaName, quotaRow, SETTING_NAMES, type SettingName, SOFT_MEMORY } from "./table.ts";
 import { TransportAccounts } from "./transport.ts";
+import { DomainWatchBytes } from "./watch_bytes.ts";
 
 /** Detail strings of the transaction module's size refusals (src/txn/transaction.ts room/absorb). */
 const TX_SIZE_REFUSALS = ["transaction touches too many nodes", "transaction has too many operations"];
@@ -63,6 +64,7 @@ export class Quotas {
   /** Domains currently stalled by the transport gate, and domains over their soft memory quota. */
   private readonly stalled = new Set<number>();
   private readonly overSoft = new Set<number>();
+  private readonly watchSums: DomainWatchBytes; // the memory check's watch bytes, per domain
   private readonly logger: Logger;
 
   constructor(opts: QuotaOptions) {
@@ -78,6 +80,7 @@ export class Quotas {
     // First: a commit refused here must not reach persistence (src/backend) or any listener.
     this.db.beforeCommit((c) => this.validateCommit(c), true);
     this.db.onCommit((c) => this.applyCommit(c));
+    this.watchSums = new DomainWatchBytes(this.watches, (d) => this.domainWatchBytes(d));
   }
 
   isExempt(domid: number): boolean {
@@ -364,6 +367,7 @@ export class Quotas {
     this.refusals.forget(domid);
     this.transport.forget(domid);
     this.byDomain.delete(domid);
+    this.watchSums.forget(domid);
     this.stalled.delete(domid);
     this.overSoft.delete(domid);
     const left = this.ownedNodes(domid);
@@ -478,7 +482,7 @@ export class Quotas {
 
   /** Sizes of internal per-domain/per-connection state (tests: stays bounded). */
   get trackedEntries(): number {
-    let n = this.transport.size + this.stalled.size + this.overSoft.size;
+    let n = this.transport.size + this.stalled.size + this.overSoft.size + this.watchSums.size;
     for (const s of this.byDomain.values()) n += s.size;
     return n + this.refusals.tracked + this.settings.overriddenDomains().length;
   }
@@ -521,7 +525,7 @@ export class Quotas {
   private memoryOf(domid: number, withWatches: boolean): number {
     const nodes = this.owned.get(domid)?.bytes ?? 0;
     const output = this.transport.of(domid).output;
-    return nodes + output + (withWatches ? this.domainWatchBytes(domid) : 0);
+    return nodes + output + (withWatches ? this.watchSums.of(domid) : 0);
   }
 
   /** Soft memory quota: a warning when a domain crosses it, a notice when it is back below. */

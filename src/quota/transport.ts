@@ -1,6 +1,11 @@
 // What a transport holds for each domain: requests read whose reply has not been handed over
 // (outstanding), and bytes queued for it. The transport reports both; the quota manager decides from
 // them whether the transport may read more (src/quota/quotas.ts mayReceive).
+//
+// A connection's account lives from its first request to its close (closed()), not only while it
+// holds something: every request of a ring both creates and empties it, and a Map entry made and
+// dropped per request was a good share of what the accounting cost (issue 20). So the entries are
+// bounded by the open connections, and a domain's by its connections with an account.
 
 interface Account {
   readonly domid: number;
@@ -13,6 +18,8 @@ export interface DomainTransport {
   readonly output: number;
 }
 
+const NOTHING_HELD: DomainTransport = Object.freeze({ outstanding: 0, output: 0 });
+
 export class TransportAccounts {
   /** Per connection id. */
   private readonly byConn = new Map<number, Account>();
@@ -20,7 +27,7 @@ export class TransportAccounts {
   private readonly byDomain = new Map<number, { outstanding: number; output: number }>();
 
   of(domid: number): DomainTransport {
-    return this.byDomain.get(domid) ?? { outstanding: 0, output: 0 };
+    return this.byDomain.get(domid) ?? NOTHING_HELD;
   }
 
   /** One more request of connection `id` of `domid` is being answered; returns the domain's count. */
@@ -35,7 +42,6 @@ export class TransportAccounts {
     if (a === undefined || a.outstanding === 0) return;
     a.outstanding--;
     this.domain(a.domid).outstanding--;
-    this.prune(id, a);
   }
 
   /** Connection `id` of `domid` now has `bytes` queued. */
@@ -43,7 +49,6 @@ export class TransportAccounts {
     const a = this.account(id, domid);
     this.domain(domid).output += bytes - a.output;
     a.output = bytes;
-    this.prune(id, a);
   }
 
   /** The connection is gone: what it held no longer counts. */
@@ -64,7 +69,7 @@ export class TransportAccounts {
     this.byDomain.delete(domid);
   }
 
-  /** Entries held (tests: bounded by the connections holding something). */
+  /** Entries held (tests: bounded by the open connections that sent a request). */
   get size(): number {
     return this.byConn.size + this.byDomain.size;
   }
@@ -87,7 +92,7 @@ export class TransportAccounts {
     return d;
   }
 
-  /** Drop entries that hold nothing, so idle connections and domains cost nothing. */
+  /** Drop a closed connection's entry, and its domain's when no connection holds anything there. */
   private prune(id: number, a: Account): void {
     if (a.outstanding !== 0 || a.output !== 0) return;
     this.byConn.delete(id);

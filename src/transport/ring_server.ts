@@ -117,6 +117,8 @@ export class RingServer implements RingPort, RingOwner {
    * wait, src/transport/loop.ts).
    */
   private readonly parked = new Set<RingConnection>();
+  /** serve() for the ready queue: one closure for the server's life, not one per serving round. */
+  private readonly serveOne = (conn: RingConnection, max: number): ServeResult => this.serve(conn, max);
   /** Whether some transaction is open, computed at most once per serving round (O(clients)). */
   private txOpenCache: boolean | null = null;
   private readonly throttle: WriteThrottleOptions;
@@ -327,7 +329,7 @@ export class RingServer implements RingPort, RingOwner {
   private serveReady(): void {
     if (this.ready.size === 0) return;
     this.txOpenCache = null;
-    this.ready.run(this.turnBudget, this.perRing, (conn, max) => this.serve(conn, max));
+    this.ready.run(this.turnBudget, this.perRing, this.serveOne);
   }
 
   /** Some transaction is open (this serving round's answer; asked only when a guest is served). */

@@ -254,16 +254,19 @@ export class MessageReader {
     if (used > RING_SIZE) return "ring-index";
     if (used < HEADER_SIZE) return null;
     const b = page.bytes;
-    const at = (i: number) => b[side.data + ((cons + i) & (RING_SIZE - 1))];
-    const word = (i: number) => (at(i) | (at(i + 1) << 8) | (at(i + 2) << 16) | (at(i + 3) << 24)) >>> 0;
-    const len = word(12);
+    const len = ringU32(b, side.data, cons + 12);
     if (len > PAYLOAD_MAX) return "oversized";
     if (used < HEADER_SIZE + len) return null;
     const start = (cons + HEADER_SIZE) & (RING_SIZE - 1);
     const first = Math.min(len, RING_SIZE - start);
     let payload = latin1(b, side.data + start, side.data + start + first);
     if (first < len) payload += latin1(b, side.data, side.data + len - first);
-    const m: RingMessage = { type: word(0), reqId: word(4), txId: word(8), payload };
+    const m: RingMessage = {
+      type: ringU32(b, side.data, cons),
+      reqId: ringU32(b, side.data, cons + 4),
+      txId: ringU32(b, side.data, cons + 8),
+      payload,
+    };
     page.set(side.cons, cons + HEADER_SIZE + len); // after the copy: the bytes are ours until now
     this.consumed += HEADER_SIZE + len;
     this.noteFreed(page, side, cons, HEADER_SIZE + len);
@@ -509,6 +512,13 @@ export class MessageWriter {
 
 function u32(b: Uint8Array, off: number): number {
   return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
+}
+
+/** Little-endian u32 at ring index `at` of the queue at `data` (it may wrap around the queue's end). */
+function ringU32(b: Uint8Array, data: number, at: number): number {
+  const mask = RING_SIZE - 1;
+  return (b[data + (at & mask)] | (b[data + ((at + 1) & mask)] << 8) | (b[data + ((at + 2) & mask)] << 16) |
+    (b[data + ((at + 3) & mask)] << 24)) >>> 0;
 }
 
 function putU32(b: Uint8Array, off: number, v: number): void {

@@ -131,3 +131,51 @@ Deno.test("a ring stalled by a quota is looked at again without a new signal onc
   assert.ok(r.domains.ringInfo(5)!.requests > 0, "served after the stall");
   assert.ok(calls.includes("received") && calls.includes("delivered"), "accounted");
 });
+
+Deno.test("ReadyQueue: in the order items were (last) queued, as a Set; bounded under add/delete churn", () => {
+  const q = new ReadyQueue<string>();
+  const served: string[] = [];
+  const serveAll = (x: string) => {
+    served.push(x);
+    return { used: 1, more: false };
+  };
+  for (const x of ["a", "b", "c"]) q.add(x);
+  q.delete("a");
+  q.add("a"); // back in, at the back
+  q.add("b"); // already queued: stays where it is
+  assert.equal(q.size, 3);
+  assert.equal(q.run(100, 1, serveAll), 3);
+  assert.deepEqual(served, ["b", "c", "a"]);
+  assert.equal(q.size, 0);
+  // Rings that come and go before any round is served leave nothing behind.
+  for (let i = 0; i < 10_000; i++) {
+    q.add(`r${i}`);
+    q.delete(`r${i}`);
+  }
+  assert.equal(q.size, 0);
+  const arrays = q as unknown as { items: unknown[]; ticketOf: Map<string, number> };
+  assert.ok(arrays.items.length <= 4, `queue slots: ${arrays.items.length}`);
+  assert.equal(arrays.ticketOf.size, 3, "a, b and c (served, not deleted): nothing of the churn");
+});
+
+Deno.test("ReadyQueue: a round that empties the queue and queues another item keeps it", () => {
+  const q = new ReadyQueue<string>();
+  for (const x of ["a", "b"]) q.add(x);
+  const served: string[] = [];
+  q.run(100, 1, (x) => {
+    served.push(x);
+    if (x === "a") {
+      q.delete("b"); // b fails while a is served...
+      q.add("c"); // ...and a new ring comes
+    }
+    return { used: 1, more: false };
+  });
+  assert.deepEqual(served, ["a"]);
+  assert.equal(q.size, 1);
+  q.run(100, 1, (x) => {
+    served.push(x);
+    return { used: 1, more: false };
+  });
+  assert.deepEqual(served, ["a", "c"]);
+  assert.equal(q.size, 0);
+});

@@ -192,6 +192,19 @@ Deno.test("latin1: sub-ranges and buffers larger than one internal chunk", () =>
   assert.equal(latin1(big, 5, 5), "");
 });
 
+Deno.test("latin1: every short length and offset, every byte value (the short ranges' own path)", () => {
+  const bytes = new Uint8Array(512);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + 11) & 0xff;
+  for (let start = 0; start < 9; start++) {
+    for (let len = 0; len <= 80; len++) {
+      const s = latin1(bytes, start, start + len);
+      let want = "";
+      for (let i = start; i < start + len; i++) want += String.fromCharCode(bytes[i]);
+      assert.equal(s, want, `start ${start}, length ${len}`);
+    }
+  }
+});
+
 Deno.test("Framer: empty feed is a no-op and release with nothing pending is safe", () => {
   const f = new Framer();
   f.feed(new Uint8Array(0));

@@ -127,6 +127,20 @@ Deno.test("recordSize and quotaPathLength follow cxenstored 4.17", () => {
   assert.equal(quotaPathLength("@releaseDomain"), 14);
 });
 
+Deno.test("quotaPathLength: the prefix is exactly /^\/local\/domain\/[0-9]{1,5}\//", () => {
+  const prefix = /^\/local\/domain\/[0-9]{1,5}\//;
+  const tails = ["", "/", "a", "/a", "0", "00000", "123456/a", "1/", "12345/", "1a/", "/x", "9/b/c"];
+  for (const head of ["/local/domain/", "/local/domain", "/local/domains/", "local/domain/", "/"]) {
+    for (const t of tails) {
+      for (const u of tails) {
+        const p = head + t + u;
+        const m = prefix.exec(p);
+        assert.equal(quotaPathLength(p), m === null ? p.length : p.length - m[0].length, p);
+      }
+    }
+  }
+});
+
 type Action =
   | { k: "write"; actor: number; path: number; len: number; tx: boolean }
   | { k: "mkdir"; actor: number; path: number; tx: boolean }

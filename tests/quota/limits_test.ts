@@ -250,6 +250,31 @@ Deno.test("memory: output the transport holds counts, and stalls the domain when
   assert.equal(g.tryWrite("big", "x".repeat(1000)), "OK");
 });
 
+Deno.test("memory: the transport's check sees watches added, removed and closed with their connection", () => {
+  const h = quotaCore();
+  const g = newGuest(h, 5);
+  const q = h.core.quotas;
+  const home = q.report(5).usage.memory;
+  h.admin.ok(MsgType.SET_QUOTA, ["5", "memory", String(home + 1000)]);
+  assert.ok(q.mayReceive(g.client)); // the watch sum is taken (and kept) here
+  g.watch("w", "t".repeat(300));
+  g.watch("x", "t".repeat(300));
+  assert.ok(q.mayReceive(g.client), "two watches: under the quota");
+  // Watches are checked when they are made; a lower quota then leaves the domain over it.
+  h.admin.ok(MsgType.SET_QUOTA, ["5", "memory", String(home + 500)]);
+  assert.ok(!q.mayReceive(g.client), "two watches: over the lower quota");
+  g.ok(MsgType.UNWATCH, ["x", "t".repeat(300)]);
+  assert.ok(q.mayReceive(g.client), "one removed: under again");
+  h.admin.ok(MsgType.SET_QUOTA, ["5", "memory", String(home + 1000)]);
+  g.watch("x", "t".repeat(300));
+  h.admin.ok(MsgType.SET_QUOTA, ["5", "memory", String(home + 500)]);
+  assert.ok(!q.mayReceive(g.client));
+  h.core.close(g.client); // its watches go with it
+  const again = guestConn(h.core, 5);
+  assert.ok(q.mayReceive(again.client), "a new connection of the domain holds none");
+  assert.equal(q.report(5).memoryParts.watches, 0);
+});
+
 Deno.test("a refusal is a QuotaError naming the quota, its bound and what was asked", () => {
   const h = quotaCore();
   const g = newGuest(h, 5);

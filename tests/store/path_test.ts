@@ -134,3 +134,53 @@ Deno.test("isAncestorOrSelf", () => {
   assert.ok(!isAncestorOrSelf("/", "@releaseDomain"));
   assert.ok(isAncestorOrSelf("@releaseDomain", "@releaseDomain"));
 });
+
+Deno.test("resolvePath: accepts exactly the paths of Xen's syntax (against its regular expressions)", () => {
+  // The definition the scan in resolvePath implements: Xen's characters, no "//", no trailing "/".
+  const valid = (raw: string) =>
+    /^[A-Za-z0-9\-/_@]+$/.test(raw) && !raw.includes("//") && !(raw.length > 1 && raw.endsWith("/"));
+  const alphabet = [
+    "a",
+    "Z",
+    "0",
+    "9",
+    "-",
+    "_",
+    "@",
+    "/",
+    "/",
+    ".",
+    " ",
+    "\0",
+    "\xff",
+    "`",
+    "{",
+    "[",
+    ":",
+    "é",
+  ];
+  let seed = 7;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  for (let k = 0; k < 5000; k++) {
+    let raw = "";
+    for (let n = 1 + rand(8); n > 0; n--) raw += alphabet[rand(alphabet.length)];
+    let ok = true;
+    try {
+      resolvePath(raw, BASE, true);
+    } catch {
+      ok = false;
+    }
+    assert.equal(ok, valid(raw) && raw !== "@", `resolvePath(${JSON.stringify(raw)})`);
+  }
+  // Every character code: only Xen's are accepted.
+  for (let ch = 0; ch < 256; ch++) {
+    const c = String.fromCharCode(ch);
+    let ok = true;
+    try {
+      resolvePath(`/a${c}b`, BASE, false);
+    } catch {
+      ok = false;
+    }
+    assert.equal(ok, /^[A-Za-z0-9\-/_@]$/.test(c), `character ${ch}`);
+  }
+});
