@@ -7,6 +7,7 @@
  * The daemon is `deno run -A src/cli/main.ts --socket PATH` with the Deno running the tests.
  * DXENSTORED_TEST_CMD (e.g. "bin/dxenstored --socket {socket}") overrides the command.
  */
+import { readV8Flags, v8FlagsArgs } from "../../compile/v8_flags.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = `${ROOT}src/cli/main.ts`;
@@ -19,6 +20,12 @@ export interface StartOptions {
   readonly startTimeoutMs?: number;
   /** Extra environment variables (e.g. XENSTORED_RUNDIR). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Run with the program's own V8 flags (compile/v8-flags: the young generation's cap, --expose-gc
+   * and so the idle collector), as every launcher does; tests of memory bounds need them, since V8's
+   * defaults let the young generation alone grow by tens of MiB.
+   */
+  readonly productionV8Flags?: boolean;
 }
 
 export class Daemon {
@@ -106,13 +113,14 @@ async function drain(stream: ReadableStream<Uint8Array>, into: Uint8Array[]): Pr
   } catch { /* process gone */ }
 }
 
-function command(socket: string, extra: readonly string[]): [string, string[]] {
+function command(socket: string, extra: readonly string[], productionV8Flags: boolean): [string, string[]] {
   const custom = Deno.env.get("DXENSTORED_TEST_CMD");
   if (custom) {
     const parts = custom.split(/\s+/).filter((s) => s !== "").map((s) => s.replaceAll("{socket}", socket));
     return [parts[0], [...parts.slice(1), ...extra]];
   }
-  return [Deno.execPath(), ["run", "-A", MAIN, "--socket", socket, ...extra]];
+  const v8 = productionV8Flags ? v8FlagsArgs(readV8Flags()) : [];
+  return [Deno.execPath(), ["run", "-A", ...v8, MAIN, "--socket", socket, ...extra]];
 }
 
 /** A fresh temp directory whose `socket` path fits in sun_path. */
@@ -124,7 +132,7 @@ export async function tempSocketDir(prefix = "dxs-test-"): Promise<{ dir: string
 /** Start a daemon on a fresh socket and wait until it accepts connections. */
 export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const { dir, socket } = await tempSocketDir();
-  const [cmd, args] = command(socket, opts.args ?? []);
+  const [cmd, args] = command(socket, opts.args ?? [], opts.productionV8Flags === true);
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(cmd, {

@@ -141,13 +141,16 @@ export class SimXen {
  */
 export async function startSimXen(
   extraArgs: readonly string[] = [],
-  opts: { dom0Ring?: boolean } = {},
+  opts: { dom0Ring?: boolean; productionV8Flags?: boolean } = {},
 ): Promise<SimXen> {
   const dir = await Deno.makeTempDir({ prefix: "dxs-xen-" });
   let daemon: Daemon;
   try {
     if (opts.dom0Ring === true) createDom0Ring(dir);
-    daemon = await startDaemon({ args: [`--xen=sim:${dir}`, ...extraArgs] });
+    daemon = await startDaemon({
+      args: [`--xen=sim:${dir}`, ...extraArgs],
+      productionV8Flags: opts.productionV8Flags,
+    });
   } catch (e) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;
