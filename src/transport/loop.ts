@@ -146,6 +146,8 @@ export class EventLoop {
   private tag = 0;
   private stopping = false;
   private closed = false;
+  /** Whether the current turn's wait was a poll because work was waiting (set by waitTimeout). */
+  private turnBusy = false;
   /** When the current (or last) turn started: the turn clock's reading after its wait. */
   private turnStartedAt = 0;
   /** Turns served by run(), and those whose wait let Deno's event loop run (tests, diagnostics). */
@@ -274,29 +276,33 @@ export class EventLoop {
    * (The loop used to yield with setTimeout(0), which kept the daemon away from its descriptors for
    * ~2 ms natively — Deno's timers have millisecond granularity — every 50 ms under load and after
    * every idle wait; docs/domains.md.)
+   *
+   * The turns between two yields run in serveUntilYield(), a synchronous function of their own: V8
+   * compiles a hot loop while it runs (on-stack replacement), before the yields — every 500 ms, or
+   * after an idle spell — have ever run, and with them in the same function each yield path's first
+   * run after a compilation threw the loop's optimised code away for want of type feedback, and
+   * TurboFan compiled it again (5 times in 12 000 paced guest READs natively, 8–25 ms of compiler time
+   * each; under QEMU's emulation many times that, on a dom0 CPU the guests' requests wait for).
    */
   async run(): Promise<void> {
     let lastYield = turnClock.read();
     turnClock.turnEnd();
-    let idle = false;
     while (!this.stopping) {
-      const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
-      // A group commit gathering: poll without blocking.
-      const gathering = this.gate !== null && this.gate.gathering;
-      const busy = gathering || this.busyChecks.some((b) => b());
-      const timeout = busy ? 0 : idleMs < 0 ? IDLE_WAIT_MS : Math.min(idleMs, IDLE_WAIT_MS);
-      const n: number = idle ? await this.ep.waitAsync(timeout) : this.ep.wait(timeout);
-      this.serveTurn(n);
-      this.stats.turns++;
-      if (idle) {
-        lastYield = this.turnStartedAt;
-        this.stats.yields++;
-      }
-      // Idle: the next wait lets Deno's event loop run. Not after a turn that polled without blocking
-      // because work was waiting (a group commit gathering, rings past their budget, input held back):
-      // no event was to be expected.
-      idle = n === 0 && !busy && !(this.gate?.gathering ?? false);
-      if (!idle && this.turnStartedAt - lastYield >= LOAD_YIELD_MS) {
+      const becameIdle = this.serveUntilYield(lastYield);
+      if (this.stopping) break;
+      if (becameIdle) {
+        // Idle: wait on a pool thread, for as long as the daemon stays idle.
+        let idle = true;
+        while (idle && !this.stopping) {
+          const timeout = this.waitTimeout();
+          const n: number = await this.ep.waitAsync(timeout);
+          this.serveTurn(n);
+          this.stats.turns++;
+          this.stats.yields++;
+          lastYield = this.turnStartedAt;
+          idle = this.wasIdle(n);
+        }
+      } else {
         const m: number = await this.ep.waitAsync(0);
         this.stats.yields++;
         if (m > 0) {
@@ -310,6 +316,46 @@ export class EventLoop {
       }
     }
     for (const fn of this.stopped) fn();
+  }
+
+  /**
+   * Turns with blocking waits until the daemon is idle (true), Deno's event loop is due (false: a
+   * turn ended LOAD_YIELD_MS or more after `lastYield`) or stop() was called.
+   */
+  private serveUntilYield(lastYield: number): boolean {
+    while (!this.stopping) {
+      const n = this.ep.wait(this.waitTimeout());
+      this.serveTurn(n);
+      this.stats.turns++;
+      if (this.wasIdle(n)) return true;
+      if (this.turnStartedAt - lastYield >= LOAD_YIELD_MS) return false;
+    }
+    return false;
+  }
+
+  /**
+   * The next wait's timeout: 0 when work is waiting without an event (a group commit gathering,
+   * rings past their budget, input held back), else until the next timer (onIdle), at most
+   * IDLE_WAIT_MS. Runs the onIdle hook, once per turn.
+   */
+  private waitTimeout(): number {
+    const idleMs = this.opts.onIdle ? this.opts.onIdle() : -1;
+    let busy = this.gate !== null && this.gate.gathering;
+    for (let i = 0; !busy && i < this.busyChecks.length; i++) busy = this.busyChecks[i]();
+    this.turnBusy = busy;
+    return busy ? 0 : idleMs < 0 ? IDLE_WAIT_MS : Math.min(idleMs, IDLE_WAIT_MS);
+  }
+
+  /**
+   * After a turn of `n` events: was the daemon idle? Not after a turn that polled without blocking
+   * because work was waiting: no event was to be expected.
+   */
+  private wasIdle(n: number): boolean {
+    // Every load runs whatever `n` is: a load that only idle turns reached had no type feedback when
+    // V8 compiled the loop under load, and its first idle turn then deoptimised it.
+    const busy = this.turnBusy;
+    const gathering = this.gate !== null && this.gate.gathering;
+    return n === 0 && !busy && !gathering;
   }
 
   /** Release the epoll instance (the transports closed their descriptors first). */
