@@ -80,6 +80,8 @@ export class RingConnection implements Connection {
   private dropLogged = false;
   /** Whether this turn moved bytes in either direction (the peer must be signalled). */
   moved = false;
+  /** In the ring server's list of rings to look at when the turn ends (its bookkeeping). */
+  inTouched = false;
   /** writer.repliesWritten when last asked (see takeDelivered). */
   private delivered = 0;
   /** queuedBytes when last asked (see takeQueuedChanged); 0 for a fresh or dropped connection. */
