@@ -24,7 +24,7 @@ import type { XenPlatform } from "../xen/platform.ts";
 import { CONNECTED, Field, isRingFault, RECONNECT, type RingFault } from "../xen/ring.ts";
 import type { EventLoop } from "./loop.ts";
 import { DEFAULT_RING_LIMITS, RingConnection, type RingLimits, type RingOwner } from "./ring_connection.ts";
-import { ReadyQueue, served, type ServeResult } from "./scheduler.ts";
+import { ReadyQueue, type ServeResult } from "./scheduler.ts";
 import { DEFAULT_WRITE_THROTTLE, WriteCredit, type WriteThrottleOptions } from "./throttle.ts";
 import { isModifying } from "../dispatch/op_table.ts";
 
@@ -359,12 +359,12 @@ export class RingServer implements RingPort, RingOwner {
 
   /** Serve one ring: pending output first, then up to `max` requests. */
   private serve(conn: RingConnection, max: number): ServeResult {
-    if (conn.state === "closed") return served(0, false);
+    if (conn.state === "closed") return { used: 0, more: false };
     if ((conn.id.features & FEATURE_RECONNECTION) && conn.page.get(Field.CONNECTION) === RECONNECT) {
       this.resetConnection(conn, "the guest asked for a reconnection");
-      return served(0, false);
+      return { used: 0, more: false };
     }
-    if (conn.state !== "connected") return served(0, false);
+    if (conn.state !== "connected") return { used: 0, more: false };
     let fault = this.writeOut(conn);
     let used = 0;
     while (fault === null && used < max && !conn.backedUp) {
@@ -387,15 +387,15 @@ export class RingServer implements RingPort, RingOwner {
       }
       this.quotas?.requestReceived(conn.client);
       this.core.message(conn.client, m);
-      if (conn.state !== "connected") return served(used, false); // released or reset meanwhile
+      if (conn.state !== "connected") return { used, more: false }; // released or reset meanwhile
     }
     if (fault === null) fault = this.writeOut(conn);
     if (fault !== null) {
       this.failConnection(conn, fault);
-      return served(used, false);
+      return { used, more: false };
     }
     if (conn.moved) this.touch(conn);
-    return served(used, used === max && conn.hasInput && !conn.backedUp && !this.parked.has(conn));
+    return { used, more: used === max && conn.hasInput && !conn.backedUp && !this.parked.has(conn) };
   }
 
   /** Write a ring's released output and account for what was delivered. */

@@ -3,23 +3,11 @@
 // to the back. So one flooding guest gets its share and no more: the others (and dom0's sockets,
 // served by the same loop every turn) wait at most one turn's bounded work for it.
 
-/**
- * What serving one ring did, in one number (an object per ring served was garbage per request):
- * the requests handled, and whether the ring still has requests it could serve now (then it goes to
- * the back of the queue). Made by `served`, read by `usedOf` and `hasMore`.
- */
-export type ServeResult = number;
-
-export function served(used: number, more: boolean): ServeResult {
-  return more ? used * 2 + 1 : used * 2;
-}
-
-export function usedOf(r: ServeResult): number {
-  return r >>> 1;
-}
-
-export function hasMore(r: ServeResult): boolean {
-  return (r & 1) !== 0;
+export interface ServeResult {
+  /** Requests handled. */
+  readonly used: number;
+  /** The ring still has requests it could serve now (it goes to the back of the queue). */
+  readonly more: boolean;
 }
 
 /**
@@ -98,8 +86,8 @@ export class ReadyQueue<T extends Queueable> {
         x.readyTicket = 0;
         this.queued--;
         const r = serve(x, Math.min(perRing, budget - spent));
-        spent += usedOf(r);
-        if (hasMore(r)) this.add(x); // to the back
+        spent += r.used;
+        if (r.more) this.add(x); // to the back
       }
     } finally {
       this.running = false;

@@ -6,7 +6,7 @@ import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { encode, REQUESTS, RING_SIZE, ringProduce, ringUsed } from "../../src/xen/ring.ts";
 import type { GuestClient } from "../../src/client/guest.ts";
-import { type Queueable, ReadyQueue, served as result } from "../../src/transport/scheduler.ts";
+import { type Queueable, ReadyQueue } from "../../src/transport/scheduler.ts";
 
 /** Named queue items (a ring's place in the queue is kept in the ring). */
 interface Item extends Queueable {
@@ -41,7 +41,7 @@ Deno.test("ReadyQueue: round-robin, at most perRing each, at most budget in tota
     const n = Math.min(max, work.get(k)!);
     work.set(k, work.get(k)! - n);
     for (let i = 0; i < n; i++) order.push(k);
-    return result(n, work.get(k)! > 0);
+    return { used: n, more: work.get(k)! > 0 };
   };
   assert.equal(q.run(7, 3, serve), 7);
   assert.deepEqual(order.join(""), "aaabbbc");
@@ -146,7 +146,7 @@ Deno.test("ReadyQueue: in the order items were (last) queued; add/delete churn l
   const served: string[] = [];
   const serveAll = (x: Item) => {
     served.push(x.name);
-    return result(1, false);
+    return { used: 1, more: false };
   };
   const [a, b, c, d, e] = items("a", "b", "c", "d", "e");
   for (const x of [a, b, c]) q.add(x);
@@ -186,13 +186,13 @@ Deno.test("ReadyQueue: a round that empties the queue and queues another item ke
       q.delete(b); // b fails while a is served...
       q.add(c); // ...and a new ring comes
     }
-    return result(1, false);
+    return { used: 1, more: false };
   });
   assert.deepEqual(served, ["a"]);
   assert.equal(q.size, 1);
   q.run(100, 1, (x) => {
     served.push(x.name);
-    return result(1, false);
+    return { used: 1, more: false };
   });
   assert.deepEqual(served, ["a", "c"]);
   assert.equal(q.size, 0);
