@@ -114,7 +114,7 @@ export class DomainManager {
    * store failed.
    */
   beforeOutput(watchesChanged: boolean): void {
-    for (const domid of [...this.cleanupPending_]) this.removeTraces(domid);
+    if (this.cleanupPending_.size !== 0) { for (const d of [...this.cleanupPending_]) this.removeTraces(d); }
     if (watchesChanged || this.recordsUnsaved) this.persistSafely();
   }
 

@@ -337,7 +337,7 @@ export class Quotas {
       if (mem > mlim) [over, limit, wanted] = ["memory", mlim, mem];
     }
     if (over === null) {
-      this.stalled.delete(c.domid);
+      if (this.stalled.size !== 0) this.stalled.delete(c.domid);
       return true;
     }
     if (!this.stalled.has(c.domid)) {

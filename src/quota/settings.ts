@@ -48,6 +48,8 @@ export class QuotaSettings {
 
   /** The value in force for `domid`: its override, else the global. */
   value(domid: number, name: SettingName): number {
+    // No SET_QUOTA for any domain (the usual case): no lookup per request.
+    if (this.overrides.size === 0) return this.globals[name];
     return this.overrides.get(domid)?.get(name) ?? this.globals[name];
   }
 

@@ -9,8 +9,17 @@
 
 interface Account {
   readonly domid: number;
+  /** Its domain's sums (the entry in byDomain while this account exists). */
+  readonly domain: DomainSums;
   outstanding: number;
   output: number;
+}
+
+interface DomainSums {
+  outstanding: number;
+  output: number;
+  /** Accounts that refer to this entry: it stays in byDomain while there are any. */
+  accounts: number;
 }
 
 export interface DomainTransport {
@@ -24,7 +33,7 @@ export class TransportAccounts {
   /** Per connection id. */
   private readonly byConn = new Map<number, Account>();
   /** Per domain: the sums over its connections. */
-  private readonly byDomain = new Map<number, { outstanding: number; output: number }>();
+  private readonly byDomain = new Map<number, DomainSums>();
 
   of(domid: number): DomainTransport {
     return this.byDomain.get(domid) ?? NOTHING_HELD;
@@ -32,8 +41,9 @@ export class TransportAccounts {
 
   /** One more request of connection `id` of `domid` is being answered; returns the domain's count. */
   received(id: number, domid: number): number {
-    this.account(id, domid).outstanding++;
-    return ++this.domain(domid).outstanding;
+    const a = this.account(id, domid);
+    a.outstanding++;
+    return ++a.domain.outstanding;
   }
 
   /** A reply of connection `id` was handed over (ignored if none is outstanding). */
@@ -41,13 +51,13 @@ export class TransportAccounts {
     const a = this.byConn.get(id);
     if (a === undefined || a.outstanding === 0) return;
     a.outstanding--;
-    this.domain(a.domid).outstanding--;
+    a.domain.outstanding--;
   }
 
   /** Connection `id` of `domid` now has `bytes` queued. */
   queued(id: number, domid: number, bytes: number): void {
     const a = this.account(id, domid);
-    this.domain(domid).output += bytes - a.output;
+    a.domain.output += bytes - a.output;
     a.output = bytes;
   }
 
@@ -55,7 +65,7 @@ export class TransportAccounts {
   closed(id: number): void {
     const a = this.byConn.get(id);
     if (a === undefined) return;
-    const d = this.domain(a.domid);
+    const d = a.domain;
     d.outstanding -= a.outstanding;
     d.output -= a.output;
     a.outstanding = 0;
@@ -77,26 +87,28 @@ export class TransportAccounts {
   private account(id: number, domid: number): Account {
     let a = this.byConn.get(id);
     if (a === undefined) {
-      a = { domid, outstanding: 0, output: 0 };
+      const domain = this.domain(domid);
+      domain.accounts++;
+      a = { domid, domain, outstanding: 0, output: 0 };
       this.byConn.set(id, a);
     }
     return a;
   }
 
-  private domain(domid: number): { outstanding: number; output: number } {
+  private domain(domid: number): DomainSums {
     let d = this.byDomain.get(domid);
     if (d === undefined) {
-      d = { outstanding: 0, output: 0 };
+      d = { outstanding: 0, output: 0, accounts: 0 };
       this.byDomain.set(domid, d);
     }
     return d;
   }
 
-  /** Drop a closed connection's entry, and its domain's when no connection holds anything there. */
+  /** Drop a closed connection's entry, and its domain's when no other connection has an account. */
   private prune(id: number, a: Account): void {
     if (a.outstanding !== 0 || a.output !== 0) return;
     this.byConn.delete(id);
-    const d = this.byDomain.get(a.domid);
-    if (d !== undefined && d.outstanding === 0 && d.output === 0) this.byDomain.delete(a.domid);
+    const d = a.domain;
+    if (--d.accounts === 0 && this.byDomain.get(a.domid) === d) this.byDomain.delete(a.domid);
   }
 }

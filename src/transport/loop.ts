@@ -62,7 +62,13 @@ export interface OutputSink {
  * number; connections whose output waits for a record are kept until it is durable.
  */
 export class OutputStage {
-  private readonly dirty = new Set<OutputSink>();
+  /**
+   * Connections that got output this turn: an array filled up to `dirtyCount`, membership marked in
+   * the connection's marks (`queuedThisTurn`). A Set filled and cleared every turn allocated a new
+   * hash table each time (issue 20).
+   */
+  private readonly dirty: OutputSink[] = [];
+  private dirtyCount = 0;
   private readonly waiting = new Set<OutputSink>();
   private readonly flushed: Array<() => void> = [];
 
@@ -77,24 +83,34 @@ export class OutputStage {
 
   /** `c` queued output this turn. */
   queued(c: OutputSink): void {
-    this.dirty.add(c);
+    const m = c.marks;
+    if (m.queuedThisTurn) return;
+    m.queuedThisTurn = true;
+    this.dirty[this.dirtyCount++] = c;
   }
 
-  /** `c` is closed: forget it. */
+  /** `c` is closed: forget it (a closed connection left in this turn's list is skipped). */
   forget(c: OutputSink): void {
-    this.dirty.delete(c);
     this.waiting.delete(c);
   }
 
   /** Turn end: this turn's output waits for record `tag`; held output for records up to `durable`. */
   release(tag: number, durable: number): void {
-    for (const c of this.dirty) {
+    const dirty = this.dirty;
+    // Connections that get output meanwhile (from a flush) are taken in the same pass, as a Set's
+    // iteration would.
+    for (let i = 0; i < this.dirtyCount; i++) {
+      const c = dirty[i];
       if (c.closed) continue;
       c.marks.add(tag, c.queuedPosition);
       if (c.marks.waiting) this.waiting.add(c);
       else c.flush();
     }
-    this.dirty.clear();
+    for (let i = 0; i < this.dirtyCount; i++) {
+      dirty[i].marks.queuedThisTurn = false;
+      dirty[i] = undefined as unknown as OutputSink; // no closed connection kept alive
+    }
+    this.dirtyCount = 0;
     for (const c of this.waiting) {
       c.marks.release(durable);
       if (!c.marks.waiting || c.closed) this.waiting.delete(c);

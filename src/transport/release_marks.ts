@@ -10,6 +10,11 @@ const MAX_MARKS = 8;
 export class ReleaseMarks {
   /** Output up to this position may be written. */
   released = 0;
+  /**
+   * The output stage's (src/transport/loop.ts OutputStage): output was queued this turn and is not
+   * yet tagged — the connection is in the stage's list for the turn's end.
+   */
+  queuedThisTurn = false;
   private readonly tags: number[] = [];
   private readonly positions: number[] = [];
 

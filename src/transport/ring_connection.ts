@@ -27,6 +27,7 @@ import {
 } from "../xen/ring.ts";
 import type { Connection, RingState } from "./connection.ts";
 import { ReleaseMarks } from "./release_marks.ts";
+import type { Queueable } from "./scheduler.ts";
 import type { WriteCredit } from "./throttle.ts";
 
 export interface RingLimits {
@@ -68,7 +69,7 @@ export interface RingIdentity {
   readonly features: number;
 }
 
-export class RingConnection implements Connection {
+export class RingConnection implements Connection, Queueable {
   state: RingConnectionState = "connected";
   /** The core's client for this connection (replaced on reconnection). */
   client!: Client;
@@ -80,6 +81,10 @@ export class RingConnection implements Connection {
   private dropLogged = false;
   /** Whether this turn moved bytes in either direction (the peer must be signalled). */
   moved = false;
+  /** In the ring server's list of rings to look at when the turn ends (its bookkeeping). */
+  inTouched = false;
+  /** The ring server's ready queue keeps its place here (./scheduler.ts Queueable). */
+  readyTicket = 0;
   /** writer.repliesWritten when last asked (see takeDelivered). */
   private delivered = 0;
   /** queuedBytes when last asked (see takeQueuedChanged); 0 for a fresh or dropped connection. */

@@ -108,8 +108,14 @@ export class RingServer implements RingPort, RingOwner {
   private readonly byPort = new Map<number, RingConnection>();
   private readonly byClient = new Map<number, RingConnection>();
   private readonly ready = new ReadyQueue<RingConnection>();
-  /** Rings that may have moved bytes this turn: notified at its end if they did. */
-  private readonly touched = new Set<RingConnection>();
+  /**
+   * Rings that may have moved bytes this turn: notified at its end if they did. An array filled up
+   * to `touchedCount`, membership marked on the connection (`inTouched`): a Set filled with one ring
+   * and cleared every turn allocated a new hash table each time (clear() does, and so does a delete
+   * that empties it).
+   */
+  private readonly touched: RingConnection[] = [];
+  private touchedCount = 0;
   /**
    * Rings left unread although they may hold requests: out of write credit, or stalled by a quota
    * (outstanding requests, memory). No event may come to wake them (the guest waits for replies),
@@ -195,7 +201,7 @@ export class RingServer implements RingPort, RingOwner {
       conn.page.set(Field.CONNECTION, CONNECTED);
     }
     this.ready.add(conn); // dom0's kernel or a restarted guest may have written requests already
-    this.touched.add(conn);
+    this.touch(conn);
     return {
       clientId: () => conn.client.id,
       rebind: (port) => this.rebind(conn, port),
@@ -263,7 +269,7 @@ export class RingServer implements RingPort, RingOwner {
     this.newClient(conn);
     conn.page.set(Field.CONNECTION, CONNECTED); // last: the guest may use the ring from here on
     this.stats.reconnects++;
-    this.touched.add(conn);
+    this.touch(conn);
     this.ready.add(conn);
     log("debug", `${conn.label}: connection reset (${why})`);
   }
@@ -276,14 +282,13 @@ export class RingServer implements RingPort, RingOwner {
     conn.client.txns.clear();
     this.quotas?.connectionGone(conn.client); // its outstanding requests and output were dropped
     this.ready.delete(conn);
-    this.touched.add(conn);
+    this.touch(conn);
     this.events.ringFault(conn.domid, fault);
   }
 
   /** Stop serving `conn`: its client goes (watches first: no events for its own nodes' deletion). */
   private detach(conn: RingConnection): void {
     this.ready.delete(conn);
-    this.touched.delete(conn);
     this.parked.delete(conn);
     this.loop.output.forget(conn);
     this.byPort.delete(conn.localPort);
@@ -389,7 +394,7 @@ export class RingServer implements RingPort, RingOwner {
       this.failConnection(conn, fault);
       return { used, more: false };
     }
-    if (conn.moved) this.touched.add(conn);
+    if (conn.moved) this.touch(conn);
     return { used, more: used === max && conn.hasInput && !conn.backedUp && !this.parked.has(conn) };
   }
 
@@ -414,10 +419,17 @@ export class RingServer implements RingPort, RingOwner {
     if (conn.state === "closed") return;
     const fault = this.writeOut(conn);
     if (fault !== null) this.failConnection(conn, fault);
-    this.touched.add(conn);
+    this.touch(conn);
   }
 
   // ---- turn ends ---------------------------------------------------------------------------------
+
+  /** `conn` may have moved bytes this turn: look at it at the turn's end (once). */
+  private touch(conn: RingConnection): void {
+    if (conn.inTouched) return;
+    conn.inTouched = true;
+    this.touched[this.touchedCount++] = conn;
+  }
 
   private reportWatchChanges(): void {
     const changed = this.watchesChanged;
@@ -428,13 +440,21 @@ export class RingServer implements RingPort, RingOwner {
   /** After the output is written: signal every ring that moved, look at parked rings again. */
   private turnEnd(): void {
     if (this.watchesChanged) this.reportWatchChanges(); // nothing left if the loop ran it before tagging the output
-    for (const conn of this.touched) {
+    const touched = this.touched;
+    for (let i = 0; i < this.touchedCount; i++) {
+      const conn = touched[i];
       if (conn.state !== "closed" && conn.moved) {
         conn.moved = false;
         this.platform.notify(conn.localPort);
       }
     }
-    this.touched.clear();
+    // Emptied once all are notified (a notification that threw leaves the list as it was, as the Set
+    // it replaces would have been left).
+    for (let i = 0; i < this.touchedCount; i++) {
+      touched[i].inTouched = false;
+      touched[i] = undefined as unknown as RingConnection; // let a detached ring be collected
+    }
+    this.touchedCount = 0;
     this.releaseParked();
     // Rings still have work: the loop's next epoll_wait does not sleep (onServe's busy check).
     if (this.ready.size > 0) this.stats.budgetExhausted++;

@@ -316,23 +316,24 @@ export class MessageReader {
   }
 }
 
-interface Queued {
-  readonly type: number;
-  readonly reqId: number;
-  readonly txId: number;
-  readonly payload: string;
-}
-
 /**
  * Messages waiting to go onto one side of a ring, in order, written as the ring has room (a 4 KiB
  * message takes several passes through a 1 KiB queue). Messages are kept as given and their bytes
  * are produced straight into the page — nothing is encoded into an intermediate buffer. It keeps
  * count of the bytes and of the watch events still queued, so the owner can bound both.
+ *
+ * The queue is four parallel arrays used from `head` to `tail` and kept when it empties: an object
+ * per message and a new array each time the queue emptied (once per reply) were garbage per request
+ * (issue 20).
  */
 export class MessageWriter {
-  private queue: Queued[] = [];
+  private types: number[] = [];
+  private reqIds: number[] = [];
+  private txIds: number[] = [];
+  private payloads: string[] = [];
   private head = 0;
-  /** Bytes of queue[head] already written. */
+  private tail = 0;
+  /** Bytes of the message at head already written. */
   private offset = 0;
   private readonly hdr = new Uint8Array(HEADER_SIZE);
   private _bytes = 0;
@@ -370,7 +371,7 @@ export class MessageWriter {
   }
   /** Messages not yet completely written. */
   get queued(): number {
-    return this.queue.length - this.head;
+    return this.tail - this.head;
   }
 
   /**
@@ -378,11 +379,24 @@ export class MessageWriter {
    * ring), and how many messages were ever finished, for release positions.
    */
   pending(): { messages: RingMessage[]; offset: number; done: number } {
-    return { messages: this.queue.slice(this.head), offset: this.offset, done: this._done };
+    const messages: RingMessage[] = [];
+    for (let i = this.head; i < this.tail; i++) {
+      messages.push({
+        type: this.types[i],
+        reqId: this.reqIds[i],
+        txId: this.txIds[i],
+        payload: this.payloads[i],
+      });
+    }
+    return { messages, offset: this.offset, done: this._done };
   }
 
   enqueue(type: number, reqId: number, txId: number, payload: string): void {
-    this.queue.push({ type, reqId, txId, payload });
+    const t = this.tail++;
+    this.types[t] = type;
+    this.reqIds[t] = reqId;
+    this.txIds[t] = txId;
+    this.payloads[t] = payload;
     this._enqueued++;
     const size = HEADER_SIZE + payload.length;
     this._bytes += size;
@@ -408,7 +422,7 @@ export class MessageWriter {
    */
   write(page: RingPage, side: RingSide, upTo = Number.MAX_SAFE_INTEGER): number {
     let total = 0;
-    while (this.head < this.queue.length && this._done < upTo) {
+    while (this.head < this.tail && this._done < upTo) {
       const cons = page.get(side.cons);
       const prod = page.get(side.prod);
       const used = (prod - cons) >>> 0;
@@ -428,15 +442,17 @@ export class MessageWriter {
     const b = page.bytes;
     const mask = RING_SIZE - 1;
     let p = prod;
-    while (space > 0 && this.head < this.queue.length && this._done < upTo) {
-      const q = this.queue[this.head];
-      const size = HEADER_SIZE + q.payload.length;
+    while (space > 0 && this.head < this.tail && this._done < upTo) {
+      const h = this.head;
+      const s = this.payloads[h];
+      const type = this.types[h];
+      const size = HEADER_SIZE + s.length;
       if (this.offset < HEADER_SIZE) {
         if (this.offset === 0) {
-          putU32(this.hdr, 0, q.type >>> 0);
-          putU32(this.hdr, 4, q.reqId >>> 0);
-          putU32(this.hdr, 8, q.txId >>> 0);
-          putU32(this.hdr, 12, q.payload.length);
+          putU32(this.hdr, 0, type >>> 0);
+          putU32(this.hdr, 4, this.reqIds[h] >>> 0);
+          putU32(this.hdr, 8, this.txIds[h] >>> 0);
+          putU32(this.hdr, 12, s.length);
         }
         const n = Math.min(HEADER_SIZE - this.offset, space);
         for (let i = 0; i < n; i++) b[side.data + ((p + i) & mask)] = this.hdr[this.offset + i];
@@ -446,21 +462,20 @@ export class MessageWriter {
       }
       if (this.offset >= HEADER_SIZE && space > 0) {
         const from = this.offset - HEADER_SIZE;
-        const n = Math.min(q.payload.length - from, space);
-        const s = q.payload;
+        const n = Math.min(s.length - from, space);
         for (let i = 0; i < n; i++) b[side.data + ((p + i) & mask)] = s.charCodeAt(from + i);
         p += n;
         space -= n;
         this.offset += n;
       }
       if (this.offset < size) break; // ring full
-      if (q.type === WATCH_EVENT_TYPE) {
+      if (type === WATCH_EVENT_TYPE) {
         this._events--;
         this._eventBytes -= size;
       } else {
         this._repliesWritten++;
       }
-      this.queue[this.head] = undefined as unknown as Queued; // let it be collected
+      this.payloads[h] = ""; // let it be collected
       this.head++;
       this._done++;
       this.offset = 0;
@@ -471,15 +486,32 @@ export class MessageWriter {
     return total;
   }
 
-  /** Drop the written messages from the queue's front (all of them, or in bulk). */
+  /**
+   * Drop the written messages from the queue's front: all of them (back to the front of the arrays,
+   * which are kept unless a burst made them long), or in bulk.
+   */
   private compact(): void {
-    if (this.head === this.queue.length) {
-      this.queue = [];
+    if (this.head === this.tail) {
       this.head = 0;
-    } else if (this.head >= 64 && this.head * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.head);
+      this.tail = 0;
+      if (this.types.length > KEPT_QUEUE_LENGTH) this.dropArrays();
+    } else if (this.head >= 64 && this.head * 2 >= this.tail) {
+      const n = this.tail - this.head;
+      this.types.copyWithin(0, this.head, this.tail);
+      this.reqIds.copyWithin(0, this.head, this.tail);
+      this.txIds.copyWithin(0, this.head, this.tail);
+      this.payloads.copyWithin(0, this.head, this.tail);
+      this.payloads.fill("", n, this.tail);
       this.head = 0;
+      this.tail = n;
     }
+  }
+
+  private dropArrays(): void {
+    this.types = [];
+    this.reqIds = [];
+    this.txIds = [];
+    this.payloads = [];
   }
 
   /**
@@ -488,12 +520,11 @@ export class MessageWriter {
    * placeholder whose header counts as written, so the peer sees exactly the old writer's bytes.
    */
   resume(rest: Uint8Array, messages: readonly RingMessage[]): void {
-    if (this.head !== this.queue.length) throw new Error("resume: output is already queued");
+    if (this.head !== this.tail) throw new Error("resume: output is already queued");
     if (rest.length > 0) {
-      this.queue.push({ type: 0, reqId: 0, txId: 0, payload: latin1(rest, 0, rest.length) });
+      this.enqueue(0, 0, 0, latin1(rest, 0, rest.length));
       this.offset = HEADER_SIZE;
-      this._enqueued++;
-      this._bytes += rest.length;
+      this._bytes -= HEADER_SIZE; // the placeholder's header counts as written
     }
     for (const m of messages) this.enqueue(m.type, m.reqId, m.txId, m.payload);
   }
@@ -501,14 +532,19 @@ export class MessageWriter {
   /** Drop everything queued (reconnection, error, release). */
   clear(): void {
     this._done = this._enqueued;
-    this.queue = [];
+    this.payloads.fill("", this.head, this.tail);
     this.head = 0;
+    this.tail = 0;
+    if (this.types.length > KEPT_QUEUE_LENGTH) this.dropArrays();
     this.offset = 0;
     this._bytes = 0;
     this._events = 0;
     this._eventBytes = 0;
   }
 }
+
+/** Entries a writer's queue arrays keep when it empties (beyond: a burst's arrays are let go). */
+const KEPT_QUEUE_LENGTH = 64;
 
 function u32(b: Uint8Array, off: number): number {
   return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;

@@ -6,7 +6,15 @@ import { rig } from "./harness.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
 import { encode, REQUESTS, RING_SIZE, ringProduce, ringUsed } from "../../src/xen/ring.ts";
 import type { GuestClient } from "../../src/client/guest.ts";
-import { ReadyQueue } from "../../src/transport/scheduler.ts";
+import { type Queueable, ReadyQueue } from "../../src/transport/scheduler.ts";
+
+/** Named queue items (a ring's place in the queue is kept in the ring). */
+interface Item extends Queueable {
+  readonly name: string;
+}
+function items(...names: string[]): Item[] {
+  return names.map((name) => ({ name, readyTicket: 0 }));
+}
 
 const T = MsgType;
 
@@ -24,11 +32,12 @@ function flood(g: GuestClient, type: number, payload: string): number {
 }
 
 Deno.test("ReadyQueue: round-robin, at most perRing each, at most budget in total, the rest goes to the back", () => {
-  const q = new ReadyQueue<string>();
+  const q = new ReadyQueue<Item>();
   const work = new Map([["a", 10], ["b", 10], ["c", 1], ["d", 10]]);
-  for (const k of work.keys()) q.add(k);
+  for (const x of items(...work.keys())) q.add(x);
   const order: string[] = [];
-  const serve = (k: string, max: number) => {
+  const serve = (x: Item, max: number) => {
+    const k = x.name;
     const n = Math.min(max, work.get(k)!);
     work.set(k, work.get(k)! - n);
     for (let i = 0; i < n; i++) order.push(k);
@@ -133,48 +142,56 @@ Deno.test("a ring stalled by a quota is looked at again without a new signal onc
 });
 
 Deno.test("ReadyQueue: in the order items were (last) queued; add/delete churn leaves nothing queued", () => {
-  const q = new ReadyQueue<string>();
+  const q = new ReadyQueue<Item>();
   const served: string[] = [];
-  const serveAll = (x: string) => {
-    served.push(x);
+  const serveAll = (x: Item) => {
+    served.push(x.name);
     return { used: 1, more: false };
   };
-  for (const x of ["a", "b", "c"]) q.add(x);
-  q.delete("a");
-  q.add("a"); // back in, at the back
-  q.add("b"); // already queued: stays where it is
+  const [a, b, c, d, e] = items("a", "b", "c", "d", "e");
+  for (const x of [a, b, c]) q.add(x);
+  q.delete(a);
+  q.add(a); // back in, at the back
+  q.add(b); // already queued: stays where it is
   assert.equal(q.size, 3);
   assert.equal(q.run(100, 1, serveAll), 3);
   assert.deepEqual(served, ["b", "c", "a"]);
   assert.equal(q.size, 0);
-  // Rings that come and go before any round is served leave nothing behind.
-  for (let i = 0; i < 10_000; i++) {
-    q.add(`r${i}`);
-    q.delete(`r${i}`);
+  // Rings that come and go before any round is served leave nothing behind, with nothing else
+  // queued and with a ring waiting meanwhile (its place kept).
+  for (const waiting of [null, d]) {
+    if (waiting !== null) q.add(waiting);
+    for (const r of items(...Array.from({ length: 10_000 }, (_, i) => `r${i}`))) {
+      q.add(r);
+      q.delete(r);
+      assert.ok(q.entries <= 2 * q.size + 65, `entries ${q.entries} for ${q.size} queued`);
+    }
+    assert.equal(q.size, waiting === null ? 0 : 1);
   }
-  assert.equal(q.size, 0);
-  for (const x of ["d", "e"]) q.add(x);
+  q.add(e);
   served.length = 0;
   assert.equal(q.run(100, 1, serveAll), 2);
-  assert.deepEqual(served, ["d", "e"], "nothing of the churn is served");
+  assert.deepEqual(served, ["d", "e"], "nothing of the churn is served, d kept its place");
+  assert.equal(q.entries, 0);
 });
 
 Deno.test("ReadyQueue: a round that empties the queue and queues another item keeps it", () => {
-  const q = new ReadyQueue<string>();
-  for (const x of ["a", "b"]) q.add(x);
+  const q = new ReadyQueue<Item>();
+  const [a, b, c] = items("a", "b", "c");
+  for (const x of [a, b]) q.add(x);
   const served: string[] = [];
   q.run(100, 1, (x) => {
-    served.push(x);
-    if (x === "a") {
-      q.delete("b"); // b fails while a is served...
-      q.add("c"); // ...and a new ring comes
+    served.push(x.name);
+    if (x === a) {
+      q.delete(b); // b fails while a is served...
+      q.add(c); // ...and a new ring comes
     }
     return { used: 1, more: false };
   });
   assert.deepEqual(served, ["a"]);
   assert.equal(q.size, 1);
   q.run(100, 1, (x) => {
-    served.push(x);
+    served.push(x.name);
     return { used: 1, more: false };
   });
   assert.deepEqual(served, ["a", "c"]);

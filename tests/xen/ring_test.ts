@@ -370,3 +370,58 @@ Deno.test("property: a reader that returns null has seen the ring empty after it
     { numRuns: 500 },
   );
 });
+
+Deno.test("property: a writer's queue, emptied and refilled in rounds and drained in any pieces, sends every message in order", () => {
+  const msg = fc.record({
+    type: fc.constantFrom(2, 15), // a reply or a watch event (counted apart)
+    reqId: fc.nat(),
+    txId: fc.nat(),
+    len: fc.integer({ min: 0, max: 300 }),
+  });
+  fc.assert(
+    fc.property(
+      // Rounds of up to 150 messages: the queue's arrays are compacted (64 or more written with more
+      // left), emptied, and let go after a burst (more than it keeps).
+      fc.array(fc.array(msg, { maxLength: 150, size: "max" }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }),
+      (rounds, drains) => {
+        const p = page();
+        const w = new MessageWriter();
+        const r = new MessageReader();
+        const sent: RingMessage[] = [];
+        const got: RingMessage[] = [];
+        let d = 0;
+        const drain = (k: number) => {
+          for (; k > 0; k--) {
+            const m = r.read(p, RESPONSES);
+            if (m === null) return;
+            if (isRingFault(m)) throw new Error(m);
+            got.push(m);
+          }
+        };
+        for (const round of rounds) {
+          for (const m of round) {
+            const payload = String.fromCharCode(65 + (sent.length % 26)).repeat(m.len);
+            w.enqueue(m.type, m.reqId, m.txId, payload);
+            sent.push({ type: m.type, reqId: m.reqId, txId: m.txId, payload });
+          }
+          while (!w.empty) {
+            assert.ok(w.write(p, RESPONSES) >= 0);
+            // What is left is exactly the unwritten tail of what was queued, and its bytes.
+            const left = w.pending();
+            assert.deepEqual(left.messages, sent.slice(sent.length - w.queued));
+            const leftBytes = left.messages.reduce((n, m) => n + HEADER_SIZE + m.payload.length, 0);
+            assert.equal(w.bytes, leftBytes - left.offset);
+            assert.equal(w.events, left.messages.filter((m) => m.type === 15).length);
+            drain(drains[d++ % drains.length]);
+          }
+          drain(Number.MAX_SAFE_INTEGER);
+          assert.equal(w.queued, 0);
+        }
+        assert.deepEqual(got, sent);
+        assert.equal(w.repliesWritten, sent.filter((m) => m.type !== 15).length);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
