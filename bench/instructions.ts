@@ -41,10 +41,11 @@ const SCENARIOS: Scenario[] = ["socket-read", "socket-enoent", "ring-read", "rin
 /** Builds the scenario's state and returns one request's work. */
 export async function setup(s: Scenario): Promise<() => void> {
   const { PolicyManager } = await import("../src/policy/manager.ts");
-  const { buildCore } = await import("../src/cli/daemon.ts");
+  const { buildCore, chooseTurnClock } = await import("../src/cli/daemon.ts");
   const { defaultOptions } = await import("../src/cli/options.ts");
   const { FakeXen } = await import("../tests/domains/harness.ts");
   const pm = await PolicyManager.start({});
+  chooseTurnClock(); // the turn clock's source, as the daemon chooses it
   // The core as the daemon builds it from its default options: quotas, limits, the request observer
   // (metrics, slow-request record; the access log is off by default), the policy manager's chain.
   const xen = new FakeXen();
