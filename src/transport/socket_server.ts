@@ -341,7 +341,7 @@ export class SocketServer {
   /** A read of `c` into `buf` returned `n` (bytes or -errno): serve what came, or close. */
   private readDone(c: SocketConnection, mask: number, n: number, buf: Uint8Array): void {
     if (n > 0) {
-      c.framer.feed(buf.subarray(0, n));
+      c.framer.feed(buf, n);
       this.serve(c);
       c.framer.release();
       return;
