@@ -180,6 +180,12 @@ export function write(fd: number, buf: Uint8Array): number {
   return n < 0 ? -errno() : n;
 }
 
+/** write(2) of the first `n` bytes of `buf` (no view made for them): bytes written, or -errno. */
+export function writePrefix(fd: number, buf: Uint8Array, n: number): number {
+  const r = Number(sym.write(fd, buf, BigInt(n)));
+  return r < 0 ? -errno() : r;
+}
+
 /** Write all of `bytes` (retrying short writes); false on an error or a zero-byte write. */
 export function writeAll(fd: number, bytes: Uint8Array): boolean {
   let off = 0;

@@ -481,8 +481,12 @@ export class SocketServer {
     for (;;) {
       const allowed = c.marks.released - c.writtenBytes;
       if (allowed <= 0) break;
-      const pending = c.out.pending();
-      const n = libc.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
+      const out = c.out;
+      const len = Math.min(allowed, out.length);
+      // Pending output starts the buffer unless a write was short: then a view of it.
+      const n = out.offset === 0
+        ? libc.writePrefix(c.fd, out.bytes, len)
+        : libc.write(c.fd, out.pending().subarray(0, len));
       if (n > 0) {
         c.out.consume(n);
         c.writtenBytes += n;
