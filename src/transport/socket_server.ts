@@ -485,7 +485,7 @@ export class SocketServer {
       const len = Math.min(allowed, out.length);
       // Pending output starts the buffer unless a write was short: then a view of it.
       const n = out.offset === 0
-        ? libc.writePrefix(c.fd, out.bytes, len)
+        ? libc.write(c.fd, out.bytes, len)
         : libc.write(c.fd, out.pending().subarray(0, len));
       if (n > 0) {
         c.out.consume(n);
