@@ -10,6 +10,11 @@
 // Scenarios, each in one process with the daemon's real policy chain (the WebAssembly plugins):
 //   socket-read  a READ as the socket transport handles it: framed from a read buffer, dispatched,
 //                the reply encoded into the connection's output buffer (src/server's pieces)
+//   socket-turn  the same READ as the daemon's socket server serves it over a Unix socket: the
+//                client's request written into the socket, one turn of the event loop (epoll, read,
+//                framing, dispatch, the output stage's write), the reply read back by the client. The
+//                four system calls are not counted (user space only), their JavaScript and FFI sides
+//                are, the client's two included (the same in every build)
 //   socket-enoent the same READ of a node that does not exist (an ERROR reply: probing tools and
 //                drivers ask for missing nodes all the time)
 //   ring-read    a READ from a guest ring: the request is put into the ring page, the event
@@ -35,20 +40,62 @@ import { readV8Flags, v8FlagsArgs } from "../compile/v8_flags.ts";
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const WARMUP = 10_000;
 
-export type Scenario = "socket-read" | "socket-enoent" | "ring-read" | "ring-guest" | "txn";
-const SCENARIOS: Scenario[] = ["socket-read", "socket-enoent", "ring-read", "ring-guest", "txn"];
+export type Scenario = "socket-read" | "socket-turn" | "socket-enoent" | "ring-read" | "ring-guest" | "txn";
+const SCENARIOS: Scenario[] = [
+  "socket-read",
+  "socket-turn",
+  "socket-enoent",
+  "ring-read",
+  "ring-guest",
+  "txn",
+];
 
 /** Builds the scenario's state and returns one request's work. */
 export async function setup(s: Scenario): Promise<() => void> {
   const { PolicyManager } = await import("../src/policy/manager.ts");
-  const { buildCore } = await import("../src/cli/daemon.ts");
+  const { buildCore, chooseTurnClock } = await import("../src/cli/daemon.ts");
   const { defaultOptions } = await import("../src/cli/options.ts");
   const { FakeXen } = await import("../tests/domains/harness.ts");
   const pm = await PolicyManager.start({});
+  chooseTurnClock(); // the turn clock's source, as the daemon chooses it
   // The core as the daemon builds it from its default options: quotas, limits, the request observer
   // (metrics, slow-request record; the access log is off by default), the policy manager's chain.
   const xen = new FakeXen();
   const { core } = buildCore(defaultOptions(() => undefined), { policy: pm, platform: xen });
+  if (s === "socket-turn") {
+    // The daemon's socket parts as src/cli/daemon.ts assembles them (its live-update stage, which
+    // only passes requests on while no update is pending, left out), one connected client.
+    const libc = await import("../ffi/libc.ts");
+    const { EventLoop } = await import("../src/transport/loop.ts");
+    const { SocketServer } = await import("../src/transport/socket_server.ts");
+    const { encodeMessage } = await import("../src/protocol/codec.ts");
+    const dir = Deno.makeTempDirSync({ prefix: "dxs-instr-" });
+    const loop = new EventLoop({ gate: null });
+    const server = new SocketServer(loop, core, { path: `${dir}/sock` });
+    server.listen();
+    const client = libc.connectUnix(`${dir}/sock`);
+    for (let i = 0; i < 10 && server.connectionCount < 1; i++) loop.turn(100);
+    if (server.connectionCount !== 1) throw new Error("the client was not accepted");
+    Deno.removeSync(dir, { recursive: true });
+    const replyBuf = new Uint8Array(4096);
+    const ask = (bytes: Uint8Array): string => {
+      if (libc.write(client, bytes) !== bytes.length) throw new Error("request not written");
+      loop.turn(1000);
+      const n = libc.read(client, replyBuf);
+      if (n < 16) throw new Error(`reply: ${n}`);
+      return String.fromCharCode(...replyBuf.subarray(16, n));
+    };
+    if (ask(encodeMessage(11, 7, 0, "/local/domain/1/name\0guest1")) !== "OK\0") {
+      throw new Error("setup write");
+    }
+    const read = encodeMessage(2, 7, 0, "/local/domain/1/name\0");
+    return () => {
+      if (libc.write(client, read) !== read.length) throw new Error("request not written");
+      loop.turn(1000);
+      // The reply: 16 header bytes and "guest1".
+      if (libc.read(client, replyBuf) !== 22 || replyBuf[16] !== 0x67) throw new Error("bad reply");
+    };
+  }
   if (s !== "ring-read" && s !== "ring-guest") {
     const { Framer, encodeMessage } = await import("../src/protocol/codec.ts");
     const { OutBuffer } = await import("../src/transport/outbuf.ts");

@@ -174,9 +174,9 @@ export function read(fd: number, buf: Uint8Array): number {
   return n < 0 ? -errno() : n;
 }
 
-/** write(2): bytes written, or -errno. */
-export function write(fd: number, buf: Uint8Array): number {
-  const n = Number(sym.write(fd, buf, BigInt(buf.length)));
+/** write(2) of `buf`'s first `length` bytes (all by default; no view made for fewer): bytes written, or -errno. */
+export function write(fd: number, buf: Uint8Array, length = buf.length): number {
+  const n = Number(sym.write(fd, buf, BigInt(length)));
   return n < 0 ? -errno() : n;
 }
 

@@ -22,7 +22,7 @@ import type { Policy } from "../policy/policy.ts";
 import { PolicyManager } from "../policy/manager.ts";
 import { DEFAULT_CONNECTION_LIMITS, limitsWithQuotas } from "../quota/limits.ts";
 import { footprintBytes, IdleCollector } from "../memory/idle_collector.ts";
-import { clockReadIsSystemCall, coarseSource, timeClockReads, turnClock } from "../common/clock.ts";
+import { clockReadIsSystemCall, onPerformanceTimeBase, timeClockReads, turnClock } from "../common/clock.ts";
 import * as libc from "../../ffi/libc.ts";
 import { trimMalloc } from "../memory/malloc.ts";
 import { trimCodePages } from "../memory/code_pages.ts";
@@ -214,8 +214,11 @@ function ringHandover(c: RingConnection): HandoverRing {
  * Where a clock read is a system call (a Xen PV dom0 whose clock source has no vDSO path; under QEMU
  * TCG each costs ~50 µs, two per request), the turn clock reads CLOCK_MONOTONIC_COARSE, which the vDSO
  * always answers: request times (metrics, `dxenstore top`) then have the kernel tick's resolution.
+ * Elsewhere it reads CLOCK_MONOTONIC — performance.now()'s clock — through the C library binding:
+ * performance.now() is an op call into the runtime behind a WebIDL brand check, ~480 user-space
+ * instructions more per read (callgrind, bench/instructions.ts socket-read; two reads per request).
  */
-function chooseTurnClock(): void {
+export function chooseTurnClock(): void {
   const precise = () => libc.clockMs(libc.CLOCK_MONOTONIC);
   const coarse = () => libc.clockMs(libc.CLOCK_MONOTONIC_COARSE);
   const p: number[] = [], c: number[] = [];
@@ -223,9 +226,12 @@ function chooseTurnClock(): void {
     p.push(...timeClockReads(precise, 2));
     c.push(...timeClockReads(coarse, 2));
   }
-  if (!clockReadIsSystemCall(p, c)) return;
+  if (!clockReadIsSystemCall(p, c)) {
+    turnClock.useSource(onPerformanceTimeBase(precise));
+    return;
+  }
   const tick = libc.clockResolutionMs(libc.CLOCK_MONOTONIC_COARSE);
-  turnClock.useSource(coarseSource(coarse));
+  turnClock.useSource(onPerformanceTimeBase(coarse));
   log(
     "info",
     `a clock read costs ${((Math.min(...p) - Math.min(...c)) * 1000).toFixed(1)} µs more than a coarse ` +

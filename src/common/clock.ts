@@ -6,7 +6,8 @@
 // the clock once per turn, right after its wait, and work inside the turn that only needs "about now"
 // (a request's start, the idle collector's activity stamp) takes that reading, or the latest one
 // since, instead of reading it again. Where a read is a system call the daemon switches the clock's
-// source to a coarse one the vDSO always answers (chooseTurnClock, src/cli/daemon.ts).
+// source to a coarse one the vDSO always answers, and elsewhere to CLOCK_MONOTONIC read through the C
+// library binding, which costs half what performance.now() does (chooseTurnClock, src/cli/daemon.ts).
 
 /** A clock in ms on performance.now()'s time base. */
 export type ClockSource = () => number;
@@ -88,10 +89,22 @@ export function timeClockReads(clock: ClockSource, batches = 5, reads = 16): num
 }
 
 /**
- * A source on performance.now()'s time base from a cheap coarse clock (`coarseMs`, e.g.
- * CLOCK_MONOTONIC_COARSE through the vDSO): the offset between the two is taken once.
+ * A source on performance.now()'s time base from another clock in ms (`clockMs`: CLOCK_MONOTONIC or
+ * CLOCK_MONOTONIC_COARSE through the C library binding): the offset between the two is taken once.
  */
-export function coarseSource(coarseMs: ClockSource): ClockSource {
-  const offset = performance.now() - coarseMs();
-  return () => coarseMs() + offset;
+export function onPerformanceTimeBase(clockMs: ClockSource): ClockSource {
+  // The offset from the tightest of a few brackets of performance.now() readings around one of
+  // `clockMs` (the first calls of a binding are slow: they would put the bases tens of µs apart).
+  let offset = 0;
+  let bracket = Infinity;
+  for (let i = 0; i < 8; i++) {
+    const before = performance.now();
+    const reading = clockMs();
+    const after = performance.now();
+    if (after - before < bracket) {
+      bracket = after - before;
+      offset = (before + after) / 2 - reading;
+    }
+  }
+  return () => clockMs() + offset;
 }

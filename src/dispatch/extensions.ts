@@ -17,7 +17,8 @@ export interface RequestObserver {
   opened(c: Client): void;
   closed(c: Client): void;
   /**
-   * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug), else null;
+   * `failure` is what the dispatcher caught behind an ERROR reply (an XsError, or a bug) or the
+   * Refusal a READ returned (errno and detail as an XsError's), else null;
    * `ms` is how long handling took (not counting a wait for durability); `at`, when it ended
    * (performance.now()'s clock, already read: the observer need not read it again).
    */

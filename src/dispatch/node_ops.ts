@@ -10,15 +10,16 @@ import { Perms } from "../store/perms.ts";
 import { existingChain, lookup, type Node } from "../store/tree.ts";
 import { OBS_CHILDREN, OBS_EXISTS, OBS_PERMS, OBS_READ, OBS_VALUE, OBS_WRITE } from "../txn/transaction.ts";
 import type { Client } from "./client.ts";
-import type { Dispatcher } from "./dispatcher.ts";
+import type { Dispatcher, Refusal } from "./dispatcher.ts";
 import { DatabaseView, type View } from "./view.ts";
 
 const OK = "OK\0";
 
 type Op<K extends MsgType> = Request & { readonly op: K };
 
-export function read(d: Dispatcher, c: Client, req: Op<MsgType.READ>, v: View): string {
-  return d.existing(c, v, d.resolve(c, req.path).abs, "read", OBS_VALUE).value;
+export function read(d: Dispatcher, c: Client, req: Op<MsgType.READ>, v: View): string | Refusal {
+  const n = d.existingOrNull(c, v, d.resolve(c, req.path).abs, "read", OBS_VALUE);
+  return n === null ? d.refusal! : n.value;
 }
 
 export function directory(d: Dispatcher, c: Client, req: Op<MsgType.DIRECTORY>, v: View): string {

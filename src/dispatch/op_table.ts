@@ -22,7 +22,7 @@ import { parseSettingName } from "../quota/settings.ts";
 import { SETTING_NAMES } from "../quota/table.ts";
 import { domainPath } from "../store/path.ts";
 import type { Client } from "./client.ts";
-import type { Dispatcher } from "./dispatcher.ts";
+import type { Dispatcher, Refusal } from "./dispatcher.ts";
 import { directory, directoryPartOp, getPerms, read, rm, setPerms, write } from "./node_ops.ts";
 import type { View } from "./view.ts";
 
@@ -36,18 +36,19 @@ export interface OpFlags {
 
 /**
  * One operation (its wire name is its key's, MsgType): flags and handler. `v` is the request's view
- * when `txn` is "view" (null otherwise). Handlers return the reply payload or throw XsError.
+ * when `txn` is "view" (null otherwise). Handlers return the reply payload or throw XsError (READ
+ * returns its refusal: Refusal, src/dispatch/dispatcher.ts).
  */
 export interface OpDef<R extends Request> {
   readonly flags: OpFlags;
-  run(d: Dispatcher, c: Client, req: R, txId: number, v: View | null): string;
+  run(d: Dispatcher, c: Client, req: R, txId: number, v: View | null): string | Refusal;
 }
 
 type Table = { readonly [K in Request["op"]]: OpDef<Request & { readonly op: K }> };
 
 /** A node operation's handler: it runs against the request's view (flags.txn "view"). */
 function onView<R extends Request>(
-  run: (d: Dispatcher, c: Client, req: R, v: View) => string,
+  run: (d: Dispatcher, c: Client, req: R, v: View) => string | Refusal,
 ): OpDef<R>["run"] {
   return (d, c, r, _t, v) => run(d, c, r, v!);
 }

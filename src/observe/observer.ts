@@ -117,16 +117,19 @@ export class DaemonObserver implements RequestObserver {
       n = this.requestsByDomain.get(d = -1);
     }
     this.requestsByDomain.set(d, (n ?? 0) + 1);
-    this.recent.request(
-      ms,
-      () => ({
-        domid: c.domid,
-        conn: connName(c),
-        op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
-        path: pathOf(c, m),
-      }),
-      at,
-    );
+    const end = at ?? performance.now(); // RecentActivity's clock
+    if (this.recent.isSlow(ms, end)) {
+      this.recent.request(
+        ms,
+        () => ({
+          domid: c.domid,
+          conn: connName(c),
+          op: OP_NAMES[m.type] ?? `TYPE${m.type}`,
+          path: pathOf(c, m),
+        }),
+        end,
+      );
+    }
     let errno: string | null = null;
     let slot = 0;
     if (replyType === ERROR_TYPE && m.type !== ERROR_TYPE) {

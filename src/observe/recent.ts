@@ -39,18 +39,28 @@ export class RecentActivity {
    * slowest of its second.
    */
   request(ms: number, describe: () => Omit<SlowRequest, "ms" | "at">, at = this.now()): void {
+    if (!this.isSlow(ms, at)) return;
+    const b = this.buckets[Math.floor(at / 1000) % WINDOW_S];
+    const r = { ms, at, ...describe() };
+    let i = b.slow.length;
+    while (i > 0 && b.slow[i - 1].ms < ms) i--;
+    b.slow.splice(i, 0, r);
+    if (b.slow.length > PER_SECOND) b.slow.pop();
+  }
+
+  /**
+   * Whether a request that took `ms` and ended at `at` is among the slowest of its second, so that
+   * request() would keep it: the request path asks first, and the common answer (no) then costs no
+   * closure to describe the request.
+   */
+  isSlow(ms: number, at: number): boolean {
     const second = Math.floor(at / 1000);
     const b = this.buckets[second % WINDOW_S];
     if (b.second !== second) {
       b.second = second;
       b.slow.length = 0;
     }
-    if (b.slow.length === PER_SECOND && ms <= b.slow[PER_SECOND - 1].ms) return;
-    const r = { ms, at, ...describe() };
-    let i = b.slow.length;
-    while (i > 0 && b.slow[i - 1].ms < ms) i--;
-    b.slow.splice(i, 0, r);
-    if (b.slow.length > PER_SECOND) b.slow.pop();
+    return b.slow.length < PER_SECOND || ms > b.slow[PER_SECOND - 1].ms;
   }
 
   refused(line: string): void {

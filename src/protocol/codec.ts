@@ -89,25 +89,29 @@ export class Framer {
     this.start -= n;
   }
 
-  /** Add bytes. The chunk must stay unchanged until next() returns null and release() is called. */
-  feed(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
+  /**
+   * Add the first `length` bytes of `chunk` (all of it by default: a read buffer is passed whole with
+   * the count read, not as a new view per read). They must stay unchanged until next() returns null
+   * and release() is called.
+   */
+  feed(chunk: Uint8Array, length = chunk.length): void {
+    if (length === 0) return;
     if (this.start === this.end) {
-      this.setBuf(chunk, false);
+      this.setBuf(chunk, length, false);
       return;
     }
-    const joined = new Uint8Array(this.end - this.start + chunk.length);
+    const joined = new Uint8Array(this.end - this.start + length);
     joined.set(this.buf.subarray(this.start, this.end));
-    joined.set(chunk, this.end - this.start);
-    this.setBuf(joined, true);
+    joined.set(length === chunk.length ? chunk : chunk.subarray(0, length), this.end - this.start);
+    this.setBuf(joined, joined.length, true);
   }
 
   /** Stop referring to the last fed chunk: copy the unconsumed tail (if any) into owned memory. */
   release(): void {
     if (this.start === this.end) {
-      this.setBuf(EMPTY, true);
+      this.setBuf(EMPTY, 0, true);
     } else if (!this.owned) {
-      this.setBuf(this.buf.slice(this.start, this.end), true);
+      this.setBuf(this.buf.slice(this.start, this.end), this.end - this.start, true);
     }
   }
 
@@ -130,10 +134,10 @@ export class Framer {
     return msg;
   }
 
-  private setBuf(b: Uint8Array, owned: boolean): void {
+  private setBuf(b: Uint8Array, end: number, owned: boolean): void {
     this.buf = b;
     this.start = 0;
-    this.end = b.length;
+    this.end = end;
     this.owned = owned;
   }
 }

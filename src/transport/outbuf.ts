@@ -43,6 +43,18 @@ export class OutBuffer {
     return this.boundary - this.start;
   }
 
+  /**
+   * The buffer the pending bytes are in, from `offset` (valid until the next append or consume): a
+   * writer that can take a length writes from it without a view per write.
+   */
+  get bytes(): Uint8Array {
+    return this.buf;
+  }
+
+  get offset(): number {
+    return this.start;
+  }
+
   /** The bytes waiting to be written (a view; valid until the next append or consume). */
   pending(): Uint8Array {
     return this.buf.subarray(this.start, this.end);

@@ -341,7 +341,7 @@ export class SocketServer {
   /** A read of `c` into `buf` returned `n` (bytes or -errno): serve what came, or close. */
   private readDone(c: SocketConnection, mask: number, n: number, buf: Uint8Array): void {
     if (n > 0) {
-      c.framer.feed(buf.subarray(0, n));
+      c.framer.feed(buf, n);
       this.serve(c);
       c.framer.release();
       return;
@@ -481,8 +481,12 @@ export class SocketServer {
     for (;;) {
       const allowed = c.marks.released - c.writtenBytes;
       if (allowed <= 0) break;
-      const pending = c.out.pending();
-      const n = libc.write(c.fd, allowed < pending.length ? pending.subarray(0, allowed) : pending);
+      const out = c.out;
+      const len = Math.min(allowed, out.length);
+      // Pending output starts the buffer unless a write was short: then a view of it.
+      const n = out.offset === 0
+        ? libc.write(c.fd, out.bytes, len)
+        : libc.write(c.fd, out.pending().subarray(0, len));
       if (n > 0) {
         c.out.consume(n);
         c.writtenBytes += n;

@@ -215,3 +215,24 @@ Deno.test("Framer: empty feed is a no-op and release with nothing pending is saf
   assert.equal(f.pending, 5);
   assert.equal(f.next(), null);
 });
+
+Deno.test("Framer: feed(buf, n) takes the first n bytes of a reused buffer, at every split", () => {
+  // As the socket server feeds it: one read buffer, the count read; what follows is stale bytes.
+  const stream = new Uint8Array(
+    SAMPLES.slice(0, 3).flatMap((m) => Array.from(encodeMessage(m.type, m.reqId, m.txId, m.payload))),
+  );
+  for (let split = 0; split <= stream.length; split++) {
+    const f = new Framer();
+    const readBuf = new Uint8Array(stream.length + 64).fill(0xee);
+    const got: Message[] = [];
+    for (const [from, to] of [[0, split], [split, stream.length]]) {
+      readBuf.fill(0xee);
+      readBuf.set(stream.subarray(from, to));
+      f.feed(readBuf, to - from);
+      got.push(...drain(f));
+      f.release();
+    }
+    assert.deepEqual(got, SAMPLES.slice(0, 3), `split at ${split}`);
+    assert.equal(f.pending, 0);
+  }
+});

@@ -15,6 +15,7 @@
 import { StorageError } from "../../src/common/xs_error.ts";
 import type { Client } from "../../src/dispatch/client.ts";
 import type { Core } from "../../src/dispatch/core.ts";
+import { Refusal } from "../../src/dispatch/dispatcher.ts";
 import type { RequestObserver } from "../../src/dispatch/extensions.ts";
 import type { Message } from "../../src/protocol/codec.ts";
 import { MsgType } from "../../src/protocol/wire.ts";
@@ -279,7 +280,10 @@ export class Checker {
       );
     }
     this.mix(`R${c.id}:${m.reqId}:${type}:${reply}`);
-    if (failure !== null && !(failure instanceof Error && "errno" in failure)) {
+    // A refusal: an XsError thrown, or the Refusal a READ returns (src/dispatch/dispatcher.ts).
+    if (
+      failure !== null && !(failure instanceof Refusal) && !(failure instanceof Error && "errno" in failure)
+    ) {
       this.fail(
         `internal error answering type ${m.type} ${JSON.stringify(m.payload.slice(0, 60))}: ${failure}`,
       );
