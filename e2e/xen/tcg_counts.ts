@@ -28,6 +28,18 @@ export interface TcgSnapshot {
   readonly flushes: number;
   /** Marks and exit only: instructions per class (outer) and 64 MiB bucket of guest RAM (inner). */
   readonly buckets?: readonly (readonly number[])[];
+  /** hot=1, marks and exit only: the kernel and Xen TBs executed since the previous such snapshot. */
+  readonly tbs?: readonly TbLine[];
+}
+
+/** One translated kernel or Xen TB (plugin argument hot=1), its executions so far. */
+export interface TbLine {
+  /** The plugin's record number: one per translation. */
+  readonly id: number;
+  readonly cls: number;
+  readonly vaddr: bigint;
+  readonly insns: number;
+  readonly execs: number;
 }
 
 export interface TcgCounts {
@@ -35,6 +47,8 @@ export interface TcgCounts {
   /** log2 of a bucket's size in bytes. */
   readonly bucketShift: number;
   readonly snapshots: readonly TcgSnapshot[];
+  /** hot=1: the instructions of Xen's TBs by record number (Xen's image carries no symbols). */
+  readonly disassembly: ReadonlyMap<number, string>;
 }
 
 export type TcgParseResult = { ok: true; counts: TcgCounts } | { ok: false; error: string };
@@ -44,6 +58,8 @@ export const MARK = { readsBegin: 1, readsEnd: 2, idleBegin: 3, idleEnd: 4 } as 
 
 /** The counters of a snapshot line, in the order the report prints them. */
 export const COUNTERS = ["insn", "tbexec", "tbtrans", "transinsn", "entry", "modesw", "cpage"] as const;
+/** Counters a later plugin added: zero when a file lacks them. */
+const LATER_COUNTERS = ["pause", "retrans"] as const;
 
 const numbers = (s: string) => s.split(",").map(Number);
 
@@ -53,7 +69,25 @@ export function parseTcgCounts(text: string): TcgParseResult {
   if (!head) return { ok: false, error: `not a tcgcount v1 file (first line: ${lines[0] ?? "none"})` };
   const classes = head[1].split(",");
   const snapshots: TcgSnapshot[] = [];
+  let tbs: TbLine[] | undefined;
+  const disassembly = new Map<number, string>();
   for (const [i, line] of lines.slice(1).entries()) {
+    const dis = /^tbdis (\d+) (.*)$/.exec(line);
+    if (dis) {
+      disassembly.set(Number(dis[1]), dis[2]);
+      continue;
+    }
+    const tb = /^tb (\d+) (\d+) ([0-9a-f]+) (\d+) (\d+)$/.exec(line);
+    if (tb && tbs) {
+      tbs.push({
+        id: Number(tb[1]),
+        cls: Number(tb[2]),
+        vaddr: BigInt(`0x${tb[3]}`),
+        insns: Number(tb[4]),
+        execs: Number(tb[5]),
+      });
+      continue;
+    }
     // a line cut short when QEMU was killed mid-write: only the last line may be
     const fields = new Map(line.split(" ").slice(1).map((kv) => kv.split("=", 2) as [string, string]));
     const t = fields.get("t_ns"), why = fields.get("why");
@@ -66,10 +100,12 @@ export function parseTcgCounts(text: string): TcgParseResult {
     }
     const rows: Record<string, number[]> = {};
     for (const c of COUNTERS) rows[c] = numbers(fields.get(c)!);
+    for (const c of LATER_COUNTERS) rows[c] = fields.has(c) ? numbers(fields.get(c)!) : classes.map(() => 0);
     const buckets = classes.map((_, c) => fields.get(`bucket_${c}`)).every((b) => b !== undefined)
       ? classes.map((_, c) => numbers(fields.get(`bucket_${c}`)!))
       : undefined;
     const [kind, mark] = why!.split(":");
+    tbs = buckets ? [] : undefined;
     snapshots.push({
       tMs: Number(BigInt(t!) / 1000n) / 1000,
       why: kind,
@@ -77,27 +113,32 @@ export function parseTcgCounts(text: string): TcgParseResult {
       rows,
       flushes: Number(fields.get("flushes")),
       buckets,
+      tbs,
     });
   }
-  return { ok: true, counts: { classes, bucketShift: Number(head[2]), snapshots } };
+  return { ok: true, counts: { classes, bucketShift: Number(head[2]), snapshots, disassembly } };
 }
 
 /** What the machine emulated between two snapshots. */
 export interface TcgWindow {
   readonly kind: "reads" | "idle";
+  /** Its begin and end marks' places in TcgCounts.snapshots. */
+  readonly from: number;
+  readonly to: number;
   readonly ms: number;
   readonly rows: Readonly<Record<string, readonly number[]>>;
   readonly flushes: number;
   readonly buckets?: readonly (readonly number[])[];
 }
 
-function delta(a: TcgSnapshot, b: TcgSnapshot, kind: TcgWindow["kind"]): TcgWindow {
+function delta(counts: TcgCounts, from: number, to: number, kind: TcgWindow["kind"]): TcgWindow {
+  const a = counts.snapshots[from], b = counts.snapshots[to];
   const rows: Record<string, number[]> = {};
-  for (const c of COUNTERS) rows[c] = b.rows[c].map((v, i) => v - a.rows[c][i]);
+  for (const c of [...COUNTERS, ...LATER_COUNTERS]) rows[c] = b.rows[c].map((v, i) => v - a.rows[c][i]);
   const buckets = a.buckets && b.buckets
     ? b.buckets.map((cls, c) => cls.map((v, i) => v - a.buckets![c][i]))
     : undefined;
-  return { kind, ms: b.tMs - a.tMs, rows, flushes: b.flushes - a.flushes, buckets };
+  return { kind, from, to, ms: b.tMs - a.tMs, rows, flushes: b.flushes - a.flushes, buckets };
 }
 
 /**
@@ -106,20 +147,76 @@ function delta(a: TcgSnapshot, b: TcgSnapshot, kind: TcgWindow["kind"]): TcgWind
  */
 export function tcgWindows(counts: TcgCounts): TcgWindow[] {
   const out: TcgWindow[] = [];
-  let open: { snap: TcgSnapshot; kind: TcgWindow["kind"] } | undefined;
-  for (const s of counts.snapshots) {
+  let open: { at: number; kind: TcgWindow["kind"] } | undefined;
+  for (const [at, s] of counts.snapshots.entries()) {
     if (s.why !== "mark") continue;
-    if (s.mark === MARK.readsBegin) open = { snap: s, kind: "reads" };
-    else if (s.mark === MARK.idleBegin) open = { snap: s, kind: "idle" };
+    if (s.mark === MARK.readsBegin) open = { at, kind: "reads" };
+    else if (s.mark === MARK.idleBegin) open = { at, kind: "idle" };
     else if (
       open &&
       (s.mark === MARK.readsEnd && open.kind === "reads" || s.mark === MARK.idleEnd && open.kind === "idle")
     ) {
-      out.push(delta(open.snap, s, open.kind));
+      out.push(delta(counts, open.at, at, open.kind));
       open = undefined;
     }
   }
   return out;
+}
+
+/** A kernel or Xen code address and the instructions executed from TBs starting there in a window. */
+export interface HotTb {
+  readonly cls: string;
+  readonly vaddr: bigint;
+  readonly insns: number;
+  /** Xen's TBs: their instructions, as QEMU disassembled them. */
+  readonly disassembly?: string;
+}
+
+/** The window's kernel and Xen TBs (hot=1) by instructions executed, most first (retranslations summed). */
+export function hotTbs(counts: TcgCounts, w: TcgWindow): HotTb[] {
+  const at = (upTo: number) => {
+    const execs = new Map<number, TbLine>();
+    for (const s of counts.snapshots.slice(0, upTo + 1)) for (const t of s.tbs ?? []) execs.set(t.id, t);
+    return execs;
+  };
+  const before = at(w.from), after = at(w.to);
+  const byAddr = new Map<string, HotTb>();
+  for (const [id, t] of after) {
+    const insns = (t.execs - (before.get(id)?.execs ?? 0)) * t.insns;
+    if (insns <= 0) continue;
+    const key = `${t.cls}:${t.vaddr}`;
+    const prev = byAddr.get(key);
+    byAddr.set(key, {
+      cls: counts.classes[t.cls],
+      vaddr: t.vaddr,
+      insns: (prev?.insns ?? 0) + insns,
+      disassembly: prev?.disassembly ?? counts.disassembly.get(id),
+    });
+  }
+  return [...byAddr.values()].sort((a, b) => b.insns - a.insns);
+}
+
+/** A System.map's text symbols, sorted, to name kernel addresses. */
+export function parseSystemMap(text: string): { addr: bigint; name: string }[] {
+  return text.split("\n")
+    .map((l) => /^([0-9a-f]{16}) [tTwW] (\S+)/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ addr: BigInt(`0x${m[1]}`), name: m[2] }))
+    .sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+}
+
+/** The symbol an address is in ("name+0xoff"), or its hex when before the first symbol. */
+export function symbolize(symbols: readonly { addr: bigint; name: string }[], addr: bigint): string {
+  let lo = 0, hi = symbols.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (symbols[mid].addr <= addr) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (found < 0) return `0x${addr.toString(16)}`;
+  return `${symbols[found].name}+0x${(addr - symbols[found].addr).toString(16)}`;
 }
 
 /** A boot's counts with the READs of each of its READ windows (plan B: 200, 1000, 1000). */
@@ -128,6 +225,9 @@ export interface TcgBoot {
   readonly counts: TcgCounts;
   readonly readsPerWindow: readonly number[];
 }
+
+/** The kernel's text symbols (parseSystemMap): the hot list names kernel functions. */
+type Symbols = readonly { addr: bigint; name: string }[];
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -145,7 +245,7 @@ const total = (counter: string): Row["value"] => (w) => sum(w.rows[counter]);
 
 const ROWS: Row[] = [
   { label: "instructions, total", value: total("insn") },
-  { label: "  user space below 4 GiB (guest's xse2e)", value: byClass("insn", "user_low") },
+  { label: "  user space below 4 GiB (static: busybox, xse2e)", value: byClass("insn", "user_low") },
   { label: "  user space (dom0's daemon, dom0's tools)", value: byClass("insn", "user") },
   { label: "  Linux kernels (dom0's and the guest's)", value: byClass("insn", "kernel") },
   { label: "  Xen", value: byClass("insn", "xen") },
@@ -162,6 +262,7 @@ const ROWS: Row[] = [
   },
   { label: "  Linux kernels", value: byClass("tbtrans", "kernel") },
   { label: "  Xen", value: byClass("tbtrans", "xen") },
+  { label: "  of code translated before", value: total("retrans") },
   { label: "instructions translated", value: total("transinsn") },
   { label: "entries into Xen", value: total("entry") },
   {
@@ -174,6 +275,8 @@ const ROWS: Row[] = [
     label: "  user space",
     value: (w, c) => byClass("cpage", "user")(w, c) + byClass("cpage", "user_low")(w, c),
   },
+  { label: "PAUSE executed (spin-waits)", value: total("pause") },
+  { label: "  in Xen", value: byClass("pause", "xen") },
   { label: "code-cache flushes", value: (w) => w.flushes },
 ];
 
@@ -202,7 +305,7 @@ function labelled(boot: TcgBoot): { label: string; w: TcgWindow; per: number }[]
  * dxenstored's ratio to and difference from the first reference; then the idle window per second and
  * what that background adds per READ.
  */
-export function tcgTable(boots: readonly TcgBoot[]): string[] {
+export function tcgTable(boots: readonly TcgBoot[], kernelSymbols: Symbols = []): string[] {
   if (boots.length === 0) return [];
   const perBoot = boots.map((b) => ({ boot: b, windows: labelled(b) }));
   const dx = perBoot.find((p) => p.boot.xsd === "dxenstored");
@@ -250,6 +353,39 @@ export function tcgTable(boots: readonly TcgBoot[]): string[] {
     }
   }
   out.push(...bucketLines(perBoot));
+  out.push(...hotLines(perBoot, kernelSymbols));
+  return out;
+}
+
+/** Window 1's kernel functions and Xen TBs by instructions per READ, the top HOT_ROWS of each. */
+const HOT_ROWS = 12;
+function hotLines(
+  perBoot: readonly { boot: TcgBoot; windows: ReturnType<typeof labelled> }[],
+  symbols: Symbols,
+): string[] {
+  const out: string[] = [];
+  for (const p of perBoot) {
+    const w = p.windows.find((x) => x.label === "window 1");
+    if (!w || !p.boot.counts.snapshots[w.w.to].tbs) continue;
+    const hot = hotTbs(p.boot.counts, w.w);
+    for (const cls of ["kernel", "xen"]) {
+      const byName = new Map<string, number>();
+      for (const t of hot.filter((t) => t.cls === cls)) {
+        const name = cls === "kernel" && symbols.length > 0
+          ? symbolize(symbols, t.vaddr).replace(/\+0x[0-9a-f]+$/, "")
+          : `0x${t.vaddr.toString(16)}${t.disassembly ? `  ${t.disassembly.slice(0, 90)}` : ""}`;
+        byName.set(name, (byName.get(name) ?? 0) + t.insns);
+      }
+      const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, HOT_ROWS);
+      if (top.length === 0) continue;
+      out.push(
+        `  ${p.boot.xsd}, window 1, ${
+          cls === "xen" ? "Xen's TBs" : "kernel functions"
+        } by instructions per READ:`,
+      );
+      for (const [name, insns] of top) out.push(`    ${fmt(insns / w.per).padStart(10)}  ${name}`);
+    }
+  }
   return out;
 }
 

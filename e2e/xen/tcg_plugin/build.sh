@@ -2,7 +2,8 @@
 # Builds the tcgcount QEMU plugin (tcgcount.c) and a qemu-system-x86_64 wrapper that loads it:
 #   build.sh OUTDIR   ->  OUTDIR/tcgcount.so, OUTDIR/bin/qemu-system-x86_64
 # With OUTDIR/bin first in PATH, ../shared/xen-qemu/run.sh's QEMU runs with the plugin when
-# TCG_COUNTS_OUT names the counts file, and unchanged otherwise (`deno task e2e:xen --tcg-counts`).
+# TCG_COUNTS_OUT names the counts file (TCG_COUNTS_ARGS: more of the plugin's arguments, comma-separated,
+# e.g. hot=1), and unchanged otherwise (`deno task e2e:xen --tcg-counts`).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: build.sh OUTDIR}
@@ -24,7 +25,7 @@ cat > "$OUT/bin/qemu-system-x86_64" <<WRAPPER
 # written by e2e/xen/tcg_plugin/build.sh: $REAL, with the tcgcount plugin when TCG_COUNTS_OUT is set
 [ -n "\${TCG_COUNTS_OUT:-}" ] || exec "$REAL" "\$@"
 case \$TCG_COUNTS_OUT in *,*) echo "TCG_COUNTS_OUT must not contain a comma" >&2; exit 2 ;; esac
-exec "$REAL" "\$@" -plugin "file=$OUT/tcgcount.so,out=\$TCG_COUNTS_OUT"
+exec "$REAL" "\$@" -plugin "file=$OUT/tcgcount.so,out=\$TCG_COUNTS_OUT\${TCG_COUNTS_ARGS:+,\$TCG_COUNTS_ARGS}"
 WRAPPER
 chmod +x "$OUT/bin/qemu-system-x86_64"
 echo "$OUT/bin/qemu-system-x86_64 -> $REAL (+ $OUT/tcgcount.so when TCG_COUNTS_OUT is set)"

@@ -15,9 +15,17 @@
  *             64-bit PV guest each is a page-table switch, after which QEMU's soft TLB is empty)
  *   cpage     code pages entered for the first time since the vCPU's last mode switch (a proxy
  *             for the instruction-side soft-TLB refills those switches cost)
+ *   pause     PAUSE instructions executed (spin-wait loops: time, not work)
+ *   retrans   translations of a TB at an address (and of a length) translated before: code QEMU
+ *             threw away and translated again (a write to its page, a code-cache flush), where the
+ *             rest of tbtrans is code seen for the first time
  * and, at marks and at exit only, instructions per class and 64 MiB bucket of the code's guest
  * physical address (which domain's memory the code is in: dom0's and a guest's kernels share
  * their virtual addresses).
+ *
+ * With hot=1, every mark also writes a "tb" line per kernel or Xen TB executed since the previous mark
+ * (record number, class, virtual address, instructions, cumulative executions): where a window's kernel and Xen
+ * instructions went (the Linux kernel's System.map names them).
  *
  * Output (file given by out=PATH): "snap" lines every ~100 ms of host time (why=tick), at every
  * executed mark instruction (why=mark:K) and at exit (why=exit). A mark is the 8-byte NOP
@@ -71,6 +79,10 @@ struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb
 const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 void *qemu_plugin_insn_haddr(const struct qemu_plugin_insn *insn);
+enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
+char *qemu_plugin_insn_disas(const struct qemu_plugin_insn *insn);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op, void *ptr,
+                                              uint64_t imm);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -80,7 +92,7 @@ enum { C_USER_LOW, C_USER, C_KERNEL, C_XEN, C_OTHER, N_CLASSES };
 static const char *const CLASS_NAMES = "user_low,user,kernel,xen,other";
 
 static int classify(uint64_t va) {
-  if (va < 0x100000000ull) return C_USER_LOW;      /* non-PIE executables, e.g. a static xse2e */
+  if (va < 0x100000000ull) return C_USER_LOW;      /* non-PIE executables: dom0's static busybox, the guest's xse2e */
   if (va < 0x0000800000000000ull) return C_USER;
   if (va >= 0xffff800000000000ull && va < 0xffff880000000000ull) return C_XEN;
   if (va >= 0xffffffff80000000ull) return C_KERNEL; /* kernel text, modules, fixmap */
@@ -94,6 +106,7 @@ enum { PAGE_SLOTS = 4096 };
 /* One vCPU's counters: written by its own thread only, read by the dump thread. */
 typedef struct {
   uint64_t insn[N_CLASSES], tbexec[N_CLASSES], entry[N_CLASSES], modesw[N_CLASSES], cpage[N_CLASSES];
+  uint64_t pause[N_CLASSES];
   uint64_t bucket_insn[N_CLASSES][N_BUCKETS];
   int last_class, last_mode;
   uint64_t epoch;
@@ -102,12 +115,84 @@ typedef struct {
 
 static vcpu_counts *vcpus;
 static int n_vcpus;
-static uint64_t tbtrans[N_CLASSES], transinsn[N_CLASSES], flushes; /* atomics: any vCPU translates */
+static uint64_t tbtrans[N_CLASSES], transinsn[N_CLASSES], retrans[N_CLASSES], flushes; /* atomics */
+
+/* addresses translated so far (retrans): open addressing on vaddr ^ length, under a lock (a boot
+ * translates a few hundred thousand TBs) */
+enum { SEEN_SLOTS = 1 << 22 };
+static uint64_t *seen;
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool seen_before(uint64_t vaddr, size_t n) {
+  uint64_t key = (vaddr << 9 | (n & 511)) | 1; /* 0 marks an empty slot */
+  bool found = false;
+  pthread_mutex_lock(&seen_lock);
+  for (uint64_t i = (key * 0x9e3779b97f4a7c15ull) >> 42, probes = 0; probes < 64; i = (i + 1) & (SEEN_SLOTS - 1), probes++) {
+    if (seen[i] == key) { found = true; break; }
+    if (seen[i] == 0) { seen[i] = key; break; }
+  }
+  pthread_mutex_unlock(&seen_lock);
+  return found;
+}
 static FILE *out;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t tick_ms = 100;
 static volatile bool stopping;
 static pthread_t ticker;
+
+/* hot=1: one record per translated kernel or Xen TB, its executions counted inline (two vCPUs running
+ * the same TB at once may lose a count: a hotspot list, not a total) */
+typedef struct {
+  uint64_t vaddr, execs, dumped;
+  uint32_t n_insns;
+  int cls;
+  char *disas; /* Xen's TBs: their instructions (Xen's image has no symbols), printed once */
+} tb_record;
+static bool hot;
+static tb_record **records;
+static size_t n_records, cap_records;
+static pthread_mutex_t records_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static tb_record *new_record(uint64_t vaddr, size_t n, int cls) {
+  tb_record *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->vaddr = vaddr;
+  r->n_insns = (uint32_t)n;
+  r->cls = cls;
+  pthread_mutex_lock(&records_lock);
+  if (n_records == cap_records) {
+    size_t cap = cap_records ? cap_records * 2 : 65536;
+    tb_record **grown = realloc(records, cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&records_lock);
+      free(r);
+      return NULL;
+    }
+    records = grown;
+    cap_records = cap;
+  }
+  records[n_records++] = r;
+  pthread_mutex_unlock(&records_lock);
+  return r;
+}
+
+/* the records executed since the last dump (called with out_lock held) */
+static void dump_records(void) {
+  pthread_mutex_lock(&records_lock);
+  for (size_t i = 0; i < n_records; i++) {
+    tb_record *r = records[i];
+    uint64_t e = __atomic_load_n(&r->execs, __ATOMIC_RELAXED);
+    if (e == r->dumped) continue;
+    fprintf(out, "tb %zu %d %" PRIx64 " %u %" PRIu64 "\n", i, r->cls, r->vaddr, r->n_insns, e);
+    if (r->disas) {
+      fprintf(out, "tbdis %zu %s\n", i, r->disas);
+      free(r->disas);
+      r->disas = NULL;
+    }
+    r->dumped = e;
+  }
+  pthread_mutex_unlock(&records_lock);
+}
 
 /* guest RAM's host mapping: the largest private read-write anonymous mapping of QEMU's process
  * once the machine runs (QEMU's code buffer is executable, ROMs are small) */
@@ -167,16 +252,18 @@ static void put_row(const char *name, const uint64_t *v) {
 /* One snapshot line; with_buckets adds instructions per class and guest-RAM bucket. */
 static void snapshot(const char *why, bool with_buckets) {
   uint64_t insn[N_CLASSES], tbexec[N_CLASSES], entry[N_CLASSES], modesw[N_CLASSES], cpage[N_CLASSES];
-  uint64_t tr[N_CLASSES], ti[N_CLASSES];
+  uint64_t pause[N_CLASSES], tr[N_CLASSES], ti[N_CLASSES], rt[N_CLASSES];
   uint64_t t = now_ns();
   SUM_FIELD(insn, insn);
   SUM_FIELD(tbexec, tbexec);
   SUM_FIELD(entry, entry);
   SUM_FIELD(modesw, modesw);
   SUM_FIELD(cpage, cpage);
+  SUM_FIELD(pause, pause);
   for (int c = 0; c < N_CLASSES; c++) {
     tr[c] = load(&tbtrans[c]);
     ti[c] = load(&transinsn[c]);
+    rt[c] = load(&retrans[c]);
   }
   pthread_mutex_lock(&out_lock);
   if (out) {
@@ -185,9 +272,11 @@ static void snapshot(const char *why, bool with_buckets) {
     put_row("tbexec", tbexec);
     put_row("tbtrans", tr);
     put_row("transinsn", ti);
+    put_row("retrans", rt);
     put_row("entry", entry);
     put_row("modesw", modesw);
     put_row("cpage", cpage);
+    put_row("pause", pause);
     fprintf(out, " flushes=%" PRIu64, load(&flushes));
     if (with_buckets) {
       for (int c = 0; c < N_CLASSES; c++) {
@@ -200,6 +289,7 @@ static void snapshot(const char *why, bool with_buckets) {
       }
     }
     fputc('\n', out);
+    if (with_buckets && hot) dump_records();
     fflush(out);
   }
   pthread_mutex_unlock(&out_lock);
@@ -240,6 +330,10 @@ static void on_tb_exec(unsigned int vcpu_index, void *udata) {
   v->last_class = cls;
 }
 
+static void on_pause(unsigned int vcpu_index, void *udata) {
+  if ((int)vcpu_index < n_vcpus) bump(&vcpus[vcpu_index].pause[(uintptr_t)udata], 1);
+}
+
 static void on_mark(unsigned int vcpu_index, void *udata) {
   char why[32];
   (void)vcpu_index;
@@ -257,11 +351,33 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
   int bucket = n > 0 ? bucket_of(qemu_plugin_insn_haddr(qemu_plugin_tb_get_insn(tb, 0))) : NO_BUCKET;
   __atomic_fetch_add(&tbtrans[cls], 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&transinsn[cls], n, __ATOMIC_RELAXED);
+  if (seen_before(va, n)) __atomic_fetch_add(&retrans[cls], 1, __ATOMIC_RELAXED);
   qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, pack(cls, n, bucket, va));
+  if (hot && (cls == C_KERNEL || cls == C_XEN)) {
+    tb_record *r = new_record(va, n, cls);
+    if (r) qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &r->execs, 1);
+    if (r && cls == C_XEN) {
+      char buf[512];
+      size_t used = 0;
+      for (size_t i = 0; i < n && used < sizeof buf - 1; i++) {
+        char *d = qemu_plugin_insn_disas(qemu_plugin_tb_get_insn(tb, i));
+        int w = snprintf(buf + used, sizeof buf - used, "%s%s", i ? "; " : "", d ? d : "?");
+        free(d);
+        if (w < 0) break;
+        used += (size_t)w;
+      }
+      buf[sizeof buf - 1] = '\0';
+      r->disas = strdup(buf);
+    }
+  }
   for (size_t i = 0; i < n; i++) {
     struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
     const uint8_t *d = qemu_plugin_insn_data(insn);
-    if (qemu_plugin_insn_size(insn) == 8 && memcmp(d, MARK_PREFIX, 4) == 0 && memcmp(d + 5, MARK_SUFFIX, 3) == 0) {
+    size_t len = qemu_plugin_insn_size(insn);
+    if (len == 2 && d[0] == 0xf3 && d[1] == 0x90) {
+      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_pause, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)cls);
+    }
+    if (len == 8 && memcmp(d, MARK_PREFIX, 4) == 0 && memcmp(d + 5, MARK_SUFFIX, 3) == 0) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)d[4]);
     }
   }
@@ -300,8 +416,9 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
   for (int i = 0; i < argc; i++) {
     if (strncmp(argv[i], "out=", 4) == 0) path = argv[i] + 4;
     else if (strncmp(argv[i], "tick_ms=", 8) == 0) tick_ms = strtoull(argv[i] + 8, NULL, 10);
+    else if (strcmp(argv[i], "hot=1") == 0) hot = true;
     else {
-      fprintf(stderr, "tcgcount: unknown argument %s (out=PATH, tick_ms=N)\n", argv[i]);
+      fprintf(stderr, "tcgcount: unknown argument %s (out=PATH, tick_ms=N, hot=1)\n", argv[i]);
       return -1;
     }
   }
@@ -314,6 +431,8 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
     perror(path);
     return -1;
   }
+  seen = calloc(SEEN_SLOTS, sizeof *seen);
+  if (!seen) return -1;
   n_vcpus = info->system.max_vcpus;
   vcpus = aligned_alloc(64, sizeof(vcpu_counts) * (size_t)n_vcpus);
   if (!vcpus) return -1;
