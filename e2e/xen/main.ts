@@ -37,7 +37,7 @@ import { onPath, run } from "./proc.ts";
 import { type BootLog, parseSerialLog } from "./serial_log.ts";
 import { benchTable, type BootReport, reportScenario } from "./report.ts";
 import { perfTable } from "./perf_report.ts";
-import { parseSystemMap, parseTcgCounts, type TcgBoot, tcgTable } from "./tcg_counts.ts";
+import { parseTcgCounts, type TcgBoot, tcgTable } from "./tcg_counts.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const PLAN_SCENARIOS: Record<string, string[]> = {
@@ -282,16 +282,6 @@ async function bootRetrying(...args: Parameters<typeof boot>): Promise<BootResul
   }
 }
 
-/** The Linux kernel's System.map from the Debian sysroot build.sh unpacked (dom0's and the guests' kernel). */
-async function kernelSymbols(buildDir: string): Promise<ReturnType<typeof parseSystemMap>> {
-  const dir = `${buildDir}/sysroot/boot`;
-  if (!(await exists(dir))) return [];
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith("System.map-")) return parseSystemMap(await Deno.readTextFile(`${dir}/${e.name}`));
-  }
-  return [];
-}
-
 /** The plan B boots' tcgcount files (--tcg-counts), with the READs of each of the guest's windows. */
 async function tcgBoots(reports: readonly (BootReport & { tcgCountsPath?: string })[]): Promise<TcgBoot[]> {
   const out: TcgBoot[] = [];
@@ -426,7 +416,7 @@ async function main(): Promise<number> {
   for (const line of benchTable(reports)) console.log(line);
   for (const line of perfTable(reports)) console.log(line);
   if (o.tcgCounts) {
-    for (const line of tcgTable(await tcgBoots(reports), await kernelSymbols(o.buildDir))) console.log(line);
+    for (const line of tcgTable(await tcgBoots(reports))) console.log(line);
   }
   console.log(`== total ${el()} s`);
   console.log(`${passed} passed, ${failed} failed`);

@@ -30,6 +30,15 @@ export interface TcgSnapshot {
   readonly buckets?: readonly (readonly number[])[];
   /** hot=1, marks and exit only: the kernel and Xen TBs executed since the previous such snapshot. */
   readonly tbs?: readonly TbLine[];
+  /** hot=1, marks and exit only: user-space code translated again since the previous such snapshot. */
+  readonly again?: readonly AgainLine[];
+}
+
+/** A user-space address (and TB length) QEMU translated again: how often so far. */
+export interface AgainLine {
+  readonly vaddr: bigint;
+  readonly insns: number;
+  readonly times: number;
 }
 
 /** One translated kernel or Xen TB (plugin argument hot=1), its executions so far. */
@@ -40,6 +49,8 @@ export interface TbLine {
   readonly vaddr: bigint;
   readonly insns: number;
   readonly execs: number;
+  /** Spin-waits begun at a PAUSE in this TB, so far (0 from plugins before they were counted). */
+  readonly spins: number;
 }
 
 export interface TcgCounts {
@@ -59,7 +70,7 @@ export const MARK = { readsBegin: 1, readsEnd: 2, idleBegin: 3, idleEnd: 4 } as 
 /** The counters of a snapshot line, in the order the report prints them. */
 export const COUNTERS = ["insn", "tbexec", "tbtrans", "transinsn", "entry", "modesw", "cpage"] as const;
 /** Counters a later plugin added: zero when a file lacks them. */
-const LATER_COUNTERS = ["pause", "retrans"] as const;
+const LATER_COUNTERS = ["pause", "spins", "retrans"] as const;
 
 const numbers = (s: string) => s.split(",").map(Number);
 
@@ -70,14 +81,20 @@ export function parseTcgCounts(text: string): TcgParseResult {
   const classes = head[1].split(",");
   const snapshots: TcgSnapshot[] = [];
   let tbs: TbLine[] | undefined;
+  let again: AgainLine[] | undefined;
   const disassembly = new Map<number, string>();
   for (const [i, line] of lines.slice(1).entries()) {
+    const rt = /^rt ([0-9a-f]+) (\d+) (\d+)$/.exec(line);
+    if (rt && again) {
+      again.push({ vaddr: BigInt(`0x${rt[1]}`), insns: Number(rt[2]), times: Number(rt[3]) });
+      continue;
+    }
     const dis = /^tbdis (\d+) (.*)$/.exec(line);
     if (dis) {
       disassembly.set(Number(dis[1]), dis[2]);
       continue;
     }
-    const tb = /^tb (\d+) (\d+) ([0-9a-f]+) (\d+) (\d+)$/.exec(line);
+    const tb = /^tb (\d+) (\d+) ([0-9a-f]+) (\d+) (\d+)(?: (\d+))?$/.exec(line);
     if (tb && tbs) {
       tbs.push({
         id: Number(tb[1]),
@@ -85,6 +102,7 @@ export function parseTcgCounts(text: string): TcgParseResult {
         vaddr: BigInt(`0x${tb[3]}`),
         insns: Number(tb[4]),
         execs: Number(tb[5]),
+        spins: Number(tb[6] ?? 0),
       });
       continue;
     }
@@ -106,6 +124,7 @@ export function parseTcgCounts(text: string): TcgParseResult {
       : undefined;
     const [kind, mark] = why!.split(":");
     tbs = buckets ? [] : undefined;
+    again = buckets ? [] : undefined;
     snapshots.push({
       tMs: Number(BigInt(t!) / 1000n) / 1000,
       why: kind,
@@ -114,6 +133,7 @@ export function parseTcgCounts(text: string): TcgParseResult {
       flushes: Number(fields.get("flushes")),
       buckets,
       tbs,
+      again,
     });
   }
   return { ok: true, counts: { classes, bucketShift: Number(head[2]), snapshots, disassembly } };
@@ -168,6 +188,8 @@ export interface HotTb {
   readonly cls: string;
   readonly vaddr: bigint;
   readonly insns: number;
+  /** Spin-waits begun in it. */
+  readonly spins: number;
   /** Xen's TBs: their instructions, as QEMU disassembled them. */
   readonly disassembly?: string;
 }
@@ -183,6 +205,7 @@ export function hotTbs(counts: TcgCounts, w: TcgWindow): HotTb[] {
   const byAddr = new Map<string, HotTb>();
   for (const [id, t] of after) {
     const insns = (t.execs - (before.get(id)?.execs ?? 0)) * t.insns;
+    const spins = t.spins - (before.get(id)?.spins ?? 0);
     if (insns <= 0) continue;
     const key = `${t.cls}:${t.vaddr}`;
     const prev = byAddr.get(key);
@@ -190,33 +213,34 @@ export function hotTbs(counts: TcgCounts, w: TcgWindow): HotTb[] {
       cls: counts.classes[t.cls],
       vaddr: t.vaddr,
       insns: (prev?.insns ?? 0) + insns,
+      spins: (prev?.spins ?? 0) + spins,
       disassembly: prev?.disassembly ?? counts.disassembly.get(id),
     });
   }
   return [...byAddr.values()].sort((a, b) => b.insns - a.insns);
 }
 
-/** A System.map's text symbols, sorted, to name kernel addresses. */
-export function parseSystemMap(text: string): { addr: bigint; name: string }[] {
-  return text.split("\n")
-    .map((l) => /^([0-9a-f]{16}) [tTwW] (\S+)/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ addr: BigInt(`0x${m[1]}`), name: m[2] }))
-    .sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
-}
-
-/** The symbol an address is in ("name+0xoff"), or its hex when before the first symbol. */
-export function symbolize(symbols: readonly { addr: bigint; name: string }[], addr: bigint): string {
-  let lo = 0, hi = symbols.length - 1, found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (symbols[mid].addr <= addr) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  if (found < 0) return `0x${addr.toString(16)}`;
-  return `${symbols[found].name}+0x${(addr - symbols[found].addr).toString(16)}`;
+/**
+ * The user-space code a window translated again (hot=1), by address: how many times within the window.
+ * Many addresses once each is a page of code invalidated once (new code written beside it); a few
+ * addresses many times is the same code invalidated over and over.
+ */
+export function translatedAgain(
+  counts: TcgCounts,
+  w: TcgWindow,
+): { vaddr: bigint; insns: number; times: number }[] {
+  const at = (upTo: number) => {
+    const times = new Map<string, AgainLine>();
+    for (const s of counts.snapshots.slice(0, upTo + 1)) {
+      for (const a of s.again ?? []) times.set(`${a.vaddr}:${a.insns}`, a);
+    }
+    return times;
+  };
+  const before = at(w.from);
+  return [...at(w.to)]
+    .map(([key, a]) => ({ vaddr: a.vaddr, insns: a.insns, times: a.times - (before.get(key)?.times ?? 0) }))
+    .filter((a) => a.times > 0)
+    .sort((a, b) => b.times - a.times);
 }
 
 /** A boot's counts with the READs of each of its READ windows (plan B: 200, 1000, 1000). */
@@ -225,9 +249,6 @@ export interface TcgBoot {
   readonly counts: TcgCounts;
   readonly readsPerWindow: readonly number[];
 }
-
-/** The kernel's text symbols (parseSystemMap): the hot list names kernel functions. */
-type Symbols = readonly { addr: bigint; name: string }[];
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -277,6 +298,7 @@ const ROWS: Row[] = [
   },
   { label: "PAUSE executed (spin-waits)", value: total("pause") },
   { label: "  in Xen", value: byClass("pause", "xen") },
+  { label: "spin-waits begun (PAUSE loops entered)", value: total("spins") },
   { label: "code-cache flushes", value: (w) => w.flushes },
 ];
 
@@ -305,7 +327,7 @@ function labelled(boot: TcgBoot): { label: string; w: TcgWindow; per: number }[]
  * dxenstored's ratio to and difference from the first reference; then the idle window per second and
  * what that background adds per READ.
  */
-export function tcgTable(boots: readonly TcgBoot[], kernelSymbols: Symbols = []): string[] {
+export function tcgTable(boots: readonly TcgBoot[]): string[] {
   if (boots.length === 0) return [];
   const perBoot = boots.map((b) => ({ boot: b, windows: labelled(b) }));
   const dx = perBoot.find((p) => p.boot.xsd === "dxenstored");
@@ -353,16 +375,40 @@ export function tcgTable(boots: readonly TcgBoot[], kernelSymbols: Symbols = [])
     }
   }
   out.push(...bucketLines(perBoot));
-  out.push(...hotLines(perBoot, kernelSymbols));
+  out.push(...hotLines(perBoot));
+  out.push(...againLines(perBoot));
   return out;
 }
 
-/** Window 1's kernel functions and Xen TBs by instructions per READ, the top HOT_ROWS of each. */
+/** Window 1's user-space code translated again: how spread over addresses, and the 64 KiB regions most hit. */
+function againLines(perBoot: readonly { boot: TcgBoot; windows: ReturnType<typeof labelled> }[]): string[] {
+  const out: string[] = [];
+  for (const p of perBoot) {
+    const w = p.windows.find((x) => x.label === "window 1");
+    if (!w || !p.boot.counts.snapshots[w.w.to].again) continue;
+    const again = translatedAgain(p.boot.counts, w.w);
+    const total = sum(again.map((a) => a.times));
+    const once = again.filter((a) => a.times === 1).length;
+    const regions = new Map<bigint, number>();
+    for (const a of again) regions.set(a.vaddr >> 16n, (regions.get(a.vaddr >> 16n) ?? 0) + a.times);
+    const top = [...regions].sort((a, b) => b[1] - a[1]).slice(0, 6)
+      .map(([r, n]) => `0x${(r << 16n).toString(16)} ${n}`);
+    out.push(
+      `  ${p.boot.xsd}, window 1: user code translated again ${total} times at ${again.length} addresses ` +
+        `(${once} of them once; most at one address: ${again[0]?.times ?? 0}); by 64 KiB region: ${
+          top.join(", ")
+        }`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Window 1's kernel and Xen TBs by instructions per READ, the top HOT_ROWS of each (Xen's with their
+ * instructions: neither Xen's image nor Debian's System.map carry symbols).
+ */
 const HOT_ROWS = 12;
-function hotLines(
-  perBoot: readonly { boot: TcgBoot; windows: ReturnType<typeof labelled> }[],
-  symbols: Symbols,
-): string[] {
+function hotLines(perBoot: readonly { boot: TcgBoot; windows: ReturnType<typeof labelled> }[]): string[] {
   const out: string[] = [];
   for (const p of perBoot) {
     const w = p.windows.find((x) => x.label === "window 1");
@@ -371,9 +417,10 @@ function hotLines(
     for (const cls of ["kernel", "xen"]) {
       const byName = new Map<string, number>();
       for (const t of hot.filter((t) => t.cls === cls)) {
-        const name = cls === "kernel" && symbols.length > 0
-          ? symbolize(symbols, t.vaddr).replace(/\+0x[0-9a-f]+$/, "")
-          : `0x${t.vaddr.toString(16)}${t.disassembly ? `  ${t.disassembly.slice(0, 90)}` : ""}`;
+        const spins = t.spins > 0 ? `  [${fmt(t.spins / w.per)} spin-waits begun]` : "";
+        const name = `0x${t.vaddr.toString(16)}${
+          t.disassembly ? `  ${t.disassembly.slice(0, 90)}` : ""
+        }${spins}`;
         byName.set(name, (byName.get(name) ?? 0) + t.insns);
       }
       const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, HOT_ROWS);

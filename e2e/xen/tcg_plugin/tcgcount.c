@@ -16,6 +16,8 @@
  *   cpage     code pages entered for the first time since the vCPU's last mode switch (a proxy
  *             for the instruction-side soft-TLB refills those switches cost)
  *   pause     PAUSE instructions executed (spin-wait loops: time, not work)
+ *   spins     spin-waits: PAUSEs more than SPIN_GAP TB executions after the vCPU's previous one (how
+ *             often a vCPU waited for the other, whatever the wait lasted)
  *   retrans   translations of a TB at an address (and of a length) translated before: code QEMU
  *             threw away and translated again (a write to its page, a code-cache flush), where the
  *             rest of tbtrans is code seen for the first time
@@ -23,8 +25,11 @@
  * physical address (which domain's memory the code is in: dom0's and a guest's kernels share
  * their virtual addresses).
  *
- * With hot=1, every mark also writes a "tb" line per kernel or Xen TB executed since the previous mark
- * (record number, class, virtual address, instructions, cumulative executions): where a window's kernel and Xen
+ * With hot=1, every mark also writes an "rt" line per user-space address translated again since the previous
+ * mark (virtual address, instructions, cumulative translations again: one invalidation of a page's code,
+ * or the same code invalidated over and over), and a "tb" line per kernel or Xen TB executed since the previous mark
+ * (record number, class, virtual address, instructions, cumulative executions, cumulative spin-waits
+ * begun at a PAUSE in it): where a window's kernel and Xen
  * instructions went (the Linux kernel's System.map names them).
  *
  * Output (file given by out=PATH): "snap" lines every ~100 ms of host time (why=tick), at every
@@ -106,7 +111,8 @@ enum { PAGE_SLOTS = 4096 };
 /* One vCPU's counters: written by its own thread only, read by the dump thread. */
 typedef struct {
   uint64_t insn[N_CLASSES], tbexec[N_CLASSES], entry[N_CLASSES], modesw[N_CLASSES], cpage[N_CLASSES];
-  uint64_t pause[N_CLASSES];
+  uint64_t pause[N_CLASSES], spins[N_CLASSES];
+  uint64_t tbs_run, tbs_at_pause;
   uint64_t bucket_insn[N_CLASSES][N_BUCKETS];
   int last_class, last_mode;
   uint64_t epoch;
@@ -120,19 +126,37 @@ static uint64_t tbtrans[N_CLASSES], transinsn[N_CLASSES], retrans[N_CLASSES], fl
 /* addresses translated so far (retrans): open addressing on vaddr ^ length, under a lock (a boot
  * translates a few hundred thousand TBs) */
 enum { SEEN_SLOTS = 1 << 22 };
+static FILE *out; /* defined with the output's lock below */
 static uint64_t *seen;
+static uint32_t *seen_again, *seen_again_dumped; /* hot=1: user-space translations again, per slot */
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool seen_before(uint64_t vaddr, size_t n) {
-  uint64_t key = (vaddr << 9 | (n & 511)) | 1; /* 0 marks an empty slot */
+static bool seen_before(uint64_t vaddr, size_t n, bool count_again) {
+  uint64_t key = vaddr << 10 | (n & 511) << 1 | 1; /* 0 marks an empty slot */
   bool found = false;
   pthread_mutex_lock(&seen_lock);
   for (uint64_t i = (key * 0x9e3779b97f4a7c15ull) >> 42, probes = 0; probes < 64; i = (i + 1) & (SEEN_SLOTS - 1), probes++) {
-    if (seen[i] == key) { found = true; break; }
+    if (seen[i] == key) {
+      found = true;
+      if (count_again && seen_again) seen_again[i]++;
+      break;
+    }
     if (seen[i] == 0) { seen[i] = key; break; }
   }
   pthread_mutex_unlock(&seen_lock);
   return found;
+}
+
+/* hot=1: the user-space addresses translated again since the last dump (called with out_lock held) */
+static void dump_again(void) {
+  if (!seen_again) return;
+  pthread_mutex_lock(&seen_lock);
+  for (size_t i = 0; i < SEEN_SLOTS; i++) {
+    if (seen_again[i] == seen_again_dumped[i]) continue;
+    fprintf(out, "rt %" PRIx64 " %u %u\n", seen[i] >> 10, (unsigned)(seen[i] >> 1 & 511), seen_again[i]);
+    seen_again_dumped[i] = seen_again[i];
+  }
+  pthread_mutex_unlock(&seen_lock);
 }
 static FILE *out;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -143,7 +167,7 @@ static pthread_t ticker;
 /* hot=1: one record per translated kernel or Xen TB, its executions counted inline (two vCPUs running
  * the same TB at once may lose a count: a hotspot list, not a total) */
 typedef struct {
-  uint64_t vaddr, execs, dumped;
+  uint64_t vaddr, execs, dumped, spins;
   uint32_t n_insns;
   int cls;
   char *disas; /* Xen's TBs: their instructions (Xen's image has no symbols), printed once */
@@ -183,7 +207,8 @@ static void dump_records(void) {
     tb_record *r = records[i];
     uint64_t e = __atomic_load_n(&r->execs, __ATOMIC_RELAXED);
     if (e == r->dumped) continue;
-    fprintf(out, "tb %zu %d %" PRIx64 " %u %" PRIu64 "\n", i, r->cls, r->vaddr, r->n_insns, e);
+    fprintf(out, "tb %zu %d %" PRIx64 " %u %" PRIu64 " %" PRIu64 "\n", i, r->cls, r->vaddr, r->n_insns, e,
+            __atomic_load_n(&r->spins, __ATOMIC_RELAXED));
     if (r->disas) {
       fprintf(out, "tbdis %zu %s\n", i, r->disas);
       free(r->disas);
@@ -252,7 +277,7 @@ static void put_row(const char *name, const uint64_t *v) {
 /* One snapshot line; with_buckets adds instructions per class and guest-RAM bucket. */
 static void snapshot(const char *why, bool with_buckets) {
   uint64_t insn[N_CLASSES], tbexec[N_CLASSES], entry[N_CLASSES], modesw[N_CLASSES], cpage[N_CLASSES];
-  uint64_t pause[N_CLASSES], tr[N_CLASSES], ti[N_CLASSES], rt[N_CLASSES];
+  uint64_t pause[N_CLASSES], spins[N_CLASSES], tr[N_CLASSES], ti[N_CLASSES], rt[N_CLASSES];
   uint64_t t = now_ns();
   SUM_FIELD(insn, insn);
   SUM_FIELD(tbexec, tbexec);
@@ -260,6 +285,7 @@ static void snapshot(const char *why, bool with_buckets) {
   SUM_FIELD(modesw, modesw);
   SUM_FIELD(cpage, cpage);
   SUM_FIELD(pause, pause);
+  SUM_FIELD(spins, spins);
   for (int c = 0; c < N_CLASSES; c++) {
     tr[c] = load(&tbtrans[c]);
     ti[c] = load(&transinsn[c]);
@@ -277,6 +303,7 @@ static void snapshot(const char *why, bool with_buckets) {
     put_row("modesw", modesw);
     put_row("cpage", cpage);
     put_row("pause", pause);
+    put_row("spins", spins);
     fprintf(out, " flushes=%" PRIu64, load(&flushes));
     if (with_buckets) {
       for (int c = 0; c < N_CLASSES; c++) {
@@ -289,7 +316,10 @@ static void snapshot(const char *why, bool with_buckets) {
       }
     }
     fputc('\n', out);
-    if (with_buckets && hot) dump_records();
+    if (with_buckets && hot) {
+      dump_records();
+      dump_again();
+    }
     fflush(out);
   }
   pthread_mutex_unlock(&out_lock);
@@ -308,6 +338,7 @@ static void on_tb_exec(unsigned int vcpu_index, void *udata) {
   uint64_t u = (uint64_t)(uintptr_t)udata;
   int cls = (int)(u & 7), bucket = (int)(u >> 13 & 63);
   uint64_t n = u >> 3 & 1023, page = u >> 19;
+  v->tbs_run++;
   bump(&v->insn[cls], n);
   bump(&v->tbexec[cls], 1);
   bump(&v->bucket_insn[cls][bucket], n);
@@ -330,8 +361,25 @@ static void on_tb_exec(unsigned int vcpu_index, void *udata) {
   v->last_class = cls;
 }
 
-static void on_pause(unsigned int vcpu_index, void *udata) {
-  if ((int)vcpu_index < n_vcpus) bump(&vcpus[vcpu_index].pause[(uintptr_t)udata], 1);
+/* A spin loop's iteration is a few TBs (a lock's: 2; a wait on a CPU mask: about 8); more than this
+ * since the previous PAUSE and the vCPU did something else in between. */
+enum { SPIN_GAP = 64 };
+
+static bool count_pause(unsigned int vcpu_index, int cls) {
+  if ((int)vcpu_index >= n_vcpus) return false;
+  vcpu_counts *v = &vcpus[vcpu_index];
+  bump(&v->pause[cls], 1);
+  bool begins = v->tbs_run - v->tbs_at_pause > SPIN_GAP;
+  if (begins) bump(&v->spins[cls], 1);
+  v->tbs_at_pause = v->tbs_run;
+  return begins;
+}
+
+static void on_pause(unsigned int vcpu_index, void *udata) { count_pause(vcpu_index, (int)(uintptr_t)udata); }
+
+static void on_pause_in_record(unsigned int vcpu_index, void *udata) {
+  tb_record *r = udata;
+  if (count_pause(vcpu_index, r->cls)) __atomic_fetch_add(&r->spins, 1, __ATOMIC_RELAXED);
 }
 
 static void on_mark(unsigned int vcpu_index, void *udata) {
@@ -351,10 +399,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
   int bucket = n > 0 ? bucket_of(qemu_plugin_insn_haddr(qemu_plugin_tb_get_insn(tb, 0))) : NO_BUCKET;
   __atomic_fetch_add(&tbtrans[cls], 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&transinsn[cls], n, __ATOMIC_RELAXED);
-  if (seen_before(va, n)) __atomic_fetch_add(&retrans[cls], 1, __ATOMIC_RELAXED);
+  if (seen_before(va, n, cls == C_USER || cls == C_USER_LOW)) __atomic_fetch_add(&retrans[cls], 1, __ATOMIC_RELAXED);
   qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, pack(cls, n, bucket, va));
+  tb_record *r = NULL;
   if (hot && (cls == C_KERNEL || cls == C_XEN)) {
-    tb_record *r = new_record(va, n, cls);
+    r = new_record(va, n, cls);
     if (r) qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &r->execs, 1);
     if (r && cls == C_XEN) {
       char buf[512];
@@ -375,7 +424,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     const uint8_t *d = qemu_plugin_insn_data(insn);
     size_t len = qemu_plugin_insn_size(insn);
     if (len == 2 && d[0] == 0xf3 && d[1] == 0x90) {
-      qemu_plugin_register_vcpu_insn_exec_cb(insn, on_pause, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)cls);
+      if (r) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_pause_in_record, QEMU_PLUGIN_CB_NO_REGS, r);
+      else qemu_plugin_register_vcpu_insn_exec_cb(insn, on_pause, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)cls);
     }
     if (len == 8 && memcmp(d, MARK_PREFIX, 4) == 0 && memcmp(d + 5, MARK_SUFFIX, 3) == 0) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)d[4]);
@@ -433,6 +483,11 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
   }
   seen = calloc(SEEN_SLOTS, sizeof *seen);
   if (!seen) return -1;
+  if (hot) {
+    seen_again = calloc(SEEN_SLOTS, sizeof *seen_again);
+    seen_again_dumped = calloc(SEEN_SLOTS, sizeof *seen_again_dumped);
+    if (!seen_again || !seen_again_dumped) return -1;
+  }
   n_vcpus = info->system.max_vcpus;
   vcpus = aligned_alloc(64, sizeof(vcpu_counts) * (size_t)n_vcpus);
   if (!vcpus) return -1;

@@ -2,7 +2,14 @@
 // windows, per-READ counts and the report's ratios (e2e/xen/tcg_counts.ts). Lines are shaped like the
 // plugin writes them; no QEMU needed.
 import { deepEqual, equal, ok } from "../../helpers/assert.ts";
-import { parseTcgCounts, type TcgCounts, tcgTable, tcgWindows } from "../../../e2e/xen/tcg_counts.ts";
+import {
+  hotTbs,
+  parseTcgCounts,
+  type TcgCounts,
+  tcgTable,
+  tcgWindows,
+  translatedAgain,
+} from "../../../e2e/xen/tcg_counts.ts";
 
 const HEAD =
   "tcgcount v1 target=x86_64 vcpus=2 classes=user_low,user,kernel,xen,other buckets=4 bucket_shift=26 tick_ms=100";
@@ -98,4 +105,31 @@ Deno.test("tcgcount: the report gives per-READ counts, dx/ref and dx-ref, and th
   ok(lines.some((l) => l.startsWith("  idle: per second")));
   ok(lines.some((l) => l.includes("kernel: @0M 200")), lines.join("\n"));
   ok(!lines.some((l) => l.includes("warm-up")), "the warm-up window is not reported");
+});
+
+Deno.test("tcgcount: hot TBs and code translated again, per window (hot=1)", () => {
+  const c = parsed([
+    HEAD,
+    snap(0, "mark:1", [0, 0, 0, 0, 0]),
+    "tb 0 3 ffff82d040230ac0 1 100 4", // a Xen TB (a PAUSE) executed 100 times so far, 4 spin-waits begun
+    "tbdis 0 pause ",
+    "tb 1 2 ffffffff8107edf0 5 10 0",
+    "rt 7f0000001000 3 2", // user code translated again twice so far
+    snap(1000, "mark:2", [0, 0, 0, 0, 0]),
+    "tb 0 3 ffff82d040230ac0 1 700 10",
+    "tb 2 3 ffff82d040230ac0 1 50 1", // the same address translated again: summed
+    "rt 7f0000001000 3 5",
+    "rt 7f0000002000 4 1",
+  ]);
+  const [w] = tcgWindows(c);
+  const hot = hotTbs(c, w);
+  equal(hot.length, 1, "the kernel TB did not run in the window");
+  equal(hot[0].cls, "xen");
+  equal(hot[0].insns, 650);
+  equal(hot[0].spins, 7);
+  equal(hot[0].disassembly, "pause ");
+  deepEqual(
+    translatedAgain(c, w).map((a) => [a.vaddr.toString(16), a.times]),
+    [["7f0000001000", 3], ["7f0000002000", 1]],
+  );
 });
