@@ -243,6 +243,23 @@ export function translatedAgain(
     .sort((a, b) => b.times - a.times);
 }
 
+/**
+ * Of hot TBs, the instructions of spin loops: TBs that begin with a PAUSE, the TB right after one (QEMU
+ * ends a TB at a PAUSE: the loop's test starts the next), and TBs whose last instruction jumps back to
+ * one. A wait loop's callees (a CPU-mask test, say) are not counted: a lower bound.
+ */
+export function spinInstructions(hot: readonly HotTb[]): number {
+  const pauses = new Set(hot.filter((t) => t.disassembly?.startsWith("pause")).map((t) => t.vaddr));
+  const jumpsBack = (d: string) => {
+    const m = /j[a-z]+ 0x([0-9a-f]+)$/.exec(d.trim());
+    return m !== null && pauses.has(BigInt(`0x${m[1]}`));
+  };
+  return sum(
+    hot.filter((t) => pauses.has(t.vaddr) || pauses.has(t.vaddr - 2n) || jumpsBack(t.disassembly ?? ""))
+      .map((t) => t.insns),
+  );
+}
+
 /** A boot's counts with the READs of each of its READ windows (plan B: 200, 1000, 1000). */
 export interface TcgBoot {
   readonly xsd: string;
@@ -414,6 +431,11 @@ function hotLines(perBoot: readonly { boot: TcgBoot; windows: ReturnType<typeof 
     const w = p.windows.find((x) => x.label === "window 1");
     if (!w || !p.boot.counts.snapshots[w.w.to].tbs) continue;
     const hot = hotTbs(p.boot.counts, w.w);
+    const xen = hot.filter((t) => t.cls === "xen");
+    out.push(
+      `  ${p.boot.xsd}, window 1: Xen's instructions per READ in spin loops (at least): ` +
+        `${fmt(spinInstructions(xen) / w.per)} of ${fmt(sum(xen.map((t) => t.insns)) / w.per)}`,
+    );
     for (const cls of ["kernel", "xen"]) {
       const byName = new Map<string, number>();
       for (const t of hot.filter((t) => t.cls === cls)) {

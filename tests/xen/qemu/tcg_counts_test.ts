@@ -5,6 +5,7 @@ import { deepEqual, equal, ok } from "../../helpers/assert.ts";
 import {
   hotTbs,
   parseTcgCounts,
+  spinInstructions,
   type TcgCounts,
   tcgTable,
   tcgWindows,
@@ -132,4 +133,24 @@ Deno.test("tcgcount: hot TBs and code translated again, per window (hot=1)", () 
     translatedAgain(c, w).map((a) => [a.vaddr.toString(16), a.times]),
     [["7f0000001000", 3], ["7f0000002000", 1]],
   );
+});
+
+Deno.test("tcgcount: spin-loop instructions: PAUSE TBs, the TB after one, branches back to one", () => {
+  const tb = (vaddr: bigint, insns: number, disassembly: string) => ({
+    cls: "xen",
+    vaddr,
+    insns,
+    spins: 0,
+    disassembly,
+  });
+  const hot = [
+    tb(0x100n, 10, "pause "),
+    tb(0x102n, 30, "movw (%rdi), %ax; cmpw %ax, %dx; jne 0x100"), // after the PAUSE and back to it
+    tb(0x200n, 5, "pause "),
+    tb(0x202n, 7, "movl 0x13e140(%rip), %esi; callq 0x300"), // after a PAUSE: the mask wait's call
+    tb(0x210n, 2, "testl %eax, %eax; je 0x200"), // back to a PAUSE
+    tb(0x300n, 40, "testl %esi, %esi; retq"), // the callee: not counted
+    tb(0x400n, 1000, "movq %rsp, %rax; jne 0x500"), // other work
+  ];
+  equal(spinInstructions(hot), 54);
 });
