@@ -94,8 +94,8 @@ wait_guest() {
 }
 # wait_guest_quiet NAME PATTERN SECONDS: wait_guest without its five forks every 0.2 s: busybox's
 # tail -f looks at the log once a second and the shell's own read matches its lines. Plan B waits so
-# through its guest's benchmark: wait_guest's polling was most of what the machine emulated during
-# the benchmark's windows (e2e:xen --tcg-counts; docs/domains.md, "What TCG emulates per guest READ").
+# through its guest's benchmark: wait_guest's forks were a steady load on the machine during the
+# benchmark's windows (e2e:xen --tcg-counts; docs/domains.md, "What TCG emulates per guest READ").
 wait_guest_quiet() {
   local f=/var/log/xen/console/guest-$1.log q=/tmp/wait-$1.fifo tp l rc=1
   rm -f $q && mkfifo $q || { wait_guest "$@"; return; }
