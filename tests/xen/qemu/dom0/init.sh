@@ -92,22 +92,6 @@ wait_guest() {
   done
   pump; return 1
 }
-# wait_guest_quiet NAME PATTERN SECONDS: wait_guest without its five forks every 0.2 s: busybox's
-# tail -f looks at the log once a second and the shell's own read matches its lines. Plan B waits so
-# through its guest's benchmark: wait_guest's forks were a steady load on the machine during the
-# benchmark's windows (e2e:xen --tcg-counts; docs/domains.md, "What TCG emulates per guest READ").
-wait_guest_quiet() {
-  local f=/var/log/xen/console/guest-$1.log q=/tmp/wait-$1.fifo tp l rc=1
-  rm -f $q && mkfifo $q || { wait_guest "$@"; return; }
-  timeout $3 tail -n +1 -f $f > $q 2> /dev/null &
-  tp=$!
-  while read -r l; do
-    case $l in *"$2"*) rc=0; break ;; esac
-  done < $q
-  kill $tp 2> /dev/null
-  rm -f $q
-  pump; return $rc
-}
 # wait_for SECONDS CMD...: until CMD succeeds
 wait_for() {
   local t=$1 i=0
@@ -411,7 +395,8 @@ plan_a() {
   end
 }
 
-# threads_snapshot / threads_report: the daemon's threads around plan B's benchmark (diagnostics.sh)
+# threads_snapshot / threads_report: the daemon's threads around plan B's benchmark; wait_guest_quiet
+# (diagnostics.sh)
 . /e2e/diagnostics.sh
 
 plan_b() {
