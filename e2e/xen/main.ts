@@ -27,6 +27,9 @@
  *          --stall SECONDS (a boot that has not reached dom0's init by then is retried; default 90)
  *          --perf-references LIST (plans P/P1: which of Debian's daemons to boot as references, comma-
  *          separated; default cxenstored,oxenstored; a ten-guest boot takes about 6 minutes on a quiet host)
+ *          --tcg-counts (plan B: QEMU runs with the tcgcount plugin, e2e/xen/tcg_plugin: instructions, TB
+ *          executions and translations per guest READ by code class, dxenstored against cxenstored; boots
+ *          take longer, so the default limits are doubled)
  * Ends with "N passed, N failed"; exit status 1 on any failure, 2 when it cannot run at all.
  */
 import { buildOverlay, DAEMON_PATH } from "./package.ts";
@@ -34,6 +37,7 @@ import { onPath, run } from "./proc.ts";
 import { type BootLog, parseSerialLog } from "./serial_log.ts";
 import { benchTable, type BootReport, reportScenario } from "./report.ts";
 import { perfTable } from "./perf_report.ts";
+import { parseTcgCounts, type TcgBoot, tcgTable } from "./tcg_counts.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const PLAN_SCENARIOS: Record<string, string[]> = {
@@ -49,6 +53,10 @@ const PACKAGED_SCENARIOS: Record<string, string[]> = { A: ["s0"], B: [], P: [], 
 /** The performance plans: P (ten guests) and P1 (its one-guest part only, a few minutes). */
 const isPerf = (plan: string) => plan === "P" || plan === "P1";
 const REFERENCES = ["cxenstored", "oxenstored"];
+/** Plan B's guest READs before its first measured window (tests/xen/qemu/guest/init.sh, role s4). */
+const PLAN_B_WARM_UP_READS = 200;
+/** The READs of each of plan B's two measured windows (the same init.sh). */
+const PLAN_B_WINDOW_READS = 1000;
 /** Debian's xenstore-control (dom0's /usr/bin/xenstore-control is the multi-call xenstore binary). */
 const XSCONTROL = "usr/lib/xen-4.17/bin/xenstore-control";
 /**
@@ -88,7 +96,11 @@ interface Options {
   stall: number;
   /** The reference daemons booted after a performance plan (--perf-references). */
   perfReferences: string[];
+  /** --tcg-counts: every boot's QEMU runs with the tcgcount plugin. */
+  tcgCounts?: boolean;
 }
+/** --tcg-counts: the plugin's emulation costs time; the default limits are multiplied by this. */
+const TCG_COUNTS_SLOWDOWN = 2;
 
 function usage(msg?: string): never {
   if (msg) console.error(`e2e:xen: ${msg}`);
@@ -107,6 +119,7 @@ function parseOptions(argv: string[]): Options {
     cpu: CPU,
     stall: STALL_S,
     perfReferences: REFERENCES,
+    tcgCounts: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -122,6 +135,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === "--cpu") o.cpu = val();
     else if (a === "--stall") o.stall = Number(val());
     else if (a === "--perf-references") o.perfReferences = val().split(",").filter((r) => r !== "");
+    else if (a === "--tcg-counts") o.tcgCounts = true;
     else if (a === "-h" || a === "--help") usage();
     else usage(`unknown option ${a}`);
   }
@@ -129,6 +143,10 @@ function parseOptions(argv: string[]): Options {
   if (o.plans.some((p) => !(p in PLAN_SCENARIOS))) usage(`--plans takes A, B, P, P1, L and/or LC`);
   if (!(o.timeout > 0)) usage("--timeout needs seconds");
   if (!(o.stall > 0)) usage("--stall needs seconds");
+  if (o.tcgCounts) {
+    if (!o.timeoutGiven) o.timeout *= TCG_COUNTS_SLOWDOWN;
+    o.stall *= TCG_COUNTS_SLOWDOWN;
+  }
   if (o.perfReferences.some((r) => !REFERENCES.includes(r))) {
     usage(`--perf-references takes ${REFERENCES.join(" and/or ")}`);
   }
@@ -152,13 +170,21 @@ export interface BootResult {
   runOutput: string;
   /** QEMU was killed because dom0's init did not start within `o.stall` seconds. */
   stalled: boolean;
+  /** The tcgcount plugin's output (--tcg-counts). */
+  tcgCountsPath?: string;
+}
+
+/** --tcg-counts: the directory of the plugin's qemu-system-x86_64 wrapper (put first in run.sh's PATH). */
+interface TcgPlugin {
+  readonly binDir: string;
 }
 
 /** The limit of one boot: --timeout, else the plan's own (P, L, LC) or the default. */
-function bootTimeout(plan: string, o: Pick<Options, "timeout" | "timeoutGiven">): number {
+function bootTimeout(plan: string, o: Pick<Options, "timeout" | "timeoutGiven" | "tcgCounts">): number {
   if (o.timeoutGiven) return o.timeout;
-  if (isPerf(plan)) return PERF_TIMEOUT_S;
-  return isLiveUpdate(plan) ? LIVE_UPDATE_TIMEOUT_S : o.timeout;
+  const slow = o.tcgCounts ? TCG_COUNTS_SLOWDOWN : 1;
+  if (isPerf(plan)) return PERF_TIMEOUT_S * slow;
+  return isLiveUpdate(plan) ? LIVE_UPDATE_TIMEOUT_S * slow : o.timeout;
 }
 
 /**
@@ -167,15 +193,25 @@ function bootTimeout(plan: string, o: Pick<Options, "timeout" | "timeoutGiven">)
  */
 export async function boot(
   shared: string,
-  o: Pick<Options, "buildDir" | "timeout" | "timeoutGiven" | "cpu" | "stall">,
+  o: Pick<Options, "buildDir" | "timeout" | "timeoutGiven" | "cpu" | "stall" | "tcgCounts">,
   cpio: string,
   xsd: string,
   plan: string,
   tag: string,
+  plugin?: TcgPlugin,
 ): Promise<BootResult> {
   const logPath = `${o.buildDir}/serial-${tag}-${plan}.log`;
+  const tcgCountsPath = plugin ? `${o.buildDir}/tcgcount-${tag}-${plan}.txt` : undefined;
   const t0 = performance.now();
   console.log(`== boot ${plan} (${tag}): run.sh -x ${xsd} -g ${plan}, serial log ${logPath}`);
+  if (tcgCountsPath) console.log(`   (QEMU with the tcgcount plugin: ${tcgCountsPath})`);
+  const env: Record<string, string> = plugin && tcgCountsPath
+    ? {
+      PATH: `${plugin.binDir}:${Deno.env.get("PATH") ?? ""}`,
+      TCG_COUNTS_OUT: tcgCountsPath,
+      TCG_COUNTS_ARGS: "hot=1", // the kernel's and Xen's TBs of each window (e2e/xen/tcg_counts.ts hotTbs)
+    }
+    : {};
   const child = new Deno.Command(`${shared}/run.sh`, {
     args: [
       "-b",
@@ -193,6 +229,7 @@ export async function boot(
       "-c",
       o.cpu,
     ],
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -230,7 +267,7 @@ export async function boot(
   clearTimeout(watchdog);
   const seconds = (performance.now() - t0) / 1000;
   const text = await Deno.readTextFile(logPath).catch(() => "");
-  return { log: parseSerialLog(text), seconds, logPath, runOutput, stalled };
+  return { log: parseSerialLog(text), seconds, logPath, runOutput, stalled, tcgCountsPath };
 }
 
 /** boot(), started again (up to BOOT_ATTEMPTS in all) while it stalls before dom0's init. */
@@ -243,6 +280,24 @@ async function bootRetrying(...args: Parameters<typeof boot>): Promise<BootResul
         `booting again (attempt ${attempt + 1} of ${BOOT_ATTEMPTS})`,
     );
   }
+}
+
+/** The plan B boots' tcgcount files (--tcg-counts), with the READs of each of the guest's windows. */
+async function tcgBoots(reports: readonly (BootReport & { tcgCountsPath?: string })[]): Promise<TcgBoot[]> {
+  const out: TcgBoot[] = [];
+  for (const r of reports.filter((r) => r.plan === "B" && r.tcgCountsPath)) {
+    const parsed = parseTcgCounts(await Deno.readTextFile(r.tcgCountsPath!).catch(() => ""));
+    if (!parsed.ok) {
+      console.log(`tcgcount (${r.xsd}): ${parsed.error}`);
+      continue;
+    }
+    // the guest's init.sh: 200 warm-up READs, then the two windows its E2E-BENCH lines report (dom0
+    // prints them after the guest's idle window: a boot cut short by its limit may lack them)
+    const n = (window?: string) =>
+      Number(r.log.bench.find((b) => b.n && b.window === window)?.n ?? PLAN_B_WINDOW_READS);
+    out.push({ xsd: r.xsd, counts: parsed.counts, readsPerWindow: [PLAN_B_WARM_UP_READS, n(), n("2")] });
+  }
+  return out;
 }
 
 async function main(): Promise<number> {
@@ -296,11 +351,21 @@ async function main(): Promise<number> {
   const size = (await Deno.stat(`${o.buildDir}/${cpioName}`)).size;
   console.log(`== images built in ${el()} s (dom0 initramfs ${(size / 1e6).toFixed(1)} MB)`);
 
+  // ---- the tcgcount plugin (--tcg-counts): built here, loaded by a qemu-system-x86_64 wrapper
+  let plugin: TcgPlugin | undefined;
+  if (o.tcgCounts) {
+    const dir = `${o.buildDir}/tcg_plugin`;
+    const pb = await run([`${ROOT}/e2e/xen/tcg_plugin/build.sh`, dir]);
+    if (!pb.ok) cannotRun(`the tcgcount plugin did not build:\n${pb.stderr}`);
+    plugin = { binDir: `${dir}/bin` };
+    console.log(`== tcgcount plugin: ${pb.stdout.trim()}`);
+  }
+
   // ---- boots: one at a time
   const xsd = o.reference ?? DAEMON_PATH;
   const reports: BootReport[] = [];
   for (const plan of o.plans) {
-    const r = await bootRetrying(shared, o, `${o.buildDir}/${cpioName}`, xsd, plan, tag);
+    const r = await bootRetrying(shared, o, `${o.buildDir}/${cpioName}`, xsd, plan, tag, plugin);
     reports.push({ plan, xsd: tag, counted: true, ...r });
     console.log(
       `== boot ${plan} (${tag}) took ${r.seconds.toFixed(1)} s: ${r.log.result ?? "no E2E-RESULT"}`,
@@ -315,6 +380,7 @@ async function main(): Promise<number> {
       "cxenstored",
       "B",
       "cxenstored-bench",
+      plugin,
     );
     reports.push({ plan: "B", xsd: "cxenstored", counted: false, ...r });
     console.log(`== boot B (cxenstored, benchmark reference) took ${r.seconds.toFixed(1)} s`);
@@ -323,7 +389,15 @@ async function main(): Promise<number> {
   if (!o.reference && o.referenceBench && perfPlan !== undefined) {
     // the performance references: the same image and load, each of Debian's daemons
     for (const ref of o.perfReferences) {
-      const r = await bootRetrying(shared, o, `${o.buildDir}/${cpioName}`, ref, perfPlan, `${ref}-perf`);
+      const r = await bootRetrying(
+        shared,
+        o,
+        `${o.buildDir}/${cpioName}`,
+        ref,
+        perfPlan,
+        `${ref}-perf`,
+        plugin,
+      );
       reports.push({ plan: perfPlan, xsd: ref, counted: false, ...r });
       console.log(`== boot ${perfPlan} (${ref}, performance reference) took ${r.seconds.toFixed(1)} s`);
     }
@@ -341,6 +415,9 @@ async function main(): Promise<number> {
   }
   for (const line of benchTable(reports)) console.log(line);
   for (const line of perfTable(reports)) console.log(line);
+  if (o.tcgCounts) {
+    for (const line of tcgTable(await tcgBoots(reports))) console.log(line);
+  }
   console.log(`== total ${el()} s`);
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;

@@ -4,7 +4,7 @@
  *
  *   /init                          tests/xen/qemu/dom0/init.sh (the scenarios of one boot)
  *   /e2e/live_update.sh            tests/xen/qemu/dom0/live_update.sh (plan L, sourced by /init)
- *   /e2e/diagnostics.sh            tests/xen/qemu/dom0/diagnostics.sh (plan B's thread snapshots, sourced)
+ *   /e2e/diagnostics.sh            tests/xen/qemu/dom0/diagnostics.sh (plan B's snapshots, quiet wait)
  *   /e2e/bin/tlb_probe             tests/xen/qemu/dom0/tlb_probe.c: a system call's cost against the
  *                                  pages touched between calls (plan B, before its guest)
  *   /e2e/guest-overlay.cpio.gz     the guests' /init (tests/xen/qemu/guest/init.sh) and /usr/bin/xse2e;

@@ -1,6 +1,6 @@
 # Sourced by dom0's /init (tests/xen/qemu/dom0/init.sh; installed as /e2e/diagnostics.sh by
 # e2e/xen/package.ts): where a guest request's time goes in dom0 (docs/domains.md, "Third pass").
-# Uses init.sh's say, up, xsd_pid and XSD.
+# Uses init.sh's say, up, xsd_pid, XSD, pump and wait_guest.
 
 # threads_snapshot PHASE: the daemon's threads (/proc/PID/task/*/stat and status) and dom0's
 # interrupts, saved raw (three cats: the guest's benchmark may be running); threads_report PHASE...
@@ -25,4 +25,21 @@ threads_report() {
       sed "s/^/[dom0 $(up)] /"
     grep -E 'xenbus|evtchn|xen-dyn|xen-percpu|xen-pirq' /tmp/thr-$ph.irq | tr -s ' ' | sed "s|^|[dom0 $(up)] E2E-IRQ xsd=$XSD phase=$ph |"
   done
+}
+
+# wait_guest_quiet NAME PATTERN SECONDS: wait_guest without its five forks every 0.2 s: busybox's
+# tail -f looks at the log once a second and the shell's own read matches its lines. Plan B waits so
+# through its guest's benchmark: wait_guest's forks were a steady load on the machine during the
+# benchmark's windows (e2e:xen --tcg-counts; docs/domains.md, "What TCG emulates per guest READ").
+wait_guest_quiet() {
+  local f=/var/log/xen/console/guest-$1.log q=/tmp/wait-$1.fifo tp l rc=1
+  rm -f $q && mkfifo $q || { wait_guest "$@"; return; }
+  timeout $3 tail -n +1 -f $f > $q 2> /dev/null &
+  tp=$!
+  while read -r l; do
+    case $l in *"$2"*) rc=0; break ;; esac
+  done < $q
+  kill $tp 2> /dev/null
+  rm -f $q
+  pump; return $rc
 }

@@ -395,7 +395,8 @@ plan_a() {
   end
 }
 
-# threads_snapshot / threads_report: the daemon's threads around plan B's benchmark (diagnostics.sh)
+# threads_snapshot / threads_report: the daemon's threads around plan B's benchmark; wait_guest_quiet
+# (diagnostics.sh)
 . /e2e/diagnostics.sh
 
 plan_b() {
@@ -409,7 +410,7 @@ plan_b() {
   create_checked e2e-s4 pv s4; D1=$CREATED_DOMID t=$CREATED_T
   if fa=$(first_access "$D1" "$t"); then say "E2E-BENCH xsd=$XSD guest=pv $fa"; else bad "guest kernel wrote control/feature-poweroff" "none within 60 s"; fi
   threads_snapshot before
-  if wait_guest e2e-s4 "GUEST-S4-READY domid=$D1 " 400; then ms "guest ready (benchmark done)"; else bad "guest reached scenario 4" "no GUEST-S4-READY"; fi
+  if wait_guest_quiet e2e-s4 "GUEST-S4-READY domid=$D1 " 400; then ms "guest ready (benchmark done)"; else bad "guest reached scenario 4" "no GUEST-S4-READY"; fi
   threads_snapshot after
   threads_report before after
   b=$(grep -a "GUEST-BENCH " /var/log/xen/console/guest-e2e-s4.log | tr -d '\r' | head -1 | sed 's/.*GUEST-BENCH //')

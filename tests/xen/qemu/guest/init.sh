@@ -169,6 +169,8 @@ s4)
   # the next 1000: how far the first window still paid for the daemon's warm-up (JIT tiers)
   r=$(xse2e bench 1000 name 2>&1)
   say "GUEST-BENCH2 $r"
+  # 2 s with no request: the machine's background rate for e2e:xen --tcg-counts (a no-op otherwise)
+  xse2e idle 2000 > /dev/null 2>&1
   SCN=s4
   basic
   expect "node written before the crash" "OK" xse2e write data/s4/before "pre-$name"

@@ -16,6 +16,8 @@
  *   xse2e bench N PATH         N sequential READs of PATH, prints BENCH ... latencies in us
  *   xse2e bench-time MS PATH   sequential READs of PATH for MS milliseconds, prints the same
  *                              (several guests reading at once for the same time: total throughput)
+ *   xse2e idle MS              sleeps MS milliseconds between an idle-begin and an idle-end mark
+ *                              (the machine's background, to compare with a benchmark's window)
  *   xse2e rounds PATH STOPPATH  round trips until STOPPATH reads "stop": each writes PATH=<n>, reads it
  *                              back (must be <n>) and reads STOPPATH; prints ROUNDS n=... errors=...
  *                              max_us=... (the longest round: a live update's stall) [first_error=...]
@@ -102,6 +104,11 @@ static double now_us(void) {
   return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+/* Marks for e2e/xen/tcg_plugin (`e2e:xen --tcg-counts`): the 8-byte NOP nopl 0x58434dKK(%rax,%rax,1),
+ * whose execution the plugin records with its counters at that instant; a no-op otherwise. KK: 1/2
+ * begin/end of a benchmark's timed READs, 3/4 begin/end of an idle window (e2e/xen/tcg_counts.ts). */
+#define TCG_MARK(kk) __asm__ volatile(".byte 0x0f,0x1f,0x84,0x00," #kk ",0x4d,0x43,0x58" ::: "memory")
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -182,15 +189,27 @@ int main(int argc, char **argv) {
     double *lat = malloc(sizeof(double) * cap), t0 = now_us();
     if (!lat) return 2;
     int n = 0;
+    TCG_MARK(1);
     while (timed ? (now_us() - t0 < end_us && (size_t)n < cap) : n < arg) {
       double s = now_us();
       if (req1(XS_READ, 0, path) < 0) { printf("ERR %s (bench read %d)\n", reply, n); return 1; }
       lat[n++] = now_us() - s;
     }
+    TCG_MARK(2);
     double total = now_us() - t0;
     qsort(lat, (size_t)n, sizeof(double), cmp_double);
     printf("BENCH n=%d total_us=%.0f mean_us=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f\n", n, total,
            total / n, lat[n / 2], lat[(n * 99) / 100], lat[n - 1]);
+    return 0;
+  }
+  if (!strcmp(cmd, "idle") && argc == 3) {
+    long ms = atol(argv[2]);
+    if (ms <= 0 || ms > 600000) { fprintf(stderr, "bad MS\n"); return 2; }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    TCG_MARK(3);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    TCG_MARK(4);
+    printf("IDLE ms=%ld\n", ms);
     return 0;
   }
   if (!strcmp(cmd, "rounds") && argc == 4) {
