@@ -244,13 +244,8 @@ export class Dispatcher {
 
   /** The existing node at `path`, after an access check; records what the check observed. */
   existing(c: Client, v: View, path: string, access: NodeAccess, aspects: number): Node {
-    const comps = components(path);
-    const n = lookup(v.root, comps);
-    if (n === undefined) this.missing(c, v, comps, path);
-    const d = this.policy.checkNode(c, access, path, n.perms);
-    // A refusal reveals only that the node exists and the decision; success reveals `aspects` too.
-    v.observe(path, (d === undefined ? aspects : OBS_EXISTS) | accessAspect(access));
-    if (d !== undefined) throw new XsError(d, path);
+    const n = this.existingOrNull(c, v, path, access, aspects);
+    if (n === null) throw new XsError(this.refusal!.errno, this.refusal!.detail);
     return n;
   }
 
